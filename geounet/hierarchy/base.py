@@ -1,0 +1,150 @@
+"""The Hierarchy interface: nested spaces V_0 ⊂ V_1 ⊂ ... ⊂ V_I with projections.
+
+A hierarchy is the geometric half of a U-Net in the sense of Williams, Falck et al.
+(NeurIPS 2023). Level ``i`` (0 = coarsest, I = finest) holds functions represented by
+their values on ``num_nodes(i)`` nodes; ``mass(i)`` holds the quadrature weights that
+define the inner product
+
+    <x, y>_i = sum_n mass_i[n] * x[n] * y[n].
+
+``restrict`` is the paper's projection P: V_{i} -> V_{i-1} (fine to coarse) and
+``prolong`` the inclusion V_{i} ⊂ V_{i+1} (coarse to fine). In every method the
+``level`` argument is the level the *input* lives on.
+
+Features are laid out ``[..., num_nodes, channels]`` (node dimension -2), one graph
+per level shared by the whole batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class LevelGraph:
+    """The graph of one level, for message passing.
+
+    Messages flow along ``edge_index[0] -> edge_index[1]`` (source -> target), as in
+    PyTorch Geometric. ``neighbours`` is the optional fixed-degree table used by the
+    gather + matmul fast path; rows of nodes with fewer than ``K`` neighbours are padded
+    and flagged False in ``neighbour_mask``.
+    """
+
+    edge_index: Tensor  # [2, E] int64
+    edge_attr: Tensor  # [E, F] float64, geometric edge features
+    positions: Tensor | None = None  # [N, D] float64
+    neighbours: Tensor | None = None  # [N, K] int64
+    neighbour_mask: Tensor | None = None  # [N, K] bool
+    neighbour_attr: Tensor | None = None  # [N, K, F] float64
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    @property
+    def num_edge_features(self) -> int:
+        return int(self.edge_attr.shape[1])
+
+
+class Hierarchy(ABC):
+    """Nested function spaces on a geometry, with restrict / prolong between levels.
+
+    Subclasses declare which invariants their spaces satisfy through the class
+    attributes below; ``geounet.testing.check_hierarchy`` checks all of them.
+    """
+
+    #: prolong(1) == 1 and restrict(1) == 1 (False e.g. for zero-Dirichlet spaces).
+    reproduces_constants: bool = True
+    #: integral_i(restrict(x)) == integral_{i+1}(x) for every x.
+    preserves_integrals: bool = True
+
+    @property
+    @abstractmethod
+    def num_levels(self) -> int:
+        """Number of levels, I + 1."""
+
+    @abstractmethod
+    def num_nodes(self, level: int) -> int:
+        """Number of nodes (degrees of freedom) at ``level``."""
+
+    @abstractmethod
+    def mass(self, level: int) -> Tensor:
+        """Quadrature weights at ``level``, ``[num_nodes]`` float64, summing to the measure."""
+
+    @abstractmethod
+    def graph(self, level: int) -> LevelGraph:
+        """The message-passing graph of ``level``."""
+
+    @abstractmethod
+    def _restrict(self, x: Tensor, level: int) -> Tensor:
+        """P: V_level -> V_{level-1}; ``x`` is already validated."""
+
+    @abstractmethod
+    def _prolong(self, x: Tensor, level: int) -> Tensor:
+        """Inclusion V_level -> V_{level+1}; ``x`` is already validated."""
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def finest_level(self) -> int:
+        return self.num_levels - 1
+
+    def restrict(self, x: Tensor, level: int) -> Tensor:
+        """Project ``x`` ``[..., num_nodes(level), C]`` onto level ``level - 1``."""
+        self._check_level(level, lowest=1)
+        self._check_nodes(x, level)
+        return self._restrict(x, level)
+
+    def prolong(self, x: Tensor, level: int) -> Tensor:
+        """Include ``x`` ``[..., num_nodes(level), C]`` into level ``level + 1``."""
+        self._check_level(level, highest=self.finest_level - 1)
+        self._check_nodes(x, level)
+        return self._prolong(x, level)
+
+    def project(self, x: Tensor, level: int, to_level: int) -> Tensor:
+        """Project from ``level`` down to ``to_level <= level`` by repeated restriction."""
+        if not 0 <= to_level <= level:
+            raise ValueError(f"to_level must lie in [0, {level}], got {to_level}")
+        for current in range(level, to_level, -1):
+            x = self.restrict(x, current)
+        return x
+
+    def integrate(self, x: Tensor, level: int) -> Tensor:
+        """The integral of ``x`` ``[..., N, C]`` over the domain, ``[..., C]``."""
+        self._check_nodes(x, level)
+        weights = self.mass(level).to(dtype=x.dtype, device=x.device)
+        return torch.einsum("...nc,n->...c", x, weights)
+
+    def inner(self, x: Tensor, y: Tensor, level: int) -> Tensor:
+        """The mass inner product <x, y>_level, summed over nodes and channels, ``[...]``."""
+        return self.integrate(x * y, level).sum(-1)
+
+    def describe(self) -> list[dict[str, int]]:
+        """One row per level: ``{"level", "nodes", "edges"}``."""
+        return [
+            {"level": i, "nodes": self.num_nodes(i), "edges": self.graph(i).num_edges}
+            for i in range(self.num_levels)
+        ]
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_level(self, level: int, lowest: int = 0, highest: int | None = None) -> None:
+        highest = self.finest_level if highest is None else highest
+        if not isinstance(level, int) or not lowest <= level <= highest:
+            raise ValueError(
+                f"level must be an int in [{lowest}, {highest}] for this operation on a "
+                f"{self.num_levels}-level {type(self).__name__}, got {level!r}"
+            )
+
+    def _check_nodes(self, x: Tensor, level: int) -> None:
+        expected = self.num_nodes(level)
+        if x.dim() < 2 or x.shape[-2] != expected:
+            raise ValueError(
+                f"expected features of shape [..., {expected}, channels] at level {level} "
+                f"of {type(self).__name__}, got {tuple(x.shape)}; features are laid out "
+                "[batch, num_nodes, channels]"
+            )

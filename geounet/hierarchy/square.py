@@ -1,0 +1,114 @@
+"""The square [0, 1]^2 with Haar (piecewise-constant) spaces: the paper's reference domain.
+
+Level i is the 2^(k_i) x 2^(k_i) grid of dyadic cells; V_i is the span of their
+indicator functions. The L2-orthogonal projection onto V_{i-1} is 2 x 2 average pooling
+and the inclusion V_{i-1} ⊂ V_i is nearest upsampling (Falck et al. 2023).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+from geounet.functional.grid import grid_prolong, grid_restrict
+from geounet.hierarchy.base import Hierarchy, LevelGraph
+
+# The 8 neighbour offsets (dy, dx) of the 3 x 3 stencil, in a fixed order.
+_STENCIL = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+class SquareHaarHierarchy(Hierarchy):
+    """Haar hierarchy on a ``size x size`` grid of the unit square.
+
+    Args:
+        size: side of the finest grid; a power of two.
+        num_levels: number of levels I + 1; the coarsest grid has side
+            ``size / 2**(num_levels - 1)`` and must be at least 1.
+        periodic: whether the square is a torus (affects the graph and the
+            padding used by convolutional decoders, not the projections).
+    """
+
+    def __init__(self, size: int, num_levels: int, periodic: bool = False):
+        if not isinstance(size, int) or size < 1 or size & (size - 1):
+            raise ValueError(f"grid side must be a power of two, got {size!r}")
+        max_levels = int(math.log2(size)) + 1
+        if not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
+            raise ValueError(
+                f"a {size}x{size} grid allows 1 to {max_levels} levels "
+                f"(down to a 1x1 grid), got num_levels={num_levels!r}"
+            )
+        self.size = size
+        self._num_levels = num_levels
+        self.periodic = periodic
+
+    def __repr__(self) -> str:
+        return (
+            f"SquareHaarHierarchy(size={self.size}, num_levels={self.num_levels}, "
+            f"periodic={self.periodic})"
+        )
+
+    @property
+    def num_levels(self) -> int:
+        return self._num_levels
+
+    def side(self, level: int) -> int:
+        """Grid side at ``level``."""
+        self._check_level(level)
+        return self.size >> (self.finest_level - level)
+
+    def num_nodes(self, level: int) -> int:
+        return self.side(level) ** 2
+
+    def mass(self, level: int) -> Tensor:
+        n = self.num_nodes(level)
+        return torch.full((n,), 1.0 / n, dtype=torch.float64)
+
+    def _restrict(self, x: Tensor, level: int) -> Tensor:
+        side = self.side(level)
+        return grid_restrict(x, side, side)
+
+    def _prolong(self, x: Tensor, level: int) -> Tensor:
+        side = self.side(level)
+        return grid_prolong(x, side, side)
+
+    @functools.cache
+    def graph(self, level: int) -> LevelGraph:
+        """The 8-neighbour (3 x 3 stencil) grid graph; edge features are (dy, dx, distance).
+
+        On a non-periodic square, boundary nodes have fewer neighbours: their missing
+        table entries point to the node itself and are masked out. On a periodic square
+        the stencil wraps around (and is masked where it wraps onto the node itself).
+        """
+        side = self.side(level)
+        h = 1.0 / side
+        rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        rows, cols = rows.reshape(-1), cols.reshape(-1)
+        node = torch.arange(side * side)
+        table, mask, attr = [], [], []
+        for dy, dx in _STENCIL:
+            r, c = rows + dy, cols + dx
+            inside = (r >= 0) & (r < side) & (c >= 0) & (c < side)
+            r, c = r % side, c % side
+            if self.periodic:  # on tiny tori the stencil can wrap onto the node itself
+                inside = r * side + c != node
+            table.append(torch.where(inside, r * side + c, node))
+            mask.append(inside)
+            offset = torch.tensor([dy * h, dx * h, math.hypot(dy, dx) * h], dtype=torch.float64)
+            attr.append(offset.expand(side * side, 3))
+        neighbours = torch.stack(table, dim=1)  # [N, 8]
+        neighbour_mask = torch.stack(mask, dim=1)  # [N, 8]
+        neighbour_attr = torch.stack(attr, dim=1)  # [N, 8, 3], from target to source
+        target = node[:, None].expand_as(neighbours)[neighbour_mask]
+        source = neighbours[neighbour_mask]
+        positions = torch.stack([(rows + 0.5) * h, (cols + 0.5) * h], dim=1).double()
+        return LevelGraph(
+            edge_index=torch.stack([source, target]),
+            edge_attr=neighbour_attr[neighbour_mask],
+            positions=positions,
+            neighbours=neighbours,
+            neighbour_mask=neighbour_mask,
+            neighbour_attr=neighbour_attr,
+        )

@@ -1,0 +1,23 @@
+"""Neural-network modules: blocks, encoders, decoders and the U-Net."""
+
+from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
+from geounet.nn.decoder import Bottleneck, ResidualDecoder
+from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
+from geounet.nn.norm import NodeGroupNorm
+from geounet.nn.square import SquareConv, SquareConvFactory
+from geounet.nn.unet import UNet
+
+__all__ = [
+    "Bottleneck",
+    "IdentityEncoder",
+    "MultiResolutionEncoder",
+    "NodeGroupNorm",
+    "OperatorFactory",
+    "ResidualBlock",
+    "ResidualBranch",
+    "ResidualDecoder",
+    "ResidualEncoder",
+    "SquareConv",
+    "SquareConvFactory",
+    "UNet",
+]

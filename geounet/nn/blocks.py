@@ -1,0 +1,81 @@
+"""Residual building blocks over one level of a hierarchy.
+
+A block is generic over the geometry: the only geometric part is the *spatial
+operator*, an ``nn.Module`` mapping ``[B, N, C_in] -> [B, N, C_out]`` on one level
+(a 3x3 convolution on the square, message passing on a graph). Spatial operators are
+made by an :class:`OperatorFactory`, ``factory(level, in_channels, out_channels)``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from torch import Tensor, nn
+
+from geounet.nn.norm import NodeGroupNorm
+
+
+class OperatorFactory(Protocol):
+    """Makes the spatial operator of a level: ``[B, N, C_in] -> [B, N, C_out]``."""
+
+    def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module: ...
+
+
+class ResidualBranch(nn.Module):
+    """The residual branch R(x) = op2(act(norm2(op1(act(norm1(x)))) ⊙ (1+s) + t)).
+
+    ``(s, t)`` is a FiLM modulation computed from an optional conditioning vector
+    ``cond [B, cond_dim]`` (e.g. a diffusion time or forecast lead-time embedding).
+    """
+
+    def __init__(
+        self,
+        factory: OperatorFactory,
+        level: int,
+        in_channels: int,
+        out_channels: int,
+        cond_dim: int | None = None,
+        num_groups: int = 1,
+    ):
+        super().__init__()
+        self.norm1 = NodeGroupNorm(_groups(num_groups, in_channels), in_channels)
+        self.op1 = factory(level, in_channels, out_channels)
+        self.norm2 = NodeGroupNorm(_groups(num_groups, out_channels), out_channels)
+        self.op2 = factory(level, out_channels, out_channels)
+        self.act = nn.GELU()
+        self.film = nn.Linear(cond_dim, 2 * out_channels) if cond_dim else None
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N, C_in]
+        h = self.norm2(self.op1(self.act(self.norm1(x))))  # [B, N, C_out]
+        if self.film is not None:
+            if cond is None:
+                raise ValueError("this block was built with cond_dim, so it needs a cond tensor")
+            scale, shift = self.film(cond)[:, None, :].chunk(2, dim=-1)  # [B, 1, C_out] each
+            h = h * (1 + scale) + shift
+        return self.op2(self.act(h))  # [B, N, C_out]
+
+
+class ResidualBlock(nn.Module):
+    """x + R(x) on one level, channels preserved."""
+
+    def __init__(
+        self,
+        factory: OperatorFactory,
+        level: int,
+        channels: int,
+        cond_dim: int | None = None,
+        num_groups: int = 1,
+    ):
+        super().__init__()
+        self.branch = ResidualBranch(factory, level, channels, channels, cond_dim, num_groups)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return x + self.branch(x, cond)
+
+
+def _groups(requested: int, channels: int) -> int:
+    """The largest divisor of ``channels`` not above ``requested``."""
+    for groups in range(min(requested, channels), 0, -1):
+        if channels % groups == 0:
+            return groups
+    return 1

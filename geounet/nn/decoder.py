@@ -1,0 +1,74 @@
+"""Decoders D_i : W_{i-1} x V_i -> W_i and the bottleneck U_0 : V_0 -> W_0."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from geounet.hierarchy.base import Hierarchy
+from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
+
+
+class ResidualDecoder(nn.Module):
+    """A residual decoder at level i (the paper's residual U-Net, §2.3):
+
+        D_i(w, v) = ι(L w) + R_i(ι(L w), v),   then ``extra_blocks`` x (h <- h + R(h)),
+
+    where ``L`` is a pointwise linear map from the coarse decoder width to this level's
+    width, ``ι`` is the hierarchy's inclusion (prolong) V_{i-1} ⊂ V_i and ``R_i`` is a
+    residual branch over ``[ι(L w), v]`` (the skip connection concatenated).
+    """
+
+    def __init__(
+        self,
+        hierarchy: Hierarchy,
+        factory: OperatorFactory,
+        level: int,
+        coarse_channels: int,
+        skip_channels: int,
+        channels: int,
+        extra_blocks: int = 0,
+        cond_dim: int | None = None,
+    ):
+        super().__init__()
+        if level < 1:
+            raise ValueError(f"decoders exist for levels >= 1, got level {level}")
+        self.hierarchy = hierarchy
+        self.level = level
+        self.channel_map = nn.Linear(coarse_channels, channels)
+        self.merge = ResidualBranch(factory, level, channels + skip_channels, channels, cond_dim)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(factory, level, channels, cond_dim) for _ in range(extra_blocks)
+        )
+
+    def forward(self, coarse: Tensor, skip: Tensor, cond: Tensor | None = None) -> Tensor:
+        # coarse: [B, N_{i-1}, C_{i-1}], skip: [B, N_i, C_v]
+        up = self.hierarchy.prolong(self.channel_map(coarse), self.level - 1)  # [B, N_i, C_i]
+        h = up + self.merge(torch.cat([up, skip], dim=-1), cond)
+        for block in self.blocks:
+            h = block(h, cond)
+        return h  # [B, N_i, C_i]
+
+
+class Bottleneck(nn.Module):
+    """U_0 : V_0 -> W_0, a channel map followed by residual blocks on the coarsest level."""
+
+    def __init__(
+        self,
+        factory: OperatorFactory,
+        in_channels: int,
+        channels: int,
+        num_blocks: int = 1,
+        cond_dim: int | None = None,
+    ):
+        super().__init__()
+        self.channel_map = nn.Linear(in_channels, channels)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(factory, 0, channels, cond_dim) for _ in range(num_blocks)
+        )
+
+    def forward(self, v: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_0, C_v]
+        h = self.channel_map(v)
+        for block in self.blocks:
+            h = block(h, cond)
+        return h  # [B, N_0, C_0]
