@@ -126,8 +126,7 @@ class Hierarchy(ABC):
     def describe(self) -> list[dict[str, int]]:
         """One row per level: ``{"level", "nodes", "edges"}``."""
         return [
-            {"level": i, "nodes": self.num_nodes(i), "edges": self.graph(i).num_edges}
-            for i in range(self.num_levels)
+            {"level": i, "nodes": self.num_nodes(i), "edges": self.graph(i).num_edges} for i in range(self.num_levels)
         ]
 
     # ------------------------------------------------------------------ validation

@@ -46,8 +46,7 @@ class PartitionHaarHierarchy(Hierarchy):
             parent = self._parents[level]
             if parent.shape != masses[0].shape:
                 raise ValueError(
-                    f"parents[{level}] has {parent.numel()} entries but level {level} has "
-                    f"{masses[0].numel()} nodes"
+                    f"parents[{level}] has {parent.numel()} entries but level {level} has {masses[0].numel()} nodes"
                 )
             num_coarse = int(parent.max()) + 1 if parent.numel() else 0
             coarse = torch.zeros(num_coarse, dtype=torch.float64).index_add_(0, parent, masses[0])
@@ -57,8 +56,7 @@ class PartitionHaarHierarchy(Hierarchy):
         self._masses = masses
         # Child weight m_c / M_parent(c), the row weights of the restriction.
         self._child_weights = [None] + [
-            masses[level] / masses[level - 1][self._parents[level]]
-            for level in range(1, len(parents))
+            masses[level] / masses[level - 1][self._parents[level]] for level in range(1, len(parents))
         ]
         self._graph_builder = graph_builder
         self._graphs: dict[int, LevelGraph] = {}

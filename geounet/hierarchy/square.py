@@ -7,7 +7,6 @@ and the inclusion V_{i-1} ⊂ V_i is nearest upsampling (Falck et al. 2023).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -43,12 +42,10 @@ class SquareHaarHierarchy(Hierarchy):
         self.size = size
         self._num_levels = num_levels
         self.periodic = periodic
+        self._graphs: dict[int, LevelGraph] = {}
 
     def __repr__(self) -> str:
-        return (
-            f"SquareHaarHierarchy(size={self.size}, num_levels={self.num_levels}, "
-            f"periodic={self.periodic})"
-        )
+        return f"SquareHaarHierarchy(size={self.size}, num_levels={self.num_levels}, periodic={self.periodic})"
 
     @property
     def num_levels(self) -> int:
@@ -74,8 +71,12 @@ class SquareHaarHierarchy(Hierarchy):
         side = self.side(level)
         return grid_prolong(x, side, side)
 
-    @functools.cache
     def graph(self, level: int) -> LevelGraph:
+        if level not in self._graphs:
+            self._graphs[level] = self._build_graph(level)
+        return self._graphs[level]
+
+    def _build_graph(self, level: int) -> LevelGraph:
         """The 8-neighbour (3 x 3 stencil) grid graph; edge features are (dy, dx, distance).
 
         On a non-periodic square, boundary nodes have fewer neighbours: their missing

@@ -67,9 +67,7 @@ def build_unet(
     channels = level_channels(hierarchy.num_levels, width, channel_mult)
 
     encoders: dict[int, nn.Module] = {
-        i: ResidualEncoder(factory, i, width, encoder_blocks, cond_dim)
-        if variant == "residual"
-        else IdentityEncoder()
+        i: ResidualEncoder(factory, i, width, encoder_blocks, cond_dim) if variant == "residual" else IdentityEncoder()
         for i in levels
     }
     extra_blocks = {i: decoder_blocks for i in levels}
@@ -86,9 +84,7 @@ def build_unet(
             carry = budget - added * cost
 
     decoders = {
-        i: ResidualDecoder(
-            hierarchy, factory, i, channels[i - 1], width, channels[i], extra_blocks[i], cond_dim
-        )
+        i: ResidualDecoder(hierarchy, factory, i, channels[i - 1], width, channels[i], extra_blocks[i], cond_dim)
         for i in levels
     }
     return UNet(

@@ -37,9 +37,7 @@ class ResidualDecoder(nn.Module):
         self.level = level
         self.channel_map = nn.Linear(coarse_channels, channels)
         self.merge = ResidualBranch(factory, level, channels + skip_channels, channels, cond_dim)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(factory, level, channels, cond_dim) for _ in range(extra_blocks)
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(factory, level, channels, cond_dim) for _ in range(extra_blocks))
 
     def forward(self, coarse: Tensor, skip: Tensor, cond: Tensor | None = None) -> Tensor:
         # coarse: [B, N_{i-1}, C_{i-1}], skip: [B, N_i, C_v]
@@ -63,9 +61,7 @@ class Bottleneck(nn.Module):
     ):
         super().__init__()
         self.channel_map = nn.Linear(in_channels, channels)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(factory, 0, channels, cond_dim) for _ in range(num_blocks)
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(factory, 0, channels, cond_dim) for _ in range(num_blocks))
 
     def forward(self, v: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_0, C_v]
         h = self.channel_map(v)

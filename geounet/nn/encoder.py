@@ -27,9 +27,7 @@ class ResidualEncoder(nn.Module):
         cond_dim: int | None = None,
     ):
         super().__init__()
-        self.blocks = nn.ModuleList(
-            ResidualBlock(factory, level, channels, cond_dim) for _ in range(num_blocks)
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(factory, level, channels, cond_dim) for _ in range(num_blocks))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         for block in self.blocks:

@@ -48,9 +48,7 @@ class UNet(nn.Module):
         levels = set(range(1, hierarchy.num_levels))
         for name, parts in (("encoders", encoders), ("decoders", decoders)):
             if set(parts) != levels:
-                raise ValueError(
-                    f"{name} must be given for exactly the levels {sorted(levels)}, got {sorted(parts)}"
-                )
+                raise ValueError(f"{name} must be given for exactly the levels {sorted(levels)}, got {sorted(parts)}")
         self.hierarchy = hierarchy
         self.lift = lift
         self.encoders = nn.ModuleDict({str(i): encoders[i] for i in sorted(levels)})

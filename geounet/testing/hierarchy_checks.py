@@ -15,6 +15,8 @@ The invariants (../DESIGN.md):
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -46,7 +48,8 @@ def check_nestedness(hierarchy: Hierarchy, tol: float = DEFAULT_TOL, seed: int =
 def check_orthogonal_projection(hierarchy: Hierarchy, tol: float = DEFAULT_TOL, seed: int = 0) -> None:
     """Q = prolong ∘ restrict is idempotent and self-adjoint in the mass inner product."""
     for level in range(1, hierarchy.num_levels):
-        def project(v: Tensor) -> Tensor:
+
+        def project(v: Tensor, level: int = level) -> Tensor:
             return hierarchy.prolong(hierarchy.restrict(v, level), level - 1)
 
         x = _random(hierarchy, level, 3, seed)
@@ -68,7 +71,9 @@ def check_constants_and_integrals(hierarchy: Hierarchy, tol: float = DEFAULT_TOL
             ones_fine = torch.ones(1, hierarchy.num_nodes(level), 1, dtype=torch.float64)
             ones_coarse = torch.ones(1, hierarchy.num_nodes(level - 1), 1, dtype=torch.float64)
             _assert_close(hierarchy.restrict(ones_fine, level), ones_coarse, tol, f"restrict(1) != 1 at level {level}")
-            _assert_close(hierarchy.prolong(ones_coarse, level - 1), ones_fine, tol, f"prolong(1) != 1 at level {level - 1}")
+            _assert_close(
+                hierarchy.prolong(ones_coarse, level - 1), ones_fine, tol, f"prolong(1) != 1 at level {level - 1}"
+            )
         if hierarchy.preserves_integrals:
             x = _random(hierarchy, level, 2, seed)
             fine = hierarchy.integrate(x, level)
@@ -114,9 +119,11 @@ def check_gradients(hierarchy: Hierarchy, max_nodes: int = 4096) -> None:
         if hierarchy.num_nodes(level) > max_nodes:
             break
         x = _random(hierarchy, level, 1, 0)[:1].requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda v: hierarchy.restrict(v, level), (x,)), f"restrict gradcheck, level {level}"
+        restrict = functools.partial(hierarchy.restrict, level=level)
+        assert torch.autograd.gradcheck(restrict, (x,)), f"restrict gradcheck, level {level}"
         c = _random(hierarchy, level - 1, 1, 0)[:1].requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda v: hierarchy.prolong(v, level - 1), (c,)), f"prolong gradcheck, level {level - 1}"
+        prolong = functools.partial(hierarchy.prolong, level=level - 1)
+        assert torch.autograd.gradcheck(prolong, (c,)), f"prolong gradcheck, level {level - 1}"
 
 
 def check_device_consistency(hierarchy: Hierarchy, device: str = "cuda", tol: float = 1e-12) -> None:
@@ -126,9 +133,15 @@ def check_device_consistency(hierarchy: Hierarchy, device: str = "cuda", tol: fl
         c = _random(hierarchy, level - 1, 2, 0)
         on_device = hierarchy.restrict(x.to(device), level)
         assert on_device.device.type == torch.device(device).type, "restrict left the input's device"
-        _assert_close(on_device.cpu(), hierarchy.restrict(x, level), tol, f"restrict differs on {device}, level {level}")
-        _assert_close(hierarchy.prolong(c.to(device), level - 1).cpu(), hierarchy.prolong(c, level - 1), tol,
-                      f"prolong differs on {device}, level {level - 1}")
+        _assert_close(
+            on_device.cpu(), hierarchy.restrict(x, level), tol, f"restrict differs on {device}, level {level}"
+        )
+        _assert_close(
+            hierarchy.prolong(c.to(device), level - 1).cpu(),
+            hierarchy.prolong(c, level - 1),
+            tol,
+            f"prolong differs on {device}, level {level - 1}",
+        )
 
 
 def check_hierarchy(hierarchy: Hierarchy, tol: float = DEFAULT_TOL, gradcheck_max_nodes: int = 4096) -> None:

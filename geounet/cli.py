@@ -1,0 +1,120 @@
+"""The ``geounet`` command.
+
+geounet info  [--config FILE] [--set section.key=value ...]
+geounet train [--config FILE] [--set ...] [--out DIR] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from geounet.models.unet import VARIANTS
+
+DEFAULT_CONFIG = Path("experiments/square_navier_stokes/config.toml")
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML config with [task], [model], [train] (default: {DEFAULT_CONFIG} if present, "
+        "else built-in defaults)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set train.steps=200 (repeatable)",
+    )
+
+
+def _load(args: argparse.Namespace):
+    from geounet.train.config import load_config
+
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    return load_config(path, args.overrides)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from geounet.tasks import task_structure
+    from geounet.train.experiment import build_model
+
+    cfg = _load(args)
+    structure = task_structure(cfg.task, cfg.model.num_levels)
+    print(f"task      {cfg.task.name}")
+    print(f"hierarchy {structure.hierarchy!r}")
+    print(f"{'level':>5} {'nodes':>10} {'edges':>10}")
+    for row in structure.hierarchy.describe():
+        print(f"{row['level']:>5} {row['nodes']:>10,} {row['edges']:>10,}")
+    print(f"\nparameters (width {cfg.model.width}, channel_mult {cfg.model.channel_mult}):")
+    parts = ["lift", "encoder", "bottleneck", "decoder", "head", "total"]
+    print(f"{'variant':<22}" + "".join(f"{p:>12}" for p in parts))
+    for variant in VARIANTS:
+        cfg.model.variant = variant
+        counts = build_model(cfg, structure).parameter_counts()
+        print(f"{variant:<22}" + "".join(f"{counts[p]:>12,}" for p in parts))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from geounet.train.experiment import run_experiment
+
+    cfg = _load(args)
+    out = args.out or Path("runs") / f"{cfg.task.name}-{cfg.model.variant}-seed{cfg.train.seed}"
+    metrics = run_experiment(cfg, out, resume=args.resume, progress=not args.quiet)
+    test = metrics["test"]
+    print(
+        f"\n{cfg.model.variant} on {cfg.task.name}: test relative L2 "
+        f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f} (mean ± std over test samples); "
+        f"{metrics['parameters']['total']:,} parameters "
+        f"({metrics['parameters']['encoder']:,} in the encoder); trained "
+        f"{metrics['steps']} steps in {metrics['seconds']['train']:.0f} s"
+    )
+    print(f"wrote {out}/metrics.json, {out}/checkpoint.pt, {out}/predictions.png")
+    if args.json:
+        print(json.dumps(test))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geounet",
+        description="U-Nets on the sphere, triangles and meshes (Williams, Falck et al. 2023, beyond the square)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="print a hierarchy's levels and the models' parameter counts")
+    _add_config_arguments(info)
+    info.set_defaults(run=_info)
+
+    train = commands.add_parser("train", help="train and evaluate one model; writes metrics, checkpoint, plot")
+    _add_config_arguments(train)
+    train.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: runs/<task>-<variant>-seed<N>)"
+    )
+    train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="also print the test metrics as JSON")
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"geounet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

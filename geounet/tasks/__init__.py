@@ -1,0 +1,72 @@
+"""Learning tasks: each turns a config into a geometry, data and plots.
+
+A task module defines a frozen config dataclass (with a ``name`` class attribute),
+``structure(config, num_levels) -> TaskStructure`` (cheap: no data) and
+``prepare(config, num_levels) -> PreparedTask`` (generates or loads the data).
+Register it in ``_registry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+from torch import Tensor
+
+from geounet.hierarchy.base import Hierarchy
+from geounet.nn.blocks import OperatorFactory
+from geounet.train.loop import Dataset
+
+
+@dataclass
+class TaskStructure:
+    """The geometry of a task: its hierarchy, operator factory and channel counts."""
+
+    hierarchy: Hierarchy
+    factory: OperatorFactory
+    in_channels: int
+    out_channels: int
+
+
+@dataclass
+class PreparedTask:
+    """A task's structure plus its data (in normalised model units) and plotting."""
+
+    structure: TaskStructure
+    train: Dataset
+    test: Dataset
+    #: ``(inputs, targets, predictions, path)`` -> writes a PNG of a few test samples
+    plot: Callable[[Tensor, Tensor, Tensor, str], None]
+
+
+def _registry() -> dict[str, ModuleType]:
+    from geounet.tasks import navier_stokes_square
+
+    modules = [navier_stokes_square]
+    return {module.Config.name: module for module in modules}
+
+
+def task_names() -> list[str]:
+    return sorted(_registry())
+
+
+def _task(name: str) -> ModuleType:
+    registry = _registry()
+    if name not in registry:
+        raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def task_config_class(name: str) -> type:
+    return _task(name).Config
+
+
+def task_structure(config, num_levels: int) -> TaskStructure:
+    """The hierarchy, operator factory and channels of ``config``'s task (no data)."""
+    return _task(config.name).structure(config, num_levels)
+
+
+def prepare_task(config, num_levels: int) -> PreparedTask:
+    """Build the data, hierarchy and operator factory of ``config``'s task."""
+    return _task(config.name).prepare(config, num_levels)

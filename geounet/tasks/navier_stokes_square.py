@@ -1,0 +1,84 @@
+"""The square reference task: 2-D Navier-Stokes vorticity, one time unit ahead (FNO setting).
+
+Inputs ω(t0) and targets ω(t0 + horizon) on the periodic 64 x 64 grid, both divided by
+the training inputs' standard deviation (vorticity has zero mean on the torus, so
+relative errors are unchanged by the scaling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor
+
+from geounet.data.navier_stokes import NavierStokesConfig, load_or_generate_navier_stokes
+from geounet.hierarchy.square import SquareHaarHierarchy
+from geounet.nn.square import SquareConvFactory
+from geounet.tasks import PreparedTask, TaskStructure
+from geounet.train.loop import Dataset
+from geounet.train.plots import plot_square_predictions
+
+#: Test data use this offset on the data seed, so they never overlap the training set.
+TEST_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class Config:
+    name: ClassVar[str] = "navier_stokes_square"
+    resolution: int = 64
+    viscosity: float = 1e-3
+    dt: float = 5e-3
+    spinup_time: float = 1.0
+    horizon: float = 1.0
+    num_train: int = 256
+    num_test: int = 64
+    seed: int = 0
+    cache_dir: str = "data"
+
+    def validate(self) -> None:
+        if self.num_train < 1 or self.num_test < 1:
+            raise ValueError(f"task.num_train and task.num_test must be >= 1, got {self.num_train}, {self.num_test}")
+
+    def solver_config(self, split: str) -> NavierStokesConfig:
+        count, offset = (self.num_train, 0) if split == "train" else (self.num_test, TEST_SEED_OFFSET)
+        return NavierStokesConfig(
+            resolution=self.resolution,
+            viscosity=self.viscosity,
+            dt=self.dt,
+            spinup_time=self.spinup_time,
+            horizon=self.horizon,
+            num_samples=count,
+            seed=self.seed + offset,
+        )
+
+
+def structure(config: Config, num_levels: int) -> TaskStructure:
+    hierarchy = SquareHaarHierarchy(config.resolution, num_levels, periodic=True)
+    return TaskStructure(hierarchy, SquareConvFactory(hierarchy), in_channels=1, out_channels=1)
+
+
+def prepare(config: Config, num_levels: int) -> PreparedTask:
+    geometry = structure(config, num_levels)
+    hierarchy = geometry.hierarchy
+    splits = {
+        split: load_or_generate_navier_stokes(config.cache_dir, config.solver_config(split))
+        for split in ("train", "test")
+    }
+    scale = splits["train"][0].std()
+    mass = hierarchy.mass(hierarchy.finest_level)
+
+    def as_nodes(field: Tensor) -> Tensor:  # [S, n, n] -> [S, n*n, 1]
+        return (field / scale).reshape(len(field), -1, 1)
+
+    train, test = (Dataset(as_nodes(x), as_nodes(y), mass) for x, y in (splits["train"], splits["test"]))
+
+    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+        side = config.resolution
+        images = [t[..., 0].reshape(-1, side, side) * scale for t in (inputs, targets, predictions)]
+        plot_square_predictions(*images, path, title="vorticity ω")
+
+    return PreparedTask(geometry, train, test, plot)
+
+
+__all__ = ["Config", "prepare", "structure"]

@@ -1,0 +1,186 @@
+"""Experiment configuration: TOML files with dotted command-line overrides.
+
+A config has three sections: ``[task]`` (``name`` plus the task's own parameters),
+``[model]`` and ``[train]``. Every key is checked: unknown keys, wrong types and bad
+values are rejected with a message naming the key, never ignored.
+
+    cfg = load_config("experiments/square_navier_stokes/config.toml",
+                      overrides=["train.steps=200", "model.variant='residual'"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geounet.models.unet import VARIANTS
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass
+class ModelConfig:
+    """The U-Net: one of the paper's variants at a given width and depth."""
+
+    variant: str = "multiresnet"
+    width: int = 16
+    channel_mult: list[int] = field(default_factory=lambda: [1, 2, 4])
+    num_levels: int = 4
+    decoder_blocks: int = 0
+    encoder_blocks: int = 1
+    bottleneck_blocks: int = 1
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
+        _positive(self, "width", "num_levels", "encoder_blocks")
+        _non_negative(self, "decoder_blocks", "bottleneck_blocks")
+        if not self.channel_mult or any(m < 1 for m in self.channel_mult):
+            raise ConfigError(f"model.channel_mult must be positive integers, got {self.channel_mult}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: AdamW with linear warm-up then cosine decay, as in the paper's PDE runs."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 50
+    min_lr_ratio: float = 1e-3
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _positive(self, "steps", "batch_size", "lr", "eval_every", "checkpoint_every")
+        _non_negative(self, "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip")
+        if self.min_lr_ratio > 1:
+            raise ConfigError(f"train.min_lr_ratio must be at most 1, got {self.min_lr_ratio}")
+
+
+@dataclass
+class ExperimentConfig:
+    task: Any  # the task's own config dataclass (geounet.tasks)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": {"name": self.task.name, **dataclasses.asdict(self.task)},
+            "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def _positive(cfg: Any, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{_section(cfg)}.{name} must be positive, got {getattr(cfg, name)}")
+
+
+def _non_negative(cfg: Any, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{_section(cfg)}.{name} must be >= 0, got {getattr(cfg, name)}")
+
+
+def _section(cfg: Any) -> str:
+    return {ModelConfig: "model", TrainConfig: "train"}.get(type(cfg), "task")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Instantiate ``cls`` from ``values``, rejecting unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+            f"valid keys in [{section}] are: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    checked = {key: _check_type(value, hints[key], f"{section}.{key}") for key, value in values.items()}
+    instance = cls(**checked)
+    if hasattr(instance, "validate"):
+        instance.validate()
+    return instance
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check_type(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where} must be {hint}, got {value!r}")
+    if hint is type(None):
+        if value is not None:
+            raise ConfigError(f"{where} must be None, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any:
+        return value
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001); values are TOML, bare words are strings."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise ConfigError(f"override key {key!r} must be section.key, e.g. train.steps")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides."""
+    from geounet.tasks import task_config_class
+
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    for override in overrides:
+        (section, key), value = parse_override(override)
+        raw.setdefault(section, {})[key] = value
+    unknown = sorted(set(raw) - {"task", "model", "train"})
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; a config has [task], [model] and [train]")
+    task_values = dict(raw.get("task", {}))
+    task_name = task_values.pop("name", "navier_stokes_square")
+    return ExperimentConfig(
+        task=build_dataclass(task_config_class(task_name), task_values, "task"),
+        model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
+        train=build_dataclass(TrainConfig, raw.get("train", {}), "train"),
+    )

@@ -1,0 +1,187 @@
+"""The training loop: AdamW, warm-up + cosine schedule, atomic checkpoints, exact resume.
+
+Batches are drawn without replacement per epoch from a permutation that depends only on
+``(seed, epoch)``, so the batch at any step is known without saved RNG state: a run
+resumed from a checkpoint at step s sees exactly the batches, learning rates and
+therefore losses of an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from geounet.train.checkpoint import load_checkpoint, save_checkpoint
+from geounet.train.config import TrainConfig
+
+
+@dataclass
+class Dataset:
+    """Paired node signals with the mass weights of their level."""
+
+    inputs: Tensor  # [S, N, C_in]
+    targets: Tensor  # [S, N, C_out]
+    mass: Tensor  # [N], sums to the domain's measure
+
+    def __post_init__(self) -> None:
+        if self.inputs.shape[:2] != self.targets.shape[:2]:
+            raise ValueError(
+                f"inputs {tuple(self.inputs.shape)} and targets {tuple(self.targets.shape)} must share [samples, nodes]"
+            )
+        if self.mass.shape != (self.inputs.shape[1],):
+            raise ValueError(f"mass must have shape [{self.inputs.shape[1]}], got {tuple(self.mass.shape)}")
+        for name in ("inputs", "targets"):
+            values = getattr(self, name)
+            bad = ~torch.isfinite(values).reshape(len(values), -1).all(dim=1)
+            if bad.any():
+                raise ValueError(
+                    f"{name} contain NaN or Inf in {int(bad.sum())} sample(s) (first: sample "
+                    f"{int(bad.nonzero()[0])}); clean or drop them before training"
+                )
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per logged step
+    step: int = 0
+
+
+def weighted_mse(prediction: Tensor, target: Tensor, mass: Tensor) -> Tensor:
+    """Mass-weighted mean squared error: ∫ |ŷ - y|² / |domain|, averaged over batch and channels."""
+    weights = (mass / mass.sum()).to(prediction.dtype)
+    return torch.einsum("bnc,n->", (prediction - target) ** 2, weights) / (prediction.shape[0] * prediction.shape[2])
+
+
+def relative_l2(prediction: Tensor, target: Tensor, mass: Tensor) -> Tensor:
+    """Per-sample relative L2 error ‖ŷ - y‖_M / ‖y‖_M over nodes and channels, ``[B]``."""
+    weights = mass.to(prediction.dtype)
+    error = torch.einsum("bnc,n->b", (prediction - target) ** 2, weights)
+    norm = torch.einsum("bnc,n->b", target**2, weights)
+    return torch.sqrt(error / norm.clamp_min(torch.finfo(norm.dtype).tiny))
+
+
+def batch_indices(num_samples: int, batch_size: int, step: int, seed: int) -> Tensor:
+    """The sample indices of ``step``: slices of a per-epoch permutation keyed by (seed, epoch)."""
+    per_epoch = max(1, num_samples // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    permutation = torch.randperm(num_samples, generator=generator)
+    return permutation[position * batch_size : (position + 1) * batch_size]
+
+
+def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
+
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Mean ± std of the relative L2 error and the weighted MSE over ``data``."""
+    model.eval()
+    errors, squared = [], []
+    mass = data.mass.to(device)
+    for start in range(0, len(data), batch_size):
+        x = data.inputs[start : start + batch_size].to(device)
+        y = data.targets[start : start + batch_size].to(device)
+        prediction = model(x)
+        errors.append(relative_l2(prediction, y, mass).cpu())
+        squared.append(weighted_mse(prediction, y, mass).cpu() * len(x))
+    model.train()
+    errors = torch.cat(errors)
+    return {
+        "rel_l2_mean": errors.mean().item(),
+        "rel_l2_std": errors.std().item() if len(errors) > 1 else 0.0,
+        "mse": (torch.stack(squared).sum() / len(data)).item(),
+    }
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset,
+    cfg: TrainConfig,
+    *,
+    test: Dataset | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    extra_state: dict | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``train`` for ``cfg.steps`` steps.
+
+    Checkpoints (model, optimiser, scheduler, step, history and ``extra_state``) are written
+    atomically to ``checkpoint_path`` every ``cfg.checkpoint_every`` steps and at the end.
+    With ``resume=True`` training continues from that checkpoint.
+    """
+    device = torch.device(cfg.device)
+    model.to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(cfg))
+    result = TrainResult()
+    if resume:
+        if checkpoint_path is None or not Path(checkpoint_path).is_file():
+            raise FileNotFoundError(f"--resume needs an existing checkpoint, {checkpoint_path} not found")
+        state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        result = TrainResult(history=state["history"], step=state["step"])
+
+    def checkpoint() -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": result.step,
+                    "history": result.history,
+                    **(extra_state or {}),
+                },
+                checkpoint_path,
+            )
+
+    mass = train.mass.to(device)
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress, desc="train", unit="step")
+    while result.step < cfg.steps:
+        idx = batch_indices(len(train), cfg.batch_size, result.step, cfg.seed)
+        x, y = train.inputs[idx].to(device), train.targets[idx].to(device)
+        loss = weighted_mse(model(x), y, mass)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss became {loss.item()} at step {result.step}; lower train.lr "
+                f"(now {cfg.lr}) or check the data normalisation"
+                + (f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path else "")
+            )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimiser.step()
+        scheduler.step()
+        result.step += 1
+        row = {"step": result.step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        if test is not None and (result.step % cfg.eval_every == 0 or result.step == cfg.steps):
+            row.update({f"test_{k}": v for k, v in evaluate(model, test, cfg.batch_size, device).items()})
+        result.history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3e}")
+        bar.update(1)
+        if result.step % cfg.checkpoint_every == 0 or result.step == cfg.steps:
+            checkpoint()
+    bar.close()
+    return result

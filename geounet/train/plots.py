@@ -1,0 +1,48 @@
+"""Figures written by experiments (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def plot_square_predictions(
+    inputs: Tensor, targets: Tensor, predictions: Tensor, path: str, title: str = "", rows: int = 2
+) -> None:
+    """Rows of (input, target, prediction, error) images, ``[S, H, W]`` each."""
+    rows = min(rows, len(inputs))
+    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows), squeeze=False)
+    for r in range(rows):
+        limit = float(targets[r].abs().max())
+        error = predictions[r] - targets[r]
+        panels = (
+            ("input", inputs[r], "RdBu_r", limit),
+            ("target", targets[r], "RdBu_r", limit),
+            ("prediction", predictions[r], "RdBu_r", limit),
+            ("error", error, "RdBu_r", float(error.abs().max())),
+        )
+        for ax, (name, image, cmap, lim) in zip(axes[r], panels, strict=True):
+            shown = ax.imshow(image.numpy(), origin="lower", cmap=cmap, vmin=-lim, vmax=lim)
+            ax.set_title(f"{name} {title}".strip() if r == 0 else name)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) -> None:
+    """Training loss against step, one line per run."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, history in histories.items():
+        ax.semilogy([row["step"] for row in history], [row["loss"] for row in history], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (weighted MSE)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

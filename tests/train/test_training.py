@@ -1,0 +1,175 @@
+import json
+
+import pytest
+import torch
+
+from geounet.cli import main
+from geounet.train.checkpoint import load_checkpoint, save_checkpoint
+from geounet.train.config import ConfigError, TrainConfig, load_config
+from geounet.train.loop import Dataset, batch_indices, fit, relative_l2, weighted_mse
+
+TINY = [
+    "task.resolution=16",
+    "task.num_train=8",
+    "task.num_test=4",
+    "task.spinup_time=0.05",
+    "task.horizon=0.05",
+    "task.dt=0.01",
+    "model.width=4",
+    "model.num_levels=3",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+]
+
+
+def _tiny_config(tmp_path, *extra):
+    return load_config(None, [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", *extra])
+
+
+def test_weighted_losses_by_hand():
+    mass = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    target = torch.tensor([[[1.0], [2.0]]], dtype=torch.float64)
+    prediction = torch.tensor([[[2.0], [2.0]]], dtype=torch.float64)
+    assert weighted_mse(prediction, target, mass).item() == pytest.approx(0.25)
+    assert relative_l2(prediction, target, mass).item() == pytest.approx((0.25 / (0.25 + 3.0)) ** 0.5)
+
+
+def test_batches_cover_each_epoch_once():
+    seen = torch.cat([batch_indices(10, 5, step, seed=3) for step in range(2)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert not torch.equal(batch_indices(10, 5, 0, seed=3), batch_indices(10, 5, 2, seed=3))
+
+
+def test_checkpoint_is_atomic_and_safe(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(2)}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint({"step": 2, "bad": Boom()}, path)
+    assert load_checkpoint(path)["step"] == 1  # the old checkpoint survives a failed write
+    assert list(tmp_path.iterdir()) == [path]  # no temporary files left behind
+
+
+class Arbitrary:
+    """A class a checkpoint must not be able to instantiate on load."""
+
+
+def test_load_refuses_pickled_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Arbitrary()}, path)
+    with pytest.raises(Exception, match="weights_only|Unsupported global"):
+        load_checkpoint(path)
+
+
+def _toy_data(n=16):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 8, 2, generator=generator)
+    return Dataset(x, x.sum(-1, keepdim=True), torch.full((8,), 1 / 8, dtype=torch.float64))
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    """Kill a run after its step-5 checkpoint; resuming reproduces the uninterrupted losses."""
+    cfg = TrainConfig(steps=12, batch_size=4, checkpoint_every=5, eval_every=100, warmup_steps=2)
+    data = _toy_data()
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+
+    full = fit(model(), data, cfg, progress=False).history
+
+    class Killed(Exception):
+        pass
+
+    calls = {"n": 0}
+    original_step = torch.optim.AdamW.step
+
+    def dies_at_step_eight(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise Killed
+        return original_step(self, *args, **kwargs)
+
+    ckpt = tmp_path / "c.pt"
+    monkeypatch.setattr(torch.optim.AdamW, "step", dies_at_step_eight)
+    with pytest.raises(Killed):
+        fit(model(), data, cfg, checkpoint_path=ckpt, progress=False)
+    monkeypatch.setattr(torch.optim.AdamW, "step", original_step)
+    assert load_checkpoint(ckpt)["step"] == 5
+
+    resumed = fit(model(), data, cfg, checkpoint_path=ckpt, resume=True, progress=False).history
+    assert [r["step"] for r in resumed] == list(range(1, 13))
+    torch.testing.assert_close(
+        torch.tensor([r["loss"] for r in resumed]), torch.tensor([r["loss"] for r in full]), rtol=1e-6, atol=0
+    )
+
+
+def test_nan_data_and_divergence_are_reported():
+    x = torch.randn(4, 8, 1)
+    x[2, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) \(first: sample 2\)"):
+        Dataset(x, torch.zeros(4, 8, 1), torch.ones(8, dtype=torch.float64))
+    data = _toy_data()
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="lower train.lr"):
+        fit(model, data, TrainConfig(steps=3, batch_size=4), progress=False)
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) train.stpes"):
+        load_config(None, ["train.stpes=3"])
+    with pytest.raises(ConfigError, match="train.steps must be int"):
+        load_config(None, ["train.steps='many'"])
+    with pytest.raises(ConfigError, match="model.variant must be one of"):
+        load_config(None, ["model.variant='unet3'"])
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(None, ["optim.lr=1"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nsteps = 3\nbogus = 1\n")
+    with pytest.raises(ConfigError, match=r"train.bogus.*valid keys"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="unknown task 'weather'"):
+        load_config(None, ["task.name='weather'"])
+
+
+def test_grid_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="grid side must be a power of two, got 48"):
+        cfg = _tiny_config(tmp_path, "task.resolution=48")
+        from geounet.tasks import task_structure
+
+        task_structure(cfg.task, 3)
+    cfg = _tiny_config(tmp_path, "model.num_levels=6")
+    from geounet.tasks import task_structure
+
+    with pytest.raises(ValueError, match="allows 1 to 5 levels"):
+        task_structure(cfg.task, cfg.model.num_levels)
+
+
+def test_cli_train_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--quiet", "--out", str(out)]
+    for override in [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", "train.steps=4", "train.eval_every=2"]:
+        args += ["--set", override]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parameters"]["encoder"] == 0
+    assert metrics["steps"] == 4 and len(metrics["history"]) == 4
+    assert 0 < metrics["test"]["rel_l2_mean"] < 10
+    assert (out / "predictions.png").stat().st_size > 1000
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 4
+    assert "test relative L2" in capsys.readouterr().out
+
+
+def test_cli_info_and_errors(tmp_path, capsys):
+    assert main(["info", "--set", "model.width=4"]) == 0
+    printed = capsys.readouterr().out
+    assert "4,096" in printed and "multiresnet_matched" in printed
+    assert main(["info", "--set", "model.num_levels=9"]) == 2
+    assert "allows 1 to 7 levels" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
