@@ -1,0 +1,282 @@
+"""The HEALPix grid as plain data: sizes, orderings, pixel centres, neighbour tables.
+
+HEALPix (Górski et al. 2005) splits the sphere into 12 base faces, each an
+``nside x nside`` grid of equal-area pixels (area ``4π / (12 nside²)``). geounet
+requires ``nside = 2**k`` and stores data in **NEST** order internally: pixel
+
+    p = f * nside² + interleave(x, y),
+
+where ``f`` is the base face, ``(x, y)`` the pixel's face coordinates as returned by
+``healpy.pix2xyf`` (``x`` runs from the face's south corner towards its north-east
+edge, ``y`` towards its north-west edge) and ``interleave`` puts the bits of ``x`` in
+the even and those of ``y`` in the odd bit positions. The 4 children of NEST pixel
+``p`` at ``2 * nside`` are ``4p .. 4p + 3``.
+
+Three orderings are supported, always named explicitly, never guessed:
+
+- ``"nest"``: ``[..., 12 nside²]`` in NEST order;
+- ``"ring"``: ``[..., 12 nside²]`` in RING order (iso-latitude rings, north to south);
+- ``"face"``: the face-image layout ``[..., 12, nside, nside]`` of DLWP-HEALPix /
+  physicsnemo, indexed ``image[..., f, y, x]`` (row = ``y``, column = ``x``, origin at
+  the face's south corner), so the row-major position ``y * nside + x`` of a face
+  pixel differs from its NEST position ``interleave(x, y)``.
+
+With ``channels_last=True`` every layout carries one more trailing channel axis, as
+in geounet's ``[batch, num_nodes, channels]`` features.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import healpy
+import numpy as np
+import torch
+from torch import Tensor
+
+ORDERINGS = ("nest", "ring", "face")
+
+#: healpy.get_all_neighbours order and the matching face-coordinate offsets (dx, dy).
+NEIGHBOUR_NAMES = ("SW", "W", "NW", "N", "NE", "E", "SE", "S")
+NEIGHBOUR_OFFSETS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+
+# Bit masks of the x (even) and y (odd) bits of an interleaved in-face index.
+_X_BITS = 0x5555555555555555
+_Y_BITS = 0x2AAAAAAAAAAAAAAA  # odd bits below bit 63 (int64-safe; nside <= 2**29)
+
+
+def validate_nside(nside: int) -> int:
+    """Return ``nside`` if it is a power of two, else raise a ValueError naming the fix."""
+    if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)) or nside < 1 or nside & (nside - 1):
+        raise ValueError(
+            f"nside must be a power of two (1, 2, 4, ..., 1024, ...), got {nside!r}; "
+            "NEST ordering and the Haar hierarchy need nside = 2**k"
+        )
+    if nside > 2**29:
+        raise ValueError(f"nside must be at most 2**29 (HEALPix's limit), got {nside}")
+    return int(nside)
+
+
+def npix(nside: int) -> int:
+    """Number of pixels ``12 nside²``."""
+    return 12 * validate_nside(nside) ** 2
+
+
+def nside_from_npix(num_pixels: int) -> int:
+    """The nside with ``12 nside² = num_pixels``; ValueError when no power-of-two nside fits."""
+    nside = math.isqrt(max(int(num_pixels), 0) // 12)
+    if num_pixels < 12 or 12 * nside * nside != num_pixels or nside & (nside - 1):
+        raise ValueError(
+            f"{num_pixels} pixels is not a HEALPix map with power-of-two nside "
+            "(expected 12 * nside**2 = 12, 48, 192, 768, ...); check which axis holds the "
+            "pixels and that the map is complete"
+        )
+    return nside
+
+
+def _check_ordering(ordering: str) -> str:
+    if ordering not in ORDERINGS:
+        raise ValueError(f"unknown HEALPix ordering {ordering!r}; choose one of {ORDERINGS}")
+    return ordering
+
+
+# ---------------------------------------------------------------------- bit interleaving
+
+
+def interleave(x: Tensor, y: Tensor) -> Tensor:
+    """In-face NEST index with the bits of ``x`` at even and of ``y`` at odd positions."""
+    return _spread_bits(x) | (_spread_bits(y) << 1)
+
+
+def deinterleave(index: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`interleave`: ``(x, y)`` of an in-face NEST index."""
+    return _compact_bits(index), _compact_bits(index >> 1)
+
+
+def _spread_bits(v: Tensor) -> Tensor:
+    """Insert a zero bit above every bit of ``v`` (< 2**31): ``b_k -> b_{2k}``."""
+    v = v.to(torch.int64)
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
+                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
+        v = (v | (v << shift)) & mask
+    return v
+
+
+def _compact_bits(v: Tensor) -> Tensor:
+    """Keep the even bits of ``v`` and pack them: ``b_{2k} -> b_k``."""
+    v = v.to(torch.int64) & 0x5555555555555555
+    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
+                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
+        v = (v | (v >> shift)) & mask
+    return v
+
+
+# ---------------------------------------------------------------------- orderings
+
+
+@functools.lru_cache(maxsize=8)
+def nest_of_ring(nside: int) -> Tensor:
+    """``nest_of_ring[r]`` = NEST index of RING pixel ``r``, ``[12 nside²]`` int64."""
+    return torch.from_numpy(healpy.ring2nest(nside, np.arange(npix(nside)))).to(torch.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def ring_of_nest(nside: int) -> Tensor:
+    """``ring_of_nest[p]`` = RING index of NEST pixel ``p``, ``[12 nside²]`` int64."""
+    return torch.argsort(nest_of_ring(nside))
+
+
+@functools.lru_cache(maxsize=8)
+def nest_of_face(nside: int) -> Tensor:
+    """``nest_of_face[f, y, x]`` = NEST index of face pixel ``(x, y, f)``, ``[12, nside, nside]``."""
+    y, x = torch.meshgrid(torch.arange(nside), torch.arange(nside), indexing="ij")
+    faces = torch.arange(12)[:, None, None] * nside * nside
+    return faces + interleave(x, y)[None]
+
+
+def _pixel_axes(ordering: str) -> int:
+    return 3 if ordering == "face" else 1
+
+
+def nside_of(x: Tensor, ordering: str, channels_last: bool = False) -> int:
+    """The nside of map ``x`` in ``ordering``; ValueError if its shape fits no HEALPix map."""
+    _check_ordering(ordering)
+    offset = 1 if channels_last else 0
+    needed = _pixel_axes(ordering) + offset
+    layout = "[..., 12, nside, nside" if ordering == "face" else "[..., 12 * nside**2"
+    layout += ", channels]" if channels_last else "]"
+    if x.dim() < needed:
+        raise ValueError(f"a {ordering!r} map must be laid out {layout}, got shape {tuple(x.shape)}")
+    if ordering != "face":
+        return nside_from_npix(x.shape[x.dim() - 1 - offset])
+    faces, rows, cols = x.shape[x.dim() - 3 - offset: x.dim() - offset]
+    if faces != 12 or rows != cols:
+        raise ValueError(f"a 'face' map must be laid out {layout}, got shape {tuple(x.shape)}")
+    return validate_nside(rows)
+
+
+def to_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
+    """Reorder map(s) ``x`` from ``ordering`` to NEST ``[..., N(, C)]``.
+
+    ``x`` is ``[..., N]`` for "nest"/"ring" and ``[..., 12, nside, nside]`` for "face",
+    each followed by a channel axis when ``channels_last``.
+    """
+    nside = nside_of(x, ordering, channels_last)
+    offset = 1 if channels_last else 0
+    if ordering == "face":
+        lead = x.shape[: x.dim() - 3 - offset]
+        flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face row-major
+        index = torch.argsort(nest_of_face(nside).reshape(-1)).to(x.device)
+        return flat.index_select(flat.dim() - 1 - offset, index)
+    if ordering == "ring":
+        return x.index_select(x.dim() - 1 - offset, ring_of_nest(nside).to(x.device))
+    return x
+
+
+def from_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
+    """Reorder NEST map(s) ``x`` ``[..., N(, C)]`` to ``ordering`` (inverse of :func:`to_nest`)."""
+    _check_ordering(ordering)
+    nside = nside_of(x, "nest", channels_last)
+    offset = 1 if channels_last else 0
+    axis = x.dim() - 1 - offset
+    if ordering == "face":
+        out = x.index_select(axis, nest_of_face(nside).reshape(-1).to(x.device))
+        return out.reshape(*x.shape[:axis], 12, nside, nside, *x.shape[axis + 1:])
+    if ordering == "ring":
+        return x.index_select(axis, nest_of_ring(nside).to(x.device))
+    return x
+
+
+def convert_ordering(x: Tensor, source: str, target: str, channels_last: bool = False) -> Tensor:
+    """Reorder ``x`` from ordering ``source`` to ``target`` (each in :data:`ORDERINGS`)."""
+    _check_ordering(target)
+    return from_nest(to_nest(x, source, channels_last), target, channels_last)
+
+
+# ---------------------------------------------------------------------- geometry
+
+
+def pixel_area(nside: int) -> float:
+    """Area of every pixel on the unit sphere, ``4π / (12 nside²)``."""
+    return 4.0 * math.pi / npix(nside)
+
+
+def pixel_vectors(nside: int) -> Tensor:
+    """Unit vectors of the pixel centres in NEST order, ``[12 nside², 3]`` float64."""
+    vec = healpy.pix2vec(nside, np.arange(npix(nside)), nest=True)
+    return torch.from_numpy(np.stack(vec, axis=1)).to(torch.float64)
+
+
+def neighbour_table(nside: int) -> Tensor:
+    """The 8 neighbours of every NEST pixel, ``[12 nside², 8]`` int64, -1 where absent.
+
+    Columns follow ``healpy.get_all_neighbours``: SW, W, NW, N, NE, E, SE, S, i.e. face
+    offsets (dx, dy) of :data:`NEIGHBOUR_OFFSETS`, and the table equals healpy's. Off
+    the face border a step of ±1 in x is a carry-propagating add on the even bits of the
+    interleaved index (and likewise for y on the odd bits), the same for all 12 faces,
+    so it is computed once for one face and offset by ``f * nside²``; only the
+    ``~48 nside`` border pixels go through healpy. Where three base faces meet (the 8
+    vertices of the base polyhedron) the 3 pixels at the vertex have only 7 neighbours;
+    their missing entry is -1, as in healpy.
+    """
+    validate_nside(nside)
+    area = nside * nside
+    local = torch.arange(area, dtype=torch.int64)  # in-face NEST index
+    xbits, ybits = local & _X_BITS, local & _Y_BITS
+    # x + 1: fill the y bits with ones so the carry skips them; x - 1: borrow likewise.
+    step_x = {-1: (xbits - 1) & _X_BITS, 0: xbits, 1: ((xbits | _Y_BITS) + 1) & _X_BITS}
+    step_y = {-1: (ybits - 2) & _Y_BITS, 0: ybits, 1: ((ybits | _X_BITS) + 2) & _Y_BITS}
+    face_table = torch.stack([step_x[dx] | step_y[dy] for dx, dy in NEIGHBOUR_OFFSETS], dim=1)
+    faces = torch.arange(12, dtype=torch.int64)[:, None, None] * area
+    table = (face_table[None] + faces).reshape(12 * area, 8)  # wrong on face borders
+    x, y = deinterleave(local)
+    border_local = ((x == 0) | (y == 0) | (x == nside - 1) | (y == nside - 1)).nonzero().squeeze(1)
+    border = (border_local[None] + faces[:, :, 0]).reshape(-1)
+    exact = healpy.get_all_neighbours(nside, border.numpy(), nest=True)  # [8, B]
+    table[border] = torch.from_numpy(np.ascontiguousarray(exact.T)).to(torch.int64)
+    return table
+
+
+def edge_geometry(targets: Tensor, positions: Tensor, neighbours: Tensor, mask: Tensor) -> Tensor:
+    """Geometric features of the edges neighbour -> target, ``[M, K, 3]`` float64.
+
+    For target centre ``t`` (``targets [M, 3]``; colatitude θ, longitude φ) with local
+    frame ``e = (-sin φ, cos φ, 0)`` (east) and ``n = (-cos θ cos φ, -cos θ sin φ, sin θ)``
+    (north), and source centre ``s = positions[neighbours[m, k]]``, the features are
+
+        (e · s, n · s, 2 asin(|s - t| / 2)),
+
+    the orthogonal projection of ``s - t`` onto the tangent plane at ``t`` in (east,
+    north) components (``e · t = n · t = 0``) and the great-circle distance (the chord
+    form is accurate for the short edges of fine grids). Masked entries are zero. The
+    loop over the K columns keeps temporaries at ``[M, 3]``.
+    """
+    x, y, z = targets.unbind(-1)  # [M] each
+    rho = torch.sqrt(x * x + y * y)  # sin θ > 0: no HEALPix centre lies on a pole
+    cos_phi, sin_phi = x / rho, y / rho
+    attr = torch.zeros(*neighbours.shape, 3, dtype=torch.float64)  # [M, K, 3]
+    for k in range(neighbours.shape[1]):
+        source = positions[neighbours[:, k].clamp(min=0)]  # [M, 3]
+        sx, sy, sz = source.unbind(-1)
+        attr[:, k, 0] = cos_phi * sy - sin_phi * sx
+        attr[:, k, 1] = rho * sz - z * (cos_phi * sx + sin_phi * sy)
+        chord = (source - targets).norm(dim=-1)
+        attr[:, k, 2] = 2.0 * torch.asin((0.5 * chord).clamp(max=1.0))
+    return attr.mul_(mask[..., None])
+
+
+def neighbour_geometry(nside: int, positions: Tensor, neighbours: Tensor) -> Tensor:
+    """:func:`edge_geometry` of the whole NEST grid, ``[12 nside², 8, 3]`` float64.
+
+    The HEALPix grid is invariant under the rotation φ -> φ + π/2, which maps face
+    ``f`` to the next face of its row (0-3 north, 4-7 equatorial, 8-11 south) with the
+    same in-face index and turns the (east, north) frame with it, so the features only
+    depend on the row: they are computed on faces 0, 4, 8 and repeated (to round-off,
+    checked against the direct computation in the tests).
+    """
+    area = nside * nside
+    rows = torch.cat([torch.arange(f * area, (f + 1) * area) for f in (0, 4, 8)])
+    rows_nb = neighbours[rows]
+    attr = edge_geometry(positions[rows], positions, rows_nb, rows_nb >= 0)  # [3 area, 8, 3]
+    return attr.view(3, 1, area, 8, 3).expand(3, 4, area, 8, 3).reshape(12 * area, 8, 3)
