@@ -1,0 +1,208 @@
+import healpy as hp
+import numpy as np
+import pytest
+import scipy.special as sp
+import torch
+from e3nn import o3
+
+from geounet.functional.sht import (
+    HealpixSHT,
+    complex_to_real,
+    from_healpy_alm,
+    legendre,
+    power_spectrum,
+    real_to_complex,
+    to_healpy_alm,
+)
+from geounet.geometry.healpix import from_nest, to_nest
+
+
+def _random_alm(lmax, seed=0):
+    """A healpy-packed a_lm of a real band-limited map (white spectrum)."""
+    np.random.seed(seed)
+    return hp.synalm(np.ones(lmax + 1), lmax=lmax)
+
+
+def test_legendre_against_scipy():
+    x = torch.tensor([-0.99, -0.3, 0.0, 0.41, 0.97], dtype=torch.float64)
+    lam = legendre(12, 9, x)  # [M, L, R]
+    theta = np.arccos(x.numpy())
+    for m in range(10):
+        for l in range(13):
+            expected = sp.sph_harm_y(l, m, theta, 0.0).real if m <= l else np.zeros(5)
+            np.testing.assert_allclose(lam[m, l].numpy(), expected, rtol=0, atol=1e-13)
+
+
+def test_legendre_has_no_underflow_trouble_at_high_order():
+    """Seeds sin^m θ underflow float64 for m ~ 500 near the pole; values stay finite."""
+    x = torch.tensor([np.cos(1e-3), 0.5], dtype=torch.float64)
+    lam = legendre(600, 600, x)
+    assert torch.isfinite(lam).all()
+    theta = np.arccos(0.5)
+    for l, m in [(600, 550), (600, 3), (320, 300)]:
+        np.testing.assert_allclose(lam[m, l, 1].item(), sp.sph_harm_y(l, m, theta, 0.0).real, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("nside,lmax", [(1, 2), (4, 8), (8, 23)])
+def test_synthesis_matches_healpy(nside, lmax):
+    alm = _random_alm(lmax)
+    sht = HealpixSHT(nside, lmax)
+    mine = sht.synthesis(from_healpy_alm(torch.from_numpy(alm), lmax))
+    ref = to_nest(torch.from_numpy(hp.alm2map(alm, nside, lmax=lmax)), "ring")
+    torch.testing.assert_close(mine, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("iterations", [0, 3])
+def test_analysis_matches_healpy_map2alm(iterations):
+    nside, lmax = 8, 16
+    ring_map = np.random.default_rng(0).standard_normal(12 * nside**2)  # not band-limited
+    ref = hp.map2alm(ring_map, lmax=lmax, iter=iterations)
+    sht = HealpixSHT(nside, lmax, iterations=iterations)
+    mine = sht.analysis(to_nest(torch.from_numpy(ring_map), "ring"))
+    np.testing.assert_allclose(to_healpy_alm(mine).numpy(), ref, rtol=0, atol=1e-13)
+
+
+def test_iterated_analysis_converges_on_band_limited_maps():
+    """Measured accuracy of the Jacobi-refined quadrature at lmax = 2 nside (nside 8)."""
+    nside, lmax = 8, 16
+    alm = from_healpy_alm(torch.from_numpy(_random_alm(lmax, seed=3)), lmax)
+    sht = HealpixSHT(nside, lmax)
+    f = sht.synthesis(alm)
+    errors = [(sht.analysis(f, iterations=k) - alm).abs().max().item() for k in (0, 3, 10, 25)]
+    assert errors[0] > 1e-3 and errors == sorted(errors, reverse=True)
+    assert errors[2] < 1e-8 and errors[3] < 1e-13
+
+
+def test_batched_float32_and_layout():
+    sht = HealpixSHT(4, 6)
+    x = torch.randn(2, 3, 192)
+    alm = sht.analysis(x)
+    assert alm.shape == (2, 3, 7, 7) and alm.dtype == torch.complex64
+    assert torch.all(alm[..., 0, 1:] == 0)  # m > l is zero
+    single = sht.analysis(x[1, 2].double())
+    torch.testing.assert_close(alm[1, 2].to(torch.complex128), single, rtol=0, atol=1e-5)
+    assert sht.synthesis(alm).shape == (2, 3, 192)
+
+
+def test_gradcheck_float64():
+    sht = HealpixSHT(2, 4, iterations=1)
+    x = torch.randn(1, 48, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: torch.view_as_real(sht.analysis(v)), (x,))
+    alm = sht.analysis(x.detach()).requires_grad_(True)
+    assert torch.autograd.gradcheck(sht.synthesis, (alm,))
+
+
+def test_healpy_packing_round_trip():
+    alm = torch.from_numpy(_random_alm(5))
+    dense = from_healpy_alm(alm, 5)
+    assert dense.shape == (6, 6) and torch.equal(to_healpy_alm(dense), alm)
+    assert dense[2, 1] == alm[hp.Alm.getidx(5, 2, 1)]
+
+
+def test_power_spectrum_matches_healpy():
+    alm, other = _random_alm(10, 1), _random_alm(10, 2)
+    dense = from_healpy_alm(torch.from_numpy(alm), 10)
+    np.testing.assert_allclose(power_spectrum(dense).numpy(), hp.alm2cl(alm), rtol=1e-12)
+    cross = power_spectrum(dense, from_healpy_alm(torch.from_numpy(other), 10)).numpy()
+    np.testing.assert_allclose(cross, hp.alm2cl(alm, other), rtol=1e-12)
+
+
+def _real_sh_scipy(lmax, theta, phi):
+    """Real orthonormal SH at points from scipy's complex ones, straight from the definition."""
+    columns = []
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            y = sp.sph_harm_y(l, abs(m), theta, phi)
+            sign = (-1) ** abs(m) * np.sqrt(2)
+            columns.append(y.real if m == 0 else sign * (y.real if m > 0 else y.imag))
+    return np.stack(columns, axis=-1)  # [P, (L+1)²]
+
+
+def _evaluate_complex(alm_dense, theta, phi):
+    """f(θ, φ) = Σ a_l0 Y_l0 + 2 Re Σ_{m>0} a_lm Y_lm with scipy."""
+    lmax = alm_dense.shape[0] - 1
+    total = np.zeros_like(theta)
+    for l in range(lmax + 1):
+        for m in range(l + 1):
+            term = (alm_dense[l, m] * sp.sph_harm_y(l, m, theta, phi)).real
+            total += term if m == 0 else 2 * term
+    return total
+
+
+def test_real_basis_round_trip_and_values():
+    lmax = 4
+    alm = from_healpy_alm(torch.from_numpy(_random_alm(lmax, 5)), lmax)
+    real = complex_to_real(alm)
+    torch.testing.assert_close(real_to_complex(real), alm, rtol=0, atol=1e-15)
+    rng = np.random.default_rng(0)
+    theta, phi = np.arccos(rng.uniform(-1, 1, 50)), rng.uniform(0, 2 * np.pi, 50)
+    np.testing.assert_allclose(_real_sh_scipy(lmax, theta, phi) @ real.numpy(),
+                               _evaluate_complex(alm.numpy(), theta, phi), atol=1e-12)
+
+
+def test_rotation_with_e3nn_wigner_d():
+    """Rotating real coefficients with e3nn's Wigner-D rotates the function: g(v) = f(R^T v).
+
+    e3nn's real harmonics are ours in a permuted frame; the change of basis B_l (orthogonal)
+    is fitted per degree, then c' = B_l^T D_l(R) B_l c and g is checked at random points
+    against scipy's evaluation of f at the back-rotated points.
+    """
+    lmax = 4
+    alm = from_healpy_alm(torch.from_numpy(_random_alm(lmax, 6)), lmax)
+    coeffs = complex_to_real(alm).numpy()
+    rng = np.random.default_rng(1)
+    points = rng.standard_normal((200, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    theta, phi = np.arccos(points[:, 2]), np.arctan2(points[:, 1], points[:, 0])
+    ours = _real_sh_scipy(lmax, theta, phi)  # [P, (L+1)²]
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    angles = o3.matrix_to_angles(rotation)
+    rotated = np.zeros_like(coeffs)
+    for l in range(lmax + 1):
+        block = slice(l * l, (l + 1) ** 2)
+        theirs = o3.spherical_harmonics(l, torch.from_numpy(points), True, normalization="integral").numpy()
+        basis = np.linalg.lstsq(ours[:, block], theirs, rcond=None)[0]  # ours @ B = theirs
+        np.testing.assert_allclose(basis @ basis.T, np.eye(2 * l + 1), atol=1e-10)
+        wigner = o3.wigner_D(l, *angles).numpy()
+        rotated[block] = basis @ wigner @ basis.T @ coeffs[block]
+    back = points @ rotation.numpy()  # rows R^T v
+    expected = _evaluate_complex(alm.numpy(), np.arccos(np.clip(back[:, 2], -1, 1)), np.arctan2(back[:, 1], back[:, 0]))
+    np.testing.assert_allclose(ours @ rotated, expected, atol=1e-5)  # e3nn's angles are ~1e-7 accurate
+
+
+def test_sht_is_rotation_equivariant_on_band_limited_maps():
+    """Turning by π/2 about the z axis permutes HEALPix faces and multiplies a_lm by e^{-imπ/2}."""
+    nside, lmax = 4, 8
+    sht = HealpixSHT(nside, lmax)
+    alm = from_healpy_alm(torch.from_numpy(_random_alm(lmax, 7)), lmax)
+    f = sht.synthesis(alm)
+    face = from_nest(f, "face")  # [12, 4, 4]
+    rows = face.reshape(3, 4, nside, nside)
+    turned = to_nest(torch.roll(rows, 1, dims=1).reshape(12, nside, nside), "face")  # f(φ - π/2)
+    phase = torch.exp(-0.5j * torch.pi * torch.arange(lmax + 1, dtype=torch.float64))  # complex128
+    expected = sht.analysis(f) * phase
+    torch.testing.assert_close(sht.analysis(turned), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(turned, sht.synthesis(alm * phase), rtol=0, atol=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"lmax must be an int in \[0, 23\] for nside 8"):
+        HealpixSHT(8, 24)
+    with pytest.raises(ValueError, match="nside must be a power of two"):
+        HealpixSHT(6)
+    sht = HealpixSHT(2)
+    with pytest.raises(ValueError, match=r"expected real maps \[\.\.\., 48\]"):
+        sht.analysis(torch.randn(3, 47))
+    with pytest.raises(ValueError, match=r"expected complex coefficients \[\.\.\., 5, 5\]"):
+        sht.synthesis(torch.randn(5, 5))
+    with pytest.raises(ValueError, match="has 21 entries"):
+        from_healpy_alm(torch.zeros(20, dtype=torch.complex128), 5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    sht = HealpixSHT(16, 32)
+    x = torch.randn(2, 12 * 256, dtype=torch.float64)
+    torch.testing.assert_close(sht.analysis(x.cuda()).cpu(), sht.analysis(x), rtol=0, atol=1e-10)
+    alm = sht.analysis(x)
+    torch.testing.assert_close(sht.synthesis(alm.cuda()).cpu(), sht.synthesis(alm), rtol=0, atol=1e-10)
