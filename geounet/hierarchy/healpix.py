@@ -71,17 +71,18 @@ def _drop(flat: Tensor, rows: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.cat([flat[lo + 1: hi] for lo, hi in zip(bounds[:-1], bounds[1:])], out=out)
 
 
-class HealpixHaarHierarchy(Hierarchy):
-    """Haar hierarchy on HEALPix NEST grids from ``nside / 2**(num_levels-1)`` to ``nside``.
+class HealpixLevels(Hierarchy):
+    """Levels on HEALPix NEST grids from ``nside / 2**(num_levels-1)`` to ``nside``.
+
+    The part shared by every HEALPix hierarchy: sizes, equal-area masses ``4π / N_i``
+    (the sphere has measure 4π) and the lazily built, cached 8-neighbour graphs.
+    Features are ``[..., 12 nside_i², C]`` in NEST order (convert other orderings with
+    :func:`geounet.geometry.healpix.to_nest`).
 
     Args:
         nside: finest nside, a power of two.
         num_levels: number of levels I + 1; the coarsest nside ``nside >> (num_levels - 1)``
             must be at least 1.
-
-    Features are ``[..., 12 nside_i², C]`` in NEST order (convert other orderings with
-    :func:`geounet.geometry.healpix.to_nest`). The mass of a pixel is its area
-    ``4π / N_i`` (the sphere has measure 4π).
     """
 
     def __init__(self, nside: int, num_levels: int):
@@ -119,6 +120,10 @@ class HealpixHaarHierarchy(Hierarchy):
         if level not in self._graphs:
             self._graphs[level] = healpix_level_graph(self.nside_at(level))
         return self._graphs[level]
+
+
+class HealpixHaarHierarchy(HealpixLevels):
+    """Haar hierarchy on HEALPix NEST grids: restrict = mean of 4 children, prolong = repeat."""
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         return healpix_restrict(x)

@@ -1,0 +1,102 @@
+"""Spherical-harmonic hierarchy on HEALPix: band-limited functions sampled on pixels.
+
+Level i is the HEALPix NEST grid at ``nside_i`` and V_i the band-limited functions of
+degree <= L_i, represented by their values at the pixel centres. By default
+``L_i = min(2 nside_i, 3 nside_i - 1)``: 2 nside_i is the largest band for which the
+HEALPix quadrature, refined by Jacobi iterations, converges (3 nside - 1 is healpy's
+default band but is not determined by the samples; see geounet.functional.sht). Then
+L_{i-1} = nside_i <= L_i, so V_{i-1} ⊂ V_i.
+
+With S_i^L the synthesis on grid i up to degree L and A_i^L the iterated analysis
+(least squares in the equal-area pixel inner product, truncated Neumann series), two
+projections are offered; prolong is band-limited interpolation for both,
+
+    prolong_i = S_{i+1}^{L_i} ∘ A_i^{L_i},
+
+    restrict_i = S_{i-1}^{L_{i-1}} ∘ A_i^{L_{i-1}}          projection="pixel" (default)
+    restrict_i = S_{i-1}^{L_{i-1}} ∘ T ∘ A_i^{L_i}          projection="spectral"
+
+where T truncates the coefficients to degree L_{i-1}. "pixel" fits the best degree
+L_{i-1} function in the pixel inner product (the hierarchy's mass), so prolong ∘ restrict
+is an orthogonal projection in that inner product; "spectral" is the L2(S²) projection
+of degree-L_i functions (truncation), exactly rotation-equivariant on V_i, but the
+HEALPix pixel inner product does not separate degrees exactly, so it is self-adjoint in
+the mass inner product only to ~1e-1. The two differ on V_i by that aliasing (largest
+for L_i = 2 nside_i). Measured in tests/hierarchy/test_healpix_sh.py (float64, 20
+Jacobi iterations, nside 2..16):
+
+- restrict(prolong(x)) == x for x in V_i (pixel values of a degree-L_i function) to
+  ~1e-14 (both); for an arbitrary pixel vector it returns its band-limited part
+  instead, since V_i has (L_i + 1)² < 12 nside_i² dimensions, so
+  ``geounet.testing.check_nestedness`` (random pixel vectors) does not apply;
+- Q = prolong ∘ restrict: idempotent to ~1e-14 (both); self-adjoint in the pixel
+  inner product to ~1e-14 ("pixel": S p(A0 S) A0 is symmetric for every iteration
+  count) or ~1e-1 ("spectral");
+- constants are reproduced to ~1e-13; integrals are preserved only up to the HEALPix
+  quadrature error of the non-band-limited part of x, so ``preserves_integrals`` is False.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from geounet.functional.sht import HealpixSHT, check_lmax
+from geounet.hierarchy.healpix import HealpixLevels
+
+
+class HealpixSHHierarchy(HealpixLevels):
+    """Band-limited (spherical-harmonic) hierarchy on HEALPix grids.
+
+    Args:
+        nside: finest nside, a power of two.
+        num_levels: number of levels I + 1 (coarsest nside at least 1).
+        lmax_ratio: L_i = min(floor(lmax_ratio * nside_i), 3 nside_i - 1); default 2.
+        iterations: Jacobi refinements of every analysis (default 20, which reaches
+            float64 round-off for L = 2 nside at nside >= 8; fewer is faster and less exact).
+        projection: "pixel" (least squares in the pixel inner product) or "spectral"
+            (truncation of the full-band coefficients); see the module docstring.
+    """
+
+    preserves_integrals = False
+
+    def __init__(
+        self, nside: int, num_levels: int, lmax_ratio: float = 2.0, iterations: int = 20, projection: str = "pixel"
+    ):
+        super().__init__(nside, num_levels)
+        if projection not in ("pixel", "spectral"):
+            raise ValueError(f"projection must be 'pixel' or 'spectral', got {projection!r}")
+        self.projection = projection
+        if not lmax_ratio > 0:
+            raise ValueError(f"lmax_ratio must be positive, got {lmax_ratio}")
+        self.lmax_ratio = lmax_ratio
+        self.iterations = iterations
+        nsides = [self.nside_at(i) for i in range(num_levels)]
+        self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
+        if any(coarse > fine for coarse, fine in zip(self.lmax, self.lmax[1:])):
+            raise ValueError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
+        # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1}.
+        self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax)]
+        self._down = [None] + [
+            HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1])
+        ]
+
+    def __repr__(self) -> str:
+        return (f"HealpixSHHierarchy(nside={self.nside}, num_levels={self.num_levels}, "
+                f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r})")
+
+    def sht(self, level: int) -> HealpixSHT:
+        """The transform of ``level`` (grid nside_i, band L_i)."""
+        self._check_level(level)
+        return self._full[level]
+
+    def _restrict(self, x: Tensor, level: int) -> Tensor:
+        if self.projection == "pixel":
+            alm = self._down[level].analysis(x.transpose(-1, -2))  # [..., C, L_{i-1}+1, L_{i-1}+1]
+        else:
+            band = self.lmax[level - 1] + 1
+            alm = self._full[level].analysis(x.transpose(-1, -2))[..., :band, :band]  # truncated
+        return self._full[level - 1].synthesis(alm).transpose(-1, -2)  # [..., N_{i-1}, C]
+
+    def _prolong(self, x: Tensor, level: int) -> Tensor:
+        alm = self._full[level].analysis(x.transpose(-1, -2))  # [..., C, L_i+1, M+1]
+        return self._down[level + 1].synthesis(alm).transpose(-1, -2)  # [..., N_{i+1}, C]
