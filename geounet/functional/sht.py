@@ -183,23 +183,37 @@ class HealpixSHT:
 
     # ------------------------------------------------------------------ cached operators
 
-    def _lambda(self, like: Tensor) -> Tensor:
-        """λ_lm on the northern rings, ``[M, L, H]`` in ``like``'s real dtype and device."""
+    def _blocks(self, like: Tensor) -> list[tuple[int, int, int, Tensor, Tensor]]:
+        """λ in blocks ``(m0, m1, parity, lam [m1-m0, k, H], flat [(m1-m0) k])``, cached.
+
+        Row k of a block holds degree l = m + parity + 2k, so each block only carries the
+        degrees of one parity of l + m (the ones the even / odd ring combinations need)
+        and starts at l = m (no m > l padding); blocks of ~(mmax+1)/8 orders keep the
+        padding past lmax small. ``flat`` is the position m (lmax+1) + l of every row in
+        the dense [M, L] coefficient grid, or (M)(L) (a spare zero row) past lmax.
+        """
         dtype = like.real.dtype if like.is_complex() else like.dtype
         key = (dtype, like.device)
         if key not in self._legendre:
-            master = self._legendre.get((torch.float64, torch.device("cpu")))
-            if master is None:
-                master = legendre(self.lmax, self.mmax, self._rings.cos_theta)
-                self._legendre[(torch.float64, torch.device("cpu"))] = master
-            self._legendre[key] = master.to(dtype=dtype, device=like.device)
+            lam = legendre(self.lmax, self.mmax, self._rings.cos_theta)  # [M, L, H] float64
+            rows, spare = self.lmax + 1, (self.mmax + 1) * (self.lmax + 1)
+            size = -(-(self.mmax + 1) // 8)
+            blocks = []
+            for m0 in range(0, self.mmax + 1, size):
+                m1 = min(m0 + size, self.mmax + 1)
+                for parity in (0, 1):
+                    count = (self.lmax - m0 - parity) // 2 + 1
+                    if count <= 0:
+                        continue
+                    m = torch.arange(m0, m1)[:, None]
+                    l = m + parity + 2 * torch.arange(count)[None, :]  # [mb, k]
+                    valid = l <= self.lmax
+                    block = lam[m, l.clamp(max=self.lmax)] * valid[..., None]  # [mb, k, H]
+                    flat = torch.where(valid, m * rows + l, spare).reshape(-1)
+                    blocks.append((m0, m1, parity, block.to(dtype=dtype, device=like.device),
+                                   flat.to(like.device)))
+            self._legendre[key] = blocks
         return self._legendre[key]
-
-    def _parity(self, like: Tensor) -> Tensor:
-        """(l + m) even, ``[M, L]`` bool."""
-        l = torch.arange(self.lmax + 1, device=like.device)
-        m = torch.arange(self.mmax + 1, device=like.device)
-        return (l[None, :] + m[:, None]) % 2 == 0
 
     def _phase(self, like: Tensor, sign: int) -> Tensor:
         """e^{sign i m φ0_r}, ``[R, M]`` complex."""
@@ -238,27 +252,42 @@ class HealpixSHT:
     # ------------------------------------------------------------------ Legendre step
 
     def _legendre_analysis(self, fourier: Tensor) -> Tensor:
-        """a_lm = Σ_r λ_lm(θ_r) F_r(m) for F ``[K, R, M]``; returns ``[K, L, M]`` complex."""
-        lam = self._lambda(fourier)  # [M, L, H]
-        half = self._rings.half
+        """a_lm = Σ_r λ_lm(θ_r) F_r(m) for F ``[K, R, M]``; returns ``[K, L, M]`` complex.
+
+        With E = F_north + F_south and O = F_north - F_south (F_south = 0 on the equator),
+        a_lm = Σ_{r north} λ_lm(θ_r) (E if l + m is even else O).
+        """
+        k, half = fourier.shape[0], self._rings.half
         north, south = fourier[:, :half], fourier[:, half:]  # [K, H, M], [K, H-1, M]
-        south = torch.cat([south, south.new_zeros(south.shape[0], 1, south.shape[2])], dim=1)
-        sym = torch.stack([north + south, north - south], dim=0)  # [2, K, H, M]
-        rhs = torch.view_as_real(sym).permute(3, 2, 0, 1, 4).reshape(self.mmax + 1, half, -1)
-        out = torch.bmm(lam, rhs).reshape(self.mmax + 1, self.lmax + 1, 2, fourier.shape[0], 2)
-        even = self._parity(fourier)[:, :, None, None]  # [M, L, 1, 1]
-        alm = torch.where(even, out[:, :, 0], out[:, :, 1])  # [M, L, K, 2]
-        return torch.view_as_complex(alm.permute(2, 1, 0, 3).contiguous())  # [K, L, M]
+        south = torch.cat([south, south.new_zeros(k, 1, south.shape[2])], dim=1)
+        sums = [torch.view_as_real(c).permute(2, 1, 0, 3).reshape(self.mmax + 1, half, 2 * k)
+                for c in (north + south, north - south)]  # [M, H, 2K] each
+        blocks = self._blocks(fourier)
+        values = torch.cat([torch.bmm(lam, sums[parity][m0:m1]).reshape(-1, 2 * k)
+                            for m0, m1, parity, lam, _ in blocks])  # [rows, 2K]
+        index = torch.cat([flat for *_, flat in blocks])
+        out = values.new_zeros((self.mmax + 1) * (self.lmax + 1) + 1, 2 * k).index_copy(0, index, values)
+        alm = out[:-1].reshape(self.mmax + 1, self.lmax + 1, k, 2).permute(2, 1, 0, 3)
+        return torch.view_as_complex(alm.contiguous())  # [K, L, M]
 
     def _legendre_synthesis(self, alm: Tensor) -> Tensor:
-        """G_r(m) = Σ_l λ_lm(θ_r) a_lm for a ``[K, L, M]``; returns ``[K, R, M]`` complex."""
-        lam = self._lambda(alm)  # [M, L, H]
-        even = self._parity(alm).T[None]  # [1, L, M]
-        split = torch.stack([alm * even, alm * ~even], dim=0)  # [2, K, L, M]
-        rhs = torch.view_as_real(split).permute(3, 2, 0, 1, 4).reshape(self.mmax + 1, self.lmax + 1, -1)
-        out = torch.bmm(lam.transpose(1, 2), rhs)  # [M, H, 2 K 2]
-        out = torch.view_as_complex(out.reshape(*out.shape[:2], 2, alm.shape[0], 2).contiguous())
-        e, o = out[:, :, 0], out[:, :, 1]  # [M, H, K]
+        """G_r(m) = Σ_l λ_lm(θ_r) a_lm for a ``[K, L, M]``; returns ``[K, R, M]`` complex.
+
+        North G = e + o and south G = e - o, with e (o) the sum over even (odd) l + m.
+        """
+        k = alm.shape[0]
+        flat = torch.view_as_real(alm).permute(2, 1, 0, 3).reshape(-1, 2 * k)  # [M L, 2K]
+        flat = torch.cat([flat, flat.new_zeros(1, 2 * k)])  # spare zero row
+        parts: tuple[list, list] = ([], [])
+        for m0, m1, parity, lam, index in self._blocks(alm):
+            rhs = flat[index].reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
+            parts[parity].append(torch.bmm(lam.transpose(1, 2), rhs))  # [mb, H, 2K]
+        sums = []
+        for blocks in parts:  # consecutive orders from m = 0; missing top orders are zero
+            full = torch.cat(blocks)
+            full = torch.cat([full, full.new_zeros(self.mmax + 1 - full.shape[0], *full.shape[1:])])
+            sums.append(torch.view_as_complex(full.reshape(*full.shape[:2], k, 2)))  # [M, H, K]
+        e, o = sums
         rings = torch.cat([e + o, (e - o)[:, :-1]], dim=1)  # north + equator, then south
         return rings.permute(2, 1, 0)  # [K, R, M]
 

@@ -1,0 +1,71 @@
+"""geounet's torch SHT (analysis + synthesis) against healpy map2alm + alm2map, same run.
+
+Both use lmax = 2 nside and the same number of Jacobi iterations (healpy's ``iter``;
+default 0, i.e. one quadrature pass each way). Operators are built before timing.
+
+    .venv/bin/python experiments/bench/bench_sht.py [--device cuda] [--nside 64 128 256] [--iterations 3]
+
+Target: ratio (torch / healpy) within 3x on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import healpy
+import numpy as np
+import torch
+
+from geounet.functional.sht import HealpixSHT
+from geounet.geometry.healpix import from_nest
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds per call after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--nside", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--iterations", type=int, default=0)
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    print(f"device={device} dtype={args.dtype} iterations={args.iterations} threads={torch.get_num_threads()}")
+    print(f"{'nside':>6} {'lmax':>5} {'torch ms':>9} {'healpy ms':>10} {'ratio':>6} {'max |diff|':>11}")
+    for nside in args.nside:
+        lmax = 2 * nside
+        sht = HealpixSHT(nside, lmax, iterations=args.iterations)
+        x = torch.randn(1, 12 * nside**2, dtype=torch.float64)
+        ring = from_nest(x[0], "ring").numpy()
+        xd = x.to(device=device, dtype=dtype)
+
+        def ours():
+            return sht.synthesis(sht.analysis(xd))
+
+        def theirs():
+            return healpy.alm2map(healpy.map2alm(ring, lmax=lmax, iter=args.iterations), nside, lmax=lmax)
+
+        t_ours, t_theirs = timed(ours, device, args.repeats), timed(theirs, device, args.repeats)
+        diff = np.abs(from_nest(ours().cpu().double()[0], "ring").numpy() - theirs()).max()
+        print(f"{nside:>6} {lmax:>5} {1e3 * t_ours:>9.1f} {1e3 * t_theirs:>10.1f} "
+              f"{t_ours / t_theirs:>6.2f} {diff:>11.2e}")
+    print("ratio = torch / healpy (analysis + synthesis); target <= 3 on CPU")
+
+
+if __name__ == "__main__":
+    main()
