@@ -11,8 +11,6 @@ Target: ratio (torch / healpy) within 3x on CPU.
 from __future__ import annotations
 
 import argparse
-import time
-
 import healpy
 import numpy as np
 import torch
@@ -20,20 +18,7 @@ import torch
 from geounet.functional.sht import HealpixSHT
 from geounet.geometry.healpix import from_nest
 
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds per call after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+from bench_healpix_restrict import timed  # noqa: E402  (script directory is on sys.path)
 
 
 def main() -> None:
