@@ -11,6 +11,7 @@ Target: ratio (torch / healpy) within 3x on CPU.
 from __future__ import annotations
 
 import argparse
+
 import healpy
 import numpy as np
 import torch
