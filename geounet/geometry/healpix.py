@@ -279,4 +279,8 @@ def neighbour_geometry(nside: int, positions: Tensor, neighbours: Tensor) -> Ten
     rows = torch.cat([torch.arange(f * area, (f + 1) * area) for f in (0, 4, 8)])
     rows_nb = neighbours[rows]
     attr = edge_geometry(positions[rows], positions, rows_nb, rows_nb >= 0)  # [3 area, 8, 3]
-    return attr.view(3, 1, area, 8, 3).expand(3, 4, area, 8, 3).reshape(12 * area, 8, 3)
+    out = torch.empty(12 * area, *attr.shape[1:], dtype=attr.dtype)
+    for face in range(12):  # contiguous block copies
+        row = face // 4
+        out[face * area: (face + 1) * area] = attr[row * area: (row + 1) * area]
+    return out

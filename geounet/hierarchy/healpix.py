@@ -50,25 +50,40 @@ def healpix_level_graph(nside: int) -> LevelGraph:
     attr = neighbour_geometry(nside, positions, table)  # [N, 8, 3]
     mask = table >= 0
     missing = (~mask).reshape(-1).nonzero().squeeze(1)  # 24 slots (all slots at nside 1)
-    nodes = torch.arange(table.shape[0], dtype=torch.int64)
     num_edges = table.numel() - missing.numel()
     edge_index = torch.empty(2, num_edges, dtype=torch.int64)  # [2, E], target-major
     _drop(table.reshape(-1), missing, out=edge_index[0])
-    edge_index[1] = torch.repeat_interleave(nodes, mask.sum(1), output_size=num_edges)
+    _drop_arange(table.numel(), missing, out=edge_index[1]).bitwise_right_shift_(3)  # slot // 8
+    neighbours = table.clone()
+    neighbours.view(-1)[missing] = missing // table.shape[1]  # absent: the node itself
     return LevelGraph(
         edge_index=edge_index,
         edge_attr=_drop(attr.reshape(-1, attr.shape[-1]), missing),
         positions=positions,
-        neighbours=torch.where(mask, table, nodes[:, None]),
+        neighbours=neighbours,
         neighbour_mask=mask,
         neighbour_attr=attr,
     )
 
 
+def _segments(length: int, rows: Tensor) -> list[tuple[int, int]]:
+    """The ``[lo, hi)`` ranges of ``range(length)`` between the (sorted, few) ``rows``."""
+    bounds = [-1, *rows.tolist(), length]
+    return [(lo + 1, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _drop_arange(length: int, rows: Tensor, out: Tensor) -> Tensor:
+    """``arange(length)`` without ``rows``, written into ``out`` without temporaries."""
+    position = 0
+    for lo, hi in _segments(length, rows):
+        torch.arange(lo, hi, out=out[position: position + hi - lo])
+        position += hi - lo
+    return out
+
+
 def _drop(flat: Tensor, rows: Tensor, out: Tensor | None = None) -> Tensor:
     """``flat`` without the (sorted, few) ``rows``: a concatenation of the slices between them."""
-    bounds = [-1, *rows.tolist(), flat.shape[0]]
-    return torch.cat([flat[lo + 1: hi] for lo, hi in zip(bounds[:-1], bounds[1:])], out=out)
+    return torch.cat([flat[lo:hi] for lo, hi in _segments(flat.shape[0], rows)], out=out)
 
 
 class HealpixLevels(Hierarchy):
