@@ -126,6 +126,29 @@ def prepare_graph(
     return PreparedGraph(**prepared)
 
 
+class GraphBuffers(nn.Module):
+    """A level's prepared graph tensors as non-persistent buffers, in the default dtype.
+
+    One instance is shared by all operators a factory makes on a level, so the graph is
+    stored once per model and follows ``.to(device)`` without entering the state_dict.
+    (Moving one model therefore moves the graph of every model sharing the factory.)
+    """
+
+    def __init__(self, graph: PreparedGraph):
+        super().__init__()
+        dtype = torch.get_default_dtype()
+        self.num_nodes = graph.num_nodes
+        for name in ("edge_index", "edge_features", "edge_norm", "neighbours", "neighbour_features", "neighbour_norm"):
+            value = getattr(graph, name)
+            if value is not None and value.is_floating_point():
+                value = value.to(dtype)
+            self.register_buffer(name, value, persistent=False)
+
+    @property
+    def has_table(self) -> bool:
+        return self.neighbours is not None
+
+
 class EdgeKernel(nn.Module):
     """phi : R^F -> R^M, the continuous kernel evaluated on edge features.
 
@@ -177,30 +200,29 @@ class _KernelConvMixin:
 class TableKernelConv(_KernelConvMixin, nn.Module):
     """The continuous-kernel convolution over a fixed-degree neighbour table.
 
-    Buffers (non-persistent, so they follow ``.to(device)`` and stay out of the
-    state_dict): ``neighbours [N, K]`` (padded slots point at the node itself),
-    ``slot_features [N, K, F]`` (scaled edge features, zero in padded slots) and
-    ``slot_norm [N, K]`` (1/deg_t in real slots, 0 in padded ones).
+    Uses the table buffers of ``graph``: ``neighbours [N, K]`` (padded slots point at the
+    node itself), ``neighbour_features [N, K, F]`` (scaled, zero in padded slots) and
+    ``neighbour_norm [N, K]`` (1/deg_t in real slots, 0 in padded ones).
     """
 
-    def __init__(self, graph: PreparedGraph, in_channels: int, out_channels: int,
+    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int,
                  num_kernels: int = 4, kernel_hidden: int = 16):
         super().__init__()
-        if graph.neighbours is None:
+        if not graph.has_table:
             raise ValueError("TableKernelConv needs a level graph with a neighbour table; use PygKernelConv")
-        self._init_parameters(in_channels, out_channels, graph.num_features, num_kernels, kernel_hidden)
-        dtype = torch.get_default_dtype()
-        self.register_buffer("neighbours", graph.neighbours, persistent=False)
-        self.register_buffer("slot_features", graph.neighbour_features.to(dtype), persistent=False)
-        self.register_buffer("slot_norm", graph.neighbour_norm.to(dtype), persistent=False)
+        self._init_parameters(in_channels, out_channels, graph.neighbour_features.shape[-1], num_kernels,
+                              kernel_hidden)
+        self.graph = graph
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        n, k = self.neighbours.shape
+        neighbours = self.graph.neighbours  # [N, K]
+        n, k = neighbours.shape
         self._check_features(x, n)
         batch, channels = x.shape[0], x.shape[2]
-        weights = self.kernel(self.slot_features) * self.slot_norm[..., None]  # [N, K, M]
+        features = self.graph.neighbour_features.to(self.linear.weight.dtype)
+        weights = self.kernel(features) * self.graph.neighbour_norm[..., None]  # [N, K, M]
         node_major = x.transpose(0, 1).reshape(n, batch * channels)  # [N, B C]
-        gathered = node_major.index_select(0, self.neighbours.reshape(-1)).view(n, k, batch * channels)
+        gathered = node_major.index_select(0, neighbours.reshape(-1)).view(n, k, batch * channels)
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
         aggregated = aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
         return self._mix(x, aggregated)  # [B, N, C_out]
@@ -209,24 +231,22 @@ class TableKernelConv(_KernelConvMixin, nn.Module):
 class PygKernelConv(_KernelConvMixin, MessagePassing):
     """The same convolution as a PyTorch Geometric ``MessagePassing`` over ``edge_index``.
 
-    Buffers (non-persistent): ``edge_index [2, E]``, ``edge_features [E, F]`` (scaled) and
-    ``edge_norm [E]`` (1/deg of each edge's target).
+    Uses the edge buffers of ``graph``: ``edge_index [2, E]``, ``edge_features [E, F]``
+    (scaled) and ``edge_norm [E]`` (1/deg of each edge's target).
     """
 
-    def __init__(self, graph: PreparedGraph, in_channels: int, out_channels: int,
+    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int,
                  num_kernels: int = 4, kernel_hidden: int = 16):
         MessagePassing.__init__(self, aggr="add", node_dim=-2)
-        self._init_parameters(in_channels, out_channels, graph.num_features, num_kernels, kernel_hidden)
-        dtype = torch.get_default_dtype()
-        self.num_nodes = graph.num_nodes
-        self.register_buffer("edge_index", graph.edge_index, persistent=False)
-        self.register_buffer("edge_features", graph.edge_features.to(dtype), persistent=False)
-        self.register_buffer("edge_norm", graph.edge_norm.to(dtype), persistent=False)
+        self._init_parameters(in_channels, out_channels, graph.edge_features.shape[-1], num_kernels,
+                              kernel_hidden)
+        self.graph = graph
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        self._check_features(x, self.num_nodes)
-        weights = self.kernel(self.edge_features) * self.edge_norm[:, None]  # [E, M]
-        aggregated = self.propagate(self.edge_index, x=x, weights=weights.to(x.dtype), size=None)
+        self._check_features(x, self.graph.num_nodes)
+        features = self.graph.edge_features.to(self.linear.weight.dtype)
+        weights = self.kernel(features) * self.graph.edge_norm[:, None]  # [E, M]
+        aggregated = self.propagate(self.graph.edge_index, x=x, weights=weights.to(x.dtype), size=None)
         aggregated = aggregated.view(*x.shape[:2], self.num_kernels, x.shape[2])  # [B, N, M, C_in]
         return self._mix(x, aggregated)  # [B, N, C_out]
 
@@ -257,7 +277,7 @@ class MessagePassingFactory:
         self.num_kernels = num_kernels
         self.kernel_hidden = kernel_hidden
         self.edge_features = None if edge_features is None else tuple(edge_features)
-        self._prepared: dict[int, PreparedGraph] = {}
+        self._graphs: dict[int, GraphBuffers] = {}
 
     def uses_table(self, level: int) -> bool:
         """Whether ``level`` gets the table path.
@@ -274,14 +294,15 @@ class MessagePassingFactory:
         degree = torch.bincount(graph.edge_index[1], minlength=self.hierarchy.num_nodes(level))
         return graph.num_edges > 0 and int(degree.max()) <= 1.5 * graph.num_edges / degree.numel()
 
-    def graph(self, level: int) -> PreparedGraph:
-        """The prepared graph of ``level`` (built once, cached)."""
-        if level not in self._prepared:
-            self._prepared[level] = prepare_graph(
+    def graph(self, level: int) -> GraphBuffers:
+        """The graph buffers of ``level``, built once and shared by this factory's operators."""
+        if level not in self._graphs:
+            prepared = prepare_graph(
                 self.hierarchy.graph(level), self.hierarchy.num_nodes(level), self.edge_features,
                 table=self.uses_table(level),
             )
-        return self._prepared[level]
+            self._graphs[level] = GraphBuffers(prepared)
+        return self._graphs[level]
 
     def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
         conv = TableKernelConv if self.uses_table(level) else PygKernelConv

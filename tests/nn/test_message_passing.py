@@ -4,6 +4,7 @@ import torch
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.hierarchy.base import LevelGraph
 from geounet.nn.message_passing import (
+    GraphBuffers,
     MessagePassingFactory,
     PygKernelConv,
     TableKernelConv,
@@ -28,9 +29,9 @@ def random_geometric_graph(num_nodes: int, k: int = 4, seed: int = 0) -> LevelGr
 
 def pair(graph: LevelGraph, num_nodes: int, cin=3, cout=5, edge_features=None):
     """A table and a PyG operator on ``graph`` with the same (float64) parameters."""
-    prepared = prepare_graph(graph, num_nodes, edge_features, table=True)
-    table = TableKernelConv(prepared, cin, cout).double()
-    pyg = PygKernelConv(prepared, cin, cout).double()
+    buffers = GraphBuffers(prepare_graph(graph, num_nodes, edge_features, table=True))
+    table = TableKernelConv(buffers, cin, cout).double()
+    pyg = PygKernelConv(buffers, cin, cout).double()
     pyg.load_state_dict(table.state_dict())
     return table, pyg
 
@@ -148,12 +149,13 @@ def test_isolated_nodes_get_only_the_self_term():
             torch.testing.assert_close(op(x)[:, isolated], self_only[:, isolated])
 
 
-def test_graph_tensors_are_non_persistent_buffers():
+def test_graph_tensors_are_shared_non_persistent_buffers():
     h = SquareHaarHierarchy(8, 2)
     for backend in ("table", "pyg"):
-        op = MessagePassingFactory(h, backend=backend)(1, 3, 4)
+        factory = MessagePassingFactory(h, backend=backend)
+        op, other = factory(1, 3, 4), factory(1, 4, 4)
         assert set(op.state_dict()) == {name for name, _ in op.named_parameters()}
-        assert len(list(op.buffers())) == 3
+        assert op.graph is other.graph  # one copy of the level graph per factory
         assert op.double().linear.weight.dtype == torch.float64
         assert all(b.dtype in (torch.float64, torch.int64) for b in op.buffers())
 
