@@ -1,0 +1,289 @@
+"""Triangle meshes as plain data: vertices, faces and the operators derived from them.
+
+A :class:`Mesh` holds ``vertices [V, D]`` float64 (D = 2 for planar domains, 3 for
+surfaces) and ``faces [F, 3]`` int64, validated on construction (use
+:func:`geounet.geometry.mesh_repair.repair_mesh` to clean raw arrays first). Everything
+else is derived lazily and cached:
+
+- face areas ``|T| = |(b - a) x (c - a)| / 2``, unit normals (D = 3), centroids;
+- the unique undirected edges and the face adjacency (faces sharing an edge) with the
+  shared edge length;
+- boundary edges (edges of exactly one face) and boundary vertices;
+- the P1 finite-element cotangent stiffness matrix ``L`` and lumped mass ``M``:
+
+      L_ij = -(cot α_ij + cot β_ij) / 2   (i != j, α, β the angles opposite edge ij),
+      L_ii = -sum_{j != i} L_ij,           M_ii = sum_{T ∋ i} |T| / 3,
+
+  so that ``u^T L u = ∫ |∇u|^2`` for the piecewise-linear interpolant of ``u`` and
+  ``L φ = λ M φ`` discretises ``-Δ φ = λ φ``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Mesh:
+    """A validated triangle mesh (no nn.Module; numpy / scipy.sparse data).
+
+    Args:
+        vertices: ``[V, 2]`` or ``[V, 3]`` finite coordinates.
+        faces: ``[F, 3]`` vertex indices; every face must have three distinct vertices
+            and positive area, no face may repeat, no edge may have more than two faces,
+            and every vertex must belong to a face.
+    """
+
+    def __init__(self, vertices, faces):
+        vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+        faces = np.asarray(faces)
+        if vertices.ndim != 2 or vertices.shape[1] not in (2, 3):
+            raise ValueError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
+        if faces.ndim != 2 or faces.shape[1] != 3:
+            raise ValueError(
+                f"faces must have shape [F, 3] (triangles), got {faces.shape}; "
+                "triangulate polygons with geounet.geometry.mesh_repair.repair_mesh"
+            )
+        if faces.shape[0] == 0:
+            raise ValueError("the mesh is empty (no faces)")
+        if not np.issubdtype(faces.dtype, np.integer):
+            raise ValueError(f"faces must hold integer vertex indices, got dtype {faces.dtype}")
+        faces = np.ascontiguousarray(faces, dtype=np.int64)
+        if faces.min() < 0 or faces.max() >= len(vertices):
+            raise ValueError(
+                f"face indices must lie in [0, {len(vertices) - 1}], got range "
+                f"[{faces.min()}, {faces.max()}]"
+            )
+        if not np.isfinite(vertices).all():
+            raise ValueError("vertices contain NaN or infinite coordinates; repair_mesh drops unused ones")
+        self.vertices = vertices
+        self.faces = faces
+        self.vertices.setflags(write=False)
+        self.faces.setflags(write=False)
+        self._validate_topology()
+
+    def __repr__(self) -> str:
+        return f"Mesh(vertices={self.num_vertices}, faces={self.num_faces}, dim={self.dim})"
+
+    def _validate_topology(self) -> None:
+        problems = mesh_problems(self.vertices, self.faces)
+        if problems:
+            raise ValueError(
+                "invalid mesh: " + "; ".join(problems) + ". Clean it with "
+                "geounet.geometry.mesh_repair.repair_mesh (or load_mesh(..., repair=True))"
+            )
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def dim(self) -> int:
+        return self.vertices.shape[1]
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        """sha256 of the vertex and face bytes (and shapes): a key for on-disk caches."""
+        digest = hashlib.sha256()
+        digest.update(np.asarray(self.vertices.shape + self.faces.shape, dtype=np.int64).tobytes())
+        digest.update(self.vertices.tobytes())
+        digest.update(self.faces.tobytes())
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ faces
+
+    @functools.cached_property
+    def corners(self) -> np.ndarray:
+        """Corner coordinates ``[F, 3, D]``."""
+        return self.vertices[self.faces]
+
+    @functools.cached_property
+    def face_areas(self) -> np.ndarray:
+        """``[F]`` float64, half the norm of the edge cross product."""
+        return face_areas(self.corners)
+
+    @functools.cached_property
+    def area(self) -> float:
+        return float(self.face_areas.sum())
+
+    @functools.cached_property
+    def face_normals(self) -> np.ndarray:
+        """Unit normals ``[F, 3]`` (right-hand rule over the face's vertex order); 3-D only."""
+        if self.dim != 3:
+            raise ValueError("face normals are defined for surfaces in 3-D; this mesh is planar")
+        c = self.corners
+        n = np.cross(c[:, 1] - c[:, 0], c[:, 2] - c[:, 0])
+        return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+    @functools.cached_property
+    def face_centroids(self) -> np.ndarray:
+        """``[F, D]``, the mean of the three corners."""
+        return self.corners.mean(axis=1)
+
+    # ------------------------------------------------------------------ edges
+
+    @functools.cached_property
+    def _half_edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(edge_of_half_edge [3F], edges [E, 2])``: half-edge k of face f is ``3 f + k``,
+        the edge from corner k to corner k+1; edges are sorted vertex pairs."""
+        edges, inverse, _ = unique_rows(_half_edge_pairs(self.faces))
+        return inverse, edges
+
+    @property
+    def edge_of_half_edge(self) -> np.ndarray:
+        """Edge index of half-edge ``3 f + k`` (corner k -> k+1 of face f), ``[3F]``."""
+        return self._half_edges[0]
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Unique undirected edges ``[E, 2]`` (sorted vertex pairs)."""
+        return self._half_edges[1]
+
+    @functools.cached_property
+    def edge_lengths(self) -> np.ndarray:
+        e = self.edges
+        return np.linalg.norm(self.vertices[e[:, 1]] - self.vertices[e[:, 0]], axis=1)
+
+    @functools.cached_property
+    def edge_face_counts(self) -> np.ndarray:
+        """Number of faces on each edge ``[E]`` (1 = boundary, 2 = interior)."""
+        return np.bincount(self._half_edges[0], minlength=len(self.edges))
+
+    @functools.cached_property
+    def face_adjacency(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(pairs [A, 2], shared_length [A])``: faces sharing an edge, each pair once
+        (``pairs[:, 0] < pairs[:, 1]``), with the length of the shared edge."""
+        edge_of, _ = self._half_edges
+        order = np.argsort(edge_of, kind="stable")
+        sorted_edges = edge_of[order]
+        # On a manifold mesh every interior edge has exactly two consecutive half-edges.
+        same = sorted_edges[1:] == sorted_edges[:-1]
+        first, second = order[:-1][same] // 3, order[1:][same] // 3
+        pairs = np.sort(np.stack([first, second], axis=1), axis=1)
+        return pairs, self.edge_lengths[sorted_edges[:-1][same]]
+
+    @functools.cached_property
+    def boundary_edges(self) -> np.ndarray:
+        """Edges with exactly one incident face ``[B, 2]``."""
+        return self.edges[self.edge_face_counts == 1]
+
+    @functools.cached_property
+    def boundary_vertices(self) -> np.ndarray:
+        """Sorted indices of vertices on a boundary edge."""
+        return np.unique(self.boundary_edges)
+
+    @functools.cached_property
+    def boundary_faces(self) -> np.ndarray:
+        """Boolean ``[F]``: faces with a boundary vertex (their closure meets the boundary)."""
+        on_boundary = np.zeros(self.num_vertices, dtype=bool)
+        on_boundary[self.boundary_vertices] = True
+        return on_boundary[self.faces].any(axis=1)
+
+    @functools.cached_property
+    def face_components(self) -> np.ndarray:
+        """Connected component label of each face ``[F]`` (faces linked through edges)."""
+        pairs, _ = self.face_adjacency
+        graph = sp.coo_matrix(
+            (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(self.num_faces, self.num_faces)
+        )
+        return sp.csgraph.connected_components(graph, directed=False)[1].astype(np.int64)
+
+    # ------------------------------------------------------------------ FEM operators
+
+    @functools.cached_property
+    def cotangent_laplacian(self) -> sp.csr_matrix:
+        """The P1 stiffness matrix ``L [V, V]`` (symmetric positive semi-definite)."""
+        c = self.corners
+        rows, cols, vals = [], [], []
+        for k in range(3):
+            i, j, o = k, (k + 1) % 3, (k + 2) % 3  # edge (i, j), opposite corner o
+            u, v = c[:, i] - c[:, o], c[:, j] - c[:, o]
+            cross = _cross_norm(u, v)
+            cot = np.einsum("fd,fd->f", u, v) / cross
+            rows += [self.faces[:, i], self.faces[:, j]]
+            cols += [self.faces[:, j], self.faces[:, i]]
+            vals += [-0.5 * cot, -0.5 * cot]
+        n = self.num_vertices
+        off = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        off = off.tocsr()
+        return (off - sp.diags(np.asarray(off.sum(axis=1)).ravel())).tocsr()
+
+    @functools.cached_property
+    def lumped_mass(self) -> np.ndarray:
+        """Diagonal of the lumped mass matrix ``[V]``: a third of the incident face areas."""
+        return np.bincount(
+            self.faces.reshape(-1), weights=np.repeat(self.face_areas / 3.0, 3), minlength=self.num_vertices
+        )
+
+    @property
+    def mass_matrix(self) -> sp.dia_matrix:
+        return sp.diags(self.lumped_mass)
+
+
+def _cross_norm(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``|u x v|`` for rows of ``[F, D]``, D = 2 or 3."""
+    if u.shape[1] == 2:
+        return np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
+    return np.linalg.norm(np.cross(u, v), axis=1)
+
+
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(unique [U, k], inverse [n], counts [U])`` of the rows of an int array ``[n, k]``,
+    sorted lexicographically (a lexsort: faster than ``np.unique(axis=0)``, no overflow)."""
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    new = np.ones(len(rows), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    group = np.cumsum(new) - 1
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = group
+    return ordered[new], inverse, np.bincount(group)
+
+
+def _half_edge_pairs(faces: np.ndarray) -> np.ndarray:
+    """Sorted vertex pairs of the half-edges ``3 f + k`` (corner k -> k+1), ``[3F, 2]``."""
+    return np.sort(faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
+
+
+def face_areas(corners: np.ndarray) -> np.ndarray:
+    """Areas of triangles given by ``corners [F, 3, D]``."""
+    return 0.5 * _cross_norm(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+
+def mesh_problems(vertices: np.ndarray, faces: np.ndarray) -> list[str]:
+    """Human-readable list of what makes ``(vertices, faces)`` invalid (empty if valid).
+
+    Checks repeated indices in a face, zero-area faces, duplicate faces, edges with more
+    than two faces (non-manifold) and vertices used by no face.
+    """
+    problems = []
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    if repeated.any():
+        problems.append(f"{int(repeated.sum())} faces repeat a vertex (e.g. face {int(np.argmax(repeated))})")
+    areas = face_areas(vertices[faces])
+    scale = max(float(np.ptp(vertices, axis=0).max()), np.finfo(float).tiny) ** 2
+    flat = (areas <= 1e-14 * scale) & ~repeated
+    if flat.any():
+        problems.append(f"{int(flat.sum())} faces have zero area (e.g. face {int(np.argmax(flat))})")
+    _, _, counts = unique_rows(np.sort(faces, axis=1))
+    if (counts > 1).any():
+        problems.append(f"{int((counts - 1).sum())} duplicate faces")
+    edges, _, edge_counts = unique_rows(_half_edge_pairs(faces)[~np.repeat(repeated, 3)])
+    if (edge_counts > 2).any():
+        bad = edges[edge_counts > 2]
+        problems.append(
+            f"{len(bad)} non-manifold edges shared by more than two faces (e.g. vertices {tuple(bad[0].tolist())})"
+        )
+    unused = np.flatnonzero(np.bincount(faces.reshape(-1), minlength=len(vertices)) == 0)
+    if len(unused):
+        problems.append(f"{len(unused)} vertices belong to no face (e.g. vertex {int(unused[0])})")
+    return problems

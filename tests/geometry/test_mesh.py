@@ -1,0 +1,122 @@
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import trimesh
+
+from geounet.geometry.mesh import Mesh
+from geounet.geometry.mesh_repair import MeshRepairWarning, repair_mesh
+
+
+def _icosphere(subdivisions=2):
+    ico = trimesh.creation.icosphere(subdivisions=subdivisions)
+    return Mesh(ico.vertices, ico.faces), ico
+
+
+def test_face_quantities_match_trimesh():
+    mesh, ico = _icosphere()
+    np.testing.assert_allclose(mesh.face_areas, ico.area_faces, rtol=1e-12)
+    np.testing.assert_allclose(mesh.face_normals, ico.face_normals, atol=1e-12)
+    np.testing.assert_allclose(mesh.face_centroids, ico.triangles_center, atol=1e-15)
+    ours = {tuple(p) for p in mesh.face_adjacency[0].tolist()}
+    theirs = {tuple(sorted(p)) for p in ico.face_adjacency.tolist()}
+    assert ours == theirs
+    np.testing.assert_allclose(np.sort(mesh.edge_lengths), np.sort(ico.edges_unique_length), rtol=1e-12)
+    assert len(mesh.boundary_edges) == 0 and mesh.face_components.max() == 0
+
+
+def test_cotangent_laplacian_matches_scikit_fem_p1_stiffness():
+    """On a planar mesh the cotangent Laplacian is the P1 stiffness matrix; the lumped
+    mass is the row sum of the P1 mass matrix (independent reference: scikit-fem)."""
+    from skfem import Basis, BilinearForm, ElementTriP1, MeshTri
+    from skfem.helpers import dot, grad
+
+    fem_mesh = MeshTri.init_circle(3)
+    mesh = Mesh(fem_mesh.p.T, fem_mesh.t.T)
+    basis = Basis(fem_mesh, ElementTriP1())
+    stiffness = BilinearForm(lambda u, v, w: dot(grad(u), grad(v))).assemble(basis)
+    mass = BilinearForm(lambda u, v, w: u * v).assemble(basis)
+    assert abs(mesh.cotangent_laplacian - stiffness).max() < 1e-12
+    np.testing.assert_allclose(mesh.lumped_mass, np.asarray(mass.sum(axis=1)).ravel(), rtol=1e-12)
+    # constants are in the kernel; L is symmetric positive semi-definite
+    np.testing.assert_allclose(mesh.cotangent_laplacian @ np.ones(mesh.num_vertices), 0, atol=1e-12)
+    assert abs(mesh.cotangent_laplacian - mesh.cotangent_laplacian.T).max() < 1e-14
+    x = fem_mesh.p[0] ** 2 + fem_mesh.p[1]
+    assert x @ mesh.cotangent_laplacian @ x > 0
+
+
+def test_boundary_of_a_disc_and_components():
+    from skfem import MeshTri
+
+    fem_mesh = MeshTri.init_circle(2)
+    disc = Mesh(fem_mesh.p.T, fem_mesh.t.T)
+    radius = np.linalg.norm(disc.vertices[disc.boundary_vertices], axis=1)
+    np.testing.assert_allclose(radius, 1.0, atol=1e-12)
+    assert disc.boundary_faces.any() and not disc.boundary_faces.all()
+    two = Mesh(np.concatenate([disc.vertices, disc.vertices + 3]), np.concatenate([disc.faces, disc.faces + disc.num_vertices]))
+    assert sorted(np.bincount(two.face_components).tolist()) == [disc.num_faces] * 2
+    assert two.content_hash != disc.content_hash == Mesh(disc.vertices, disc.faces).content_hash
+
+
+@pytest.mark.parametrize(
+    ("vertices", "faces", "message"),
+    [
+        (np.zeros((3, 3)), np.zeros((0, 3), int), "empty"),
+        (np.eye(3), [[0, 1, 3]], r"must lie in \[0, 2\]"),
+        (np.eye(3) * np.nan, [[0, 1, 2]], "NaN"),
+        (np.eye(3), [[0, 1, 1]], "repeat a vertex"),
+        (np.eye(3), [[0, 1, 2], [2, 1, 0]], "duplicate faces"),
+        (np.eye(4)[:, :3], [[0, 1, 2]], "belong to no face"),
+        (np.eye(4)[:, :3], [[0, 1, 2, 3]], "triangles"),
+        (np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0.0]]), [[0, 1, 2]], "zero area"),
+    ],
+)
+def test_strict_constructor_rejects_bad_meshes(vertices, faces, message):
+    with pytest.raises(ValueError, match=message):
+        Mesh(vertices, np.asarray(faces))
+
+
+def _non_manifold():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1.0]])
+    return vertices, np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])
+
+
+def test_non_manifold_edges_are_rejected_with_the_edge():
+    with pytest.raises(ValueError, match=r"non-manifold edges .*\(0, 1\)"):
+        repair_mesh(*_non_manifold())
+
+
+def test_repair_reports_every_change():
+    vertices = np.array(
+        [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0], [np.nan, 0, 0], [5, 5, 5], [0.5, 0, 0.0]]
+    )
+    faces = [[0, 1, 2, 3], [2, 3, 0], [0, 4, 1], [0, 1, 7]]  # quad, duplicate, degenerate after merge, flat
+    with pytest.warns(MeshRepairWarning) as record:
+        mesh = repair_mesh(vertices, faces)
+    message = str(record[0].message)
+    for part in ("fan-triangulated 1 faces with 4 corners", "merged 1 duplicate vertices",
+                 "dropped 2 degenerate faces", "dropped 1 duplicate faces", "dropped 4 vertices"):
+        assert part in message, message
+    assert mesh.num_faces == 2 and mesh.num_vertices == 4
+    np.testing.assert_allclose(mesh.area, 1.0)
+
+
+def test_repair_rejects_nan_on_used_vertices_and_keeps_valid_meshes_silent():
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        repair_mesh(np.array([[0, 0, 0], [1, 0, 0], [0, np.inf, 0.0]]), [[0, 1, 2]])
+    mesh, _ = _icosphere(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        repaired = repair_mesh(mesh.vertices, mesh.faces)
+    assert repaired.content_hash == mesh.content_hash
+    with pytest.raises(ValueError, match="empty after removing"):
+        repair_mesh(np.eye(3), [[0, 1, 1]])
+
+
+def test_cotangent_laplacian_is_sparse_and_symmetric_on_surface():
+    mesh, _ = _icosphere(3)
+    lap = mesh.cotangent_laplacian
+    assert sp.issparse(lap) and lap.nnz == mesh.num_vertices + 2 * len(mesh.edges)
+    assert abs(lap - lap.T).max() < 1e-13
+    np.testing.assert_allclose(mesh.lumped_mass.sum(), mesh.area, rtol=1e-13)
