@@ -101,6 +101,7 @@ def healpix_to_latlon_xr(
         coords = {d: da.coords[d] for d in others if d in da.coords}
         coords.update({lat_name: lat, lon_name: lon})
         attrs = {k: v for k, v in da.attrs.items() if k not in ("healpix_nside", "healpix_order")}
+        attrs["regrid_method"] = method
         return xr.DataArray(out.numpy(), dims=[*others, lat_name, lon_name], coords=coords, name=da.name,
                             attrs=attrs)
 

@@ -176,7 +176,7 @@ class HealpixSHT:
         self.iterations = iterations
         self.npix = npix(nside)
         self._rings = _rings(nside)
-        self._legendre: dict[tuple, Tensor] = {}
+        self._legendre: dict[tuple, object] = {}  # Legendre blocks and ring tensors per device
 
     def __repr__(self) -> str:
         return f"HealpixSHT(nside={self.nside}, lmax={self.lmax}, mmax={self.mmax}, iterations={self.iterations})"
@@ -215,39 +215,51 @@ class HealpixSHT:
             self._legendre[key] = blocks
         return self._legendre[key]
 
-    def _phase(self, like: Tensor, sign: int) -> Tensor:
-        """e^{sign i m φ0_r}, ``[R, M]`` complex."""
-        m = torch.arange(self.mmax + 1, dtype=torch.float64)
-        angle = sign * self._rings.phi0[:, None] * m[None, :]
-        dtype = torch.complex128 if like.dtype in (torch.float64, torch.complex128) else torch.complex64
-        return torch.polar(torch.ones_like(angle), angle).to(dtype=dtype, device=like.device)
+    def _ring_tensors(self, like: Tensor) -> dict:
+        """Ring indices and phases e^{i m φ0_r} ``[R, M]`` on ``like``'s device, cached."""
+        complex_dtype = torch.complex128 if like.dtype in (torch.float64, torch.complex128) else torch.complex64
+        key = ("rings", complex_dtype, like.device)
+        if key not in self._legendre:
+            m = torch.arange(self.mmax + 1, dtype=torch.float64)
+            angle = self._rings.phi0[:, None] * m[None, :]
+            phase = torch.polar(torch.ones_like(angle), angle).to(dtype=complex_dtype, device=like.device)
+            self._legendre[key] = {
+                "phase": phase,
+                "pixels": self._rings.pixels.to(like.device),
+                "order": self._rings.group_order.to(like.device),
+                "positions": [position.to(like.device) for position, _ in self._rings.groups],
+                "m": torch.arange(self.mmax + 1, device=like.device),
+            }
+        return self._legendre[key]
 
     # ------------------------------------------------------------------ ring Fourier step
 
     def _ring_fourier(self, x: Tensor) -> Tensor:
         """F_r(m) = e^{-i m φ0_r} Σ_j f_rj e^{-2πi m j / n_r}, ``[K, R, M]`` for x ``[K, N]``."""
-        m = torch.arange(self.mmax + 1, device=x.device)
-        rings = x[:, self._rings.pixels.to(x.device)]  # [K, N], ring pixels in group order
+        cached = self._ring_tensors(x)
+        m = cached["m"]
+        rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
         parts, offset = [], 0
         for position, n in self._rings.groups:
             block = rings[:, offset: offset + position.numel() * n].reshape(x.shape[0], -1, n)
             parts.append(torch.fft.fft(block, dim=-1)[..., m % n])  # [K, G, M]
             offset += position.numel() * n
-        order = self._rings.group_order.to(x.device)
-        return torch.cat(parts, dim=1).index_select(1, order) * self._phase(x, -1)  # [K, R, M]
+        fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
+        return fourier * cached["phase"].conj()
 
     def _ring_synthesis(self, coeffs: Tensor) -> Tensor:
         """f_rj = Re Σ_m w_m G_r(m) e^{i m φ_rj} for G ``[K, R, M]``; maps ``[K, N]`` (NEST)."""
-        m = torch.arange(self.mmax + 1, device=coeffs.device)
+        cached = self._ring_tensors(coeffs)
+        m = cached["m"]
         weights = torch.where(m == 0, 1.0, 2.0).to(coeffs.real.dtype)
-        coeffs = coeffs * self._phase(coeffs, 1) * weights
+        coeffs = coeffs * cached["phase"] * weights
         parts = []
-        for position, n in self._rings.groups:
-            ring = coeffs[:, position.to(coeffs.device)]  # [K, G, M]
+        for position, (_, n) in zip(cached["positions"], self._rings.groups):
+            ring = coeffs[:, position]  # [K, G, M]
             folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, m % n, ring)  # [K, G, n]
             parts.append((torch.fft.ifft(folded, dim=-1).real * n).reshape(coeffs.shape[0], -1))
         values = torch.cat(parts, dim=1)  # [K, N] in group order
-        return values.new_zeros(values.shape).index_copy(1, self._rings.pixels.to(values.device), values)
+        return values.new_zeros(values.shape).index_copy(1, cached["pixels"], values)
 
     # ------------------------------------------------------------------ Legendre step
 

@@ -210,3 +210,24 @@ def test_xarray_names_and_orderings(tmp_path):
             latlon_to_healpix_xr(ds.rename({"lat": "y"}), NSIDE)
         with pytest.raises(ValueError, match="expected a 'pixel' dimension"):
             healpix_to_latlon_xr(ds, LAT, LON, ordering="nest")
+
+
+def test_netcdf_to_unet_and_back(tmp_path):
+    """The README pipeline: netCDF -> HEALPix -> Multi-ResNet on the Haar / SH hierarchy -> lat-lon."""
+    from geounet.hierarchy.healpix import HealpixHaarHierarchy
+    from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
+    from geounet.models.unet import build_unet
+    from geounet.nn.message_passing import MessagePassingFactory
+
+    path = tmp_path / "era.nc"
+    _write_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        hp_ds = latlon_to_healpix_xr(ds, NSIDE, method="conservative")
+        x = torch.from_numpy(hp_ds["orography"].values).float()[None, :, None]  # [1, N, 1]
+        for hierarchy in (HealpixHaarHierarchy(NSIDE, 3), HealpixSHHierarchy(NSIDE, 3, iterations=5)):
+            model = build_unet(hierarchy, 1, 1, MessagePassingFactory(hierarchy), width=8)
+            y = model(x)
+            assert y.shape == (1, 768, 1) and torch.isfinite(y).all()
+        out = hp_ds["orography"].copy(data=y[0, :, 0].detach().double().numpy())
+        back = healpix_to_latlon_xr(out, ds.latitude, ds.longitude, ordering="nest")
+        assert back.dims == ("lat", "lon") and back.attrs["regrid_method"] == "bilinear"
