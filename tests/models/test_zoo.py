@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from geounet.hierarchy import SquareHaarHierarchy
+from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.models.zoo import FinestLevels, count_parameters, message_passing_unet, size_to_parameters
+from geounet.nn.message_passing import PygKernelConv, TableKernelConv
+from geounet.testing import check_hierarchy
+
+
+def test_finest_levels_is_a_valid_hierarchy_delegating_to_its_base():
+    base = HealpixHaarHierarchy(8, 4)
+    view = FinestLevels(base, 2)
+    check_hierarchy(view)
+    assert [view.num_nodes(i) for i in range(2)] == [base.num_nodes(2), base.num_nodes(3)]
+    x = torch.randn(1, base.num_nodes(3), 2, dtype=torch.float64)
+    torch.testing.assert_close(view.restrict(x, 1), base.restrict(x, 3))
+    with pytest.raises(ValueError, match="depth must be an int in \\[1, 4\\]"):
+        FinestLevels(base, 5)
+
+
+@pytest.mark.parametrize("variant", ["multiresnet", "residual", "multiresnet_matched"])
+def test_variants_on_square_and_healpix(variant):
+    torch.manual_seed(0)
+    for hierarchy in (SquareHaarHierarchy(16, 3, periodic=True), HealpixHaarHierarchy(4, 3)):
+        model = message_passing_unet(hierarchy, 2, 3, variant=variant, width=8, depth=3)
+        n = hierarchy.num_nodes(hierarchy.finest_level)
+        out = model(torch.randn(2, n, 2))
+        assert out.shape == (2, n, 3)
+        counts = model.parameter_counts()
+        assert (counts["encoder"] == 0) == (variant != "residual")
+        assert counts["total"] == count_parameters(model)
+
+
+def test_matched_variant_is_closer_to_the_residual_parameter_count():
+    h = HealpixHaarHierarchy(8, 4)
+    total = {v: message_passing_unet(h, 1, 1, variant=v, width=16).parameter_counts()["total"]
+             for v in ("multiresnet", "residual", "multiresnet_matched")}
+    assert abs(total["multiresnet_matched"] - total["residual"]) < abs(total["multiresnet"] - total["residual"])
+
+
+def test_depth_uses_the_finest_levels_and_backend_is_honoured():
+    h = SquareHaarHierarchy(16, 5)
+    model = message_passing_unet(h, 1, 1, width=4, depth=2, backend="pyg")
+    assert model.hierarchy.num_levels == 2 and model.hierarchy.num_nodes(0) == 64
+    assert all(isinstance(m, PygKernelConv) for m in model.modules() if hasattr(m, "kernel"))
+    assert any(isinstance(m, TableKernelConv) for m in message_passing_unet(h, 1, 1, width=4).modules())
+
+
+def test_size_to_parameters_picks_the_nearest_width():
+    h = SquareHaarHierarchy(16, 3)
+    width, model = size_to_parameters(lambda w: message_passing_unet(h, 1, 1, width=w), 20_000)
+    count = count_parameters(model)
+    neighbours = [count_parameters(message_passing_unet(h, 1, 1, width=w)) for w in (width - 1, width + 1)]
+    assert all(abs(count - 20_000) <= abs(c - 20_000) for c in neighbours)
+    with pytest.raises(ValueError, match="below the target"):
+        size_to_parameters(lambda w: torch.nn.Linear(w, 1), 10_000, widths=range(1, 10))
