@@ -1,0 +1,344 @@
+"""Laplacian-eigenbasis hierarchies on meshes: nested band-limited spaces (natural bases).
+
+Solve the generalized eigenproblem of the cotangent Laplacian ``L`` (or pygsp's
+combinatorial graph Laplacian) with lumped mass ``M``,
+
+    L ψ_m = λ_m M ψ_m,     Ψ^T M Ψ = I,     0 <= λ_0 <= λ_1 <= ...,
+
+(float64, scipy ``eigsh`` in shift-invert mode at σ slightly below 0). With band limits
+``k_0 < k_1 < ... `` the spaces ``V_i = span{ψ_0 .. ψ_{k_i - 1}}`` are nested. Band limits
+are lowered to the nearest spectral gap (``λ_k - λ_{k-1} > gap_tol · λ_k``) so no
+degenerate eigenspace is split (on the sphere: 1, 4, 9, 16, ... = (l + 1)^2).
+
+**Representation.** Level i (a *coefficient level*) has ``k_i`` nodes: coefficients
+``c`` of the function ``f = B_i c = Σ_n c_n b_n`` in the basis
+
+    B_i = sqrt(A / k_i) · Ψ_{:k_i} H_{k_i}^T,     so     B_i^T M B_i = (A / k_i) I,
+
+with ``A`` the area and ``H_k`` an orthogonal matrix. Each coefficient has mass
+``w_i = A / k_i`` (levels measure the same total A) and ``<c, d>_{w} = <B c, B d>_M``.
+When the constants lie in V_0 (no Dirichlet condition; ψ_0 is rotated within the null
+space to ``1 / sqrt(A)``), ``H_k`` is the Householder reflection with first column
+``1 / sqrt(k)``: then ``Σ_n b_n = 1``, so the all-ones coefficient vector *is* the
+constant 1, a bias added to every node adds a constant function, integrals are
+``Σ_n w_n c_n``, and node statistics (means, variances in a GroupNorm) are the
+function's. Otherwise ``H = I`` (plain, scaled eigen-coefficients).
+
+With ``vertex_level=True`` the finest level holds vertex values (mass = lumped mass,
+the P1 functions); its restriction is the M-orthogonal projection
+``c = B^T M x / w`` and the prolongation is synthesis ``x = B c``. Every transfer is a
+small dense matrix, exact to round-off:
+
+    prolong_i = (1/w_{i+1}) B_{i+1}^T M B_i,     restrict_{i+1} = (1/w_i) B_i^T M B_{i+1}.
+
+Coefficient levels have a complete graph whose edge feature is the Galerkin Laplacian
+``G_nm = b_n^T L b_m / w`` (message passing with these weights is diffusion on V_i);
+the vertex level has the mesh edges with (displacement, distance, cotangent weight).
+
+Eigenbases are cached on disk, keyed by sha256 of the mesh bytes and the parameters, in
+``$GEOUNET_CACHE`` (default ``~/.cache/geounet``), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+from torch import Tensor
+
+from geounet.geometry.mesh import Mesh
+from geounet.hierarchy.base import Hierarchy, LevelGraph
+
+_CACHE_VERSION = 1
+BOUNDARIES = ("neumann", "dirichlet")
+LAPLACIANS = ("cotangent", "graph")
+
+
+def cache_dir() -> Path:
+    """``$GEOUNET_CACHE`` or ``~/.cache/geounet``."""
+    return Path(os.environ.get("GEOUNET_CACHE", Path.home() / ".cache" / "geounet"))
+
+
+def stiffness_matrix(mesh: Mesh, kind: str = "cotangent") -> sp.csr_matrix:
+    """The stiffness matrix: cotangent (P1 FEM) or pygsp's combinatorial graph Laplacian
+    of the unit-weight edge graph."""
+    if kind == "cotangent":
+        return mesh.cotangent_laplacian
+    if kind == "graph":
+        import pygsp
+
+        edges = mesh.edges
+        n = mesh.num_vertices
+        weights = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+        graph = pygsp.graphs.Graph((weights + weights.T).tocsr(), lap_type="combinatorial")
+        return sp.csr_matrix(graph.L, dtype=np.float64)
+    raise ValueError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
+
+
+def laplacian_eigenbasis(
+    mesh: Mesh,
+    num: int,
+    boundary: str = "neumann",
+    kind: str = "cotangent",
+    use_cache: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``num`` smallest eigenpairs ``(λ [num], Ψ [V, num])`` of ``L ψ = λ M ψ``.
+
+    ``Ψ`` is M-orthonormal. For ``boundary="dirichlet"`` the problem is solved on the
+    interior vertices and Ψ is zero on the boundary. With Neumann conditions the first
+    vector is the normalised constant ``1 / sqrt(A)`` (rotated within the null space).
+    """
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    free = np.ones(mesh.num_vertices, dtype=bool)
+    if boundary == "dirichlet":
+        if len(mesh.boundary_vertices) == 0:
+            raise ValueError("a Dirichlet eigenbasis needs a mesh with boundary; this mesh is closed")
+        free[mesh.boundary_vertices] = False
+    if not isinstance(num, int) or not 1 <= num < int(free.sum()):
+        raise ValueError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
+    params = {"num": num, "boundary": boundary, "kind": kind, "version": _CACHE_VERSION}
+    key = hashlib.sha256((mesh.content_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()
+    path = cache_dir() / f"eigenbasis-{key}.npz"
+    if use_cache and path.exists():
+        with np.load(path) as stored:
+            return stored["eigenvalues"], stored["eigenvectors"]
+    values, vectors = _solve(mesh, num, free, kind)
+    if use_cache:
+        _atomic_save(path, eigenvalues=values, eigenvectors=vectors)
+    return values, vectors
+
+
+def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    stiffness = stiffness_matrix(mesh, kind)[free][:, free]
+    mass = mesh.lumped_mass[free]
+    # σ below the spectrum keeps L - σM positive definite (L is only semi-definite).
+    sigma = -1e-6 * float(stiffness.diagonal().max() / mass.min())
+    values, vectors = spla.eigsh(stiffness, k=num, M=sp.diags(mass), sigma=sigma, which="LM")
+    order = np.argsort(values)
+    values, vectors = values[order], vectors[:, order]
+    full = np.zeros((mesh.num_vertices, num))
+    full[free] = vectors
+    if free.all():
+        full = _constant_first(full, mesh.lumped_mass, values)
+    signs = np.sign(full[np.argmax(np.abs(full), axis=0), np.arange(num)])  # deterministic sign
+    return values, full * signs
+
+
+def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rotate the null-space block so that its first vector is the constant ``1/sqrt(A)``."""
+    zero = int(np.sum(values <= 1e-8 * max(values[-1], 1.0)))
+    if zero == 0:
+        raise ValueError("the Laplacian has no zero eigenvalue: the mesh or solver is broken")
+    block = vectors[:, :zero]
+    coefficients = block.T @ mass  # coordinates of the constant 1 in the block
+    rotation, _ = np.linalg.qr(np.concatenate([coefficients[:, None], np.eye(zero)], axis=1))
+    rotation *= np.sign(rotation[0, 0] * coefficients[0]) if coefficients[0] else 1.0
+    vectors = vectors.copy()
+    vectors[:, :zero] = block @ rotation[:, :zero]
+    return vectors
+
+
+def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def cut_at_gaps(eigenvalues: np.ndarray, band_limits: Sequence[int], gap_tol: float) -> list[int]:
+    """Lower each band limit k to the largest k' <= k with ``λ_k' - λ_{k'-1} > gap_tol · λ_k'``.
+
+    ``eigenvalues`` must extend beyond ``max(band_limits)`` (λ_k is needed to test k).
+    """
+    limits = []
+    for k in band_limits:
+        cut = k
+        while cut > 0 and not eigenvalues[cut] - eigenvalues[cut - 1] > gap_tol * abs(eigenvalues[cut]):
+            cut -= 1
+        if cut == 0 or (limits and cut <= limits[-1]):
+            raise ValueError(
+                f"band limit {k} falls inside a degenerate eigenspace and lowering it to the gap "
+                f"gives {cut}, not above the previous level's {limits[-1] if limits else 0}; "
+                f"eigenvalues near it: {np.round(eigenvalues[max(0, k - 4):k + 2], 6).tolist()}"
+            )
+        limits.append(cut)
+    return limits
+
+
+def _householder(k: int) -> np.ndarray:
+    """Symmetric orthogonal ``[k, k]`` matrix whose first column is ``1 / sqrt(k)``."""
+    u = -np.full(k, 1 / np.sqrt(k))
+    u[0] += 1.0
+    norm = u @ u
+    return np.eye(k) - 2 * np.outer(u, u) / norm if norm > 1e-30 else np.eye(k)
+
+
+class MeshSpectralHierarchy(Hierarchy):
+    """Nested Laplacian-eigenbasis spaces on a mesh (see the module docstring).
+
+    Args:
+        mesh: the mesh; signals at the vertex level are vertex values.
+        band_limits: requested ``k_0 < k_1 < ...``, lowered to spectral gaps.
+        boundary: ``"neumann"`` (natural; constants included) or ``"dirichlet"``
+            (zero on the boundary; every coefficient level is a Dirichlet space).
+        laplacian: ``"cotangent"`` or ``"graph"`` (pygsp combinatorial).
+        vertex_level: append the vertex-value level as the finest level.
+        gap_tol: relative spectral gap needed to cut the basis.
+        use_cache: read / write eigenbases on disk.
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        band_limits: Sequence[int],
+        boundary: str = "neumann",
+        laplacian: str = "cotangent",
+        vertex_level: bool = True,
+        gap_tol: float = 1e-3,
+        use_cache: bool = True,
+    ):
+        band_limits = list(band_limits)
+        if not band_limits or any(not isinstance(k, int) or k < 1 for k in band_limits) or band_limits != sorted(
+            set(band_limits)
+        ):
+            raise ValueError(f"band_limits must be increasing positive ints, got {band_limits}")
+        self.mesh = mesh
+        self.boundary = boundary
+        self.laplacian_kind = laplacian
+        self.vertex_level = vertex_level
+        num = min(band_limits[-1] + max(8, band_limits[-1] // 10), mesh.num_vertices - 1)
+        if boundary == "dirichlet":
+            num = min(num, mesh.num_vertices - len(mesh.boundary_vertices) - 1)
+        if num <= band_limits[-1]:
+            raise ValueError(f"the mesh has too few vertices ({mesh.num_vertices}) for band limit {band_limits[-1]}")
+        values, vectors = laplacian_eigenbasis(mesh, num, boundary, laplacian, use_cache)
+        self.band_limits = cut_at_gaps(values, band_limits, gap_tol)
+        self.eigenvalues = values[: self.band_limits[-1]]
+        self.reproduces_constants = self.preserves_integrals = boundary == "neumann"
+        area = mesh.area
+        self._weights = [area / k for k in self.band_limits]
+        psi = vectors[:, : self.band_limits[-1]]
+        # Level basis in eigen-coordinates: B_i = Ψ C_i with C_i = sqrt(w_i) [H_k^T; 0].
+        self._coordinates = []
+        for k, w in zip(self.band_limits, self._weights):
+            rotation = _householder(k) if self.reproduces_constants else np.eye(k)
+            padding = np.zeros((psi.shape[1] - k, k))
+            self._coordinates.append(np.sqrt(w) * np.concatenate([rotation.T, padding]))  # [k_I, k]
+        self._psi = psi
+        self._stiffness = stiffness_matrix(mesh, laplacian)
+        self._prolong_ops: list[np.ndarray] = []
+        self._restrict_ops: list[np.ndarray] = []
+        for i in range(len(self.band_limits) - 1):
+            # Ψ is M-orthonormal, so B_{i+1}^T M B_i = C_{i+1}^T C_i.
+            gram = self._coordinates[i + 1].T @ self._coordinates[i]  # [k_{i+1}, k_i]
+            self._prolong_ops.append(gram / self._weights[i + 1])
+            self._restrict_ops.append(gram.T / self._weights[i])
+        if vertex_level:
+            basis = psi @ self._coordinates[-1]  # [V, k_I] = B_I
+            self._prolong_ops.append(basis)
+            self._restrict_ops.append((basis * mesh.lumped_mass[:, None]).T / self._weights[-1])
+        self._cache: dict[tuple, Tensor] = {}
+        self._graphs: dict[int, LevelGraph] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"MeshSpectralHierarchy(band_limits={self.band_limits}, boundary={self.boundary!r}, "
+            f"vertex_level={self.vertex_level})"
+        )
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.band_limits) + int(self.vertex_level)
+
+    def is_vertex_level(self, level: int) -> bool:
+        return self.vertex_level and level == self.finest_level
+
+    def num_nodes(self, level: int) -> int:
+        self._check_level(level)
+        return self.mesh.num_vertices if self.is_vertex_level(level) else self.band_limits[level]
+
+    def mass(self, level: int) -> Tensor:
+        self._check_level(level)
+        if self.is_vertex_level(level):
+            return torch.from_numpy(self.mesh.lumped_mass)
+        return torch.full((self.band_limits[level],), self._weights[level], dtype=torch.float64)
+
+    def basis(self, level: int) -> np.ndarray:
+        """Vertex values of the level's basis functions ``B_i [V, k_i]`` (float64)."""
+        self._check_level(level, highest=len(self.band_limits) - 1)
+        return self._psi @ self._coordinates[level]
+
+    def synthesize(self, c: Tensor, level: int) -> Tensor:
+        """Vertex values ``B_i c``: ``[..., k_i, C] -> [..., V, C]``."""
+        self._check_nodes(c, level)
+        return _apply(self._operator("basis", level, lambda: self.basis(level), c), c)
+
+    def analyze(self, x: Tensor, level: int) -> Tensor:
+        """M-orthogonal projection of vertex values onto V_level, as coefficients ``[..., k_i, C]``."""
+        if x.dim() < 2 or x.shape[-2] != self.mesh.num_vertices:
+            raise ValueError(f"expected vertex values [..., {self.mesh.num_vertices}, C], got {tuple(x.shape)}")
+
+        def build():
+            return (self.basis(level) * self.mesh.lumped_mass[:, None]).T / self._weights[level]
+
+        return _apply(self._operator("analysis", level, build, x), x)
+
+    def _operator(self, name: str, level: int, build, like: Tensor) -> Tensor:
+        key = (name, level, like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = torch.from_numpy(np.ascontiguousarray(build())).to(like.device, like.dtype)
+        return self._cache[key]
+
+    def _restrict(self, x: Tensor, level: int) -> Tensor:
+        return _apply(self._operator("restrict", level, lambda: self._restrict_ops[level - 1], x), x)
+
+    def _prolong(self, x: Tensor, level: int) -> Tensor:
+        return _apply(self._operator("prolong", level, lambda: self._prolong_ops[level], x), x)
+
+    def graph(self, level: int) -> LevelGraph:
+        self._check_level(level)
+        if level not in self._graphs:
+            self._graphs[level] = self._vertex_graph() if self.is_vertex_level(level) else self._coefficient_graph(level)
+        return self._graphs[level]
+
+    def _coefficient_graph(self, level: int) -> LevelGraph:
+        k = self.band_limits[level]
+        coordinates = self._coordinates[level][:k]  # [k, k]: rows beyond k are zero
+        galerkin = coordinates.T @ (self.eigenvalues[:k, None] * coordinates) / self._weights[level]
+        target, source = np.nonzero(~np.eye(k, dtype=bool))
+        return LevelGraph(
+            edge_index=torch.from_numpy(np.stack([source, target]).astype(np.int64)),
+            edge_attr=torch.from_numpy(galerkin[target, source][:, None].copy()),
+        )
+
+    def _vertex_graph(self) -> LevelGraph:
+        edges = self.mesh.edges
+        source = np.concatenate([edges[:, 0], edges[:, 1]])
+        target = np.concatenate([edges[:, 1], edges[:, 0]])
+        displacement = self.mesh.vertices[source] - self.mesh.vertices[target]
+        weight = -np.asarray(self._stiffness[target, source]).ravel()
+        attr = np.concatenate([displacement, np.linalg.norm(displacement, axis=1, keepdims=True), weight[:, None]], 1)
+        return LevelGraph(
+            edge_index=torch.from_numpy(np.stack([source, target]).astype(np.int64)),
+            edge_attr=torch.from_numpy(attr),
+            positions=torch.from_numpy(self.mesh.vertices.copy()),
+        )
+
+
+def _apply(matrix: Tensor, x: Tensor) -> Tensor:
+    """``[M, N] x [..., N, C] -> [..., M, C]``."""
+    return torch.matmul(matrix, x)
