@@ -30,8 +30,10 @@ roughly two orders of magnitude per iteration (measured in tests/functional/test
 Legendre functions are precomputed in float64 by the standard three-term recurrence in
 l with an extended exponent for the seeds λ_mm (so nothing underflows at high m near
 the poles), stored once for the northern rings plus the equator and reused for the
-south through λ_lm(-x) = (-1)^{l+m} λ_lm(x); memory is (mmax+1)(lmax+1)(2 nside) float64
-(nside 256, lmax 512: 1.1 GB).
+south through λ_lm(-x) = (-1)^{l+m} λ_lm(x), and split by the parity of l + m (each
+parity meets only the sum or only the difference of mirrored rings). Stored: about
+(mmax+1)(lmax+1)(2 nside)/2 float64 per (dtype, device) (nside 256, lmax 512: ~0.6 GB;
+the full table, twice that, exists transiently while building).
 """
 
 from __future__ import annotations
@@ -193,27 +195,34 @@ class HealpixSHT:
         the dense [M, L] coefficient grid, or (M)(L) (a spare zero row) past lmax.
         """
         dtype = like.real.dtype if like.is_complex() else like.dtype
-        key = (dtype, like.device)
+        key = ("legendre", dtype, like.device)
         if key not in self._legendre:
-            lam = legendre(self.lmax, self.mmax, self._rings.cos_theta)  # [M, L, H] float64
-            rows, spare = self.lmax + 1, (self.mmax + 1) * (self.lmax + 1)
-            size = -(-(self.mmax + 1) // 8)
-            blocks = []
-            for m0 in range(0, self.mmax + 1, size):
-                m1 = min(m0 + size, self.mmax + 1)
-                for parity in (0, 1):
-                    count = (self.lmax - m0 - parity) // 2 + 1
-                    if count <= 0:
-                        continue
-                    m = torch.arange(m0, m1)[:, None]
-                    l = m + parity + 2 * torch.arange(count)[None, :]  # [mb, k]
-                    valid = l <= self.lmax
-                    block = lam[m, l.clamp(max=self.lmax)] * valid[..., None]  # [mb, k, H]
-                    flat = torch.where(valid, m * rows + l, spare).reshape(-1)
-                    blocks.append((m0, m1, parity, block.to(dtype=dtype, device=like.device),
-                                   flat.to(like.device)))
-            self._legendre[key] = blocks
+            master = self._legendre.get(("legendre", torch.float64, torch.device("cpu")))
+            if master is None:
+                master = self._legendre_blocks()
+                self._legendre[("legendre", torch.float64, torch.device("cpu"))] = master
+            self._legendre[key] = [(m0, m1, parity, lam.to(dtype=dtype, device=like.device), flat.to(like.device))
+                                   for m0, m1, parity, lam, flat in master]
         return self._legendre[key]
+
+    def _legendre_blocks(self) -> list[tuple[int, int, int, Tensor, Tensor]]:
+        """The float64 CPU blocks of :meth:`_blocks`."""
+        lam = legendre(self.lmax, self.mmax, self._rings.cos_theta)  # [M, L, H] float64
+        rows, spare = self.lmax + 1, (self.mmax + 1) * (self.lmax + 1)
+        size = -(-(self.mmax + 1) // 8)
+        blocks = []
+        for m0 in range(0, self.mmax + 1, size):
+            m1 = min(m0 + size, self.mmax + 1)
+            for parity in (0, 1):
+                count = (self.lmax - m0 - parity) // 2 + 1
+                if count <= 0:
+                    continue
+                m = torch.arange(m0, m1)[:, None]
+                l = m + parity + 2 * torch.arange(count)[None, :]  # [mb, k]
+                valid = l <= self.lmax
+                block = lam[m, l.clamp(max=self.lmax)] * valid[..., None]  # [mb, k, H]
+                blocks.append((m0, m1, parity, block, torch.where(valid, m * rows + l, spare).reshape(-1)))
+        return blocks
 
     def _ring_tensors(self, like: Tensor) -> dict:
         """Ring indices and phases e^{i m φ0_r} ``[R, M]`` on ``like``'s device, cached."""
