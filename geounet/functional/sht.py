@@ -131,6 +131,7 @@ class _Rings:
         self.cos_theta = torch.from_numpy(cos_theta[north].copy())  # [H]
         phi0 = healpy.pix2ang(nside, starts, nest=False)[1]  # first pixel's longitude
         self.phi0 = torch.from_numpy(phi0[order].copy())  # [R] canonical order
+        self.lengths = torch.from_numpy(lengths[order].astype(np.float64))  # [R] pixels per ring
         ring_nest = nest_of_ring(nside)
         position = np.empty_like(order)
         position[order] = np.arange(order.size)
@@ -231,13 +232,16 @@ class HealpixSHT:
         if key not in self._legendre:
             m = torch.arange(self.mmax + 1, dtype=torch.float64)
             angle = self._rings.phi0[:, None] * m[None, :]
-            phase = torch.polar(torch.ones_like(angle), angle).to(dtype=complex_dtype, device=like.device)
+            phase = torch.polar(torch.ones_like(angle), angle)  # [R, M]
+            # synthesis weights w_m n_r (w_0 = 1, w_m = 2; n_r undoes ifft's 1 / n_r)
+            weights = torch.where(m == 0, 1.0, 2.0)[None, :] * self._rings.lengths[:, None]
             self._legendre[key] = {
-                "phase": phase,
+                "phase": phase.to(dtype=complex_dtype, device=like.device),
+                "synthesis_phase": (phase * weights).to(dtype=complex_dtype, device=like.device),
                 "pixels": self._rings.pixels.to(like.device),
                 "order": self._rings.group_order.to(like.device),
                 "positions": [position.to(like.device) for position, _ in self._rings.groups],
-                "m": torch.arange(self.mmax + 1, device=like.device),
+                "bins": [(torch.arange(self.mmax + 1) % n).to(like.device) for _, n in self._rings.groups],
             }
         return self._legendre[key]
 
@@ -246,12 +250,11 @@ class HealpixSHT:
     def _ring_fourier(self, x: Tensor) -> Tensor:
         """F_r(m) = e^{-i m φ0_r} Σ_j f_rj e^{-2πi m j / n_r}, ``[K, R, M]`` for x ``[K, N]``."""
         cached = self._ring_tensors(x)
-        m = cached["m"]
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
         parts, offset = [], 0
-        for position, n in self._rings.groups:
+        for (position, n), bins in zip(self._rings.groups, cached["bins"]):
             block = rings[:, offset: offset + position.numel() * n].reshape(x.shape[0], -1, n)
-            parts.append(torch.fft.fft(block, dim=-1)[..., m % n])  # [K, G, M]
+            parts.append(torch.fft.fft(block, dim=-1)[..., bins])  # [K, G, M], bin m mod n
             offset += position.numel() * n
         fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
         return fourier * cached["phase"].conj()
@@ -259,14 +262,12 @@ class HealpixSHT:
     def _ring_synthesis(self, coeffs: Tensor) -> Tensor:
         """f_rj = Re Σ_m w_m G_r(m) e^{i m φ_rj} for G ``[K, R, M]``; maps ``[K, N]`` (NEST)."""
         cached = self._ring_tensors(coeffs)
-        m = cached["m"]
-        weights = torch.where(m == 0, 1.0, 2.0).to(coeffs.real.dtype)
-        coeffs = coeffs * cached["phase"] * weights
+        coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
         parts = []
-        for position, (_, n) in zip(cached["positions"], self._rings.groups):
+        for position, (_, n), bins in zip(cached["positions"], self._rings.groups, cached["bins"]):
             ring = coeffs[:, position]  # [K, G, M]
-            folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, m % n, ring)  # [K, G, n]
-            parts.append((torch.fft.ifft(folded, dim=-1).real * n).reshape(coeffs.shape[0], -1))
+            folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, bins, ring)  # [K, G, n]
+            parts.append(torch.fft.ifft(folded, dim=-1).real.reshape(coeffs.shape[0], -1))
         values = torch.cat(parts, dim=1)  # [K, N] in group order
         return values.new_zeros(values.shape).index_copy(1, cached["pixels"], values)
 
