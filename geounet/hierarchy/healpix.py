@@ -39,8 +39,8 @@ def healpix_level_graph(nside: int) -> LevelGraph:
 
     ``neighbours [N, 8]`` lists the sources of each target pixel in healpy's order
     (SW, W, NW, N, NE, E, SE, S); the 24 pixels next to the 8 three-face vertices have
-    only 7 neighbours and their missing slot points at the pixel itself with
-    ``neighbour_mask`` False. ``neighbour_attr [N, 8, 3]`` (float64) holds (east, north,
+    only 7 neighbours (at nside 1 each base pixel has 6) and their missing slots point
+    at the pixel itself with ``neighbour_mask`` False. ``neighbour_attr [N, 8, 3]`` (float64) holds (east, north,
     great-circle distance) of the source seen from the target's tangent plane
     (:func:`geounet.geometry.healpix.edge_geometry`); ``edge_index`` / ``edge_attr`` are
     the same edges in target-major order; ``positions [N, 3]`` the unit centre vectors.
@@ -49,7 +49,7 @@ def healpix_level_graph(nside: int) -> LevelGraph:
     table = neighbour_table(nside)  # [N, 8], -1 where absent
     attr = neighbour_geometry(nside, positions, table)  # [N, 8, 3]
     mask = table >= 0
-    missing = (~mask).reshape(-1).nonzero().squeeze(1)  # 24 slots (all slots at nside 1)
+    missing = (~mask).reshape(-1).nonzero().squeeze(1)  # always 24 slots
     num_edges = table.numel() - missing.numel()
     edge_index = torch.empty(2, num_edges, dtype=torch.int64)  # [2, E], target-major
     _drop(table.reshape(-1), missing, out=edge_index[0])

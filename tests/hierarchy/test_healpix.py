@@ -62,6 +62,14 @@ def test_seven_neighbour_pixels(nside):
     assert set(zip(x.tolist(), y.tolist())) <= {(0, 0), (nside - 1, nside - 1), (0, nside - 1), (nside - 1, 0)}
 
 
+def test_base_pixels_have_six_neighbours():
+    graph = healpix_level_graph(1)
+    assert torch.equal(graph.neighbour_mask.sum(1), torch.full((12,), 6))
+    for pixel in range(12):  # no duplicates, never the pixel itself
+        real = graph.neighbours[pixel][graph.neighbour_mask[pixel]]
+        assert len(set(real.tolist())) == 6 and pixel not in real.tolist()
+
+
 def test_edge_index_matches_neighbour_table():
     graph = healpix_level_graph(4)
     rows, slots = graph.neighbour_mask.nonzero().unbind(1)  # target-major order
