@@ -1,0 +1,134 @@
+"""Batching meshes of different sizes: the disjoint-union hierarchy.
+
+For hierarchies H^1 .. H^m with the same number of levels, the disjoint union has, at
+level i, the nodes of every H^j concatenated (mesh j at offsets ``o^j_i .. o^{j+1}_i``),
+masses concatenated, block-diagonal restrict / prolong and block-diagonal graphs (edge
+indices shifted by the offsets). A batch of meshes is then one signal
+``[1, Σ_j N^j_i, C]`` (or ``[B, ...]`` for B samples on the same set of meshes), and
+``split`` / ``join`` convert to and from per-mesh tensors.
+
+Haar hierarchies (:class:`PartitionHaarHierarchy`) are merged into a single partition
+hierarchy with offset parent indices (one ``index_add`` per restriction); any other
+hierarchy is applied block by block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.haar import PartitionHaarHierarchy
+
+
+class BatchedHierarchy(Hierarchy):
+    """The disjoint union of ``hierarchies`` (see the module docstring)."""
+
+    def __init__(self, hierarchies: Sequence[Hierarchy]):
+        hierarchies = list(hierarchies)
+        if not hierarchies:
+            raise ValueError("batch_hierarchies needs at least one hierarchy")
+        levels = {h.num_levels for h in hierarchies}
+        if len(levels) != 1:
+            raise ValueError(f"all hierarchies must have the same number of levels, got {sorted(levels)}")
+        self.hierarchies = hierarchies
+        self._num_levels = levels.pop()
+        self.reproduces_constants = all(h.reproduces_constants for h in hierarchies)
+        self.preserves_integrals = all(h.preserves_integrals for h in hierarchies)
+        self._sizes = [[h.num_nodes(i) for h in hierarchies] for i in range(self._num_levels)]
+        self._merged = _merge_partitions(hierarchies, self._sizes) if all(
+            isinstance(h, PartitionHaarHierarchy) for h in hierarchies
+        ) else None
+        self._graphs: dict[int, LevelGraph] = {}
+
+    def __repr__(self) -> str:
+        return f"BatchedHierarchy({len(self.hierarchies)} hierarchies, nodes={[sum(s) for s in self._sizes]})"
+
+    @property
+    def num_levels(self) -> int:
+        return self._num_levels
+
+    def num_nodes(self, level: int) -> int:
+        self._check_level(level)
+        return sum(self._sizes[level])
+
+    def sizes(self, level: int) -> list[int]:
+        """Nodes of each hierarchy at ``level``."""
+        self._check_level(level)
+        return list(self._sizes[level])
+
+    def offsets(self, level: int) -> Tensor:
+        """``[m + 1]`` start of each hierarchy's nodes at ``level`` (and the total)."""
+        return torch.tensor([0] + self.sizes(level)).cumsum(0)
+
+    def split(self, x: Tensor, level: int) -> list[Tensor]:
+        """``[..., N, C]`` -> per-hierarchy ``[..., N_j, C]``."""
+        self._check_nodes(x, level)
+        return list(torch.split(x, self._sizes[level], dim=-2))
+
+    def join(self, parts: Sequence[Tensor], level: int) -> Tensor:
+        """Per-hierarchy ``[..., N_j, C]`` -> ``[..., N, C]``."""
+        for h, part in zip(self.hierarchies, parts, strict=True):
+            h._check_nodes(part, level)
+        return torch.cat(list(parts), dim=-2)
+
+    def mass(self, level: int) -> Tensor:
+        self._check_level(level)
+        return torch.cat([h.mass(level) for h in self.hierarchies])
+
+    def _restrict(self, x: Tensor, level: int) -> Tensor:
+        if self._merged is not None:
+            return self._merged.restrict(x, level)
+        return torch.cat([h.restrict(p, level) for h, p in zip(self.hierarchies, self.split(x, level))], dim=-2)
+
+    def _prolong(self, x: Tensor, level: int) -> Tensor:
+        if self._merged is not None:
+            return self._merged.prolong(x, level)
+        return torch.cat([h.prolong(p, level) for h, p in zip(self.hierarchies, self.split(x, level))], dim=-2)
+
+    def graph(self, level: int) -> LevelGraph:
+        self._check_level(level)
+        if level not in self._graphs:
+            self._graphs[level] = _union_graph([h.graph(level) for h in self.hierarchies], self.offsets(level))
+        return self._graphs[level]
+
+
+def batch_hierarchies(hierarchies: Sequence[Hierarchy]) -> BatchedHierarchy:
+    """The disjoint union of ``hierarchies`` (all with the same number of levels)."""
+    return BatchedHierarchy(hierarchies)
+
+
+def _merge_partitions(hierarchies: Sequence[PartitionHaarHierarchy], sizes: list[list[int]]) -> PartitionHaarHierarchy:
+    parents: list[Tensor | None] = [None]
+    for level in range(1, len(sizes)):
+        offsets = torch.tensor([0] + sizes[level - 1]).cumsum(0)
+        parents.append(torch.cat([h.parents(level) + offsets[j] for j, h in enumerate(hierarchies)]))
+    finest = torch.cat([h.mass(h.finest_level) for h in hierarchies])
+
+    def no_graph(level: int) -> LevelGraph:
+        raise NotImplementedError("graphs of a batch come from BatchedHierarchy.graph")
+
+    return PartitionHaarHierarchy(parents, finest, no_graph)
+
+
+def _union_graph(graphs: Sequence[LevelGraph], offsets: Tensor) -> LevelGraph:
+    """Block-diagonal union; optional fields are kept only when every graph has them."""
+    widths = {g.num_edge_features for g in graphs}
+    if len(widths) != 1:
+        raise ValueError(f"graphs to batch must have the same number of edge features, got {sorted(widths)}")
+    edge_index = torch.cat([g.edge_index + offsets[j] for j, g in enumerate(graphs)], dim=1)
+    edge_attr = torch.cat([g.edge_attr for g in graphs])
+    positions = torch.cat([g.positions for g in graphs]) if all(g.positions is not None for g in graphs) else None
+    if not all(g.neighbours is not None for g in graphs):
+        return LevelGraph(edge_index, edge_attr, positions)
+    width = max(g.neighbours.shape[1] for g in graphs)
+    neighbours, masks, attrs = [], [], []
+    for j, g in enumerate(graphs):
+        pad = width - g.neighbours.shape[1]
+        own = torch.arange(g.neighbours.shape[0])[:, None] + offsets[j]
+        neighbours.append(torch.cat([g.neighbours + offsets[j], own.expand(-1, pad)], dim=1))
+        masks.append(torch.nn.functional.pad(g.neighbour_mask, (0, pad)))
+        attrs.append(torch.nn.functional.pad(g.neighbour_attr, (0, 0, 0, pad)))
+    return LevelGraph(edge_index, edge_attr, positions, torch.cat(neighbours), torch.cat(masks), torch.cat(attrs))

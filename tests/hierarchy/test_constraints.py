@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from geounet.geometry.mesh import Mesh
+from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint, boundary_mask
+from geounet.hierarchy.mesh_clusters import ClusterHierarchy
+from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
+from geounet.models.unet import build_unet
+
+
+class NeighbourMean(nn.Module):
+    """Test-only operator: Linear(x) + Linear(mean of graph neighbours), [B, N, Cin] -> [B, N, Cout]."""
+
+    def __init__(self, edge_index, num_nodes, in_ch, out_ch):
+        super().__init__()
+        self.self_map, self.neighbour_map = nn.Linear(in_ch, out_ch), nn.Linear(in_ch, out_ch, bias=False)
+        degree = torch.zeros(num_nodes).index_add_(0, edge_index[1], torch.ones(edge_index.shape[1]))
+        self.register_buffer("edge_index", edge_index, persistent=False)
+        self.register_buffer("inv_degree", 1 / degree.clamp(min=1)[:, None], persistent=False)
+
+    def forward(self, x):
+        source, target = self.edge_index
+        summed = torch.zeros_like(x).index_add_(-2, target, x.index_select(-2, source))
+        return self.self_map(x) + self.neighbour_map(summed * self.inv_degree.to(x.dtype))
+
+
+def factory_for(hierarchy):
+    def factory(level, in_ch, out_ch):
+        return NeighbourMean(hierarchy.graph(level).edge_index, hierarchy.num_nodes(level), in_ch, out_ch)
+
+    return factory
+
+
+def _square_plate():
+    return Mesh(np.array([[0, 0], [1, 0], [1, 1], [0, 1.0]]), [[0, 1, 2], [0, 2, 3]])
+
+
+def _disc():
+    from skfem import MeshTri
+
+    fem = MeshTri.init_circle(2)
+    return Mesh(fem.p.T, fem.t.T)
+
+
+HIERARCHIES = {
+    "subdivision": lambda: SubdivisionHierarchy(_square_plate(), 4),
+    "clusters": lambda: ClusterHierarchy(_disc(), 3),
+    "spectral": lambda: MeshSpectralHierarchy(_disc(), [1, 6, 15], use_cache=False),
+}
+CONSTRAINTS = {
+    "zero_mean": {"integral": 0.0},
+    "integral": {"integral": [1.5, -2.0]},
+    "dirichlet": {"zero_boundary": True},
+    "dirichlet_and_integral": {"zero_boundary": True, "integral": [0.25, 0.5]},
+}
+
+
+@pytest.mark.parametrize("name", HIERARCHIES)
+@pytest.mark.parametrize("constraint_kwargs", CONSTRAINTS.values(), ids=CONSTRAINTS.keys())
+def test_unet_output_satisfies_constraint_for_random_weights(name, constraint_kwargs):
+    torch.manual_seed(0)
+    h = HIERARCHIES[name]()
+    constraint = FunctionConstraint(h, **constraint_kwargs)
+    model = ConstrainedUNet(build_unet(h, 3, 2, factory_for(h), width=8), constraint).double()
+    for p in model.parameters():  # arbitrary weights, not just the initialisation
+        nn.init.normal_(p, std=0.5)
+    x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
+    y = model(x)
+    assert constraint.violation(y, h.finest_level) < 1e-12
+    # the projection changed something and is idempotent
+    raw = model.unet(x)
+    assert constraint.violation(raw, h.finest_level) > 1e-3
+    torch.testing.assert_close(constraint.project(y, h.finest_level), y)
+
+
+@pytest.mark.parametrize("name", ["subdivision", "clusters"])
+def test_projection_is_mass_orthogonal_and_sets_are_nested(name):
+    h = HIERARCHIES[name]()
+    constraint = FunctionConstraint(h, zero_boundary=True, integral=1.0)
+    with pytest.raises(ValueError, match="level 0 has no free nodes"):
+        constraint.project(torch.zeros(1, h.num_nodes(0), 1), 0)
+    level = h.finest_level
+    x = torch.randn(1, h.num_nodes(level), 1, dtype=torch.float64)
+    px = constraint.project(x, level)
+    # x - Πx is orthogonal to differences of constrained vectors (directions of K)
+    d = constraint.project(torch.randn_like(x), level) - constraint.project(torch.randn_like(x), level)
+    assert abs(h.inner(x - px, d, level).item()) < 1e-12
+    # prolong maps K_{i-1} into K_i
+    for level in range(h.finest_level):
+        if boundary_mask(h, level).all():
+            continue
+        c = constraint.project(torch.randn(1, h.num_nodes(level), 1, dtype=torch.float64), level)
+        assert constraint.violation(h.prolong(c, level), level + 1) < 1e-12
+
+
+def test_haar_boundary_cells_are_nested():
+    h = SubdivisionHierarchy(_square_plate(), 4)
+    for level in range(1, h.num_levels):
+        parent_is_boundary = boundary_mask(h, level - 1)[h.parents(level)]
+        child_is_boundary = boundary_mask(h, level)
+        assert not (child_is_boundary & ~parent_is_boundary).any()
+    # level 3: 8x8 grid of squares cut in 2 triangles, boundary ring touches the edges
+    assert 0 < int(boundary_mask(h, 3).sum()) < h.num_nodes(3)
+
+
+def test_dirichlet_spectral_coefficients_need_no_projection():
+    h = MeshSpectralHierarchy(_disc(), [3, 8, 15], boundary="dirichlet", vertex_level=False, use_cache=False)
+    model = build_unet(h, 1, 1, factory_for(h), width=4).double()
+    for p in model.parameters():
+        nn.init.normal_(p)
+    coefficients = model(torch.randn(2, 15, 1, dtype=torch.float64))
+    values = h.synthesize(coefficients, h.finest_level)
+    assert values[:, h.mesh.boundary_vertices].abs().max() < 1e-12
+
+
+def test_errors():
+    h = MeshSpectralHierarchy(_disc(), [3, 8], boundary="dirichlet", use_cache=False)
+    with pytest.raises(ValueError, match="does not contain the constants"):
+        FunctionConstraint(h, integral=0.0)
+    with pytest.raises(ValueError, match="needs zero_boundary"):
+        FunctionConstraint(h)
+    neumann = MeshSpectralHierarchy(_disc(), [3, 8], use_cache=False)
+    with pytest.raises(ValueError, match="boundary='dirichlet'"):
+        FunctionConstraint(neumann, zero_boundary=True).project(torch.zeros(1, 3, 1), 0)
