@@ -1,0 +1,192 @@
+"""Baselines under the geounet model API: ``[B, N, C_in] -> [B, N, C_out]`` modules.
+
+- :class:`GraphUNetBaseline`: PyTorch Geometric's ``GraphUNet`` (Gao & Ji 2019, gPool /
+  gUnpool with GCN layers) on the finest graph of a hierarchy.
+- :class:`ChebUNet`: a DeepSphere-style U-Net (Defferrard et al. 2020): PyG ``ChebConv``
+  (K = 3) on each level's graph, pooled and unpooled by the hierarchy's restrict /
+  prolong (on HEALPix NEST: the mean over the 4 children and repetition).
+- :class:`FlatResNet`: residual message-passing blocks at the finest level only, no
+  hierarchy: the ablation of the multiresolution structure.
+- :class:`SFNOBaseline`: torch-harmonics' ``SphericalFourierNeuralOperator`` on an
+  equiangular latitude-longitude grid.
+
+Every constructor takes a ``width`` so :func:`geounet.models.zoo.size_to_parameters` can
+match parameter counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import ChebConv, GraphUNet
+
+from geounet.hierarchy.base import Hierarchy
+from geounet.models.zoo import FinestLevels
+from geounet.nn.blocks import ResidualBlock
+from geounet.nn.message_passing import MessagePassingFactory
+from geounet.nn.norm import NodeGroupNorm
+
+
+def _check_input(x: Tensor, num_nodes: int, channels: int, name: str) -> None:
+    if x.dim() != 3 or x.shape[1] != num_nodes or x.shape[2] != channels:
+        raise ValueError(f"{name} expects [batch, {num_nodes}, {channels}], got {tuple(x.shape)}")
+
+
+class GraphUNetBaseline(nn.Module):
+    """PyG ``GraphUNet`` on the finest level graph of ``hierarchy``.
+
+    ``GraphUNet`` takes one graph, so a batch is run as its disjoint union: B copies of
+    the graph with node offsets b N and a ``batch`` vector, which makes top-k pooling
+    select nodes per sample. Its pooled graphs depend on the data (top-k), so it has no
+    fixed multiresolution structure and ``torch.compile`` graph-breaks around the pools.
+    It runs in float32 even under autocast: its ``augment_adj`` sparse-CSR product has no
+    bfloat16 kernel on the CPU.
+
+    Args:
+        width: hidden channels of every GCN layer.
+        depth: number of gPool / gUnpool stages.
+    """
+
+    def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
+                 depth: int = 3, pool_ratio: float = 0.5):
+        super().__init__()
+        level = hierarchy.finest_level
+        self.num_nodes = hierarchy.num_nodes(level)
+        self.in_channels = in_channels
+        self.register_buffer("edge_index", hierarchy.graph(level).edge_index.clone(), persistent=False)
+        self.unet = GraphUNet(in_channels, width, out_channels, depth, pool_ratios=pool_ratio)
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
+        _check_input(x, self.num_nodes, self.in_channels, type(self).__name__)
+        batch = x.shape[0]
+        offsets = torch.arange(batch, device=x.device) * self.num_nodes  # [B]
+        edge_index = (self.edge_index[:, None, :] + offsets[None, :, None]).reshape(2, -1)  # [2, B E]
+        sample = torch.arange(batch, device=x.device).repeat_interleave(self.num_nodes)  # [B N]
+        flat = x.reshape(batch * self.num_nodes, -1)  # [B N, C_in]
+        with torch.autocast(x.device.type, enabled=False):
+            out = self.unet(flat.float() if flat.dtype in (torch.float16, torch.bfloat16) else flat, edge_index, sample)
+        return out.view(batch, self.num_nodes, -1)  # [B, N, C_out]
+
+
+class _ChebStage(nn.Module):
+    """Two (ChebConv -> GroupNorm -> GELU) layers on one level."""
+
+    def __init__(self, edge_index: Tensor, in_channels: int, out_channels: int, K: int):
+        super().__init__()
+        self.register_buffer("edge_index", edge_index.clone(), persistent=False)
+        self.convs = nn.ModuleList([ChebConv(in_channels, out_channels, K), ChebConv(out_channels, out_channels, K)])
+        self.norms = nn.ModuleList([NodeGroupNorm(1, out_channels), NodeGroupNorm(1, out_channels)])
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
+        for conv, norm in zip(self.convs, self.norms):
+            x = self.act(norm(conv(x, self.edge_index)))
+        return x  # [B, N, C_out]
+
+
+class ChebUNet(nn.Module):
+    """A DeepSphere-style U-Net: Chebyshev graph convolutions and hierarchical pooling.
+
+    On levels I..1 (the ``depth`` finest levels of ``hierarchy``) an encoder stage of two
+    ``ChebConv(K)`` layers (Chebyshev polynomials of the symmetric normalised Laplacian
+    of the level graph, unit edge weights) is followed by ``restrict``; the coarsest level
+    holds the bottleneck stage; each decoder stage ``prolong``s, concatenates the skip and
+    applies two more ``ChebConv`` layers. Channels are ``width * 2**(I - i)`` capped at
+    ``max_mult * width``. On HEALPix NEST, restrict / prolong are the mean over the 4
+    children and repetition (DeepSphere's pooling).
+    """
+
+    def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
+                 depth: int = 4, K: int = 3, max_mult: int = 8):
+        super().__init__()
+        self.hierarchy = FinestLevels(hierarchy, depth)
+        finest = self.hierarchy.finest_level
+        self.in_channels = in_channels
+        channels = [width * min(2 ** (finest - i), max_mult) for i in range(finest + 1)]
+        edges = [self.hierarchy.graph(i).edge_index for i in range(finest + 1)]
+        self.lift = nn.Linear(in_channels, width)
+        self.encoders = nn.ModuleList(
+            _ChebStage(edges[i], width if i == finest else channels[i + 1], channels[i], K)
+            for i in range(finest, 0, -1)
+        )
+        self.bottleneck = _ChebStage(edges[0], channels[1] if finest else width, channels[0], K)
+        self.decoders = nn.ModuleList(
+            _ChebStage(edges[i], channels[i - 1] + channels[i], channels[i], K) for i in range(1, finest + 1)
+        )
+        self.head = nn.Linear(channels[finest], out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N_I, C_in]
+        finest = self.hierarchy.finest_level
+        _check_input(x, self.hierarchy.num_nodes(finest), self.in_channels, type(self).__name__)
+        h, skips = self.lift(x), []
+        for level, stage in zip(range(finest, 0, -1), self.encoders):
+            h = stage(h)  # [B, N_level, C_level]
+            skips.append(h)
+            h = self.hierarchy.restrict(h, level)
+        h = self.bottleneck(h)  # [B, N_0, C_0]
+        for level, stage in zip(range(1, finest + 1), self.decoders):
+            h = stage(torch.cat([self.hierarchy.prolong(h, level - 1), skips.pop()], dim=-1))
+        return self.head(h)  # [B, N_I, C_out]
+
+
+class FlatResNet(nn.Module):
+    """Residual message-passing blocks at the finest level only (no hierarchy).
+
+    ``lift -> num_blocks x (h + R(h)) -> head`` with the same residual branches and
+    :class:`~geounet.nn.message_passing.MessagePassingFactory` operators as the U-Nets.
+    """
+
+    def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
+                 num_blocks: int = 4, factory: MessagePassingFactory | None = None):
+        super().__init__()
+        factory = factory or MessagePassingFactory(hierarchy)
+        level = hierarchy.finest_level
+        self.num_nodes = hierarchy.num_nodes(level)
+        self.lift = nn.Linear(in_channels, width)
+        self.blocks = nn.ModuleList(ResidualBlock(factory, level, width) for _ in range(num_blocks))
+        self.head = nn.Linear(width, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
+        _check_input(x, self.num_nodes, self.lift.in_features, type(self).__name__)
+        h = self.lift(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)  # [B, N, C_out]
+
+
+def equiangular_shape(num_points: int) -> tuple[int, int]:
+    """``(nlat, 2 nlat)``, the equiangular grid with about ``num_points`` points."""
+    nlat = max(2, round(math.sqrt(num_points / 2)))
+    return nlat, 2 * nlat
+
+
+class SFNOBaseline(nn.Module):
+    """torch-harmonics' Spherical Fourier Neural Operator (Bonev et al. 2023) in node layout.
+
+    Runs on torch-harmonics' ``"equiangular"`` grid of ``nlat x nlon`` points (latitudes
+    from the north pole to the south pole, both included, longitudes from 0 eastwards);
+    nodes are that grid flattened row-major, ``N = nlat * nlon``, so ``[B, N, C]`` features
+    are ``[B, C, nlat, nlon]`` images. Other settings are the library's defaults
+    (``scale_factor=3`` spectral down-sampling, linear variant, MLPs in every block).
+
+    Args:
+        width: SFNO ``embed_dim``.
+    """
+
+    def __init__(self, nlat: int, nlon: int, in_channels: int, out_channels: int, width: int = 32,
+                 num_layers: int = 4, scale_factor: int = 3):
+        super().__init__()
+        from torch_harmonics.examples.models import SphericalFourierNeuralOperator
+
+        self.nlat, self.nlon, self.in_channels = nlat, nlon, in_channels
+        self.sfno = SphericalFourierNeuralOperator(
+            img_size=(nlat, nlon), grid="equiangular", scale_factor=scale_factor, in_chans=in_channels,
+            out_chans=out_channels, embed_dim=width, num_layers=num_layers,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
+        _check_input(x, self.nlat * self.nlon, self.in_channels, type(self).__name__)
+        image = x.transpose(1, 2).reshape(x.shape[0], -1, self.nlat, self.nlon)  # [B, C, nlat, nlon]
+        return self.sfno(image).flatten(2).transpose(1, 2)  # [B, N, C_out]
