@@ -39,7 +39,13 @@ class Mesh:
 
     def __init__(self, vertices, faces):
         vertices = np.ascontiguousarray(vertices, dtype=np.float64)
-        faces = np.asarray(faces)
+        try:
+            faces = np.asarray(faces)
+        except ValueError as error:  # ragged polygons
+            raise ValueError(
+                "faces must have shape [F, 3] (triangles), got polygons of different sizes; triangulate "
+                "them with geounet.geometry.mesh_repair.repair_mesh"
+            ) from error
         if vertices.ndim != 2 or vertices.shape[1] not in (2, 3):
             raise ValueError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
         if faces.ndim != 2 or faces.shape[1] != 3:
