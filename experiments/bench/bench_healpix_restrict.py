@@ -10,6 +10,7 @@ Also times the naive pair (view(...).mean + repeat_interleave) for comparison.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import torch
@@ -49,11 +50,11 @@ def main() -> None:
         coarse = torch.randn(args.batch, h.num_nodes(0), args.channels, device=device)
         b, n, c = fine.shape
         t_copy = timed(fine.clone, device, args.repeats)
-        t_restrict = timed(lambda: h.restrict(fine, 1), device, args.repeats)
-        t_prolong = timed(lambda: h.prolong(coarse, 0), device, args.repeats)
-        t_naive = timed(lambda: fine.view(b, n // 4, 4, c).mean(-2), device, args.repeats) + timed(
-            lambda: coarse.repeat_interleave(4, dim=1), device, args.repeats
-        )
+        t_restrict = timed(functools.partial(h.restrict, fine, 1), device, args.repeats)
+        t_prolong = timed(functools.partial(h.prolong, coarse, 0), device, args.repeats)
+        naive_restrict = functools.partial(torch.Tensor.mean, fine.view(b, n // 4, 4, c), -2)
+        naive_prolong = functools.partial(torch.repeat_interleave, coarse, 4, dim=1)
+        t_naive = timed(naive_restrict, device, args.repeats) + timed(naive_prolong, device, args.repeats)
         ratio = (t_restrict + t_prolong) / t_copy
         print(f"{nside:>6} {1e3 * t_copy:>9.3f} {1e3 * t_restrict:>9.3f} {1e3 * t_prolong:>9.3f} "
               f"{ratio:>6.2f} {t_naive / t_copy:>11.2f}")

@@ -11,15 +11,23 @@ Target: ratio (torch / healpy) within 3x on CPU.
 from __future__ import annotations
 
 import argparse
+import functools
 
 import healpy
 import numpy as np
 import torch
+from bench_healpix_restrict import timed  # the script's directory is on sys.path
 
 from geounet.functional.sht import HealpixSHT
 from geounet.geometry.healpix import from_nest
 
-from bench_healpix_restrict import timed  # noqa: E402  (script directory is on sys.path)
+
+def _round_trip(sht: HealpixSHT, x: torch.Tensor) -> torch.Tensor:
+    return sht.synthesis(sht.analysis(x))
+
+
+def _healpy_round_trip(ring: np.ndarray, nside: int, lmax: int, iterations: int) -> np.ndarray:
+    return healpy.alm2map(healpy.map2alm(ring, lmax=lmax, iter=iterations), nside, lmax=lmax)
 
 
 def main() -> None:
@@ -40,12 +48,8 @@ def main() -> None:
         ring = from_nest(x[0], "ring").numpy()
         xd = x.to(device=device, dtype=dtype)
 
-        def ours():
-            return sht.synthesis(sht.analysis(xd))
-
-        def theirs():
-            return healpy.alm2map(healpy.map2alm(ring, lmax=lmax, iter=args.iterations), nside, lmax=lmax)
-
+        ours = functools.partial(_round_trip, sht, xd)
+        theirs = functools.partial(_healpy_round_trip, ring, nside, lmax, args.iterations)
         t_ours, t_theirs = timed(ours, device, args.repeats), timed(theirs, device, args.repeats)
         diff = np.abs(from_nest(ours().cpu().double()[0], "ring").numpy() - theirs()).max()
         print(f"{nside:>6} {lmax:>5} {1e3 * t_ours:>9.1f} {1e3 * t_theirs:>10.1f} "

@@ -92,20 +92,20 @@ def legendre(lmax: int, mmax: int, x: Tensor) -> Tensor:
     prev1 = torch.zeros_like(prev2)
     scale = log_seed.expand_as(prev2).clone()  # log of the mantissas' common factor
     big, log_big = 2.0**600, 600 * math.log(2.0)
-    for l in range(lmax + 1):
-        active = m[:, 0] < l
-        ll = float(l)
+    for ell in range(lmax + 1):
+        active = m[:, 0] < ell
+        ll = float(ell)
         alpha = torch.sqrt((4 * ll * ll - 1) / (ll * ll - m[active] ** 2))
         beta = torch.sqrt(((ll - 1) ** 2 - m[active] ** 2) / (4 * (ll - 1) ** 2 - 1))
         current = prev1.clone()
         current[active] = alpha * (x * prev1[active] - beta * prev2[active])
-        if l <= mmax:
-            current[l] = sign[l]  # the seed λ_ll = sign * exp(scale[l]); rows m >= l were 0
+        if ell <= mmax:
+            current[ell] = sign[ell]  # the seed λ_ll = sign * exp(scale[ell]); rows m >= ell were 0
         huge = current.abs() > big
         current = torch.where(huge, current / big, current)
         prev1 = torch.where(huge, prev1 / big, prev1)
         scale = scale + huge * log_big
-        out[: min(l, mmax) + 1, l] = (current * torch.exp(scale))[: min(l, mmax) + 1]
+        out[: min(ell, mmax) + 1, ell] = (current * torch.exp(scale))[: min(ell, mmax) + 1]
         prev2, prev1 = prev1, current
     return out
 
@@ -219,10 +219,10 @@ class HealpixSHT:
                 if count <= 0:
                     continue
                 m = torch.arange(m0, m1)[:, None]
-                l = m + parity + 2 * torch.arange(count)[None, :]  # [mb, k]
-                valid = l <= self.lmax
-                block = lam[m, l.clamp(max=self.lmax)] * valid[..., None]  # [mb, k, H]
-                blocks.append((m0, m1, parity, block, torch.where(valid, m * rows + l, spare).reshape(-1)))
+                ell = m + parity + 2 * torch.arange(count)[None, :]  # [mb, k]
+                valid = ell <= self.lmax
+                block = lam[m, ell.clamp(max=self.lmax)] * valid[..., None]  # [mb, k, H]
+                blocks.append((m0, m1, parity, block, torch.where(valid, m * rows + ell, spare).reshape(-1)))
         return blocks
 
     def _ring_tensors(self, like: Tensor) -> dict:
@@ -252,7 +252,7 @@ class HealpixSHT:
         cached = self._ring_tensors(x)
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
         parts, offset = [], 0
-        for (position, n), bins in zip(self._rings.groups, cached["bins"]):
+        for (position, n), bins in zip(self._rings.groups, cached["bins"], strict=True):
             block = rings[:, offset: offset + position.numel() * n].reshape(x.shape[0], -1, n)
             parts.append(torch.fft.fft(block, dim=-1)[..., bins])  # [K, G, M], bin m mod n
             offset += position.numel() * n
@@ -264,7 +264,7 @@ class HealpixSHT:
         cached = self._ring_tensors(coeffs)
         coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
         parts = []
-        for position, (_, n), bins in zip(cached["positions"], self._rings.groups, cached["bins"]):
+        for position, (_, n), bins in zip(cached["positions"], self._rings.groups, cached["bins"], strict=True):
             ring = coeffs[:, position]  # [K, G, M]
             folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, bins, ring)  # [K, G, n]
             parts.append(torch.fft.ifft(folded, dim=-1).real.reshape(coeffs.shape[0], -1))
@@ -403,8 +403,8 @@ def real_to_complex(coeffs: Tensor) -> Tensor:
 
 
 def _real_lm(lmax: int) -> tuple[Tensor, Tensor]:
-    l_idx = torch.cat([torch.full((2 * l + 1,), l) for l in range(lmax + 1)])
-    m_idx = torch.cat([torch.arange(-l, l + 1) for l in range(lmax + 1)])
+    l_idx = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
+    m_idx = torch.cat([torch.arange(-ell, ell + 1) for ell in range(lmax + 1)])
     return l_idx, m_idx
 
 

@@ -18,6 +18,7 @@ on first use and cached per hierarchy.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -69,7 +70,7 @@ def healpix_level_graph(nside: int) -> LevelGraph:
 def _segments(length: int, rows: Tensor) -> list[tuple[int, int]]:
     """The ``[lo, hi)`` ranges of ``range(length)`` between the (sorted, few) ``rows``."""
     bounds = [-1, *rows.tolist(), length]
-    return [(lo + 1, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [(lo + 1, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
 def _drop_arange(length: int, rows: Tensor, out: Tensor) -> Tensor:

@@ -38,6 +38,8 @@ Jacobi iterations, nside 2..16):
 
 from __future__ import annotations
 
+import itertools
+
 from torch import Tensor
 
 from geounet.functional.sht import HealpixSHT, check_lmax
@@ -72,12 +74,12 @@ class HealpixSHHierarchy(HealpixLevels):
         self.iterations = iterations
         nsides = [self.nside_at(i) for i in range(num_levels)]
         self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
-        if any(coarse > fine for coarse, fine in zip(self.lmax, self.lmax[1:])):
+        if any(coarse > fine for coarse, fine in itertools.pairwise(self.lmax)):
             raise ValueError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
         # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1}.
-        self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax)]
+        self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax, strict=True)]
         self._down = [None] + [
-            HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1])
+            HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)
         ]
 
     def __repr__(self) -> str:

@@ -14,7 +14,8 @@ def test_rmse_and_bias_hand_computed():
     target = torch.zeros(2, dtype=torch.float64)
     torch.testing.assert_close(rmse(pred, target, W), torch.tensor(np.sqrt(13 / 4), dtype=torch.float64))
     diff = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    torch.testing.assert_close(bias(diff, torch.zeros(2, dtype=torch.float64), W), torch.tensor(-0.5, dtype=torch.float64))
+    expected = torch.tensor(-0.5, dtype=torch.float64)
+    torch.testing.assert_close(bias(diff, torch.zeros(2, dtype=torch.float64), W), expected)
 
 
 def test_rmse_over_time_and_space_is_sqrt_of_mean_mse():

@@ -1,3 +1,5 @@
+import itertools
+
 import healpy as hp
 import numpy as np
 import pytest
@@ -79,7 +81,7 @@ def test_conservative_overlap_error_halves_per_subdivision():
         measured = (operator * 4 * np.pi / 768).sum(0).reshape(exact.shape).numpy()
         errors.append(np.abs(measured - exact).sum() / (4 * np.pi))
     assert errors[1] < 0.05 and errors[3] < 0.01
-    assert all(later < 0.6 * earlier for earlier, later in zip(errors, errors[1:]))
+    assert all(later < 0.6 * earlier for earlier, later in itertools.pairwise(errors))
 
 
 def test_conservative_single_cell():

@@ -28,9 +28,9 @@ def test_legendre_against_scipy():
     lam = legendre(12, 9, x)  # [M, L, R]
     theta = np.arccos(x.numpy())
     for m in range(10):
-        for l in range(13):
-            expected = sp.sph_harm_y(l, m, theta, 0.0).real if m <= l else np.zeros(5)
-            np.testing.assert_allclose(lam[m, l].numpy(), expected, rtol=0, atol=1e-13)
+        for ell in range(13):
+            expected = sp.sph_harm_y(ell, m, theta, 0.0).real if m <= ell else np.zeros(5)
+            np.testing.assert_allclose(lam[m, ell].numpy(), expected, rtol=0, atol=1e-13)
 
 
 def test_legendre_has_no_underflow_trouble_at_high_order():
@@ -39,8 +39,9 @@ def test_legendre_has_no_underflow_trouble_at_high_order():
     lam = legendre(600, 600, x)
     assert torch.isfinite(lam).all()
     theta = np.arccos(0.5)
-    for l, m in [(600, 550), (600, 3), (320, 300)]:
-        np.testing.assert_allclose(lam[m, l, 1].item(), sp.sph_harm_y(l, m, theta, 0.0).real, rtol=1e-9, atol=1e-300)
+    for ell, m in [(600, 550), (600, 3), (320, 300)]:
+        expected = sp.sph_harm_y(ell, m, theta, 0.0).real
+        np.testing.assert_allclose(lam[m, ell, 1].item(), expected, rtol=1e-9, atol=1e-300)
 
 
 @pytest.mark.parametrize("nside,lmax", [(1, 2), (4, 8), (8, 23)])
@@ -110,9 +111,9 @@ def test_power_spectrum_matches_healpy():
 def _real_sh_scipy(lmax, theta, phi):
     """Real orthonormal SH at points from scipy's complex ones, straight from the definition."""
     columns = []
-    for l in range(lmax + 1):
-        for m in range(-l, l + 1):
-            y = sp.sph_harm_y(l, abs(m), theta, phi)
+    for ell in range(lmax + 1):
+        for m in range(-ell, ell + 1):
+            y = sp.sph_harm_y(ell, abs(m), theta, phi)
             sign = (-1) ** abs(m) * np.sqrt(2)
             columns.append(y.real if m == 0 else sign * (y.real if m > 0 else y.imag))
     return np.stack(columns, axis=-1)  # [P, (L+1)²]
@@ -122,9 +123,9 @@ def _evaluate_complex(alm_dense, theta, phi):
     """f(θ, φ) = Σ a_l0 Y_l0 + 2 Re Σ_{m>0} a_lm Y_lm with scipy."""
     lmax = alm_dense.shape[0] - 1
     total = np.zeros_like(theta)
-    for l in range(lmax + 1):
-        for m in range(l + 1):
-            term = (alm_dense[l, m] * sp.sph_harm_y(l, m, theta, phi)).real
+    for ell in range(lmax + 1):
+        for m in range(ell + 1):
+            term = (alm_dense[ell, m] * sp.sph_harm_y(ell, m, theta, phi)).real
             total += term if m == 0 else 2 * term
     return total
 
@@ -158,12 +159,12 @@ def test_rotation_with_e3nn_wigner_d():
     rotation = o3.rand_matrix(dtype=torch.float64)
     angles = o3.matrix_to_angles(rotation)
     rotated = np.zeros_like(coeffs)
-    for l in range(lmax + 1):
-        block = slice(l * l, (l + 1) ** 2)
-        theirs = o3.spherical_harmonics(l, torch.from_numpy(points), True, normalization="integral").numpy()
+    for ell in range(lmax + 1):
+        block = slice(ell * ell, (ell + 1) ** 2)
+        theirs = o3.spherical_harmonics(ell, torch.from_numpy(points), True, normalization="integral").numpy()
         basis = np.linalg.lstsq(ours[:, block], theirs, rcond=None)[0]  # ours @ B = theirs
-        np.testing.assert_allclose(basis @ basis.T, np.eye(2 * l + 1), atol=1e-10)
-        wigner = o3.wigner_D(l, *angles).numpy()
+        np.testing.assert_allclose(basis @ basis.T, np.eye(2 * ell + 1), atol=1e-10)
+        wigner = o3.wigner_D(ell, *angles).numpy()
         rotated[block] = basis @ wigner @ basis.T @ coeffs[block]
     back = points @ rotation.numpy()  # rows R^T v
     expected = _evaluate_complex(alm.numpy(), np.arccos(np.clip(back[:, 2], -1, 1)), np.arctan2(back[:, 1], back[:, 0]))
