@@ -122,6 +122,8 @@ def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarra
     mass = mesh.lumped_mass[free]
     # σ below the spectrum keeps L - σM positive definite (L is only semi-definite).
     sigma = -1e-6 * float(stiffness.diagonal().max() / mass.min())
+    # Default tol (machine precision): a looser tol (1e-10) let ARPACK return a wrong
+    # eigenvalue set on small icospheres, so the speed-up is not worth it.
     values, vectors = spla.eigsh(stiffness, k=num, M=sp.diags(mass), sigma=sigma, which="LM")
     order = np.argsort(values)
     values, vectors = values[order], vectors[:, order]
