@@ -191,12 +191,7 @@ def solve_dirichlet(matrix: sp.spmatrix, rhs: np.ndarray, fixed: np.ndarray) -> 
     if not free.any():
         raise ValueError("every vertex is fixed by the boundary condition; refine the mesh")
     u = np.zeros(rhs.shape)
-    solve = spla.factorized(matrix[free][:, free].tocsc())
-    rhs_free = rhs[free]
-    if rhs.ndim == 1:
-        u[free] = solve(rhs_free)
-    else:
-        u[free] = np.stack([solve(rhs_free[:, s]) for s in range(rhs.shape[1])], axis=1)
+    u[free] = spla.splu(matrix[free][:, free].tocsc()).solve(np.ascontiguousarray(rhs[free]))
     return u
 
 
@@ -223,8 +218,9 @@ def random_fourier_field(
     dim = points.shape[1]
     omega = rng.standard_normal((num, num_features, dim)) / length_scale  # [S, N, D]
     phase = rng.uniform(0, 2 * np.pi, (num, num_features, 1))  # [S, N, 1]
-    features = np.cos(omega @ points.T + phase)  # [S, N, P]
-    return np.sqrt(2.0 / num_features) * features.sum(axis=1)
+    # One sample at a time: the features [N, P] of all samples at once can be gigabytes.
+    fields = [np.cos(omega[s] @ points.T + phase[s]).sum(axis=0) for s in range(num)]  # each [P]
+    return np.sqrt(2.0 / num_features) * np.stack(fields)
 
 
 # --------------------------------------------------------------------------- problems
@@ -247,9 +243,8 @@ def solve_surface_poisson(vertices: np.ndarray, faces: np.ndarray, forcing: np.n
     """
     stiffness, mass = p1_matrices(vertices, faces)
     forcing = np.asarray(forcing, dtype=np.float64)
-    rhs = (mass @ np.atleast_2d(forcing).T)  # [V, S]
-    u = spla.factorized((stiffness + mass).tocsc())
-    return np.stack([u(rhs[:, s]) for s in range(rhs.shape[1])]).reshape(forcing.shape)
+    rhs = mass @ np.atleast_2d(forcing).T  # [V, S]
+    return spla.splu((stiffness + mass).tocsc()).solve(rhs).T.reshape(forcing.shape)
 
 
 def reference_triangle_mesh(level: int) -> tuple[np.ndarray, np.ndarray]:
