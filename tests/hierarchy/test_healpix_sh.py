@@ -20,6 +20,15 @@ from geounet.testing import (
 TOL = 1e-11
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """These tests run thousands of small transforms: intra-op threads only add contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def hierarchy():
     return HealpixSHHierarchy(8, 3)  # nside 2, 4, 8 with lmax 4, 8, 16
@@ -44,16 +53,22 @@ def test_invariants_that_hold(hierarchy):
     check_orthogonal_projection(hierarchy, TOL)
     check_constants_and_integrals(hierarchy, TOL)  # constants; integrals are declared not preserved
     check_graphs(hierarchy)
-    check_gradients(hierarchy, max_nodes=192)
     assert hierarchy.lmax == [4, 8, 16] and not hierarchy.preserves_integrals
+
+
+def test_gradcheck():
+    """float64 gradcheck of both projections (linear maps: the iteration count is irrelevant)."""
+    for projection in ("pixel", "spectral"):
+        check_gradients(HealpixSHHierarchy(2, 2, iterations=2, projection=projection))
 
 
 def test_spectral_projection_invariants(spectral):
     """Truncation: idempotent and reproduces constants; self-adjoint only to ~1e-1."""
     check_constants_and_integrals(spectral, TOL)
-    with pytest.raises(AssertionError, match="not self-adjoint"):
+    with pytest.raises(AssertionError, match="not self-adjoint") as failure:
         check_orthogonal_projection(spectral, TOL)
-    check_orthogonal_projection(spectral, 0.5)
+    deviation = float(str(failure.value).split("max deviation ")[1].split(" ")[0])
+    assert 1e-3 < deviation < 0.5  # measured ~1e-1
     x = torch.randn(2, spectral.num_nodes(2), 3, dtype=torch.float64)
     qx = spectral.prolong(spectral.restrict(x, 2), 1)
     torch.testing.assert_close(spectral.prolong(spectral.restrict(qx, 2), 1), qx, rtol=0, atol=TOL)
