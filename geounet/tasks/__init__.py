@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory
@@ -38,12 +39,14 @@ class PreparedTask:
     test: Dataset
     #: ``(inputs, targets, predictions, path)`` -> writes a PNG of a few test samples
     plot: Callable[[Tensor, Tensor, Tensor, str], None]
+    #: optional task-specific evaluation ``(model, device) -> metrics`` (e.g. rollouts)
+    evaluate_extra: Callable[[nn.Module, torch.device], dict] | None = None
 
 
 def _registry() -> dict[str, ModuleType]:
-    from geounet.tasks import navier_stokes_square
+    from geounet.tasks import navier_stokes_square, shallow_water_healpix
 
-    modules = [navier_stokes_square]
+    modules = [navier_stokes_square, shallow_water_healpix]
     return {module.Config.name: module for module in modules}
 
 

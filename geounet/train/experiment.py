@@ -67,6 +67,9 @@ def run_experiment(
 
     device = torch.device(cfg.train.device)
     test_metrics = evaluate(model, task.test, cfg.train.batch_size, device)
+    if task.evaluate_extra is not None:
+        model.eval()
+        test_metrics.update(task.evaluate_extra(model, device))
     metrics = {
         "config": cfg.to_dict(),
         "parameters": model.parameter_counts(),

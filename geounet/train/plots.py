@@ -46,3 +46,39 @@ def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) ->
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_healpix_predictions(
+    inputs: Tensor, targets: Tensor, predictions: Tensor, variables: list[str], path: str
+) -> None:
+    """Mollweide maps of (input, target, prediction, error) per variable for the first sample.
+
+    Maps are ``[S, N, C]`` in HEALPix NEST order.
+    """
+    import healpy
+
+    fig = plt.figure(figsize=(16, 3.2 * len(variables)))
+    for c, name in enumerate(variables):
+        target = targets[0, :, c].double().numpy()
+        error = (predictions[0, :, c] - targets[0, :, c]).double().numpy()
+        low, high = float(target.min()), float(target.max())
+        panels = (
+            ("input", inputs[0, :, c].double().numpy(), low, high, "viridis"),
+            ("target", target, low, high, "viridis"),
+            ("prediction", predictions[0, :, c].double().numpy(), low, high, "viridis"),
+            ("error", error, -abs(error).max(), abs(error).max(), "RdBu_r"),
+        )
+        for k, (label, values, vmin, vmax, cmap) in enumerate(panels):
+            healpy.mollview(
+                values,
+                nest=True,
+                fig=fig.number,
+                sub=(len(variables), 4, 4 * c + k + 1),
+                title=f"{name}: {label}",
+                min=vmin,
+                max=vmax,
+                cmap=cmap,
+                cbar=True,
+            )
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
