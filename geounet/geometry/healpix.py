@@ -19,7 +19,10 @@ Three orderings are supported, always named explicitly, never guessed:
 - ``"face"``: the face-image layout ``[..., 12, nside, nside]`` of DLWP-HEALPix /
   physicsnemo, indexed ``image[..., f, y, x]`` (row = ``y``, column = ``x``, origin at
   the face's south corner), so the row-major position ``y * nside + x`` of a face
-  pixel differs from its NEST position ``interleave(x, y)``.
+  pixel differs from its NEST position ``interleave(x, y)``. This is earth2grid's
+  default ``XY(origin=S, clockwise=False)`` index ``n² f + n y + x``; physicsnemo's
+  HEALPix padding expects ``HEALPIX_PAD_XY = XY(origin=N, clockwise=True)``, which
+  differs within each face by a reflection and a half turn (not provided here).
 
 With ``channels_last=True`` every layout carries one more trailing channel axis, as
 in geounet's ``[batch, num_nodes, channels]`` features.
