@@ -189,9 +189,14 @@ class _KernelConvMixin:
             )
 
     def _mix(self, x: Tensor, aggregated: Tensor) -> Tensor:
-        """[W_0 | W_1 .. W_M] applied to [x, agg_1 .. agg_M]: ``[B, N, C_in]``, ``[B, N, M, C_in]``."""
-        stacked = torch.cat([x.unsqueeze(2), aggregated.to(x.dtype)], dim=2)  # [B, N, M+1, C_in]
-        return self.linear(stacked.flatten(2))  # [B, N, C_out]
+        """[W_0 | W_1 .. W_M] applied to [x, agg_1 .. agg_M]: ``[B, N, C_in]``, ``[B, N, M, C_in]``.
+
+        Two matmuls on column blocks of ``linear.weight`` instead of one on the
+        concatenation, which would copy the (M + 1) C_in wide input.
+        """
+        weight, channels = self.linear.weight, self.in_channels
+        neighbour_part = nn.functional.linear(aggregated.flatten(2).to(x.dtype), weight[:, channels:], self.linear.bias)
+        return neighbour_part + nn.functional.linear(x, weight[:, :channels])  # [B, N, C_out]
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, num_kernels={self.num_kernels}"
