@@ -24,8 +24,10 @@ Analysis is the adjoint with the equal-area quadrature weight 4π/N,
 refined by Jacobi iterations a <- a + A0 (f - S a) exactly like healpy's
 ``map2alm(iter=k)``. HEALPix has no exact quadrature: with ``iterations`` k the
 analysis is the truncated Neumann series a_k = Σ_{j<=k} (I - A0 S)^j A0 f of the least
-squares solution; for band-limited maps with lmax <= 2 nside the residual falls by
-roughly two orders of magnitude per iteration (measured in tests/functional/test_sht.py).
+squares solution. Measured max |a_k - a| on random band-limited maps at nside 32:
+lmax = 2 nside: 2e-2 (k=0), 3e-5 (k=3), 2e-11 (k=10), 7e-16 (k=20); lmax = nside:
+2e-2, 4e-7, 3e-16 (k=10). For lmax > 2 nside the iteration does not converge (the
+samples do not determine the coefficients). tests/functional/test_sht.py checks this.
 
 Legendre functions are precomputed in float64 by the standard three-term recurrence in
 l with an extended exponent for the seeds λ_mm (so nothing underflows at high m near
