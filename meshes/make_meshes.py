@@ -45,7 +45,9 @@ def keep_faces(vertices: np.ndarray, faces: np.ndarray, keep: np.ndarray) -> tup
 
 
 def annulus(rings: int = 12, sectors: int = 64, inner: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    radius, angle = np.meshgrid(np.linspace(inner, 1, rings + 1), np.arange(sectors) * 2 * np.pi / sectors, indexing="ij")
+    radius, angle = np.meshgrid(
+        np.linspace(inner, 1, rings + 1), np.arange(sectors) * 2 * np.pi / sectors, indexing="ij"
+    )
     vertices = np.stack([radius * np.cos(angle), radius * np.sin(angle), np.zeros_like(radius)], -1).reshape(-1, 3)
     i, j = np.meshgrid(np.arange(rings), np.arange(sectors), indexing="ij")
     a, b = i * sectors + j, i * sectors + (j + 1) % sectors
@@ -60,8 +62,8 @@ def perturbed_sphere(seed: int, subdivisions: int = 3, amplitude: float = 0.15) 
     x, y, z = sphere.vertices.T
     theta, phi = np.arccos(np.clip(z, -1, 1)), np.arctan2(y, x)
     bump = sum(
-        rng.normal() * np.cos(l * theta) * np.cos(m * phi + rng.uniform(0, 2 * np.pi)) / (1 + l + m)
-        for l in range(1, 4)
+        rng.normal() * np.cos(degree * theta) * np.cos(m * phi + rng.uniform(0, 2 * np.pi)) / (1 + degree + m)
+        for degree in range(1, 4)
         for m in range(0, 4)
     )
     return trimesh.Trimesh(sphere.vertices * (1 + amplitude * bump)[:, None], sphere.faces, process=False)

@@ -41,8 +41,10 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         values, _ = laplacian_eigenbasis(mesh, args.k)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"cold eigsh (k={args.k}, float64, shift-invert): {wall:.2f} s wall, {cpu:.2f} s CPU "
-              f"(target < 60 s; wall > CPU / threads means the machine is contended)")
+        print(
+            f"cold eigsh (k={args.k}, float64, shift-invert): {wall:.2f} s wall, {cpu:.2f} s CPU "
+            f"(target < 60 s; wall > CPU / threads means the machine is contended)"
+        )
         print(f"  eigenvalues 0..4: {np.round(values[:5], 4).tolist()}, last {values[-1]:.3f}")
         start = time.perf_counter()
         laplacian_eigenbasis(Mesh(mesh.vertices, mesh.faces), args.k)  # new object: hash + load

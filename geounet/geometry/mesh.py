@@ -60,8 +60,7 @@ class Mesh:
         faces = np.ascontiguousarray(faces, dtype=np.int64)
         if faces.min() < 0 or faces.max() >= len(vertices):
             raise ValueError(
-                f"face indices must lie in [0, {len(vertices) - 1}], got range "
-                f"[{faces.min()}, {faces.max()}]"
+                f"face indices must lie in [0, {len(vertices) - 1}], got range [{faces.min()}, {faces.max()}]"
             )
         if not np.isfinite(vertices).all():
             raise ValueError("vertices contain NaN or infinite coordinates; repair_mesh drops unused ones")
@@ -198,9 +197,7 @@ class Mesh:
     def face_components(self) -> np.ndarray:
         """Connected component label of each face ``[F]`` (faces linked through edges)."""
         pairs, _ = self.face_adjacency
-        graph = sp.coo_matrix(
-            (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(self.num_faces, self.num_faces)
-        )
+        graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(self.num_faces, self.num_faces))
         return sp.csgraph.connected_components(graph, directed=False)[1].astype(np.int64)
 
     # ------------------------------------------------------------------ FEM operators

@@ -49,9 +49,7 @@ def repair_mesh(vertices, faces, *, tol: float = 1e-14) -> Mesh:
     if len(faces) == 0:
         raise ValueError("the mesh is empty (no faces)")
     if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ValueError(
-            f"face indices must lie in [0, {len(vertices) - 1}], got range [{faces.min()}, {faces.max()}]"
-        )
+        raise ValueError(f"face indices must lie in [0, {len(vertices) - 1}], got range [{faces.min()}, {faces.max()}]")
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad[faces].any():
         raise ValueError(

@@ -65,12 +65,12 @@ def address_strings(level: int) -> np.ndarray:
 
 
 def _kron(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """String Kronecker product: ``out[i*2+k, j*2+l] = outer[i, j] + inner[k, l]``."""
+    """String Kronecker product: ``out[2i + r, 2j + c] = outer[i, j] + inner[r, c]``."""
     n = outer.shape[0]
     out = np.empty((2 * n, 2 * n), dtype=object)
-    for k in range(2):
-        for l in range(2):
-            out[k::2, l::2] = outer + inner[k, l]
+    for r in range(2):
+        for c in range(2):
+            out[r::2, c::2] = outer + inner[r, c]
     return out
 
 

@@ -38,9 +38,11 @@ class BatchedHierarchy(Hierarchy):
         self.reproduces_constants = all(h.reproduces_constants for h in hierarchies)
         self.preserves_integrals = all(h.preserves_integrals for h in hierarchies)
         self._sizes = [[h.num_nodes(i) for h in hierarchies] for i in range(self._num_levels)]
-        self._merged = _merge_partitions(hierarchies, self._sizes) if all(
-            isinstance(h, PartitionHaarHierarchy) for h in hierarchies
-        ) else None
+        self._merged = (
+            _merge_partitions(hierarchies, self._sizes)
+            if all(isinstance(h, PartitionHaarHierarchy) for h in hierarchies)
+            else None
+        )
         self._graphs: dict[int, LevelGraph] = {}
 
     def __repr__(self) -> str:
@@ -81,12 +83,16 @@ class BatchedHierarchy(Hierarchy):
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         if self._merged is not None:
             return self._merged.restrict(x, level)
-        return torch.cat([h.restrict(p, level) for h, p in zip(self.hierarchies, self.split(x, level))], dim=-2)
+        return torch.cat(
+            [h.restrict(p, level) for h, p in zip(self.hierarchies, self.split(x, level), strict=False)], dim=-2
+        )
 
     def _prolong(self, x: Tensor, level: int) -> Tensor:
         if self._merged is not None:
             return self._merged.prolong(x, level)
-        return torch.cat([h.prolong(p, level) for h, p in zip(self.hierarchies, self.split(x, level))], dim=-2)
+        return torch.cat(
+            [h.prolong(p, level) for h, p in zip(self.hierarchies, self.split(x, level), strict=False)], dim=-2
+        )
 
     def graph(self, level: int) -> LevelGraph:
         self._check_level(level)

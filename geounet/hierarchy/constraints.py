@@ -73,7 +73,9 @@ class FunctionConstraint:
             ``0.0`` is the zero-mean constraint; ``None`` for no integral constraint.
     """
 
-    def __init__(self, hierarchy: Hierarchy, zero_boundary: bool = False, integral: float | Sequence[float] | None = None):
+    def __init__(
+        self, hierarchy: Hierarchy, zero_boundary: bool = False, integral: float | Sequence[float] | None = None
+    ):
         if not zero_boundary and integral is None:
             raise ValueError("a FunctionConstraint needs zero_boundary=True and/or an integral")
         if integral is not None and not hierarchy.reproduces_constants:

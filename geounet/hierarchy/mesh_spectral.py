@@ -57,7 +57,7 @@ from torch import Tensor
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 BOUNDARIES = ("neumann", "dirichlet")
 LAPLACIANS = ("cotangent", "graph")
 
@@ -118,21 +118,50 @@ def laplacian_eigenbasis(
 
 
 def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    stiffness = stiffness_matrix(mesh, kind)[free][:, free]
-    mass = mesh.lumped_mass[free]
+    stiffness = stiffness_matrix(mesh, kind)[free][:, free].tocsc()
+    mass = sp.diags(mesh.lumped_mass[free])
     # σ below the spectrum keeps L - σM positive definite (L is only semi-definite).
-    sigma = -1e-6 * float(stiffness.diagonal().max() / mass.min())
-    # Default tol (machine precision): a looser tol (1e-10) let ARPACK return a wrong
-    # eigenvalue set on small icospheres, so the speed-up is not worth it.
-    values, vectors = spla.eigsh(stiffness, k=num, M=sp.diags(mass), sigma=sigma, which="LM")
-    order = np.argsort(values)
-    values, vectors = values[order], vectors[:, order]
+    sigma = -1e-6 * float(stiffness.diagonal().max() / mass.diagonal().min())
+    for attempt in range(3):
+        # Krylov methods can miss copies of a degenerate eigenvalue (a start vector has
+        # one component per eigenspace), so every solve is certified by Sylvester's law
+        # of inertia and retried from another start vector with more Lanczos vectors.
+        v0 = np.random.default_rng(attempt).standard_normal(stiffness.shape[0])
+        ncv = min(stiffness.shape[0] - 1, (2 + attempt) * num + 1)
+        values, vectors = spla.eigsh(stiffness, k=num, M=mass, sigma=sigma, which="LM", v0=v0, ncv=ncv)
+        order = np.argsort(values)
+        values, vectors = values[order], vectors[:, order]
+        if _certified(stiffness, mass, values):
+            break
+    else:
+        raise RuntimeError(f"eigsh kept missing eigenvalues of this mesh's Laplacian (num={num}); try another num")
     full = np.zeros((mesh.num_vertices, num))
     full[free] = vectors
     if free.all():
         full = _constant_first(full, mesh.lumped_mass, values)
     signs = np.sign(full[np.argmax(np.abs(full), axis=0), np.arange(num)])  # deterministic sign
     return values, full * signs
+
+
+def _certified(stiffness: sp.csc_matrix, mass: sp.dia_matrix, values: np.ndarray) -> bool:
+    """Whether ``values`` holds *all* eigenvalues below its last spectral gap.
+
+    By Sylvester's law of inertia the number of eigenvalues of ``L φ = λ M φ`` below τ is
+    the number of negative pivots of an LDL^T factorisation of ``L - τ M`` (SuperLU with
+    diagonal pivoting and a symmetric ordering keeps the pivots of LDL^T).
+    """
+    gaps = np.flatnonzero(np.diff(values) > 1e-6 * np.abs(values[1:]))
+    if len(gaps) == 0:
+        return True
+    j = int(gaps[-1]) + 1  # values[j - 1] < τ < values[j]
+    tau = 0.5 * (values[j - 1] + values[j])
+    factor = spla.splu(
+        (stiffness - tau * mass).tocsc(),
+        permc_spec="MMD_AT_PLUS_A",
+        diag_pivot_thresh=0.0,
+        options={"SymmetricMode": True},
+    )
+    return int((factor.U.diagonal() < 0).sum()) == j
 
 
 def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -175,7 +204,7 @@ def cut_at_gaps(eigenvalues: np.ndarray, band_limits: Sequence[int], gap_tol: fl
             raise ValueError(
                 f"band limit {k} falls inside a degenerate eigenspace and lowering it to the gap "
                 f"gives {cut}, not above the previous level's {limits[-1] if limits else 0}; "
-                f"eigenvalues near it: {np.round(eigenvalues[max(0, k - 4):k + 2], 6).tolist()}"
+                f"eigenvalues near it: {np.round(eigenvalues[max(0, k - 4) : k + 2], 6).tolist()}"
             )
         limits.append(cut)
     return limits
@@ -214,8 +243,10 @@ class MeshSpectralHierarchy(Hierarchy):
         use_cache: bool = True,
     ):
         band_limits = list(band_limits)
-        if not band_limits or any(not isinstance(k, int) or k < 1 for k in band_limits) or band_limits != sorted(
-            set(band_limits)
+        if (
+            not band_limits
+            or any(not isinstance(k, int) or k < 1 for k in band_limits)
+            or band_limits != sorted(set(band_limits))
         ):
             raise ValueError(f"band_limits must be increasing positive ints, got {band_limits}")
         self.mesh = mesh
@@ -236,7 +267,7 @@ class MeshSpectralHierarchy(Hierarchy):
         psi = vectors[:, : self.band_limits[-1]]
         # Level basis in eigen-coordinates: B_i = Ψ C_i with C_i = sqrt(w_i) [H_k^T; 0].
         self._coordinates = []
-        for k, w in zip(self.band_limits, self._weights):
+        for k, w in zip(self.band_limits, self._weights, strict=False):
             rotation = _householder(k) if self.reproduces_constants else np.eye(k)
             padding = np.zeros((psi.shape[1] - k, k))
             self._coordinates.append(np.sqrt(w) * np.concatenate([rotation.T, padding]))  # [k_I, k]
@@ -314,7 +345,9 @@ class MeshSpectralHierarchy(Hierarchy):
     def graph(self, level: int) -> LevelGraph:
         self._check_level(level)
         if level not in self._graphs:
-            self._graphs[level] = self._vertex_graph() if self.is_vertex_level(level) else self._coefficient_graph(level)
+            self._graphs[level] = (
+                self._vertex_graph() if self.is_vertex_level(level) else self._coefficient_graph(level)
+            )
         return self._graphs[level]
 
     def _coefficient_graph(self, level: int) -> LevelGraph:

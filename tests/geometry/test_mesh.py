@@ -54,7 +54,9 @@ def test_boundary_of_a_disc_and_components():
     radius = np.linalg.norm(disc.vertices[disc.boundary_vertices], axis=1)
     np.testing.assert_allclose(radius, 1.0, atol=1e-12)
     assert disc.boundary_faces.any() and not disc.boundary_faces.all()
-    two = Mesh(np.concatenate([disc.vertices, disc.vertices + 3]), np.concatenate([disc.faces, disc.faces + disc.num_vertices]))
+    two = Mesh(
+        np.concatenate([disc.vertices, disc.vertices + 3]), np.concatenate([disc.faces, disc.faces + disc.num_vertices])
+    )
     assert sorted(np.bincount(two.face_components).tolist()) == [disc.num_faces] * 2
     assert two.content_hash != disc.content_hash == Mesh(disc.vertices, disc.faces).content_hash
 
@@ -95,8 +97,13 @@ def test_repair_reports_every_change():
     with pytest.warns(MeshRepairWarning) as record:
         mesh = repair_mesh(vertices, faces)
     message = str(record[0].message)
-    for part in ("fan-triangulated 1 faces with 4 corners", "merged 1 duplicate vertices",
-                 "dropped 2 degenerate faces", "dropped 1 duplicate faces", "dropped 4 vertices"):
+    for part in (
+        "fan-triangulated 1 faces with 4 corners",
+        "merged 1 duplicate vertices",
+        "dropped 2 degenerate faces",
+        "dropped 1 duplicate faces",
+        "dropped 4 vertices",
+    ):
         assert part in message, message
     assert mesh.num_faces == 2 and mesh.num_vertices == 4
     np.testing.assert_allclose(mesh.area, 1.0)

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 import trimesh
@@ -23,18 +22,22 @@ def _check_batched_equals_separate(parts):
     for level in range(1, batched.num_levels):
         xs = [torch.randn(2, h.num_nodes(level), 3, dtype=torch.float64) for h in parts]
         out = batched.split(batched.restrict(batched.join(xs, level), level), level - 1)
-        for h, x, o in zip(parts, xs, out):
+        for h, x, o in zip(parts, xs, out, strict=False):
             torch.testing.assert_close(o, h.restrict(x, level), rtol=0, atol=1e-14)
         cs = [torch.randn(1, h.num_nodes(level - 1), 2, dtype=torch.float64) for h in parts]
         up = batched.split(batched.prolong(batched.join(cs, level - 1), level - 1), level)
-        for h, c, u in zip(parts, cs, up):
+        for h, c, u in zip(parts, cs, up, strict=False):
             torch.testing.assert_close(u, h.prolong(c, level - 1), rtol=0, atol=1e-14)
     return batched
 
 
 def test_batched_haar_hierarchies_equal_separate_ones():
     torus, sphere = _meshes()
-    parts = [ClusterHierarchy(torus, 3), SubdivisionHierarchy(sphere, 3, project=sphere_projection), ClusterHierarchy(sphere, 3)]
+    parts = [
+        ClusterHierarchy(torus, 3),
+        SubdivisionHierarchy(sphere, 3, project=sphere_projection),
+        ClusterHierarchy(sphere, 3),
+    ]
     batched = _check_batched_equals_separate(parts)
     assert batched._merged is not None  # the single index_add fast path
     level = 1

@@ -28,7 +28,9 @@ def test_clusters_pass_all_invariants_and_are_nested_and_balanced():
 
 def test_clusters_are_connected_and_respect_components():
     mesh = _torus()
-    two = Mesh(np.concatenate([mesh.vertices, mesh.vertices + 5]), np.concatenate([mesh.faces, mesh.faces + mesh.num_vertices]))
+    two = Mesh(
+        np.concatenate([mesh.vertices, mesh.vertices + 5]), np.concatenate([mesh.faces, mesh.faces + mesh.num_vertices])
+    )
     h = ClusterHierarchy(two, 4)
     component = two.face_components
     for level in range(h.num_levels):

@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.spatial import Delaunay
 
-from geounet.geometry.mesh import Mesh
 from geounet.geometry.mesh_repair import MeshRepairWarning, repair_mesh
 from geounet.hierarchy.batching import batch_hierarchies
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
@@ -81,7 +80,7 @@ def test_batching_random_meshes(first, second):
     check_hierarchy(batched)
     x = [torch.randn(1, h.num_nodes(1), 2, dtype=torch.float64) for h in parts]
     out = batched.split(batched.restrict(batched.join(x, 1), 1), 0)
-    for h, xi, oi in zip(parts, x, out):
+    for h, xi, oi in zip(parts, x, out, strict=False):
         torch.testing.assert_close(oi, h.restrict(xi, 1))
 
 
@@ -94,7 +93,7 @@ def test_repair_undoes_random_corruption(mesh, seed):
     vertices, faces = mesh.vertices.copy(), mesh.faces.copy()
     copies = rng.integers(0, len(vertices), size=3)
     vertices = np.concatenate([vertices, vertices[copies], [[np.nan, 0, 0]]])
-    alias = dict(zip(copies.tolist(), range(mesh.num_vertices, mesh.num_vertices + 3)))
+    alias = dict(zip(copies.tolist(), range(mesh.num_vertices, mesh.num_vertices + 3), strict=False))
     faces = np.where(rng.random(faces.shape) < 0.2, np.vectorize(lambda v: alias.get(v, v))(faces), faces)
     junk = np.concatenate([faces[rng.integers(0, len(faces), 2)], [[0, 0, 1]]])
     faces = np.concatenate([faces, junk])[rng.permutation(len(faces) + 3)]
@@ -102,6 +101,4 @@ def test_repair_undoes_random_corruption(mesh, seed):
         repaired = repair_mesh(vertices, faces)
     assert repaired.num_faces == mesh.num_faces
     np.testing.assert_allclose(repaired.area, mesh.area, rtol=1e-12)
-    np.testing.assert_allclose(
-        np.sort(repaired.face_areas), np.sort(mesh.face_areas), rtol=1e-12
-    )
+    np.testing.assert_allclose(np.sort(repaired.face_areas), np.sort(mesh.face_areas), rtol=1e-12)

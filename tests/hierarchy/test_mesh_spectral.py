@@ -118,3 +118,15 @@ def test_bad_arguments():
         MeshSpectralHierarchy(_sphere(1), [4, 1])
     with pytest.raises(ValueError, match="boundary must be"):
         laplacian_eigenbasis(_sphere(1), 4, boundary="robin")
+
+
+def test_missed_degenerate_eigenvalues_are_detected_by_inertia():
+    """A Krylov solve that misses a copy of a degenerate eigenvalue must be caught."""
+    import scipy.sparse as sp
+
+    mesh = _sphere(2)
+    values, _ = laplacian_eigenbasis(mesh, 12, use_cache=False)
+    stiffness, mass = mesh.cotangent_laplacian.tocsc(), sp.diags(mesh.lumped_mass)
+    assert mesh_spectral._certified(stiffness, mass, values)
+    missed = np.delete(values, 2)  # one of the three l = 1 eigenvalues lost
+    assert not mesh_spectral._certified(stiffness, mass, np.append(missed, values[-1] + 1.0))

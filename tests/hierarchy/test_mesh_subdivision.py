@@ -44,7 +44,9 @@ def test_midpoint_children_tile_their_parent():
     children = fine.faces.reshape(-1, 4, 3)
     for d in range(3):
         np.testing.assert_array_equal(children[:, d, d], coarse.faces[:, d])
-    np.testing.assert_allclose(fine.face_normals.reshape(-1, 4, 3), np.repeat(coarse.face_normals[:, None], 4, 1), atol=1e-12)
+    np.testing.assert_allclose(
+        fine.face_normals.reshape(-1, 4, 3), np.repeat(coarse.face_normals[:, None], 4, 1), atol=1e-12
+    )
 
 
 def test_loop_scheme_matches_trimesh_positions():

@@ -73,8 +73,9 @@ def test_triangle_restrict_equals_square_restrict_after_relabelling():
     image = torch.randn(1, 1, side, side, dtype=torch.float64)
     nodes = image.permute(0, 2, 3, 1).reshape(1, side * side, 1)
     tri = h.restrict(h.from_square(nodes, 2), 2)
-    torch.testing.assert_close(h.to_square(tri, 1).reshape(1, side // 2, side // 2, 1).permute(0, 3, 1, 2),
-                               F.avg_pool2d(image, 2))
+    torch.testing.assert_close(
+        h.to_square(tri, 1).reshape(1, side // 2, side // 2, 1).permute(0, 3, 1, 2), F.avg_pool2d(image, 2)
+    )
 
 
 def test_to_square_roundtrip():
