@@ -16,7 +16,10 @@ Synthesis, ring by ring (HEALPix rings are iso-latitude with equispaced pixels
 
     G_r(m) = Σ_l λ_lm(cos θ_r) a_lm,     f_rj = Re Σ_{m=0}^{mmax} w_m G_r(m) e^{i m φ0_r} e^{2πi m j / n_r},
 
-with w_0 = 1, w_m = 2: the m-sum folds m modulo n_r and is one inverse FFT per ring.
+with w_0 = 1, w_m = 2: an inverse DFT per ring (m folded modulo n_r). The ring DFTs run
+either as one batched FFT per distinct ring length ("grouped", ~nside small FFTs; the
+CPU default) or, for all rings at once, through Bluestein's chirp-z identity with FFTs
+of one common size ("chirp", a handful of kernels whatever nside; the GPU default).
 Analysis is the adjoint with the equal-area quadrature weight 4π/N,
 
     A0 f = a_lm = (4π/N) Σ_r λ_lm(cos θ_r) e^{-i m φ0_r} FFT(f_r)[m mod n_r],
@@ -49,6 +52,8 @@ import torch
 from torch import Tensor
 
 from geounet.geometry.healpix import nest_of_ring, npix, validate_nside
+
+RING_METHODS = ("auto", "grouped", "chirp")
 
 
 def max_lmax(nside: int) -> int:
@@ -118,9 +123,10 @@ def legendre(lmax: int, mmax: int, x: Tensor) -> Tensor:
 class _Rings:
     """HEALPix rings ordered north (incl. equator) first, then their southern mirrors.
 
-    ``groups`` lists, per distinct ring length n, the canonical positions of those rings;
-    ``pixels`` the NEST index of every pixel with the groups' rings laid end to end (RING
-    order along each ring), so one gather feeds the ring FFTs, batched per length.
+    Two layouts of the ring pixels (RING order along each ring): padded, ``[R, n_max]``
+    with n_max = 4 nside, ``pixels[r, j]`` the NEST index of pixel j of ring r for
+    j < n_r and N (a spare zero entry) beyond; and grouped by ring length, the rings of
+    each length laid end to end (``groups``, ``grouped_pixels``).
     """
 
     def __init__(self, nside: int):
@@ -133,24 +139,51 @@ class _Rings:
         self.cos_theta = torch.from_numpy(cos_theta[north].copy())  # [H]
         phi0 = healpy.pix2ang(nside, starts, nest=False)[1]  # first pixel's longitude
         self.phi0 = torch.from_numpy(phi0[order].copy())  # [R] canonical order
-        self.lengths = torch.from_numpy(lengths[order].astype(np.float64))  # [R] pixels per ring
+        self.lengths = torch.from_numpy(lengths[order].astype(np.int64))  # [R] pixels per ring
+        self.n_max = 4 * nside
+        j = torch.arange(self.n_max)
+        self.valid = j[None, :] < self.lengths[:, None]  # [R, n_max]
+        ring_index = torch.from_numpy(starts[order])[:, None] + j[None, :]  # RING pixel numbers
+        total = npix(nside)
         ring_nest = nest_of_ring(nside)
+        self.pixels = torch.where(self.valid, ring_nest[ring_index.clamp(max=total - 1)], total)  # [R, n_max]
         position = np.empty_like(order)
         position[order] = np.arange(order.size)
-        self.groups = []  # (canonical positions [G], ring length n)
-        pixels = []
+        self.groups = []  # (canonical positions [G], ring length n) per distinct length
+        grouped = []
         for length in np.unique(lengths):
             members = np.nonzero(lengths == length)[0]
             ring_pixels = torch.from_numpy(starts[members])[:, None] + torch.arange(int(length))
             self.groups.append((torch.from_numpy(position[members]), int(length)))
-            pixels.append(ring_nest[ring_pixels].reshape(-1))
-        self.pixels = torch.cat(pixels)  # [N] NEST index of each pixel in group order
+            grouped.append(ring_nest[ring_pixels].reshape(-1))
+        self.grouped_pixels = torch.cat(grouped)  # [N] NEST index of each pixel in group order
         self.group_order = torch.argsort(torch.cat([p for p, _ in self.groups]))  # -> canonical
 
 
 @functools.lru_cache(maxsize=16)
 def _rings(nside: int) -> _Rings:
     return _Rings(nside)
+
+
+def _complex_like(like: Tensor) -> torch.dtype:
+    return torch.complex128 if like.dtype in (torch.float64, torch.complex128) else torch.complex64
+
+
+def _chirp(t: Tensor, n: Tensor, sign: int) -> Tensor:
+    """e^{sign iπ t² / n} (complex128), with t² reduced modulo 2n in integers for accuracy."""
+    angle = sign * math.pi * ((t * t) % (2 * n)).to(torch.float64) / n.to(torch.float64)
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def _chirp_kernel(size: int, low: Tensor | int, high: int, n: Tensor, sign: int) -> Tensor:
+    """Row r: e^{sign iπ t² / n_r} at position t mod P for low_r <= t <= high, else 0; ``[R, P]``.
+
+    Distinct t land on distinct positions because P >= high - low + 1.
+    """
+    t = torch.arange(size)[None, :]  # position p holds t = p (p <= high) or p - P (p > high)
+    t = torch.where(t <= high, t, t - size)
+    inside = t >= torch.as_tensor(low).reshape(-1, 1)
+    return _chirp(t.abs(), n, sign) * inside
 
 
 # ---------------------------------------------------------------------- the transform
@@ -164,13 +197,18 @@ class HealpixSHT:
         lmax: band limit, at most 3 nside - 1; default 2 nside.
         mmax: largest order, default ``lmax``.
         iterations: Jacobi refinements of the analysis (healpy's ``iter``), default 3.
+        ring_method: how the ring DFTs run: "grouped" (one FFT per distinct ring length,
+            ~nside small FFTs: fastest on CPU), "chirp" (Bluestein chirp-z, all rings in a
+            few large FFTs: few kernel launches, for GPUs) or "auto" (grouped on CPU,
+            chirp elsewhere). Both are exact DFTs and agree to round-off.
 
     Maps are ``[..., 12 nside²]`` in NEST order; coefficients ``[..., lmax+1, mmax+1]``
     complex. Both directions are differentiable and run on the input's device; the
     float64 operators are cast and cached per (dtype, device).
     """
 
-    def __init__(self, nside: int, lmax: int | None = None, mmax: int | None = None, iterations: int = 3):
+    def __init__(self, nside: int, lmax: int | None = None, mmax: int | None = None, iterations: int = 3,
+                 ring_method: str = "auto"):
         self.nside = validate_nside(nside)
         self.lmax = check_lmax(nside, 2 * nside if lmax is None else lmax)
         self.mmax = self.lmax if mmax is None else mmax
@@ -178,6 +216,9 @@ class HealpixSHT:
             raise ValueError(f"mmax must lie in [0, lmax={self.lmax}], got {mmax}")
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
+        if ring_method not in RING_METHODS:
+            raise ValueError(f"unknown ring_method {ring_method!r}; choose one of {RING_METHODS}")
+        self.ring_method = ring_method
         self.iterations = iterations
         self.npix = npix(nside)
         self._rings = _rings(nside)
@@ -227,31 +268,98 @@ class HealpixSHT:
                 blocks.append((m0, m1, parity, block, torch.where(valid, m * rows + ell, spare).reshape(-1)))
         return blocks
 
-    def _ring_tensors(self, like: Tensor) -> dict:
-        """Ring indices and phases e^{i m φ0_r} ``[R, M]`` on ``like``'s device, cached."""
-        complex_dtype = torch.complex128 if like.dtype in (torch.float64, torch.complex128) else torch.complex64
-        key = ("rings", complex_dtype, like.device)
+    def _chirp_tensors(self, like: Tensor) -> dict:
+        """Chirps and kernel spectra of the chirp-z ring DFTs, cached per (dtype, device)."""
+        complex_dtype = _complex_like(like)
+        key = ("chirp", complex_dtype, like.device)
+        if key not in self._legendre:
+            rings = self._rings
+            n = rings.lengths[:, None]  # [R, 1]
+            size = 1 << (rings.n_max + self.mmax).bit_length()  # P >= n_r + mmax + 1
+            j = torch.arange(rings.n_max)[None, :]
+            m = torch.arange(self.mmax + 1)[None, :]
+            phase = torch.polar(torch.ones(rings.phi0.shape[0], self.mmax + 1, dtype=torch.float64),
+                                rings.phi0[:, None] * m)  # e^{i m φ0_r}
+            weights = torch.where(m == 0, 1.0, 2.0)  # w_m of a real map
+            tensors = {
+                "pixels": rings.pixels.reshape(-1),
+                "valid": rings.valid.reshape(-1).nonzero().squeeze(1),
+                "nest": rings.pixels[rings.valid],
+                "in_chirp": _chirp(j, n, -1) * rings.valid,  # e^{-iπ j²/n}
+                "in_kernel": torch.fft.fft(_chirp_kernel(size, -(n - 1), self.mmax, n, 1)),  # e^{+iπ t²/n}
+                "out_chirp": _chirp(m, n, -1) * phase.conj(),  # e^{-iπ m²/n} e^{-i m φ0}
+                "syn_chirp": _chirp(m, n, 1) * phase * weights,  # w_m e^{i m φ0} e^{+iπ m²/n}
+                "syn_kernel": torch.fft.fft(_chirp_kernel(size, -self.mmax, rings.n_max - 1, n, -1)),
+                "syn_out": _chirp(j, n, 1),  # e^{+iπ j²/n}
+            }
+            self._legendre[key] = {
+                name: value.to(device=like.device, dtype=complex_dtype if value.is_complex() else value.dtype)
+                for name, value in tensors.items()
+            }
+            self._legendre[key]["size"] = size
+        return self._legendre[key]
+
+    # ------------------------------------------------------------------ ring Fourier step
+
+    def _uses_chirp(self, like: Tensor) -> bool:
+        return self.ring_method == "chirp" or (self.ring_method == "auto" and like.device.type != "cpu")
+
+    def _ring_fourier(self, x: Tensor) -> Tensor:
+        """F_r(m) = e^{-i m φ0_r} Σ_j f_rj e^{-2πi m j / n_r}, ``[K, R, M]`` for x ``[K, N]``."""
+        return self._fourier_chirp(x) if self._uses_chirp(x) else self._fourier_grouped(x)
+
+    def _ring_synthesis(self, coeffs: Tensor) -> Tensor:
+        """f_rj = Re Σ_m w_m G_r(m) e^{i m φ_rj} for G ``[K, R, M]``; maps ``[K, N]`` (NEST)."""
+        return self._synthesis_chirp(coeffs) if self._uses_chirp(coeffs) else self._synthesis_grouped(coeffs)
+
+    def _fourier_chirp(self, x: Tensor) -> Tensor:
+        """All rings at once by Bluestein's chirp-z identity m j = (m² + j² - (m - j)²) / 2:
+
+        F_r(m) = e^{-i m φ0} e^{-iπ m²/n} Σ_j (f_rj e^{-iπ j²/n}) e^{iπ (m - j)²/n}, a linear
+        convolution evaluated with FFTs of one common size P >= n_max + mmax + 1: a few
+        kernels whatever nside (the exact DFT at every m, also m >= n_r).
+        """
+        cached = self._chirp_tensors(x)
+        k, rings, size = x.shape[0], self._rings, cached["size"]
+        padded = torch.cat([x, x.new_zeros(k, 1)], dim=1)[:, cached["pixels"]]  # [K, R n_max]
+        u = padded.reshape(k, -1, rings.n_max) * cached["in_chirp"]  # [K, R, n_max]
+        conv = torch.fft.ifft(torch.fft.fft(u, n=size) * cached["in_kernel"])  # [K, R, P]
+        return conv[..., : self.mmax + 1] * cached["out_chirp"]  # [K, R, M]
+
+    def _synthesis_chirp(self, coeffs: Tensor) -> Tensor:
+        """The same chirp-z identity: f_rj = Re e^{iπ j²/n} Σ_m (w_m G_r(m) e^{i m φ0} e^{iπ m²/n})
+        e^{-iπ (j - m)²/n}."""
+        cached = self._chirp_tensors(coeffs)
+        k, size = coeffs.shape[0], cached["size"]
+        u = coeffs * cached["syn_chirp"]  # [K, R, M]
+        conv = torch.fft.ifft(torch.fft.fft(u, n=size) * cached["syn_kernel"])  # [K, R, P]
+        values = (conv[..., : self._rings.n_max] * cached["syn_out"]).real.reshape(k, -1)  # [K, R n_max]
+        values = values[:, cached["valid"]]  # [K, N] ring pixels
+        return values.new_zeros(values.shape).index_copy(1, cached["nest"], values)
+
+    def _grouped_tensors(self, like: Tensor) -> dict:
+        """Indices, bins m mod n and phases of the grouped ring FFTs, cached per (dtype, device)."""
+        complex_dtype = _complex_like(like)
+        key = ("grouped", complex_dtype, like.device)
         if key not in self._legendre:
             m = torch.arange(self.mmax + 1, dtype=torch.float64)
-            angle = self._rings.phi0[:, None] * m[None, :]
-            phase = torch.polar(torch.ones_like(angle), angle)  # [R, M]
+            phase = torch.polar(torch.ones(self._rings.phi0.shape[0], m.numel(), dtype=torch.float64),
+                                self._rings.phi0[:, None] * m[None, :])  # [R, M]
             # synthesis weights w_m n_r (w_0 = 1, w_m = 2; n_r undoes ifft's 1 / n_r)
             weights = torch.where(m == 0, 1.0, 2.0)[None, :] * self._rings.lengths[:, None]
             self._legendre[key] = {
                 "phase": phase.to(dtype=complex_dtype, device=like.device),
                 "synthesis_phase": (phase * weights).to(dtype=complex_dtype, device=like.device),
-                "pixels": self._rings.pixels.to(like.device),
+                "pixels": self._rings.grouped_pixels.to(like.device),
                 "order": self._rings.group_order.to(like.device),
                 "positions": [position.to(like.device) for position, _ in self._rings.groups],
                 "bins": [(torch.arange(self.mmax + 1) % n).to(like.device) for _, n in self._rings.groups],
             }
         return self._legendre[key]
 
-    # ------------------------------------------------------------------ ring Fourier step
-
-    def _ring_fourier(self, x: Tensor) -> Tensor:
-        """F_r(m) = e^{-i m φ0_r} Σ_j f_rj e^{-2πi m j / n_r}, ``[K, R, M]`` for x ``[K, N]``."""
-        cached = self._ring_tensors(x)
+    def _fourier_grouped(self, x: Tensor) -> Tensor:
+        """One FFT per distinct ring length (all rings of that length batched), bins m mod n_r."""
+        cached = self._grouped_tensors(x)
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
         parts, offset = [], 0
         for (position, n), bins in zip(self._rings.groups, cached["bins"], strict=True):
@@ -261,9 +369,9 @@ class HealpixSHT:
         fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
         return fourier * cached["phase"].conj()
 
-    def _ring_synthesis(self, coeffs: Tensor) -> Tensor:
-        """f_rj = Re Σ_m w_m G_r(m) e^{i m φ_rj} for G ``[K, R, M]``; maps ``[K, N]`` (NEST)."""
-        cached = self._ring_tensors(coeffs)
+    def _synthesis_grouped(self, coeffs: Tensor) -> Tensor:
+        """Fold m modulo n_r, then one inverse FFT per distinct ring length."""
+        cached = self._grouped_tensors(coeffs)
         coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
         parts = []
         for position, (_, n), bins in zip(cached["positions"], self._rings.groups, cached["bins"], strict=True):

@@ -44,21 +44,23 @@ def test_legendre_has_no_underflow_trouble_at_high_order():
         np.testing.assert_allclose(lam[m, ell, 1].item(), expected, rtol=1e-9, atol=1e-300)
 
 
+@pytest.mark.parametrize("ring_method", ["grouped", "chirp"])
 @pytest.mark.parametrize("nside,lmax", [(1, 2), (4, 8), (8, 23)])
-def test_synthesis_matches_healpy(nside, lmax):
+def test_synthesis_matches_healpy(nside, lmax, ring_method):
     alm = _random_alm(lmax)
-    sht = HealpixSHT(nside, lmax)
+    sht = HealpixSHT(nside, lmax, ring_method=ring_method)
     mine = sht.synthesis(from_healpy_alm(torch.from_numpy(alm), lmax))
     ref = to_nest(torch.from_numpy(hp.alm2map(alm, nside, lmax=lmax)), "ring")
     torch.testing.assert_close(mine, ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("ring_method", ["grouped", "chirp"])
 @pytest.mark.parametrize("iterations", [0, 3])
-def test_analysis_matches_healpy_map2alm(iterations):
+def test_analysis_matches_healpy_map2alm(iterations, ring_method):
     nside, lmax = 8, 16
     ring_map = np.random.default_rng(0).standard_normal(12 * nside**2)  # not band-limited
     ref = hp.map2alm(ring_map, lmax=lmax, iter=iterations)
-    sht = HealpixSHT(nside, lmax, iterations=iterations)
+    sht = HealpixSHT(nside, lmax, iterations=iterations, ring_method=ring_method)
     mine = sht.analysis(to_nest(torch.from_numpy(ring_map), "ring"))
     np.testing.assert_allclose(to_healpy_alm(mine).numpy(), ref, rtol=0, atol=1e-13)
 
@@ -85,8 +87,17 @@ def test_batched_float32_and_layout():
     assert sht.synthesis(alm).shape == (2, 3, 192)
 
 
-def test_gradcheck_float64():
-    sht = HealpixSHT(2, 4, iterations=1)
+def test_ring_methods_agree_in_float32():
+    x = torch.randn(3, 12 * 16**2)
+    grouped, chirp = HealpixSHT(16, 40, ring_method="grouped"), HealpixSHT(16, 40, ring_method="chirp")
+    a, b = grouped.analysis(x), chirp.analysis(x)
+    assert (a - b).abs().max() < 1e-5 * a.abs().max()
+    assert (grouped.synthesis(a) - chirp.synthesis(a)).abs().max() < 1e-5 * x.abs().max()
+
+
+@pytest.mark.parametrize("ring_method", ["grouped", "chirp"])
+def test_gradcheck_float64(ring_method):
+    sht = HealpixSHT(2, 4, iterations=1, ring_method=ring_method)
     x = torch.randn(1, 48, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: torch.view_as_real(sht.analysis(v)), (x,))
     alm = sht.analysis(x.detach()).requires_grad_(True)
@@ -196,13 +207,15 @@ def test_bad_input():
         sht.analysis(torch.randn(3, 47))
     with pytest.raises(ValueError, match=r"expected complex coefficients \[\.\.\., 5, 5\]"):
         sht.synthesis(torch.randn(5, 5))
+    with pytest.raises(ValueError, match="unknown ring_method 'fft'"):
+        HealpixSHT(2, ring_method="fft")
     with pytest.raises(ValueError, match="has 21 entries"):
         from_healpy_alm(torch.zeros(20, dtype=torch.complex128), 5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
-    sht = HealpixSHT(16, 32)
+    sht = HealpixSHT(16, 32)  # chirp-z rings on CUDA, grouped FFTs on the CPU
     x = torch.randn(2, 12 * 256, dtype=torch.float64)
     torch.testing.assert_close(sht.analysis(x.cuda()).cpu(), sht.analysis(x), rtol=0, atol=1e-10)
     alm = sht.analysis(x)
