@@ -38,16 +38,18 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=0)
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ring-method", default="auto", choices=["auto", "grouped", "chirp"])
     parser.add_argument("--batch", type=int, default=1,
                         help="maps per torch call (channels); healpy transforms them one by one")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     print(f"device={device} dtype={args.dtype} iterations={args.iterations} batch={args.batch} "
+          f"ring_method={args.ring_method} "
           f"threads={torch.get_num_threads()}")
     print(f"{'nside':>6} {'lmax':>5} {'torch ms':>9} {'healpy ms':>10} {'ratio':>6} {'max |diff|':>11}")
     for nside in args.nside:
         lmax = 2 * nside
-        sht = HealpixSHT(nside, lmax, iterations=args.iterations)
+        sht = HealpixSHT(nside, lmax, iterations=args.iterations, ring_method=args.ring_method)
         x = torch.randn(args.batch, 12 * nside**2, dtype=torch.float64)
         ring = from_nest(x[0], "ring").numpy()
         xd = x.to(device=device, dtype=dtype)
