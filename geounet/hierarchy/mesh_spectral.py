@@ -127,7 +127,7 @@ def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarra
         # one component per eigenspace), so every solve is certified by Sylvester's law
         # of inertia and retried from another start vector with more Lanczos vectors.
         v0 = np.random.default_rng(attempt).standard_normal(stiffness.shape[0])
-        ncv = min(stiffness.shape[0] - 1, (2 + attempt) * num + 1)
+        ncv = min(stiffness.shape[0], (2 + attempt) * num + 1)
         values, vectors = spla.eigsh(stiffness, k=num, M=mass, sigma=sigma, which="LM", v0=v0, ncv=ncv)
         order = np.argsort(values)
         values, vectors = values[order], vectors[:, order]
