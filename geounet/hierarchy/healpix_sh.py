@@ -53,6 +53,9 @@ class HealpixSHHierarchy(HealpixLevels):
         nside: finest nside, a power of two.
         num_levels: number of levels I + 1 (coarsest nside at least 1).
         lmax_ratio: L_i = min(floor(lmax_ratio * nside_i), 3 nside_i - 1); default 2.
+            Above 2 the pixel values no longer determine the band edge and the analysis
+            does not converge there: measured at nside 8 with 20 iterations, prolong ∘
+            restrict is an orthogonal projection to 1e-12 (ratio 2), 1e-8 (2.5), 1e-6 (3).
         iterations: Jacobi refinements of every analysis (default 20, which reaches
             float64 round-off for L = 2 nside at nside >= 8; fewer is faster and less exact).
         projection: "pixel" (least squares in the pixel inner product) or "spectral"
