@@ -18,7 +18,7 @@ def _meshes():
 
 def _check_batched_equals_separate(parts):
     batched = batch_hierarchies(parts)
-    check_hierarchy(batched, tol=1e-9)
+    check_hierarchy(batched)
     for level in range(1, batched.num_levels):
         xs = [torch.randn(2, h.num_nodes(level), 3, dtype=torch.float64) for h in parts]
         out = batched.split(batched.restrict(batched.join(xs, level), level), level - 1)

@@ -69,7 +69,7 @@ def test_subdivision_hierarchy_on_random_meshes(mesh):
 @given(random_meshes(min_points=30, subset=False), st.sampled_from(["neumann", "dirichlet"]))
 def test_spectral_hierarchy_on_random_meshes(mesh, boundary):
     h = MeshSpectralHierarchy(mesh, [1, 5, 12], boundary=boundary, use_cache=False)
-    check_hierarchy(h, tol=1e-9)
+    check_hierarchy(h)
 
 
 @SETTINGS
