@@ -125,3 +125,17 @@ def test_errors():
     neumann = MeshSpectralHierarchy(_disc(), [3, 8], use_cache=False)
     with pytest.raises(ValueError, match="boundary='dirichlet'"):
         FunctionConstraint(neumann, zero_boundary=True).project(torch.zeros(1, 3, 1), 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", HIERARCHIES)
+def test_constrained_unet_on_cuda_matches_cpu(name):
+    torch.manual_seed(0)
+    h = HIERARCHIES[name]()
+    constraint = FunctionConstraint(h, integral=[0.5, 1.0])
+    model = ConstrainedUNet(build_unet(h, 3, 2, factory_for(h), width=8), constraint).double()
+    x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
+    expected = model(x)
+    actual = model.cuda()(x.cuda())
+    assert constraint.violation(actual, h.finest_level) < 1e-12
+    torch.testing.assert_close(actual.cpu(), expected)
