@@ -1,0 +1,243 @@
+"""Benchmark: HEALPix Multi-ResNet vs ChebConv U-Net, PyG GraphUNet and SFNO at matched size.
+
+For every nside and model, fresh subprocesses build the model and run a warm-up and
+then timed forward + backward passes (one process) or one measured pass (another):
+
+- seconds per sample (median over repeats) and pixels per second;
+- peak memory of one forward + backward after a warm-up pass:
+  ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the rise of the peak resident
+  set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the pass;
+- achieved FLOP/s (matmul / bmm / conv FLOPs counted by ``torch.utils.flop_counter``,
+  gathers and elementwise work not counted) as a fraction of a dense fp32 matmul's
+  FLOP/s measured in the same run; not reported for GraphUNet, whose sparse A @ A the
+  counter books as a dense N x N product.
+
+All graph models are sized by width to the Multi-ResNet's parameter count (their counts
+do not depend on nside); SFNO runs on the equiangular grid with about as many points as
+the HEALPix map (``geounet.models.baselines.equiangular_shape``) and is sized there.
+The summary prints the ratios against the baselines and the log-log slope of the
+Multi-ResNet's time against pixels.
+
+    .venv/bin/python experiments/bench/bench_decoders.py                      # small, a few minutes
+    .venv/bin/python experiments/bench/bench_decoders.py --nsides 32 64 128 256 --device cuda --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+MODELS = ("multiresnet", "cheb_unet", "graph_unet", "sfno")
+
+
+def build(name: str, nside: int, width: int, levels: int, channels: int) -> torch.nn.Module:
+    from geounet.hierarchy.healpix import HealpixHaarHierarchy
+    from geounet.models.baselines import ChebUNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
+    from geounet.models.zoo import message_passing_unet
+
+    if name == "sfno":
+        return SFNOBaseline(*equiangular_shape(12 * nside**2), channels, channels, width=width)
+    hierarchy = HealpixHaarHierarchy(nside, levels)
+    if name == "multiresnet":
+        return message_passing_unet(hierarchy, channels, channels, width=width)
+    if name == "cheb_unet":
+        return ChebUNet(hierarchy, channels, channels, width=width, depth=levels)
+    return GraphUNetBaseline(hierarchy, channels, channels, width=width, depth=levels - 1)
+
+
+def matched_widths(args) -> tuple[dict[tuple[str, int], int], int]:
+    """Width of every (model, nside) matching the Multi-ResNet's parameter count, and that count."""
+    from geounet.models.zoo import count_parameters, size_to_parameters
+
+    small = 2 ** (args.levels - 1)  # graph-model counts do not depend on nside
+    target = count_parameters(build("multiresnet", small, args.width, args.levels, args.channels))
+    widths = {}
+    for name in args.models:
+        for nside in args.nsides:
+            if name == "multiresnet":
+                widths[name, nside] = args.width
+            elif name != "sfno" and (name, args.nsides[0]) in widths:
+                widths[name, nside] = widths[name, args.nsides[0]]
+            else:
+                size_at = nside if name == "sfno" else small
+                widths[name, nside], _ = size_to_parameters(
+                    lambda w, name=name, n=size_at: build(name, n, w, args.levels, args.channels),
+                    target, widths=range(1, 513),
+                )
+    return widths, target
+
+
+def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    (a @ b).sum().item()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        c = a @ b
+    c.sum().item()
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def _status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak resident)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status; CPU peak memory needs Linux")
+
+
+def measure(args) -> dict:
+    """Child process: time (``--child-mode time``) or peak memory (``memory``) of one model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from geounet.models.zoo import count_parameters
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = build(args.child_model, args.child_nside, args.child_width, args.levels, args.channels).to(device)
+    num_nodes = model.nlat * model.nlon if args.child_model == "sfno" else 12 * args.child_nside**2
+    x = torch.randn(args.batch, num_nodes, args.channels, device=device)
+    if args.compile and args.child_model != "graph_unet":  # GraphUNet's top-k pools graph-break
+        model = torch.compile(model)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up: one-time library and allocator initialisation
+    if args.child_mode == "memory":
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            with open("/proc/self/clear_refs", "w") as refs:  # reset the peak RSS (VmHWM) to now
+                refs.write("5")
+            base = _status_bytes("VmRSS")
+        step()
+        peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_bytes("VmHWM")) - base
+        return {"peak_mb": max(peak, 0) / 2**20}
+    with FlopCounterMode(display=False) as counter:
+        step()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) / args.batch)
+    seconds = statistics.median(times)
+    return {
+        "model": args.child_model, "nside": args.child_nside, "nodes": num_nodes,
+        "params": count_parameters(model), "width": args.child_width,
+        "s_per_sample": seconds, "pixels_per_s": num_nodes / seconds,
+        "flops_per_s": counter.get_total_flops() / args.batch / seconds,
+    }
+
+
+def run_child(args, name: str, nside: int, width: int) -> dict:
+    """Time one model in a fresh process, then measure its peak memory in another."""
+    row = {}
+    for mode in ("time", "memory"):
+        command = [sys.executable, __file__, "--child-model", name, "--child-nside", str(nside),
+                   "--child-width", str(width), "--child-mode", mode, "--device", args.device,
+                   "--batch", str(args.batch), "--repeats", str(args.repeats), "--levels", str(args.levels),
+                   "--channels", str(args.channels), "--threads", str(args.threads)]
+        command += ["--compile"] if args.compile else []
+        # For the memory run, a fixed mmap threshold makes glibc return freed large buffers
+        # to the OS, so the resident set after the warm-up pass is the model's, not the
+        # allocator's cache (it slows the pass down, hence the separate timing run).
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if mode == "memory" else None
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        if result.returncode:
+            return {"model": name, "nside": nside, "error": result.stderr.strip().splitlines()[-1]}
+        row.update(json.loads(result.stdout.strip().splitlines()[-1]))
+    return row
+
+
+def efficiency(row: dict, reference: float) -> str:
+    """Achieved FLOP/s as a percentage of the dense matmul's."""
+    return "n/a" if row["model"] == "graph_unet" else f"{100 * row['flops_per_s'] / reference:.1f}%"
+
+
+def slope(rows: list[dict]) -> float:
+    """Least-squares slope of log(time) against log(pixels)."""
+    xs = [math.log(r["nodes"]) for r in rows]
+    ys = [math.log(r["s_per_sample"]) for r in rows]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--nsides", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--width", type=int, default=32, help="Multi-ResNet width; the others are matched")
+    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--channels", type=int, default=2, help="input and output channels")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model but GraphUNet")
+    parser.add_argument("--child-model", help=argparse.SUPPRESS)
+    parser.add_argument("--child-nside", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-width", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-mode", choices=("time", "memory"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_model:
+        print(json.dumps(measure(args)))
+        return
+    if "multiresnet" not in args.models:
+        parser.error("--models must include multiresnet, the model the others are matched to")
+
+    widths, target = matched_widths(args)
+    reference = matmul_flops_per_second(torch.device(args.device))
+    print(f"device {args.device}, batch {args.batch}, target parameters {target}, "
+          f"dense matmul {reference / 1e9:.1f} GFLOP/s")
+    header = f"{'model':<12}{'nside':>6}{'nodes':>9}{'params':>9}{'s/sample':>10}{'Mpix/s':>8}{'peak MB':>9}{'%matmul':>8}"
+    print(header)
+    rows = []
+    for nside in args.nsides:
+        for name in args.models:
+            row = run_child(args, name, nside, widths[name, nside])
+            rows.append(row)
+            if "error" in row:
+                print(f"{name:<12}{nside:>6}  failed: {row['error']}")
+                continue
+            print(f"{name:<12}{nside:>6}{row['nodes']:>9}{row['params']:>9}{row['s_per_sample']:>10.4f}"
+                  f"{row['pixels_per_s'] / 1e6:>8.3f}{row['peak_mb']:>9.1f}{efficiency(row, reference):>8}",
+                  flush=True)
+
+    ok = {(r["model"], r["nside"]): r for r in rows if "error" not in r}
+    print("\nratios against the Multi-ResNet in this run (speed: baseline time / Multi-ResNet time per pixel)")
+    for nside in args.nsides:
+        mr = ok.get(("multiresnet", nside))
+        if mr is None:
+            continue
+        parts = []
+        for name in [m for m in args.models if m != "multiresnet"]:
+            other = ok.get((name, nside))
+            if other:
+                speed = mr["pixels_per_s"] / other["pixels_per_s"]
+                memory = mr["peak_mb"] / other["peak_mb"] if other["peak_mb"] > 0 else float("nan")
+                parts.append(f"{name}: {speed:.2f}x faster, {memory:.2f}x memory")
+        print(f"nside {nside}: " + "; ".join(parts))
+    for name in args.models:
+        series = [ok[name, n] for n in args.nsides if (name, n) in ok]
+        if len(series) > 1:
+            print(f"log-log slope of time vs pixels, {name}: {slope(series):.2f}")
+
+
+if __name__ == "__main__":
+    main()
