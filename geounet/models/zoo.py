@@ -78,6 +78,7 @@ def message_passing_unet(
     cond_dim: int | None = None,
     factory: MessagePassingFactory | None = None,
     backend: str = "auto",
+    kernel: str = "linear",
     num_kernels: int = 4,
     kernel_hidden: int = 16,
     edge_features: Sequence[int] | None = None,
@@ -93,14 +94,17 @@ def message_passing_unet(
         depth: number of levels to use, the finest ones of ``hierarchy`` (None: all).
         blocks: extra residual blocks per decoder beyond its merge branch.
         factory: reuse an existing factory (its cached graphs), e.g. when building many
-            models on one hierarchy; ``backend``/``num_kernels``/... are then ignored.
+            models on one hierarchy; ``backend``/``kernel``/... are then ignored.
             It must have been built on ``hierarchy`` itself.
 
     ``model.parameter_counts()`` reports lift / encoder / bottleneck / decoder / head.
     """
     levels = hierarchy if depth is None or depth == hierarchy.num_levels else FinestLevels(hierarchy, depth)
     if factory is None:
-        factory = MessagePassingFactory(levels, backend, num_kernels, kernel_hidden, edge_features)
+        factory = MessagePassingFactory(
+            levels, backend=backend, kernel=kernel, num_kernels=num_kernels, kernel_hidden=kernel_hidden,
+            edge_features=edge_features,
+        )
     elif factory.hierarchy is not levels:
         raise ValueError(
             "factory was built on a different hierarchy; with depth, build it on "

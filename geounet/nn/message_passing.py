@@ -5,12 +5,17 @@ the displacement in the tangent plane and the distance), the operator is
 
     y_t = W_0 x_t + b + sum_{m=1}^{M} W_m  (1 / deg_t) sum_{s -> t} phi_m(e_st) x_s,
 
-with learned matrices W_0..W_M (C_in -> C_out) and a small learned kernel network
-phi : R^F -> R^M (Linear-GELU-Linear) shared by all edges. Because the graph is static,
-the per-edge weights A_m(s, t) = phi_m(e_st) / deg_t depend only on geometry and on phi's
-parameters: they are evaluated once per forward call for the whole batch. The
-neighbourhood sums are then M weighted aggregations of x, and the channel mixing is
-one matmul over the concatenation [x_t, agg_1, ..., agg_M] (width (M + 1) C_in).
+with learned matrices W_0..W_M (C_in -> C_out) and a kernel phi : R^F -> R^M:
+
+- ``kernel="linear"`` (default): phi(e) = (1, e_1, .., e_F), M = F + 1. Since the W_m are
+  free, this is every kernel affine in the edge features (a mean plus first-order,
+  gradient-like directional terms). The weights are pure geometry: no gradient flows
+  into them, so the backward pass keeps no per-edge activations.
+- ``kernel="mlp"``: phi a small learned Linear-GELU-Linear network with M outputs (a
+  continuous-kernel convolution); evaluated once per forward call for the whole batch.
+
+The neighbourhood sums are M weighted aggregations A_m x with A_m(s, t) = phi_m(e_st) /
+deg_t, and the channel mixing is a matmul over [x_t, agg_1, ..., agg_M].
 
 Edge features are divided by one scalar, their root-mean-square over the level's edges,
 so the kernel sees O(1) inputs on every level and vector features keep their directions
@@ -42,6 +47,7 @@ from torch_geometric.nn import MessagePassing
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 BACKENDS = ("auto", "table", "pyg")
+KERNELS = ("linear", "mlp")
 
 
 @dataclass(frozen=True)
@@ -169,17 +175,28 @@ class _KernelConvMixin:
     """Parameters and channel mixing shared by the table and PyG implementations."""
 
     def _init_parameters(
-        self, in_channels: int, out_channels: int, num_features: int, num_kernels: int, hidden: int
+        self, in_channels: int, out_channels: int, num_features: int, kernel: str, num_kernels: int, hidden: int
     ) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("num_kernels", num_kernels), ("kernel_hidden", hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.num_kernels = num_kernels
-        self.kernel = EdgeKernel(num_features, num_kernels, hidden)
-        self.linear = nn.Linear((num_kernels + 1) * in_channels, out_channels)
+        self.num_kernels = num_kernels if kernel == "mlp" else num_features + 1
+        self.kernel = EdgeKernel(num_features, num_kernels, hidden) if kernel == "mlp" else None
+        self.linear = nn.Linear((self.num_kernels + 1) * in_channels, out_channels)
+
+    def _edge_weights(self, features: Tensor, norm: Tensor) -> Tensor:
+        """A_m(s, t) = phi_m(e_st) / deg_t for features ``[..., F]`` and norms ``[...]``: ``[..., M]``."""
+        features = features.to(self.linear.weight.dtype)
+        if self.kernel is None:  # fixed affine basis (1, e_1 .. e_F): no gradient, nothing saved
+            phi = torch.cat([torch.ones_like(features[..., :1]), features], dim=-1)
+        else:
+            phi = self.kernel(features)
+        return phi * norm[..., None].to(phi.dtype)
 
     def _check_features(self, x: Tensor, num_nodes: int) -> None:
         if x.dim() != 3 or x.shape[1] != num_nodes or x.shape[2] != self.in_channels:
@@ -210,13 +227,13 @@ class TableKernelConv(_KernelConvMixin, nn.Module):
     ``neighbour_norm [N, K]`` (1/deg_t in real slots, 0 in padded ones).
     """
 
-    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int,
+    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int, kernel: str = "linear",
                  num_kernels: int = 4, kernel_hidden: int = 16):
         super().__init__()
         if not graph.has_table:
             raise ValueError("TableKernelConv needs a level graph with a neighbour table; use PygKernelConv")
-        self._init_parameters(in_channels, out_channels, graph.neighbour_features.shape[-1], num_kernels,
-                              kernel_hidden)
+        self._init_parameters(in_channels, out_channels, graph.neighbour_features.shape[-1], kernel,
+                              num_kernels, kernel_hidden)
         self.graph = graph
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
@@ -224,8 +241,7 @@ class TableKernelConv(_KernelConvMixin, nn.Module):
         n, k = neighbours.shape
         self._check_features(x, n)
         batch, channels = x.shape[0], x.shape[2]
-        features = self.graph.neighbour_features.to(self.linear.weight.dtype)
-        weights = self.kernel(features) * self.graph.neighbour_norm[..., None]  # [N, K, M]
+        weights = self._edge_weights(self.graph.neighbour_features, self.graph.neighbour_norm)  # [N, K, M]
         node_major = x.transpose(0, 1).reshape(n, batch * channels)  # [N, B C]
         gathered = node_major.index_select(0, neighbours.reshape(-1)).view(n, k, batch * channels)
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
@@ -240,17 +256,16 @@ class PygKernelConv(_KernelConvMixin, MessagePassing):
     (scaled) and ``edge_norm [E]`` (1/deg of each edge's target).
     """
 
-    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int,
+    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int, kernel: str = "linear",
                  num_kernels: int = 4, kernel_hidden: int = 16):
         MessagePassing.__init__(self, aggr="add", node_dim=-2)
-        self._init_parameters(in_channels, out_channels, graph.edge_features.shape[-1], num_kernels,
-                              kernel_hidden)
+        self._init_parameters(in_channels, out_channels, graph.edge_features.shape[-1], kernel,
+                              num_kernels, kernel_hidden)
         self.graph = graph
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
         self._check_features(x, self.graph.num_nodes)
-        features = self.graph.edge_features.to(self.linear.weight.dtype)
-        weights = self.kernel(features) * self.graph.edge_norm[:, None]  # [E, M]
+        weights = self._edge_weights(self.graph.edge_features, self.graph.edge_norm)  # [E, M]
         aggregated = self.propagate(self.graph.edge_index, x=x, weights=weights.to(x.dtype), size=None)
         aggregated = aggregated.view(*x.shape[:2], self.num_kernels, x.shape[2])  # [B, N, M, C_in]
         return self._mix(x, aggregated)  # [B, N, C_out]
@@ -267,16 +282,21 @@ class MessagePassingFactory:
         backend: ``"table"`` (neighbour-table fast path; a graph without a table is
             padded into one), ``"pyg"`` (``MessagePassing`` over ``edge_index``) or
             ``"auto"`` (see :meth:`uses_table`).
-        num_kernels: M, the number of kernel channels / neighbour matrices.
-        kernel_hidden: hidden width of the kernel network phi.
+        kernel: ``"linear"`` (phi = (1, e_1 .. e_F), fixed, M = F + 1: the fast default)
+            or ``"mlp"`` (phi a learned Linear-GELU-Linear network with M outputs).
+        num_kernels: M for ``kernel="mlp"``.
+        kernel_hidden: hidden width of the ``"mlp"`` kernel network.
         edge_features: columns of ``edge_attr`` fed to phi (None: all). Selecting only
             rotation-invariant features (the distance) gives isotropic kernels.
     """
 
-    def __init__(self, hierarchy: Hierarchy, backend: str = "auto", num_kernels: int = 4,
+    def __init__(self, hierarchy: Hierarchy, backend: str = "auto", kernel: str = "linear", num_kernels: int = 4,
                  kernel_hidden: int = 16, edge_features: Sequence[int] | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
+        self.kernel = kernel
         self.hierarchy = hierarchy
         self.backend = backend
         self.num_kernels = num_kernels
@@ -311,4 +331,4 @@ class MessagePassingFactory:
 
     def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
         conv = TableKernelConv if self.uses_table(level) else PygKernelConv
-        return conv(self.graph(level), in_channels, out_channels, self.num_kernels, self.kernel_hidden)
+        return conv(self.graph(level), in_channels, out_channels, self.kernel, self.num_kernels, self.kernel_hidden)

@@ -27,11 +27,11 @@ def random_geometric_graph(num_nodes: int, k: int = 4, seed: int = 0) -> LevelGr
     return LevelGraph(edge_index=edge_index, edge_attr=edge_attr, positions=points)
 
 
-def pair(graph: LevelGraph, num_nodes: int, cin=3, cout=5, edge_features=None):
+def pair(graph: LevelGraph, num_nodes: int, cin=3, cout=5, edge_features=None, kernel="mlp"):
     """A table and a PyG operator on ``graph`` with the same (float64) parameters."""
     buffers = GraphBuffers(prepare_graph(graph, num_nodes, edge_features, table=True))
-    table = TableKernelConv(buffers, cin, cout).double()
-    pyg = PygKernelConv(buffers, cin, cout).double()
+    table = TableKernelConv(buffers, cin, cout, kernel).double()
+    pyg = PygKernelConv(buffers, cin, cout, kernel).double()
     pyg.load_state_dict(table.state_dict())
     return table, pyg
 
@@ -45,14 +45,34 @@ def test_table_matches_pyg_on_square(periodic):
     torch.testing.assert_close(table(x), pyg(x), rtol=1e-12, atol=1e-12)
 
 
-def test_table_matches_pyg_on_padded_general_graph():
+@pytest.mark.parametrize("kernel", ["linear", "mlp"])
+def test_table_matches_pyg_on_padded_general_graph(kernel):
     torch.manual_seed(0)
     graph = random_geometric_graph(40)
     degree = torch.bincount(graph.edge_index[1], minlength=40)
     assert degree.min() < degree.max()  # the padding is exercised
-    table, pyg = pair(graph, 40)
+    table, pyg = pair(graph, 40, kernel=kernel)
     x = torch.randn(2, 40, 3, dtype=torch.float64)
     torch.testing.assert_close(table(x), pyg(x), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_kernel_matches_dense_reference():
+    """y = W_0 x + b + sum_m W_m D^-1 A_m x with dense A_0 = adjacency, A_f = adjacency * e_f / rms(e)."""
+    torch.manual_seed(0)
+    graph = random_geometric_graph(20)
+    table, _ = pair(graph, 20, kernel="linear")
+    source, target = graph.edge_index
+    scaled = graph.edge_attr / graph.edge_attr.pow(2).mean().sqrt()
+    degree = torch.bincount(target, minlength=20).double()
+    x = torch.randn(2, 20, 3, dtype=torch.float64)
+    terms = [x]
+    for values in [torch.ones(graph.num_edges, dtype=torch.float64), *scaled.t()]:
+        dense = torch.zeros(20, 20, dtype=torch.float64)
+        dense[target, source] = values
+        terms.append((dense / degree[:, None]) @ x)
+    expected = table.linear(torch.cat(terms, dim=-1))
+    # The shared graph buffers were rounded to float32 (the default dtype) when built.
+    torch.testing.assert_close(table(x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_table_from_edges_round_trips_edges():
@@ -119,11 +139,12 @@ def test_anisotropic_kernel_rotates_with_its_edge_displacements():
     assert not torch.allclose(op(_rot90(x, 8)), _rot90(op(x), 8), atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", ["linear", "mlp"])
 @pytest.mark.parametrize("backend", ["table", "pyg"])
-def test_gradcheck_float64(backend):
+def test_gradcheck_float64(backend, kernel):
     torch.manual_seed(0)
     graph = random_geometric_graph(12, k=3)
-    op = dict(zip(["table", "pyg"], pair(graph, 12, cin=2, cout=2)))[backend]
+    op = dict(zip(["table", "pyg"], pair(graph, 12, cin=2, cout=2, kernel=kernel)))[backend]
     names = [name for name, _ in op.named_parameters()]
 
     def f(x, *params):
@@ -166,6 +187,8 @@ def test_factory_backend_selection_and_errors():
     assert isinstance(MessagePassingFactory(square, backend="pyg")(1, 2, 2), PygKernelConv)
     with pytest.raises(ValueError, match="unknown backend"):
         MessagePassingFactory(square, backend="dense")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        MessagePassingFactory(square, kernel="spline")
     with pytest.raises(ValueError, match="edge_features"):
         MessagePassingFactory(square, edge_features=[5])(1, 2, 2)
     op = MessagePassingFactory(square)(1, 2, 3)
