@@ -47,7 +47,7 @@ def test_learns_the_laplacian_on_the_square(variant):
 
 def test_learns_graph_diffusion_on_healpix():
     torch.manual_seed(0)
-    hierarchy = HealpixHaarHierarchy(8, 3)
+    hierarchy = HealpixHaarHierarchy(4, 3)
     model = message_passing_unet(hierarchy, 1, 1, width=8)
-    losses = fit(model, lambda step: torch.randn(4, 768, 1), lambda x: graph_smoothing(x, hierarchy))
+    losses = fit(model, lambda step: torch.randn(4, 192, 1), lambda x: graph_smoothing(x, hierarchy))
     assert sum(losses[-10:]) / 10 < 0.1 * losses[0], losses[::10]
