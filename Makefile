@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 .PHONY: main test install bench
 
-# The main job: install everything, then train + evaluate the default experiment.
+# The main job: install everything, then train + evaluate the default experiment
+# (shallow water on HEALPix, experiments/shallow_water_healpix/config.toml).
 main: $(STAMP)
 	$(VENV)/bin/geounet train
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from geounet.models.unet import VARIANTS
 
-DEFAULT_CONFIG = Path("experiments/square_navier_stokes/config.toml")
+DEFAULT_CONFIG = Path("experiments/shallow_water_healpix/config.toml")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,11 +65,19 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from geounet.train import distributed
     from geounet.train.experiment import run_experiment
 
     cfg = _load(args)
     out = args.out or Path("runs") / f"{cfg.task.name}-{cfg.model.variant}-seed{cfg.train.seed}"
-    metrics = run_experiment(cfg, out, resume=args.resume, progress=not args.quiet)
+    cfg.train.device = distributed.setup(cfg.train.device)
+    main_process = distributed.is_main_process()
+    try:
+        metrics = run_experiment(cfg, out, resume=args.resume, progress=not args.quiet)
+    finally:
+        distributed.teardown()
+    if not main_process:
+        return 0
     test = metrics["test"]
     print(
         f"\n{cfg.model.variant} on {cfg.task.name}: test relative L2 "

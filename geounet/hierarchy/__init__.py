@@ -1,7 +1,31 @@
 """Hierarchies of nested function spaces with projections between levels."""
 
 from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.batching import BatchedHierarchy, batch_hierarchies
+from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint
 from geounet.hierarchy.haar import PartitionHaarHierarchy
+from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels
+from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
+from geounet.hierarchy.mesh_clusters import ClusterHierarchy
+from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
 from geounet.hierarchy.square import SquareHaarHierarchy
+from geounet.hierarchy.triangle import TriangleHierarchy
 
-__all__ = ["Hierarchy", "LevelGraph", "PartitionHaarHierarchy", "SquareHaarHierarchy"]
+__all__ = [
+    "BatchedHierarchy",
+    "ClusterHierarchy",
+    "ConstrainedUNet",
+    "FunctionConstraint",
+    "HealpixHaarHierarchy",
+    "HealpixLevels",
+    "HealpixSHHierarchy",
+    "Hierarchy",
+    "LevelGraph",
+    "MeshSpectralHierarchy",
+    "PartitionHaarHierarchy",
+    "SquareHaarHierarchy",
+    "SubdivisionHierarchy",
+    "TriangleHierarchy",
+    "batch_hierarchies",
+]

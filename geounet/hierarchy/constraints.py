@@ -136,6 +136,14 @@ class ConstrainedUNet(nn.Module):
         self.unet = unet
         self.constraint = constraint
 
+    @property
+    def hierarchy(self) -> Hierarchy:
+        return self.unet.hierarchy
+
+    def parameter_counts(self) -> dict[str, int]:
+        """The wrapped U-Net's counts: the projection Π has no parameters."""
+        return self.unet.parameter_counts()
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_I, C_in]
         out = self.unet(x, cond)  # [B, N_I, C_out]
         return self.constraint.project(out, self.unet.hierarchy.finest_level)

@@ -2,7 +2,8 @@
 
 Writes into ``out_dir``: ``checkpoint.pt`` (atomic, resumable), ``metrics.json``
 (config, parameter counts, test metrics, loss history, timings) and
-``predictions.png`` (input, target, prediction and error for test samples).
+``predictions.png`` (input, target, prediction and error for test samples). Under
+``torchrun`` every process trains and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from geounet.nn.unet import UNet
 from geounet.tasks import TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.config import ExperimentConfig
+from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
 
 
@@ -46,7 +48,8 @@ def run_experiment(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    task = prepare_task(cfg.task, cfg.model.num_levels)
+    with main_process_first():  # one process generates the cached data, the others read it
+        task = prepare_task(cfg.task, cfg.model.num_levels)
     data_seconds = time.perf_counter() - started
 
     torch.manual_seed(cfg.train.seed)
@@ -79,6 +82,8 @@ def run_experiment(
         "seconds": {"data": round(data_seconds, 2), "train": round(train_seconds, 2)},
         "history": result.history,
     }
+    if not is_main_process():
+        return metrics
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
 
     with torch.no_grad():

@@ -4,6 +4,12 @@ Batches are drawn without replacement per epoch from a permutation that depends 
 ``(seed, epoch)``, so the batch at any step is known without saved RNG state: a run
 resumed from a checkpoint at step s sees exactly the batches, learning rates and
 therefore losses of an uninterrupted run with the same seed.
+
+Under ``torch.distributed`` (launched by ``torchrun``; see :mod:`geounet.train.distributed`)
+each of the W processes takes a contiguous 1/W slice of the same global batch and the
+model is wrapped in ``DistributedDataParallel``, whose gradient average over equal
+slices equals the single-process gradient of the whole batch: a W-process run follows
+the same trajectory as a single-process run. Only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from geounet.train.checkpoint import load_checkpoint, save_checkpoint
@@ -129,6 +137,10 @@ def fit(
     """
     device = torch.device(cfg.device)
     model.to(device)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if cfg.batch_size % world:
+        raise ValueError(f"train.batch_size ({cfg.batch_size}) must be divisible by the {world} processes")
+    trained = DistributedDataParallel(model) if world > 1 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(cfg))
     result = TrainResult()
@@ -142,7 +154,7 @@ def fit(
         result = TrainResult(history=state["history"], step=state["step"])
 
     def checkpoint() -> None:
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and rank == 0:
             save_checkpoint(
                 {
                     "model": model.state_dict(),
@@ -157,14 +169,19 @@ def fit(
 
     mass = train.mass.to(device)
     model.train()
-    bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress, desc="train", unit="step")
+    bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress or rank > 0, desc="train", unit="step")
     while result.step < cfg.steps:
         idx = batch_indices(len(train), cfg.batch_size, result.step, cfg.seed)
+        idx = idx.tensor_split(world)[rank]  # this process's slice of the global batch
         x, y = train.inputs[idx].to(device), train.targets[idx].to(device)
-        loss = weighted_mse(model(x), y, mass)
-        if not torch.isfinite(loss):
+        loss = weighted_mse(trained(x), y, mass)
+        logged = loss.detach().clone()
+        if world > 1:
+            dist.all_reduce(logged)
+            logged /= world
+        if not torch.isfinite(logged):
             raise FloatingPointError(
-                f"the training loss became {loss.item()} at step {result.step}; lower train.lr "
+                f"the training loss became {logged.item()} at step {result.step}; lower train.lr "
                 f"(now {cfg.lr}) or check the data normalisation"
                 + (f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path else "")
             )
@@ -175,7 +192,7 @@ def fit(
         optimiser.step()
         scheduler.step()
         result.step += 1
-        row = {"step": result.step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        row = {"step": result.step, "loss": logged.item(), "lr": scheduler.get_last_lr()[0]}
         if test is not None and (result.step % cfg.eval_every == 0 or result.step == cfg.steps):
             row.update({f"test_{k}": v for k, v in evaluate(model, test, cfg.batch_size, device).items()})
         result.history.append(row)

@@ -8,7 +8,7 @@ from geounet.testing import check_hierarchy
 
 @pytest.mark.parametrize("periodic", [False, True])
 def test_square_passes_all_invariants(periodic):
-    check_hierarchy(SquareHaarHierarchy(32, 5, periodic=periodic))
+    check_hierarchy(SquareHaarHierarchy(16, 5, periodic=periodic))
 
 
 def test_restrict_is_bitwise_avg_pool2d():

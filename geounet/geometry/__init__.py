@@ -1,0 +1,1 @@
+"""Geometry as plain data: HEALPix grids, triangles and meshes (no nn.Module)."""

@@ -1,0 +1,1 @@
+"""The training loop, configuration, checkpoints and the experiment runner."""
