@@ -45,7 +45,7 @@ def _load(args: argparse.Namespace):
 
 def _info(args: argparse.Namespace) -> int:
     from geounet.tasks import task_structure
-    from geounet.train.experiment import build_model
+    from geounet.train.experiment import build_configured_unet
 
     cfg = _load(args)
     structure = task_structure(cfg.task, cfg.model.num_levels)
@@ -59,7 +59,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{'variant':<22}" + "".join(f"{p:>12}" for p in parts))
     for variant in VARIANTS:
         cfg.model.variant = variant
-        counts = build_model(cfg, structure).parameter_counts()
+        counts = build_configured_unet(cfg, structure).parameter_counts()
         print(f"{variant:<22}" + "".join(f"{counts[p]:>12,}" for p in parts))
     return 0
 
@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
     from geounet.train.experiment import run_experiment
 
     cfg = _load(args)
-    out = args.out or Path("runs") / f"{cfg.task.name}-{cfg.model.variant}-seed{cfg.train.seed}"
+    out = args.out or Path("runs") / f"{cfg.task.name}-{_model_name(cfg)}-seed{cfg.train.seed}"
     cfg.train.device = distributed.setup(cfg.train.device)
     main_process = distributed.is_main_process()
     try:
@@ -80,16 +80,36 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     test = metrics["test"]
     print(
-        f"\n{cfg.model.variant} on {cfg.task.name}: test relative L2 "
+        f"\n{_model_name(cfg)} on {cfg.task.name}: test relative L2 "
         f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f} (mean ± std over test samples); "
         f"{metrics['parameters']['total']:,} parameters "
         f"({metrics['parameters']['encoder']:,} in the encoder); trained "
         f"{metrics['steps']} steps in {metrics['seconds']['train']:.0f} s"
     )
+    if "lead_hours" in test:
+        _print_rollout(test)
     print(f"wrote {out}/metrics.json, {out}/checkpoint.pt, {out}/predictions.png")
     if args.json:
         print(json.dumps(test))
     return 0
+
+
+def _print_rollout(test: dict) -> None:
+    """A few lead times of the rollout scores, model against persistence."""
+    leads = test["lead_hours"]
+    picks = sorted({0, len(leads) // 4, len(leads) // 2, len(leads) - 1})
+    scores = [k[len("model_") :] for k in test if k.startswith("model_")]
+    print(
+        f"\nrollout on the test trajectories (model / persistence):\n{'score':<22}"
+        + "".join(f"{leads[i]:>8g} h{'':>12}" for i in picks)
+    )
+    for score in scores:
+        cells = "".join(f"{test['model_' + score][i]:>10.3g} / {test['persistence_' + score][i]:<9.3g}" for i in picks)
+        print(f"{score:<22}{cells}")
+
+
+def _model_name(cfg) -> str:
+    return cfg.model.variant if cfg.model.architecture == "unet" else cfg.model.architecture
 
 
 def build_parser() -> argparse.ArgumentParser:

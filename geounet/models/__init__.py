@@ -1,5 +1,19 @@
-"""Ready-made model configurations."""
+"""Ready-made model configurations and baselines."""
 
+from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline
 from geounet.models.unet import VARIANTS, build_unet, level_channels
+from geounet.models.zoo import FinestLevels, count_parameters, message_passing_unet, size_to_parameters
 
-__all__ = ["VARIANTS", "build_unet", "level_channels"]
+__all__ = [
+    "VARIANTS",
+    "ChebUNet",
+    "FinestLevels",
+    "FlatResNet",
+    "GraphUNetBaseline",
+    "SFNOBaseline",
+    "build_unet",
+    "count_parameters",
+    "level_channels",
+    "message_passing_unet",
+    "size_to_parameters",
+]

@@ -3,6 +3,7 @@
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
+from geounet.nn.message_passing import MessagePassingFactory, PygKernelConv, TableKernelConv
 from geounet.nn.norm import NodeGroupNorm
 from geounet.nn.square import SquareConv, SquareConvFactory
 from geounet.nn.unet import UNet
@@ -10,14 +11,17 @@ from geounet.nn.unet import UNet
 __all__ = [
     "Bottleneck",
     "IdentityEncoder",
+    "MessagePassingFactory",
     "MultiResolutionEncoder",
     "NodeGroupNorm",
     "OperatorFactory",
+    "PygKernelConv",
     "ResidualBlock",
     "ResidualBranch",
     "ResidualDecoder",
     "ResidualEncoder",
     "SquareConv",
     "SquareConvFactory",
+    "TableKernelConv",
     "UNet",
 ]

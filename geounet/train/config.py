@@ -25,10 +25,16 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid."""
 
 
+#: ``model.architecture``: geounet's U-Net, or a baseline sized to the U-Net's parameter count.
+ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet")
+
+
 @dataclass
 class ModelConfig:
-    """The U-Net: one of the paper's variants at a given width and depth."""
+    """The U-Net (one of the paper's variants at a given width and depth), or a baseline
+    with the parameter count of that U-Net."""
 
+    architecture: str = "unet"
     variant: str = "multiresnet"
     width: int = 16
     channel_mult: list[int] = field(default_factory=lambda: [1, 2, 4])
@@ -38,6 +44,8 @@ class ModelConfig:
     bottleneck_blocks: int = 1
 
     def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"model.architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
         _positive(self, "width", "num_levels", "encoder_blocks")

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.unet import build_unet
+from geounet.models.zoo import count_parameters, size_to_parameters
 from geounet.nn.unet import UNet
 from geounet.tasks import TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
@@ -24,7 +27,36 @@ from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
 
 
-def build_model(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
+def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
+    """The model of ``cfg.model`` on the task's hierarchy.
+
+    Baselines (``architecture != "unet"``) get the width whose parameter count is nearest
+    the U-Net that ``cfg.model`` describes, so comparisons are at matched budgets.
+    """
+    unet = build_configured_unet(cfg, task)
+    if cfg.model.architecture == "unet":
+        return unet
+    levels = {"depth": task.hierarchy.num_levels}  # the ChebConv U-Net uses the same levels as the U-Net
+    baseline, options = {
+        "cheb_unet": (ChebUNet, levels),
+        "graph_unet": (GraphUNetBaseline, {}),
+        "flat_resnet": (FlatResNet, {}),
+    }[cfg.model.architecture]
+    _, model = size_to_parameters(
+        lambda width: baseline(task.hierarchy, task.in_channels, task.out_channels, width=width, **options),
+        count_parameters(unet),
+    )
+    return model
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Per-part counts for U-Nets, the total for baselines."""
+    if hasattr(model, "parameter_counts"):
+        return model.parameter_counts()
+    return {"total": count_parameters(model), "encoder": 0}
+
+
+def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
     """The U-Net of ``cfg.model`` on the task's hierarchy."""
     m = cfg.model
     return build_unet(
@@ -75,7 +107,7 @@ def run_experiment(
         test_metrics.update(task.evaluate_extra(model, device))
     metrics = {
         "config": cfg.to_dict(),
-        "parameters": model.parameter_counts(),
+        "parameters": parameter_counts(model),
         "hierarchy": task.structure.hierarchy.describe(),
         "test": test_metrics,
         "steps": result.step,

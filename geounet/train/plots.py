@@ -82,3 +82,16 @@ def plot_healpix_predictions(
             )
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_rollout_curves(curves: dict[str, tuple[list[float], list[float]]], ylabel: str, path: str) -> None:
+    """Error against forecast lead time, one line per model: ``{label: (leads, errors)}``."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (leads, errors) in curves.items():
+        ax.plot(leads, errors, label=label, linestyle="--" if label == "Persistence" else "-")
+    ax.set_xlabel("lead time [h]")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -237,3 +237,20 @@ def test_cli_trains_shallow_water_on_healpix(tmp_path):
         assert len(test[key]) == 2 and all(v == v for v in test[key])  # no NaN
     assert test["persistence_rmse_h"][1] > test["persistence_rmse_h"][0] > 0  # the flow evolves
     assert (out / "predictions.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("architecture", ["flat_resnet", "cheb_unet"])
+def test_baselines_are_sized_to_the_configured_unet(tmp_path, architecture):
+    from geounet.models.zoo import count_parameters
+    from geounet.tasks import task_structure
+    from geounet.train.experiment import build_configured_unet, build_model, parameter_counts
+
+    cfg = _tiny_config(tmp_path, f"model.architecture='{architecture}'", "model.width=8")
+    structure = task_structure(cfg.task, cfg.model.num_levels)
+    target = count_parameters(build_configured_unet(cfg, structure))
+    model = build_model(cfg, structure)
+    assert type(model).__name__ != "UNet"
+    assert abs(parameter_counts(model)["total"] - target) < 0.2 * target
+    assert model(torch.randn(2, 256, 1)).shape == (2, 256, 1)
+    with pytest.raises(ConfigError, match="model.architecture must be one of"):
+        _tiny_config(tmp_path, "model.architecture='transformer'")

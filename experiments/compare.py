@@ -1,0 +1,139 @@
+"""Compare models on one task under one config and training budget, over several seeds.
+
+The paper's Table-1 question beyond the square: does a parameter-free (Multi-ResNet)
+encoder match a learned one? Models are ``unet:<variant>`` (geounet's U-Net variants)
+or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``) sized to the
+U-Net's parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png``
+(and ``rollout.png`` for forecasting tasks) into ``--results``.
+
+    python experiments/compare.py --config experiments/square_navier_stokes/config.toml \\
+        --results experiments/square_navier_stokes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from geounet.train.checkpoint import atomic_write_text
+from geounet.train.config import load_config
+from geounet.train.experiment import run_experiment
+from geounet.train.plots import plot_loss_curves, plot_rollout_curves
+
+LABELS = {
+    "unet:residual": "Residual U-Net (learned encoder)",
+    "unet:multiresnet": "Multi-ResNet (no params added in dec.)",
+    "unet:multiresnet_matched": "Multi-ResNet (saved params added in dec.)",
+    "cheb_unet": "DeepSphere-style ChebConv U-Net",
+    "graph_unet": "PyG GraphUNet",
+    "flat_resnet": "Flat message-passing ResNet",
+}
+
+
+def model_overrides(model: str) -> list[str]:
+    if model.startswith("unet:"):
+        return ["model.architecture='unet'", f"model.variant='{model.split(':', 1)[1]}'"]
+    return [f"model.architecture='{model}'"]
+
+
+def summarise(runs: list[dict]) -> dict:
+    errors = [m["test"]["rel_l2_mean"] for m in runs]
+    row = {
+        "rel_l2_mean": statistics.mean(errors),
+        "rel_l2_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+        "rel_l2_per_seed": errors,
+        "parameters": runs[0]["parameters"],
+        "train_seconds_mean": statistics.mean(m["seconds"]["train"] for m in runs),
+    }
+    if "lead_hours" in runs[0]["test"]:  # forecasting task: final-lead rollout scores
+        for key in runs[0]["test"]:
+            if key.startswith(("model_", "persistence_")):
+                finals = [m["test"][key][-1] for m in runs]
+                row[f"{key}_final"] = (statistics.mean(finals), statistics.stdev(finals) if len(finals) > 1 else 0.0)
+                row[f"{key}_curve"] = [statistics.mean(c) for c in zip(*(m["test"][key] for m in runs), strict=True)]
+        row["lead_hours"] = runs[0]["test"]["lead_hours"]
+    return row
+
+
+def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
+    head = "| model | encoder params | total params | test rel. L2 | per seed | train s/run |"
+    rule = "|---|---:|---:|---:|---|---:|"
+    if forecasting:
+        head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
+        rule += "---:|---:|"
+    lines = [head, rule]
+    for model, row in rows.items():
+        p = row["parameters"]
+        per_seed = ", ".join(f"{e:.4f}" for e in row["rel_l2_per_seed"])
+        line = (
+            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | "
+            f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {row['train_seconds_mean']:.0f} |"
+        )
+        if forecasting:
+            (rmse, rmse_sd), (acc, acc_sd) = row["model_rmse_h_final"], row["model_acc_vorticity_final"]
+            line += f" {rmse:.1f} ± {rmse_sd:.1f} | {acc:.3f} ± {acc_sd:.3f} |"
+        lines.append(line)
+    if forecasting:
+        first = next(iter(rows.values()))
+        lines.append(
+            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | 1 (by definition) | | | "
+            f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument(
+        "--models", nargs="+", default=["unet:residual", "unet:multiresnet", "unet:multiresnet_matched"]
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--results", type=Path, required=True)
+    args = parser.parse_args()
+
+    rows, histories = {}, {}
+    for model in args.models:
+        runs = []
+        for seed in args.seeds:
+            cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
+            name = model.replace(":", "-")
+            metrics = run_experiment(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", progress=False)
+            runs.append(metrics)
+            print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
+        rows[model] = summarise(runs)
+        histories[LABELS.get(model, model)] = runs[0]["history"]
+
+    cfg = load_config(args.config, args.overrides)
+    forecasting = "lead_hours" in next(iter(rows.values()))
+    command = f"python experiments/compare.py --config {args.config} --results {args.results} " + " ".join(
+        [f"--models {' '.join(args.models)}", f"--seeds {' '.join(map(str, args.seeds))}"]
+        + [f'--set "{o}"' for o in args.overrides]
+    )
+    lines = [
+        f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
+        f"lr {cfg.train.lr}, {cfg.model.num_levels} levels, width {cfg.model.width}, device {cfg.train.device}; "
+        f"test relative L2 error (mass-weighted), mean ± std over seeds {args.seeds}.",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        *table(rows, forecasting),
+    ]
+    args.results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")
+    atomic_write_text(args.results / "results.json", json.dumps({"command": command, "rows": rows}, indent=2))
+    plot_loss_curves(histories, str(args.results / "loss_curves.png"))
+    if forecasting:
+        curves = {LABELS.get(m, m): (r["lead_hours"], r["model_rmse_h_curve"]) for m, r in rows.items()}
+        first = next(iter(rows.values()))
+        curves["Persistence"] = (first["lead_hours"], first["persistence_rmse_h_curve"])
+        plot_rollout_curves(curves, "RMSE of h [m]", str(args.results / "rollout.png"))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
