@@ -46,6 +46,12 @@ def summarise(runs: list[dict]) -> dict:
         "rel_l2_per_seed": errors,
         "parameters": runs[0]["parameters"],
         "train_seconds_mean": statistics.mean(m["seconds"]["train"] for m in runs),
+        # other scalar test metrics of the task (e.g. a boundary-condition violation): worst seed
+        "extras": {
+            key: max(m["test"][key] for m in runs)
+            for key, value in runs[0]["test"].items()
+            if isinstance(value, float) and key not in ("rel_l2_mean", "rel_l2_std", "mse")
+        },
     }
     if "lead_hours" in runs[0]["test"]:  # forecasting task: final-lead rollout scores
         for key in runs[0]["test"]:
@@ -63,6 +69,9 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     if forecasting:
         head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
         rule += "---:|---:|"
+    extras = list(next(iter(rows.values()))["extras"])
+    head += "".join(f" {key} (worst seed) |" for key in extras)
+    rule += "---:|" * len(extras)
     lines = [head, rule]
     for model, row in rows.items():
         p = row["parameters"]
@@ -74,6 +83,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         if forecasting:
             (rmse, rmse_sd), (acc, acc_sd) = row["model_rmse_h_final"], row["model_acc_vorticity_final"]
             line += f" {rmse:.1f} ± {rmse_sd:.1f} | {acc:.3f} ± {acc_sd:.3f} |"
+        line += "".join(f" {row['extras'][key]:.3g} |" for key in extras)
         lines.append(line)
     if forecasting:
         first = next(iter(rows.values()))

@@ -28,6 +28,8 @@ class TaskStructure:
     factory: OperatorFactory
     in_channels: int
     out_channels: int
+    #: optional wrapper applied to every model built for the task (e.g. a constraint projection)
+    wrap_model: Callable[[nn.Module], nn.Module] | None = None
 
 
 @dataclass
@@ -44,9 +46,9 @@ class PreparedTask:
 
 
 def _registry() -> dict[str, ModuleType]:
-    from geounet.tasks import navier_stokes_square, shallow_water_healpix
+    from geounet.tasks import navier_stokes_square, shallow_water_healpix, triangle_poisson
 
-    modules = [navier_stokes_square, shallow_water_healpix]
+    modules = [navier_stokes_square, shallow_water_healpix, triangle_poisson]
     return {module.Config.name: module for module in modules}
 
 

@@ -35,7 +35,7 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
     """
     unet = build_configured_unet(cfg, task)
     if cfg.model.architecture == "unet":
-        return unet
+        return unet if task.wrap_model is None else task.wrap_model(unet)
     levels = {"depth": task.hierarchy.num_levels}  # the ChebConv U-Net uses the same levels as the U-Net
     baseline, options = {
         "cheb_unet": (ChebUNet, levels),
@@ -46,7 +46,7 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
         lambda width: baseline(task.hierarchy, task.in_channels, task.out_channels, width=width, **options),
         count_parameters(unet),
     )
-    return model
+    return model if task.wrap_model is None else task.wrap_model(model)
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

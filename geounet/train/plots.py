@@ -95,3 +95,32 @@ def plot_rollout_curves(curves: dict[str, tuple[list[float], list[float]]], ylab
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_triangle_predictions(
+    vertices, faces, inputs: Tensor, targets: Tensor, predictions: Tensor, path: str, rows: int = 2
+) -> None:
+    """Rows of (f, target u, predicted u, error) on a planar triangle mesh; fields ``[S, V]``."""
+    from matplotlib.tri import Triangulation
+
+    mesh = Triangulation(vertices[:, 0], vertices[:, 1], faces)
+    rows = min(rows, len(inputs))
+    fig, axes = plt.subplots(rows, 4, figsize=(13, 3.2 * rows), squeeze=False)
+    for r in range(rows):
+        error = predictions[r] - targets[r]
+        limit = float(targets[r].abs().max())
+        panels = (
+            ("f", inputs[r], float(inputs[r].abs().max())),
+            ("u target", targets[r], limit),
+            ("u prediction", predictions[r], limit),
+            ("error", error, float(error.abs().max())),
+        )
+        for ax, (name, values, lim) in zip(axes[r], panels, strict=True):
+            shown = ax.tripcolor(mesh, values.numpy(), shading="gouraud", cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(name)
+            ax.set_aspect("equal")
+            ax.set_axis_off()
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -254,3 +254,32 @@ def test_baselines_are_sized_to_the_configured_unet(tmp_path, architecture):
     assert model(torch.randn(2, 256, 1)).shape == (2, 256, 1)
     with pytest.raises(ConfigError, match="model.architecture must be one of"):
         _tiny_config(tmp_path, "model.architecture='transformer'")
+
+
+def test_triangle_dirichlet_task_is_exact_only_when_constrained(tmp_path):
+    """FEM Poisson on the triangle: the constraint-encoding U-Net is zero on the boundary for any
+    weights (here: after 3 steps), the unconstrained one is not."""
+    triangle = ["--config", str(REPO / "experiments/triangle_poisson/config.toml")]
+    violations = {}
+    for constrained in ("true", "false"):
+        out = tmp_path / constrained
+        overrides = [
+            "task.mesh_level=3",
+            "task.band_limits=[4, 12]",
+            "model.num_levels=3",
+            "task.num_train=8",
+            "task.num_test=4",
+            f"task.constrained={constrained}",
+            f"task.cache_dir='{tmp_path / 'data'}'",
+            "model.width=4",
+            "train.steps=3",
+            "train.batch_size=4",
+            "train.warmup_steps=1",
+        ]
+        args = ["train", *triangle, "--quiet", "--out", str(out)]
+        for override in overrides:
+            args += ["--set", override]
+        assert main(args) == 0
+        violations[constrained] = json.loads((out / "metrics.json").read_text())["test"]["boundary_violation_max"]
+    assert violations["true"] == 0.0
+    assert violations["false"] > 1e-6
