@@ -26,6 +26,14 @@ TINY = [
 ]
 
 
+def _train_cli(config_args: list[str], out, overrides: list[str]) -> int:
+    """``geounet train <config> --quiet --out OUT --set ...`` through the CLI's main()."""
+    args = ["train", *config_args, "--quiet", "--out", str(out)]
+    for override in overrides:
+        args += ["--set", override]
+    return main(args)
+
+
 def _tiny_config(tmp_path, *extra):
     return load_config(None, [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", *extra])
 
@@ -157,10 +165,8 @@ def test_grid_errors_name_the_problem(tmp_path):
 
 def test_cli_train_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", *SQUARE, "--quiet", "--out", str(out)]
-    for override in [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", "train.steps=4", "train.eval_every=2"]:
-        args += ["--set", override]
-    assert main(args) == 0
+    overrides = [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", "train.steps=4", "train.eval_every=2"]
+    assert _train_cli(SQUARE, out, overrides) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["parameters"]["encoder"] == 0
     assert metrics["steps"] == 4 and len(metrics["history"]) == 4
@@ -227,10 +233,7 @@ def test_cli_trains_shallow_water_on_healpix(tmp_path):
         "train.batch_size=2",
         "train.warmup_steps=1",
     ]
-    args = ["train", *SPHERE, "--quiet", "--out", str(out)]
-    for override in overrides:
-        args += ["--set", override]
-    assert main(args) == 0
+    assert _train_cli(SPHERE, out, overrides) == 0
     test = json.loads((out / "metrics.json").read_text())["test"]
     assert test["lead_hours"] == [1.0, 2.0]
     for key in ("model_rmse_h", "persistence_rmse_h", "model_acc_vorticity", "persistence_acc_divergence"):
@@ -276,10 +279,7 @@ def test_triangle_dirichlet_task_is_exact_only_when_constrained(tmp_path):
             "train.batch_size=4",
             "train.warmup_steps=1",
         ]
-        args = ["train", *triangle, "--quiet", "--out", str(out)]
-        for override in overrides:
-            args += ["--set", override]
-        assert main(args) == 0
+        assert _train_cli(triangle, out, overrides) == 0
         violations[constrained] = json.loads((out / "metrics.json").read_text())["test"]["boundary_violation_max"]
     assert violations["true"] == 0.0
     assert violations["false"] > 1e-6
