@@ -94,6 +94,52 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _datagen(args: argparse.Namespace) -> int:
+    from geounet.tasks import prepare_task
+
+    cfg = _load(args)
+    task = prepare_task(cfg.task, cfg.model.num_levels)
+    for split in ("train", "test"):
+        data = getattr(task, split)
+        print(f"{split:<5} inputs {tuple(data.inputs.shape)}  targets {tuple(data.targets.shape)}")
+    print(f"cached in {cfg.task.cache_dir}/")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from geounet.tasks import prepare_task
+    from geounet.train.checkpoint import atomic_write_text, load_checkpoint
+    from geounet.train.config import config_from_dict
+    from geounet.train.experiment import build_model
+    from geounet.train.loop import evaluate
+
+    state = load_checkpoint(args.run_dir / "checkpoint.pt")
+    cfg = config_from_dict(state["config"])
+    task = prepare_task(cfg.task, cfg.model.num_levels)
+    model = build_model(cfg, task.structure)
+    model.load_state_dict(state["model"])
+    device = torch.device(args.device or cfg.train.device)
+    model.to(device).eval()
+    test = evaluate(model, task.test, cfg.train.batch_size, device)
+    if task.evaluate_extra is not None:
+        test.update(task.evaluate_extra(model, device))
+    atomic_write_text(args.run_dir / "evaluation.json", json.dumps({"step": state["step"], "test": test}, indent=2))
+    error = f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f}"
+    print(f"{_model_name(cfg)} at step {state['step']}: test relative L2 {error}")
+    if "lead_hours" in test:
+        _print_rollout(test)
+    written = [args.run_dir / "evaluation.json"]
+    if args.plot:
+        with torch.no_grad():
+            predictions = model(task.test.inputs[:2].to(device)).cpu()
+        task.plot(task.test.inputs[:2], task.test.targets[:2], predictions, str(args.run_dir / "predictions.png"))
+        written.append(args.run_dir / "predictions.png")
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
 def _print_rollout(test: dict) -> None:
     """A few lead times of the rollout scores, model against persistence."""
     leads = test["lead_hours"]
@@ -122,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="print a hierarchy's levels and the models' parameter counts")
     _add_config_arguments(info)
     info.set_defaults(run=_info)
+
+    datagen = commands.add_parser("datagen", help="generate (or find in the cache) the task's data")
+    _add_config_arguments(datagen)
+    datagen.set_defaults(run=_datagen)
+
+    evaluate = commands.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test data")
+    evaluate.add_argument("run_dir", type=Path, help="a run directory written by `geounet train`")
+    evaluate.add_argument("--device", default=None, help="default: the run's train.device")
+    evaluate.add_argument("--plot", action="store_true", help="also redraw predictions.png")
+    evaluate.set_defaults(run=_evaluate)
 
     train = commands.add_parser("train", help="train and evaluate one model; writes metrics, checkpoint, plot")
     _add_config_arguments(train)

@@ -168,8 +168,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides."""
-    from geounet.tasks import task_config_class
-
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -182,6 +180,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
     for override in overrides:
         (section, key), value = parse_override(override)
         raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """The inverse of :meth:`ExperimentConfig.to_dict`, with the same checks as a file."""
+    from geounet.tasks import task_config_class
+
     unknown = sorted(set(raw) - {"task", "model", "train"})
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; a config has [task], [model] and [train]")

@@ -174,6 +174,19 @@ def test_cli_train_end_to_end(tmp_path, capsys):
     assert (out / "predictions.png").stat().st_size > 1000
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 4
     assert "test relative L2" in capsys.readouterr().out
+    # the checkpoint alone (config inside) reproduces the test metrics
+    assert main(["evaluate", str(out)]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["step"] == 4
+    assert evaluation["test"]["rel_l2_mean"] == pytest.approx(metrics["test"]["rel_l2_mean"], rel=1e-6)
+    assert main(["evaluate", str(tmp_path / "no-such-run")]) == 2
+
+
+def test_cli_datagen_reports_shapes(tmp_path, capsys):
+    overrides = [o for pair in zip(["--set"] * len(TINY), TINY, strict=True) for o in pair]
+    assert main(["datagen", *SQUARE, *overrides, "--set", f"task.cache_dir='{tmp_path}'"]) == 0
+    assert "train inputs (8, 256, 1)" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("navier_stokes-*.npz"))) == 2
 
 
 def test_cli_info_and_errors(tmp_path, capsys):
