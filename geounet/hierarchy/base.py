@@ -24,6 +24,18 @@ import torch
 from torch import Tensor
 
 
+def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarsest: str) -> int:
+    """Check ``num_levels`` for a hierarchy that halves a power-of-two ``finest_size`` per level.
+
+    ``what`` names the finest grid and ``coarsest`` the size-1 grid in the error message,
+    e.g. ("a 16x16 grid", "a 1x1 grid") or ("nside 16", "nside 1").
+    """
+    max_levels = finest_size.bit_length()
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
+        raise ValueError(f"{what} allows 1 to {max_levels} levels (down to {coarsest}), got num_levels={num_levels!r}")
+    return num_levels
+
+
 @dataclass(frozen=True)
 class LevelGraph:
     """The graph of one level, for message passing.

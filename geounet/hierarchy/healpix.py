@@ -19,7 +19,6 @@ on first use and cached per hierarchy.
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 from torch import Tensor
@@ -32,7 +31,7 @@ from geounet.geometry.healpix import (
     pixel_vectors,
     validate_nside,
 )
-from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.base import Hierarchy, LevelGraph, validate_dyadic_levels
 
 
 def healpix_level_graph(nside: int) -> LevelGraph:
@@ -103,13 +102,7 @@ class HealpixLevels(Hierarchy):
 
     def __init__(self, nside: int, num_levels: int):
         self.nside = validate_nside(nside)
-        max_levels = int(math.log2(self.nside)) + 1
-        if isinstance(num_levels, bool) or not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
-            raise ValueError(
-                f"nside {nside} allows 1 to {max_levels} levels (down to nside 1), "
-                f"got num_levels={num_levels!r}"
-            )
-        self._num_levels = num_levels
+        self._num_levels = validate_dyadic_levels(num_levels, self.nside, f"nside {nside}", "nside 1")
         self._graphs: dict[int, LevelGraph] = {}
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from geounet.functional.grid import grid_prolong, grid_restrict
-from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.base import Hierarchy, LevelGraph, validate_dyadic_levels
 
 # The 8 neighbour offsets (dy, dx) of the 3 x 3 stencil, in a fixed order.
 _STENCIL = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -33,14 +33,8 @@ class SquareHaarHierarchy(Hierarchy):
     def __init__(self, size: int, num_levels: int, periodic: bool = False):
         if not isinstance(size, int) or size < 1 or size & (size - 1):
             raise ValueError(f"grid side must be a power of two, got {size!r}")
-        max_levels = int(math.log2(size)) + 1
-        if not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
-            raise ValueError(
-                f"a {size}x{size} grid allows 1 to {max_levels} levels "
-                f"(down to a 1x1 grid), got num_levels={num_levels!r}"
-            )
         self.size = size
-        self._num_levels = num_levels
+        self._num_levels = validate_dyadic_levels(num_levels, size, f"a {size}x{size} grid", "a 1x1 grid")
         self.periodic = periodic
         self._graphs: dict[int, LevelGraph] = {}
 

@@ -19,6 +19,17 @@ from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory
 from geounet.train.loop import Dataset
 
+#: Test data are generated with this offset on the data seed, so they never overlap training data.
+TEST_SEED_OFFSET = 10_000
+
+
+def data_splits(config) -> dict[str, tuple[int, int]]:
+    """``{"train": (num_train, seed), "test": (num_test, seed + TEST_SEED_OFFSET)}`` of a task
+    config with ``num_train``, ``num_test`` and ``seed`` fields; rejects empty splits."""
+    if config.num_train < 1 or config.num_test < 1:
+        raise ValueError(f"task.num_train and task.num_test must be >= 1, got {config.num_train}, {config.num_test}")
+    return {"train": (config.num_train, config.seed), "test": (config.num_test, config.seed + TEST_SEED_OFFSET)}
+
 
 @dataclass
 class TaskStructure:

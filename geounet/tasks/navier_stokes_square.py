@@ -15,12 +15,9 @@ from torch import Tensor
 from geounet.data.navier_stokes import NavierStokesConfig, load_or_generate_navier_stokes
 from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.nn.square import SquareConvFactory
-from geounet.tasks import PreparedTask, TaskStructure
+from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.plots import plot_square_predictions
-
-#: Test data use this offset on the data seed, so they never overlap the training set.
-TEST_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,11 +34,10 @@ class Config:
     cache_dir: str = "data"
 
     def validate(self) -> None:
-        if self.num_train < 1 or self.num_test < 1:
-            raise ValueError(f"task.num_train and task.num_test must be >= 1, got {self.num_train}, {self.num_test}")
+        data_splits(self)
 
     def solver_config(self, split: str) -> NavierStokesConfig:
-        count, offset = (self.num_train, 0) if split == "train" else (self.num_test, TEST_SEED_OFFSET)
+        count, seed = data_splits(self)[split]
         return NavierStokesConfig(
             resolution=self.resolution,
             viscosity=self.viscosity,
@@ -49,7 +45,7 @@ class Config:
             spinup_time=self.spinup_time,
             horizon=self.horizon,
             num_samples=count,
-            seed=self.seed + offset,
+            seed=seed,
         )
 
 

@@ -28,12 +28,9 @@ from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
-from geounet.tasks import PreparedTask, TaskStructure
+from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.plots import plot_healpix_predictions
-
-#: Test trajectories use this offset on the data seed, so they never overlap training.
-TEST_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,7 @@ class Config:
         unknown = sorted(set(self.variables) - set(VARIABLES))
         if unknown or not self.variables:
             raise ValueError(f"task.variables must be a non-empty subset of {VARIABLES}, got {self.variables}")
-        if self.num_train < 1 or self.num_test < 1:
-            raise ValueError(f"task.num_train and task.num_test must be >= 1, got {self.num_train}, {self.num_test}")
+        data_splits(self)
         if not 1 <= self.rollout_steps <= self.steps:
             raise ValueError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
 
@@ -72,7 +68,7 @@ def structure(config: Config, num_levels: int) -> TaskStructure:
 
 def load_trajectories(config: Config, split: str) -> Tensor:
     """Trajectories of ``split`` on HEALPix NEST, ``[samples, time, pixels, variables]`` float32."""
-    count, offset = (config.num_train, 0) if split == "train" else (config.num_test, TEST_SEED_OFFSET)
+    count, seed = data_splits(config)[split]
     ds = load_or_generate_shallow_water(
         config.cache_dir,
         num_trajectories=count,
@@ -80,7 +76,7 @@ def load_trajectories(config: Config, split: str) -> Tensor:
         dt_hours=config.dt_hours,
         nlat=config.nlat,
         nlon=config.nlon,
-        seed=config.seed + offset,
+        seed=seed,
         mach=config.mach,
         spinup_hours=config.spinup_hours,
     )

@@ -30,11 +30,9 @@ from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint, boundary_mask
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
-from geounet.tasks import PreparedTask, TaskStructure
+from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.plots import plot_triangle_predictions
-
-TEST_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,7 @@ class Config:
     def validate(self) -> None:
         if not 2 <= self.mesh_level <= 7:
             raise ValueError(f"task.mesh_level must lie in [2, 7], got {self.mesh_level}")
-        if self.num_train < 1 or self.num_test < 1:
-            raise ValueError(f"task.num_train and task.num_test must be >= 1, got {self.num_train}, {self.num_test}")
+        data_splits(self)
 
 
 def triangle_mesh(level: int) -> Mesh:
@@ -85,9 +82,9 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     hierarchy = geometry.hierarchy
     splits = {
         split: load_or_generate_triangle_poisson(
-            config.cache_dir, count, config.seed + offset, level=config.mesh_level, length_scale=config.length_scale
+            config.cache_dir, count, seed, level=config.mesh_level, length_scale=config.length_scale
         )
-        for split, count, offset in (("train", config.num_train, 0), ("test", config.num_test, TEST_SEED_OFFSET))
+        for split, (count, seed) in data_splits(config).items()
     }
     f_scale = float(np.std(splits["train"]["f_vertex"]))
     u_scale = float(np.std(splits["train"]["u_vertex"]))

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from geounet.hierarchy import SquareHaarHierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
 from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters

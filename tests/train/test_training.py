@@ -151,14 +151,12 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
 
 
 def test_grid_errors_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="grid side must be a power of two, got 48"):
-        cfg = _tiny_config(tmp_path, "task.resolution=48")
-        from geounet.tasks import task_structure
-
-        task_structure(cfg.task, 3)
-    cfg = _tiny_config(tmp_path, "model.num_levels=6")
     from geounet.tasks import task_structure
 
+    cfg = _tiny_config(tmp_path, "task.resolution=48")
+    with pytest.raises(ValueError, match="grid side must be a power of two, got 48"):
+        task_structure(cfg.task, 3)
+    cfg = _tiny_config(tmp_path, "model.num_levels=6")
     with pytest.raises(ValueError, match="allows 1 to 5 levels"):
         task_structure(cfg.task, cfg.model.num_levels)
 
