@@ -88,6 +88,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     if "lead_hours" in test:
         _print_rollout(test)
+    _print_transfers(test)
     print(f"wrote {out}/metrics.json, {out}/checkpoint.pt, {out}/predictions.png")
     if args.json:
         print(json.dumps(test))
@@ -112,7 +113,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from geounet.tasks import prepare_task
     from geounet.train.checkpoint import atomic_write_text, load_checkpoint
     from geounet.train.config import config_from_dict
-    from geounet.train.experiment import build_model
+    from geounet.train.experiment import build_model, evaluate_transfers
     from geounet.train.loop import evaluate
 
     state = load_checkpoint(args.run_dir / "checkpoint.pt")
@@ -125,11 +126,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     test = evaluate(model, task.test, cfg.train.batch_size, device)
     if task.evaluate_extra is not None:
         test.update(task.evaluate_extra(model, device))
+    test.update(evaluate_transfers(cfg, model, task, device))
     atomic_write_text(args.run_dir / "evaluation.json", json.dumps({"step": state["step"], "test": test}, indent=2))
     error = f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f}"
     print(f"{_model_name(cfg)} at step {state['step']}: test relative L2 {error}")
     if "lead_hours" in test:
         _print_rollout(test)
+    _print_transfers(test)
     written = [args.run_dir / "evaluation.json"]
     if args.plot:
         with torch.no_grad():
@@ -138,6 +141,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         written.append(args.run_dir / "predictions.png")
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def _print_transfers(test: dict) -> None:
+    """The relative L2 error on each geometry the model was not trained on."""
+    transfers = {name: value for name, value in test.items() if isinstance(value, dict) and "rel_l2_mean" in value}
+    if transfers:
+        print("\non other geometries (relative L2, mean ± std over samples):")
+    for name, value in transfers.items():
+        print(f"  {name:<28} {value['rel_l2_mean']:.4f} ± {value['rel_l2_std']:.4f}")
 
 
 def _print_rollout(test: dict) -> None:

@@ -9,7 +9,7 @@ Register it in ``_registry``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
 import torch
@@ -44,6 +44,19 @@ class TaskStructure:
 
 
 @dataclass
+class TransferTest:
+    """Test data on a geometry the model was not trained on (a held-out mesh, a refined one).
+
+    The model is rebuilt on ``structure`` and given the trained weights: a U-Net's
+    parameters do not depend on the mesh (graph tensors are non-persistent buffers and the
+    edge features are scale-normalised per level), only its number of levels does.
+    """
+
+    structure: TaskStructure
+    data: Dataset
+
+
+@dataclass
 class PreparedTask:
     """A task's structure plus its data (in normalised model units) and plotting."""
 
@@ -54,6 +67,8 @@ class PreparedTask:
     plot: Callable[[Tensor, Tensor, Tensor, str], None]
     #: optional task-specific evaluation ``(model, device) -> metrics`` (e.g. rollouts)
     evaluate_extra: Callable[[nn.Module, torch.device], dict] | None = None
+    #: named tests on other geometries, reported as ``test[name]`` (see :class:`TransferTest`)
+    transfer: dict[str, TransferTest] = field(default_factory=dict)
 
 
 def _registry() -> dict[str, ModuleType]:

@@ -20,11 +20,11 @@ from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.unet import build_unet
 from geounet.models.zoo import count_parameters, size_to_parameters
 from geounet.nn.unet import UNet
-from geounet.tasks import TaskStructure, prepare_task
+from geounet.tasks import PreparedTask, TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.config import ExperimentConfig
 from geounet.train.distributed import is_main_process, main_process_first
-from geounet.train.loop import fit
+from geounet.train.loop import evaluate, fit
 
 
 def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
@@ -47,6 +47,23 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
         count_parameters(unet),
     )
     return model if task.wrap_model is None else task.wrap_model(model)
+
+
+def transfer_model(cfg: ExperimentConfig, model: nn.Module, structure: TaskStructure) -> nn.Module:
+    """``model`` with its trained weights on another geometry: the same architecture is
+    rebuilt on ``structure`` and loaded strictly (a mismatch in parameters is an error)."""
+    moved = build_model(cfg, structure)
+    moved.load_state_dict(model.state_dict())
+    return moved.to(next(model.parameters()).device)
+
+
+def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTask,
+                       device: torch.device) -> dict[str, dict[str, float]]:
+    """Relative L2 / MSE of the trained ``model`` on each of the task's transfer tests."""
+    return {
+        name: evaluate(transfer_model(cfg, model, test.structure), test.data, cfg.train.batch_size, device)
+        for name, test in task.transfer.items()
+    }
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -107,6 +124,7 @@ def run_experiment(
     if task.evaluate_extra is not None:
         model.eval()
         test_metrics.update(task.evaluate_extra(model, device))
+    test_metrics.update(evaluate_transfers(cfg, model, task, device))
     metrics = {
         "config": cfg.to_dict(),
         "parameters": parameter_counts(model),
