@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 
 #: ``model.architecture``: geounet's U-Net, or a baseline sized to the U-Net's parameter count.
-ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet")
+ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet", "sfno")
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
+from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.unet import build_unet
 from geounet.models.zoo import count_parameters, size_to_parameters
 from geounet.nn.unet import UNet
@@ -41,6 +42,8 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
         "cheb_unet": (ChebUNet, levels),
         "graph_unet": (GraphUNetBaseline, {}),
         "flat_resnet": (FlatResNet, {}),
+        # on the task's solver grid where it has one (shallow water), else 2 nside x 4 nside
+        "sfno": (SFNOHealpix, {key: getattr(cfg.task, key) for key in ("nlat", "nlon") if hasattr(cfg.task, key)}),
     }[cfg.model.architecture]
     _, model = size_to_parameters(
         lambda width: baseline(task.hierarchy, task.in_channels, task.out_channels, width=width, **options),

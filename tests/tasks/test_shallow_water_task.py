@@ -1,0 +1,73 @@
+"""The shallow-water HEALPix task at toy size: splits, Galewsky out-of-distribution scores."""
+
+import pytest
+import torch
+from torch import nn
+
+from geounet.tasks.shallow_water_healpix import Config, load_trajectories, prepare
+
+
+def tiny(tmp_path, **overrides) -> Config:
+    values = dict(nside=4, nlat=16, nlon=32, num_train=2, num_test=1, steps=3, rollout_steps=2,
+                  spinup_hours=1.0, cache_dir=str(tmp_path / "data"))
+    return Config(**{**values, **overrides})
+
+
+class Zero(nn.Module):
+    """Predicts a zero increment: its rollout is persistence."""
+
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def test_galewsky_split_is_one_rollout_long_trajectory(tmp_path):
+    config = tiny(tmp_path)
+    galewsky = load_trajectories(config, "galewsky")
+    assert galewsky.shape == (1, config.rollout_steps + 1, 12 * 4**2, 3)
+    train = load_trajectories(config, "train")
+    assert not torch.allclose(galewsky[0, 0], train[0, 0])
+    h = galewsky[0, 0, :, 0]
+    assert 9_000 < h.mean() < 11_000  # mean depth 10 km, in metres
+    assert not torch.equal(galewsky[0, 0], galewsky[0, 1])
+
+
+def test_galewsky_scores_are_reported_and_persistence_equals_a_zero_model(tmp_path):
+    task = prepare(tiny(tmp_path), num_levels=2)
+    report = task.evaluate_extra(Zero(), torch.device("cpu"))
+    for name in ("h", "vorticity", "divergence"):
+        for metric in ("rmse", "acc"):
+            model, persistence = report[f"galewsky_model_{metric}_{name}"], report[f"galewsky_persistence_{metric}_{name}"]
+            assert len(model) == 2
+            torch.testing.assert_close(torch.tensor(model), torch.tensor(persistence))
+            assert report[f"galewsky_model_{metric}_{name}"] != report[f"model_{metric}_{name}"]
+    assert report["galewsky_persistence_rmse_h"][1] > report["galewsky_persistence_rmse_h"][0] > 0
+
+
+def test_galewsky_test_can_be_switched_off(tmp_path):
+    task = prepare(tiny(tmp_path, galewsky_test=False), num_levels=2)
+    report = task.evaluate_extra(Zero(), torch.device("cpu"))
+    assert "model_rmse_h" in report and not any(key.startswith("galewsky_") for key in report)
+
+
+def test_galewsky_uses_the_training_standardisation(tmp_path):
+    """A model that sees the standardised state: its output must not depend on the Galewsky data's own stats."""
+    config = tiny(tmp_path)
+    task = prepare(config, num_levels=2)
+    train = load_trajectories(config, "train")
+    mean, std = train.mean(dim=(0, 1, 2)), train.std(dim=(0, 1, 2))
+    seen = []
+
+    class Recorder(Zero):
+        def forward(self, x):
+            seen.append(x)
+            return super().forward(x)
+
+    task.evaluate_extra(Recorder(), torch.device("cpu"))
+    galewsky = load_trajectories(config, "galewsky")
+    torch.testing.assert_close(seen[-1], (galewsky[:, 0] - mean) / std)
+
+
+@pytest.mark.parametrize("split", ["validation", "GALEWSKY"])
+def test_unknown_split_is_rejected(tmp_path, split):
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_trajectories(tiny(tmp_path), split)
