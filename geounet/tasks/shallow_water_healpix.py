@@ -14,13 +14,13 @@ and the uncentred anomaly correlation (climatology = training mean state) of an
 autoregressive rollout from every test trajectory's first state, and the same numbers
 for persistence (the forecast "nothing changes"), the baseline any forecast must beat.
 
-With ``galewsky_test = true`` (the default: it costs about 2 s) the same scores are also reported, under ``galewsky_model_*``
-and ``galewsky_persistence_*``, for a rollout from the Galewsky et al. (2004) barotropically
-unstable jet: out of distribution (a single 80 m/s mid-latitude jet plus a localised
-height bump, against the training set's isotropic random vorticity with RMS wind
-0.1 sqrt(gH) ≈ 31 m/s). It comes from the same solver, grid and regridding, starts at the
-analytic initial state (no spin-up) and is standardised with the *training* statistics;
-the ACC climatology is still the training mean state.
+With ``galewsky_test = true`` (the default: it costs about 2 s) the same scores are also
+reported, under ``galewsky_model_*`` and ``galewsky_persistence_*``, for a rollout from
+the Galewsky et al. (2004) barotropically unstable jet: out of distribution (a single
+80 m/s mid-latitude jet plus a localised height bump, against the training set's
+isotropic random vorticity with RMS wind 0.1 sqrt(gH) ≈ 31 m/s). It comes from the same
+solver, grid and regridding, starts at the analytic initial state (no spin-up) and is
+standardised with the *training* statistics; the ACC climatology is still the training mean state.
 """
 
 from __future__ import annotations

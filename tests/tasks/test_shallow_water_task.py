@@ -36,7 +36,8 @@ def test_galewsky_scores_are_reported_and_persistence_equals_a_zero_model(tmp_pa
     report = task.evaluate_extra(Zero(), torch.device("cpu"))
     for name in ("h", "vorticity", "divergence"):
         for metric in ("rmse", "acc"):
-            model, persistence = report[f"galewsky_model_{metric}_{name}"], report[f"galewsky_persistence_{metric}_{name}"]
+            model = report[f"galewsky_model_{metric}_{name}"]
+            persistence = report[f"galewsky_persistence_{metric}_{name}"]
             assert len(model) == 2
             torch.testing.assert_close(torch.tensor(model), torch.tensor(persistence))
             assert report[f"galewsky_model_{metric}_{name}"] != report[f"model_{metric}_{name}"]
