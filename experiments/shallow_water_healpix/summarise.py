@@ -1,0 +1,100 @@
+"""Tables of finished shallow-water runs, merged over seeds, plus the Galewsky out-of-distribution test.
+
+compare.py trains and tabulates in one go; this reads run directories that already exist
+(``<runs>/<model>-seed<k>/metrics.json``, e.g. seeds trained by separate compare.py calls)
+and writes one markdown file with
+
+1. the comparison table of compare.py (same columns, mean ± std over the seeds found),
+2. the Galewsky test: RMSE / ACC of the rollout from the Galewsky jet at a few leads, mean
+   ± std over seeds, with persistence. A run trained before the test existed is scored
+   from ``evaluation.json`` (``geounet evaluate RUN_DIR`` on its checkpoint) instead.
+
+    python experiments/shallow_water_healpix/summarise.py --out summary.md \\
+        runs/compare/shallow_water_healpix/unet-multiresnet-seed* runs/compare_base/shallow_water_healpix/*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from compare import LABELS, summarise, table  # noqa: E402
+
+#: (metric, variable, column label, format, scale to the label's units)
+GALEWSKY_SCORES = (("rmse", "h", "RMSE h [m]", ".1f", 1.0), ("rmse", "vorticity", "RMSE ζ [1e-6 s⁻¹]", ".2f", 1e6),
+                   ("acc", "vorticity", "ACC ζ", ".3f", 1.0))
+
+
+def read_runs(run_dirs: list[Path]) -> dict[str, list[dict]]:
+    """``{model: [metrics of each seed]}`` with Galewsky scores merged in from evaluation.json."""
+    runs: dict[str, list[dict]] = {}
+    for run_dir in sorted(run_dirs):
+        match = re.fullmatch(r"(.+)-seed(\d+)", run_dir.name)
+        if match is None or not (run_dir / "metrics.json").is_file():
+            raise ValueError(f"{run_dir} is not a finished compare.py run (<model>-seed<k>/metrics.json)")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        evaluation = run_dir / "evaluation.json"
+        if "galewsky_model_rmse_h" not in metrics["test"] and evaluation.is_file():
+            later = json.loads(evaluation.read_text())["test"]
+            metrics["test"].update({k: v for k, v in later.items() if k.startswith("galewsky_")})
+        model = match.group(1).replace("unet-", "unet:", 1) if match.group(1).startswith("unet-") else match.group(1)
+        runs.setdefault(model, []).append(metrics)
+    return runs
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):{fmt}} ± {std:{fmt}}"
+
+
+def galewsky_table(runs: dict[str, list[dict]], leads: list[int]) -> list[str]:
+    """RMSE / ACC of the Galewsky rollout at ``leads`` (hours, 1-based) per model and persistence."""
+    scored = {model: [m["test"] for m in ms if "galewsky_model_rmse_h" in m["test"]] for model, ms in runs.items()}
+    scored = {model: tests for model, tests in scored.items() if tests}
+    if not scored:
+        return ["(no run has Galewsky scores)"]
+    columns = [(f"{metric}_{var}", label, fmt, scale, lead) for metric, var, label, fmt, scale in GALEWSKY_SCORES
+               for lead in leads]
+    head = "| model | seeds |" + "".join(f" {label} @ {lead} h |" for _, label, _, _, lead in columns)
+    lines = [head, "|---|---:|" + "---:|" * len(columns)]
+    for model, tests in scored.items():
+        cells = [_cell([t[f"galewsky_model_{key}"][lead - 1] * scale for t in tests], fmt)
+                 for key, _, fmt, scale, lead in columns]
+        lines.append(f"| {LABELS.get(model, model)} | {len(tests)} | " + " | ".join(cells) + " |")
+    first = next(iter(scored.values()))[0]
+    persistence = [f"{first[f'galewsky_persistence_{key}'][lead - 1] * scale:{fmt}}"
+                   for key, _, fmt, scale, lead in columns]
+    lines.append("| Persistence | | " + " | ".join(persistence) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--leads", type=int, nargs="+", default=[6, 24], help="Galewsky leads to show (hours)")
+    args = parser.parse_args()
+    runs = read_runs(args.run_dirs)
+    rows = {model: summarise(ms) for model, ms in runs.items()}
+    seeds = {model: [m["config"]["train"]["seed"] for m in ms] for model, ms in runs.items()}
+    lines = [
+        "Seeds per model: " + "; ".join(f"{LABELS.get(m, m)}: {s}" for m, s in seeds.items()),
+        "",
+        *table(rows, "lead_hours" in next(iter(rows.values()))),
+        "",
+        "Galewsky out-of-distribution rollout (trained on random balanced ICs; mean ± std over seeds):",
+        "",
+        *galewsky_table(runs, args.leads),
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
