@@ -4,7 +4,11 @@ The paper's Table-1 question beyond the square: does a parameter-free (Multi-Res
 encoder match a learned one? Models are ``unet:<variant>`` (geounet's U-Net variants)
 or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``) sized to the
 U-Net's parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png``
-(and ``rollout.png`` for forecasting tasks) into ``--results``.
+(and ``rollout.png`` for forecasting tasks) into ``--results``. Tasks with transfer tests
+(held-out or refined meshes) get one column per group of them (the mean over the group's
+geometries, then mean ± std over seeds) and a per-geometry table. With ``--reuse`` a run
+whose directory already holds metrics for the same config is read, not retrained (to add
+seeds or models to a table).
 
     python experiments/compare.py --config experiments/square_navier_stokes/config.toml \\
         --results experiments/square_navier_stokes
@@ -38,6 +42,25 @@ def model_overrides(model: str) -> list[str]:
     return [f"model.architecture='{model}'"]
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def transfer_errors(runs: list[dict]) -> dict[str, list[float]]:
+    """Per transfer test (e.g. ``heldout/annulus``), the relative L2 error of every seed."""
+    names = [k for k, v in runs[0]["test"].items() if isinstance(v, dict) and "rel_l2_mean" in v]
+    return {name: [m["test"][name]["rel_l2_mean"] for m in runs] for name in names}
+
+
+def transfer_groups(per_test: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
+    """Mean ± std over seeds of each group's (``heldout``, ``refined``, ...) mean error."""
+    groups: dict[str, list[list[float]]] = {}
+    for name, errors in per_test.items():
+        groups.setdefault(name.split("/")[0], []).append(errors)
+    return {group: mean_std([statistics.mean(seed) for seed in zip(*tests, strict=True)])
+            for group, tests in groups.items()}
+
+
 def summarise(runs: list[dict]) -> dict:
     errors = [m["test"]["rel_l2_mean"] for m in runs]
     row = {
@@ -52,7 +75,9 @@ def summarise(runs: list[dict]) -> dict:
             for key, value in runs[0]["test"].items()
             if isinstance(value, float) and key not in ("rel_l2_mean", "rel_l2_std", "mse")
         },
+        "transfer": transfer_errors(runs),
     }
+    row["transfer_groups"] = transfer_groups(row["transfer"])
     if "lead_hours" in runs[0]["test"]:  # forecasting task: final-lead rollout scores
         for key in runs[0]["test"]:
             if key.startswith(("model_", "persistence_")):
@@ -69,9 +94,11 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     if forecasting:
         head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
         rule += "---:|---:|"
-    extras = list(next(iter(rows.values()))["extras"])
+    first = next(iter(rows.values()))
+    extras, groups = list(first["extras"]), list(first["transfer_groups"])
+    head += "".join(f" {group} (mean of geometries) |" for group in groups)
     head += "".join(f" {key} (worst seed) |" for key in extras)
-    rule += "---:|" * len(extras)
+    rule += "---:|" * (len(groups) + len(extras))
     lines = [head, rule]
     for model, row in rows.items():
         p = row["parameters"]
@@ -83,6 +110,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         if forecasting:
             (rmse, rmse_sd), (acc, acc_sd) = row["model_rmse_h_final"], row["model_acc_vorticity_final"]
             line += f" {rmse:.1f} ± {rmse_sd:.1f} | {acc:.3f} ± {acc_sd:.3f} |"
+        line += "".join(" {:.4f} ± {:.4f} |".format(*row["transfer_groups"][group]) for group in groups)
         line += "".join(f" {row['extras'][key]:.3g} |" for key in extras)
         lines.append(line)
     if forecasting:
@@ -92,6 +120,28 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
             f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
         )
     return lines
+
+
+def transfer_table(rows: dict[str, dict]) -> list[str]:
+    """Relative L2 error on every transfer geometry (mean over seeds); empty without any."""
+    names = list(next(iter(rows.values()))["transfer"])
+    if not names:
+        return []
+    lines = ["| model | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for model, row in rows.items():
+        cells = " | ".join(f"{statistics.mean(row['transfer'][n]):.4f}" for n in names)
+        lines.append(f"| {LABELS.get(model, model)} | {cells} |")
+    return ["", "Per geometry (relative L2, mean over seeds):", "", *lines]
+
+
+def run_or_reuse(cfg, out: Path, reuse: bool) -> dict:
+    """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``."""
+    path = out / "metrics.json"
+    if reuse and path.is_file():
+        metrics = json.loads(path.read_text())
+        if metrics["config"] == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
+            return metrics
+    return run_experiment(cfg, out, progress=False)
 
 
 def main() -> None:
@@ -104,6 +154,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
     args = parser.parse_args()
 
     rows, histories = {}, {}
@@ -112,7 +163,7 @@ def main() -> None:
         for seed in args.seeds:
             cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
             name = model.replace(":", "-")
-            metrics = run_experiment(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", progress=False)
+            metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse)
             runs.append(metrics)
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
         rows[model] = summarise(runs)
@@ -132,6 +183,7 @@ def main() -> None:
         f"Reproduce: `{command}`",
         "",
         *table(rows, forecasting),
+        *transfer_table(rows),
     ]
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")

@@ -37,10 +37,13 @@ import torch
 from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.batching import BatchedHierarchy
 
 
 def boundary_mask(hierarchy: Hierarchy, level: int) -> Tensor:
     """Boolean ``[num_nodes(level)]``: nodes whose values a zero-Dirichlet condition fixes."""
+    if isinstance(hierarchy, BatchedHierarchy):  # a union of meshes: each mesh's own boundary
+        return torch.cat([boundary_mask(part, level) for part in hierarchy.hierarchies])
     mesh = getattr(hierarchy, "mesh", None)
     if mesh is None:
         raise ValueError(f"{type(hierarchy).__name__} has no mesh, so it has no boundary to constrain")

@@ -72,9 +72,15 @@ class PreparedTask:
 
 
 def _registry() -> dict[str, ModuleType]:
-    from geounet.tasks import navier_stokes_square, shallow_water_healpix, triangle_poisson
+    from geounet.tasks import (
+        darcy_mesh,
+        navier_stokes_square,
+        shallow_water_healpix,
+        surface_poisson,
+        triangle_poisson,
+    )
 
-    modules = [navier_stokes_square, shallow_water_healpix, triangle_poisson]
+    modules = [darcy_mesh, navier_stokes_square, shallow_water_healpix, surface_poisson, triangle_poisson]
     return {module.Config.name: module for module in modules}
 
 

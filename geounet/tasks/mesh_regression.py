@@ -1,0 +1,186 @@
+"""Signal regression on families of meshes: train on some geometries, test on others.
+
+The machinery shared by the mesh tasks (:mod:`geounet.tasks.darcy_mesh`,
+:mod:`geounet.tasks.surface_poisson`). A *problem* supplies named geometries (JSON-able
+specs), how to mesh a spec and how to generate finite-element samples on it; this module
+turns them into a :class:`~geounet.tasks.PreparedTask`:
+
+- **Spaces**: ``hierarchy = "clusters"``: the area-weighted Haar hierarchy of nested face
+  clusters (:class:`~geounet.hierarchy.ClusterHierarchy`; signals are face averages), or
+  ``"spectral"``: Laplacian eigenbases (:class:`~geounet.hierarchy.MeshSpectralHierarchy`,
+  band limits ``band_limits`` then vertex values; signals are vertex values).
+- **Training on several geometries at once**: a sample is one (input, target) pair on
+  *every* training geometry; the signals live on the disjoint union of the meshes
+  (:func:`~geounet.hierarchy.batch_hierarchies`), so a batch of B samples is
+  ``[B, Σ_j N_j, C]`` and the loss is the mass-weighted MSE over all of them.
+- **Tests**: ``test`` holds new samples on the training geometries; the transfer tests
+  (:class:`~geounet.tasks.TransferTest`) rebuild the trained model on
+
+  * ``heldout/<name>``: each held-out geometry, at its native resolution;
+  * ``refined/<name>`` and ``coarsened/<name>``: each training geometry meshed 4x finer
+    and about 4x coarser (resolution transfer: the same domain, a different mesh).
+
+Inputs and targets are divided by their training standard deviations (no offset, so zero
+boundary values stay zero). Every geometry draws its samples from its own seed,
+``seed + crc32(name) mod 1000`` (+ :data:`~geounet.tasks.TEST_SEED_OFFSET` for tests), so
+geometries never share random fields and test fields never repeat training ones.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geounet.geometry.mesh import Mesh
+from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.batching import BatchedHierarchy, batch_hierarchies
+from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint
+from geounet.hierarchy.mesh_clusters import ClusterHierarchy
+from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.nn.message_passing import MessagePassingFactory
+from geounet.tasks import TEST_SEED_OFFSET, PreparedTask, TaskStructure, TransferTest, data_splits
+from geounet.train.loop import Dataset
+from geounet.train.mesh_plots import plot_mesh_predictions
+
+HIERARCHIES = ("clusters", "spectral")
+
+
+@dataclass(frozen=True)
+class MeshRegressionConfig:
+    """Fields every mesh-regression task config has (a task adds its problem's own)."""
+
+    hierarchy: str = "clusters"
+    #: spectral hierarchy only: band limits of the coefficient levels (then vertex values)
+    band_limits: list[int] = field(default_factory=lambda: [16, 64, 256])
+    #: clusters only: matching passes per level (2 passes ~ 4x fewer cells)
+    passes_per_level: int = 2
+    num_train: int = 128
+    num_test: int = 32
+    #: also test on refined and coarsened meshes of the training geometries
+    resolution_transfer: bool = True
+    seed: int = 0
+    cache_dir: str = "data"
+
+    def validate(self) -> None:
+        if self.hierarchy not in HIERARCHIES:
+            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        data_splits(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A family of geometries and the finite-element data on them.
+
+    ``load(spec, num_samples, seed)`` returns ``vertices``, ``faces`` and the fields
+    ``input_face``, ``input_vertex``, ``target_face``, ``target_vertex`` (``[S, F]`` /
+    ``[S, V]``); ``resize(spec, factor)`` is the spec of the same domain meshed with
+    about ``factor`` times as many faces (4 or 1/4).
+    """
+
+    train: Mapping[str, Mapping]
+    heldout: Mapping[str, Mapping]
+    mesh: Callable[[Mapping], Mesh]
+    load: Callable[[Mapping, int, int], dict[str, np.ndarray]]
+    resize: Callable[[Mapping, float], dict]
+    input_name: str
+    target_name: str
+    #: boundary condition of the spectral spaces, and whether outputs are constrained to it
+    boundary: str = "neumann"
+    constrained: bool = False
+
+
+def geometry_seed(seed: int, name: str) -> int:
+    """The data seed of geometry ``name`` (stable across runs and Python versions)."""
+    return seed + zlib.crc32(name.encode()) % 1000
+
+
+def mesh_hierarchy(mesh: Mesh, config: MeshRegressionConfig, num_levels: int, boundary: str) -> Hierarchy:
+    """The spaces of ``config.hierarchy`` on one mesh, with ``num_levels`` levels."""
+    if config.hierarchy == "clusters":
+        return ClusterHierarchy(mesh, num_levels, passes_per_level=config.passes_per_level)
+    hierarchy = MeshSpectralHierarchy(mesh, config.band_limits, boundary=boundary)
+    if hierarchy.num_levels != num_levels:
+        raise ValueError(
+            f"task.band_limits {config.band_limits} give {hierarchy.num_levels} levels (coefficient levels "
+            f"+ vertex values) but model.num_levels is {num_levels}; make them agree"
+        )
+    return hierarchy
+
+
+def geometry_structure(
+    meshes: Sequence[Mesh], config: MeshRegressionConfig, num_levels: int, problem: Problem
+) -> TaskStructure:
+    """The union of ``meshes`` as one geometry, with message-passing operators (and the
+    boundary constraint when the problem asks for one)."""
+    hierarchy = batch_hierarchies([mesh_hierarchy(m, config, num_levels, problem.boundary) for m in meshes])
+    wrap = None
+    if problem.constrained and config.hierarchy == "spectral":
+        constraint = FunctionConstraint(hierarchy, zero_boundary=True)
+
+        def wrap(unet: nn.Module) -> nn.Module:
+            return ConstrainedUNet(unet, constraint)
+
+    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), 1, 1, wrap_model=wrap)
+
+
+def structure(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> TaskStructure:
+    """The training geometries' structure (no data)."""
+    return geometry_structure([problem.mesh(spec) for spec in problem.train.values()], config, num_levels, problem)
+
+
+def transfer_specs(config: MeshRegressionConfig, problem: Problem) -> dict[str, Mapping]:
+    """Named test geometries besides the training ones (see the module docstring)."""
+    specs = {f"heldout/{name}": spec for name, spec in problem.heldout.items()}
+    if config.resolution_transfer:
+        for name, spec in problem.train.items():
+            specs[f"refined/{name}"] = problem.resize(spec, 4)
+            specs[f"coarsened/{name}"] = problem.resize(spec, 1 / 4)
+    return specs
+
+
+def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> PreparedTask:
+    at = "face" if config.hierarchy == "clusters" else "vertex"
+    (num_train, train_seed), (num_test, test_seed) = data_splits(config).values()
+
+    def load(specs: Mapping[str, Mapping], count: int, seed: int) -> tuple[list[Mesh], Tensor, Tensor]:
+        """Meshes, inputs ``[S, Σ N_j, 1]`` and targets of the union of ``specs``."""
+        arrays = [problem.load(spec, count, geometry_seed(seed, name)) for name, spec in specs.items()]
+        meshes = [Mesh(a["vertices"], a["faces"]) for a in arrays]
+        inputs = np.concatenate([a[f"input_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]
+        targets = np.concatenate([a[f"target_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]
+        return meshes, torch.from_numpy(inputs)[..., None], torch.from_numpy(targets)[..., None]
+
+    meshes, train_inputs, train_targets = load(problem.train, num_train, train_seed)
+    geometry = geometry_structure(meshes, config, num_levels, problem)
+    mass = geometry.hierarchy.mass(geometry.hierarchy.finest_level)
+    input_scale, target_scale = float(train_inputs.std()), float(train_targets.std())
+
+    def dataset(inputs: Tensor, targets: Tensor, mass: Tensor) -> Dataset:
+        return Dataset((inputs / input_scale).float(), (targets / target_scale).float(), mass)
+
+    _, test_inputs, test_targets = load(problem.train, num_test, test_seed)
+    transfer = {}
+    for name, spec in transfer_specs(config, problem).items():
+        meshes_j, inputs_j, targets_j = load({name: spec}, num_test, test_seed)
+        structure_j = geometry_structure(meshes_j, config, num_levels, problem)
+        hierarchy_j = structure_j.hierarchy
+        transfer[name] = TransferTest(structure_j, dataset(inputs_j, targets_j, hierarchy_j.mass(hierarchy_j.finest_level)))
+
+    names = list(problem.train)
+    hierarchy: BatchedHierarchy = geometry.hierarchy
+
+    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+        """The first sample on every training geometry: input, target, prediction, error."""
+        level = hierarchy.finest_level
+        parts = [hierarchy.split(t[:1], level) for t in (inputs * input_scale, targets * target_scale,
+                                                          predictions * target_scale)]
+        fields = [tuple(p[j][0, :, 0] for p in parts) for j in range(len(names))]  # per geometry: 3 x [N_j]
+        plot_mesh_predictions(meshes, names, fields, (problem.input_name, problem.target_name), path)
+
+    return PreparedTask(geometry, dataset(train_inputs, train_targets, mass), dataset(test_inputs, test_targets, mass),
+                        plot, transfer=transfer)
