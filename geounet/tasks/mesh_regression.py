@@ -17,13 +17,19 @@ turns them into a :class:`~geounet.tasks.PreparedTask`:
   (:class:`~geounet.tasks.TransferTest`) rebuild the trained model on
 
   * ``heldout/<name>``: each held-out geometry, at its native resolution;
+  * ``single/<name>``: each training geometry on its own. Group normalisation takes its
+    statistics over all nodes of a sample, i.e. over the whole union in training, so a
+    geometry alone is normalised slightly differently; comparing these errors with
+    ``test`` measures that effect;
   * ``refined/<name>`` and ``coarsened/<name>``: each training geometry meshed 4x finer
     and about 4x coarser (resolution transfer: the same domain, a different mesh).
 
 Inputs and targets are divided by their training standard deviations (no offset, so zero
 boundary values stay zero). Every geometry draws its samples from its own seed,
 ``seed + crc32(name) mod 1000`` (+ :data:`~geounet.tasks.TEST_SEED_OFFSET` for tests), so
-geometries never share random fields and test fields never repeat training ones.
+geometries never share random fields and test fields never repeat training ones. The
+``single``, ``refined`` and ``coarsened`` tests of a training geometry use its name, so
+they see the same continuous random fields as its part of ``test``: paired comparisons.
 """
 
 from __future__ import annotations
@@ -136,6 +142,7 @@ def structure(config: MeshRegressionConfig, num_levels: int, problem: Problem) -
 def transfer_specs(config: MeshRegressionConfig, problem: Problem) -> dict[str, Mapping]:
     """Named test geometries besides the training ones (see the module docstring)."""
     specs = {f"heldout/{name}": spec for name, spec in problem.heldout.items()}
+    specs |= {f"single/{name}": spec for name, spec in problem.train.items()}
     if config.resolution_transfer:
         for name, spec in problem.train.items():
             specs[f"refined/{name}"] = problem.resize(spec, 4)
@@ -149,7 +156,7 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
 
     def load(specs: Mapping[str, Mapping], count: int, seed: int) -> tuple[list[Mesh], Tensor, Tensor]:
         """Meshes, inputs ``[S, Σ N_j, 1]`` and targets of the union of ``specs``."""
-        arrays = [problem.load(spec, count, geometry_seed(seed, name)) for name, spec in specs.items()]
+        arrays = [problem.load(spec, count, geometry_seed(seed, name.split("/")[-1])) for name, spec in specs.items()]
         meshes = [Mesh(a["vertices"], a["faces"]) for a in arrays]
         inputs = np.concatenate([a[f"input_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]
         targets = np.concatenate([a[f"target_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]

@@ -33,7 +33,7 @@ def test_darcy_task_splits_geometries_and_resolutions(darcy):
     hierarchy = task.structure.hierarchy
     assert len(hierarchy.hierarchies) == len(darcy_mesh.TRAIN_DOMAINS)
     expected = {f"heldout/{n}" for n in darcy_mesh.HELDOUT_DOMAINS}
-    expected |= {f"{kind}/{n}" for n in darcy_mesh.TRAIN_DOMAINS for kind in ("refined", "coarsened")}
+    expected |= {f"{kind}/{n}" for n in darcy_mesh.TRAIN_DOMAINS for kind in ("single", "refined", "coarsened")}
     assert set(task.transfer) == expected
     finest = hierarchy.finest_level
     assert task.train.inputs.shape == (6, hierarchy.num_nodes(finest), 1)
@@ -58,6 +58,9 @@ def test_darcy_fields_differ_between_geometries_and_splits(darcy):
     for train_part, test_part in zip(train_parts, test_parts, strict=True):
         assert not torch.allclose(train_part[0], test_part[0])  # test fields are new draws
     assert len({geometry_seed(0, name) for name in darcy_mesh.TRAIN_DOMAINS}) == len(darcy_mesh.TRAIN_DOMAINS)
+    # a training geometry on its own sees exactly its test fields in the union (paired comparison)
+    single = task.transfer["single/one_hole"].data
+    assert torch.equal(single.inputs, test_parts[0]) and torch.equal(single.targets, hierarchy.split(task.test.targets, level)[0])
 
 
 @pytest.mark.parametrize("spec", [*darcy_mesh.TRAIN_DOMAINS.values(), *darcy_mesh.HELDOUT_DOMAINS.values()])
@@ -123,8 +126,8 @@ def test_surface_task_runs_end_to_end_with_transfer_metrics(tmp_path):
     cfg = tiny(tmp_path, "surface_poisson")
     metrics = run_experiment(cfg, tmp_path / "run", progress=False)
     transfers = {k: v for k, v in metrics["test"].items() if isinstance(v, dict)}
-    assert set(transfers) == {"heldout/bumpy_sphere_b", "heldout/torus", "refined/icosphere",
-                              "coarsened/icosphere", "refined/bumpy_sphere_a", "coarsened/bumpy_sphere_a"}
+    assert set(transfers) == {"heldout/bumpy_sphere_b", "heldout/torus"} | {
+        f"{kind}/{name}" for kind in ("single", "refined", "coarsened") for name in ("icosphere", "bumpy_sphere_a")}
     assert all(np.isfinite(v["rel_l2_mean"]) for v in transfers.values())
     assert (tmp_path / "run" / "predictions.png").stat().st_size > 10_000
 
