@@ -54,6 +54,8 @@ class TransferTest:
 
     structure: TaskStructure
     data: Dataset
+    #: optional ``(inputs, targets, predictions, path)`` -> PNG of test samples on this geometry
+    plot: Callable[[Tensor, Tensor, Tensor, str], None] | None = None
 
 
 @dataclass

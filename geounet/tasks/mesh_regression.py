@@ -49,7 +49,7 @@ from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
-from geounet.tasks import TEST_SEED_OFFSET, PreparedTask, TaskStructure, TransferTest, data_splits
+from geounet.tasks import PreparedTask, TaskStructure, TransferTest, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.mesh_plots import plot_mesh_predictions
 
@@ -150,13 +150,29 @@ def transfer_specs(config: MeshRegressionConfig, problem: Problem) -> dict[str, 
     return specs
 
 
+def geometry_plot(meshes: Sequence[Mesh], names: Sequence[str], hierarchy: BatchedHierarchy, problem: Problem,
+                  input_scale: float, target_scale: float) -> Callable[[Tensor, Tensor, Tensor, str], None]:
+    """A task plot for signals on the union of ``meshes``: the first sample on every mesh
+    (input, target, prediction, error) in physical units."""
+
+    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+        level = hierarchy.finest_level
+        scaled = (inputs * input_scale, targets * target_scale, predictions * target_scale)
+        parts = [hierarchy.split(t[:1], level) for t in scaled]  # 3 x per-mesh [1, N_j, 1]
+        fields = [tuple(p[j][0, :, 0] for p in parts) for j in range(len(meshes))]
+        plot_mesh_predictions(meshes, names, fields, (problem.input_name, problem.target_name), path)
+
+    return plot
+
+
 def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> PreparedTask:
     at = "face" if config.hierarchy == "clusters" else "vertex"
     (num_train, train_seed), (num_test, test_seed) = data_splits(config).values()
 
     def load(specs: Mapping[str, Mapping], count: int, seed: int) -> tuple[list[Mesh], Tensor, Tensor]:
         """Meshes, inputs ``[S, Σ N_j, 1]`` and targets of the union of ``specs``."""
-        arrays = [problem.load(spec, count, geometry_seed(seed, name.split("/")[-1])) for name, spec in specs.items()]
+        arrays = [problem.load(spec, count, geometry_seed(seed, name.split("/")[-1]))  # "refined/x" -> x's seed
+                  for name, spec in specs.items()]
         meshes = [Mesh(a["vertices"], a["faces"]) for a in arrays]
         inputs = np.concatenate([a[f"input_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]
         targets = np.concatenate([a[f"target_{at}"] for a in arrays], axis=1)  # [S, Σ N_j]
@@ -176,18 +192,12 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
         meshes_j, inputs_j, targets_j = load({name: spec}, num_test, test_seed)
         structure_j = geometry_structure(meshes_j, config, num_levels, problem)
         hierarchy_j = structure_j.hierarchy
-        transfer[name] = TransferTest(structure_j, dataset(inputs_j, targets_j, hierarchy_j.mass(hierarchy_j.finest_level)))
+        plot_j = None
+        if name.startswith("heldout/"):
+            plot_j = geometry_plot(meshes_j, [name], hierarchy_j, problem, input_scale, target_scale)
+        data_j = dataset(inputs_j, targets_j, hierarchy_j.mass(hierarchy_j.finest_level))
+        transfer[name] = TransferTest(structure_j, data_j, plot_j)
 
-    names = list(problem.train)
-    hierarchy: BatchedHierarchy = geometry.hierarchy
-
-    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
-        """The first sample on every training geometry: input, target, prediction, error."""
-        level = hierarchy.finest_level
-        parts = [hierarchy.split(t[:1], level) for t in (inputs * input_scale, targets * target_scale,
-                                                          predictions * target_scale)]
-        fields = [tuple(p[j][0, :, 0] for p in parts) for j in range(len(names))]  # per geometry: 3 x [N_j]
-        plot_mesh_predictions(meshes, names, fields, (problem.input_name, problem.target_name), path)
-
+    plot = geometry_plot(meshes, list(problem.train), geometry.hierarchy, problem, input_scale, target_scale)
     return PreparedTask(geometry, dataset(train_inputs, train_targets, mass), dataset(test_inputs, test_targets, mass),
                         plot, transfer=transfer)

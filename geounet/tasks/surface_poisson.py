@@ -45,7 +45,8 @@ def resize(spec: Mapping, factor: float) -> dict:
         raise ValueError(f"resize factor must be 4 or 1/4, got {factor}")
     if spec["kind"] == "torus":
         scale = 2 if factor == 4 else 0.5
-        spec.update(major_sections=int(spec["major_sections"] * scale), minor_sections=int(spec["minor_sections"] * scale))
+        for key in ("major_sections", "minor_sections"):
+            spec[key] = int(spec[key] * scale)
     else:
         spec["subdivisions"] = int(spec["subdivisions"]) + (1 if factor == 4 else -1)
     return spec

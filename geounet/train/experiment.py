@@ -146,4 +146,21 @@ def run_experiment(
         samples = task.test.inputs[:2].to(device)
         predictions = model(samples).cpu()
     task.plot(task.test.inputs[:2], task.test.targets[:2], predictions, str(out_dir / "predictions.png"))
+    plot_transfers(cfg, model, task, out_dir)
     return metrics
+
+
+@torch.no_grad()
+def plot_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTask, out_dir: Path) -> list[Path]:
+    """``predictions_<group>_<geometry>.png`` for every transfer test that can be plotted."""
+    written = []
+    for name, test in task.transfer.items():
+        if test.plot is None:
+            continue
+        moved = transfer_model(cfg, model, test.structure).eval()
+        inputs, targets = test.data.inputs[:1], test.data.targets[:1]
+        prediction = moved(inputs.to(next(moved.parameters()).device)).cpu()
+        path = out_dir / f"predictions_{name.replace('/', '_')}.png"
+        test.plot(inputs, targets, prediction, str(path))
+        written.append(path)
+    return written
