@@ -1,7 +1,14 @@
-"""The ``geounet`` command.
+"""The ``geounet`` command; ``geounet COMMAND --help`` describes each one.
 
-geounet info  [--config FILE] [--set section.key=value ...]
-geounet train [--config FILE] [--set ...] [--out DIR] [--resume]
+geounet info     [--config FILE] [--set section.key=value ...]   levels, nodes, parameter counts
+geounet datagen  [--config FILE] [--set ...]                      generate (or find cached) task data
+geounet train    [--config FILE] [--set ...] [--out DIR] [--resume] [--quiet] [--json]
+geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a run's checkpoint
+geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
+geounet bench    NAME [script options, e.g. --device cuda]  |  geounet bench --list
+
+Errors in the input (a bad config value, a missing file) print one line naming the
+problem and exit with status 2.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import sys
 from pathlib import Path
 
 from geounet.models.unet import VARIANTS
+from geounet.train.curves import model_name
 
 DEFAULT_CONFIG = Path("experiments/shallow_water_healpix/config.toml")
 
@@ -108,21 +116,12 @@ def _datagen(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import torch
-
-    from geounet.tasks import prepare_task
-    from geounet.train.checkpoint import atomic_write_text, load_checkpoint
-    from geounet.train.config import config_from_dict
-    from geounet.train.experiment import build_model, evaluate_transfers
+    from geounet.train.checkpoint import atomic_write_text
+    from geounet.train.experiment import evaluate_transfers
     from geounet.train.loop import evaluate
+    from geounet.train.plots import plot_test_predictions
 
-    state = load_checkpoint(args.run_dir / "checkpoint.pt")
-    cfg = config_from_dict(state["config"])
-    task = prepare_task(cfg.task, cfg.model.num_levels)
-    model = build_model(cfg, task.structure)
-    model.load_state_dict(state["model"])
-    device = torch.device(args.device or cfg.train.device)
-    model.to(device).eval()
+    cfg, state, task, model, device = _load_run(args.run_dir, args.device)
     test = evaluate(model, task.test, cfg.train.batch_size, device)
     if task.evaluate_extra is not None:
         test.update(task.evaluate_extra(model, device))
@@ -135,12 +134,65 @@ def _evaluate(args: argparse.Namespace) -> int:
     _print_transfers(test)
     written = [args.run_dir / "evaluation.json"]
     if args.plot:
-        with torch.no_grad():
-            predictions = model(task.test.inputs[:2].to(device)).cpu()
-        task.plot(task.test.inputs[:2], task.test.targets[:2], predictions, str(args.run_dir / "predictions.png"))
+        plot_test_predictions(model, task, device, str(args.run_dir / "predictions.png"))
         written.append(args.run_dir / "predictions.png")
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def _load_run(run_dir: Path, device: str | None):
+    """``(cfg, checkpoint state, prepared task, model, device)`` of a run directory: the model
+    rebuilt from the checkpoint's config, with its weights, in eval mode on ``device``
+    (default: the run's ``train.device``)."""
+    import torch
+
+    from geounet.tasks import prepare_task
+    from geounet.train.checkpoint import load_checkpoint
+    from geounet.train.config import config_from_dict
+    from geounet.train.experiment import build_model
+
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    cfg = config_from_dict(state["config"])
+    task = prepare_task(cfg.task, cfg.model.num_levels)
+    model = build_model(cfg, task.structure)
+    model.load_state_dict(state["model"])
+    device = torch.device(device or cfg.train.device)
+    model.to(device).eval()
+    return cfg, state, task, model, device
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from geounet.train.curves import read_curves
+    from geounet.train.plots import plot_run_curves, plot_test_predictions
+
+    curves = read_curves(args.run_dirs)
+    out = args.out or (args.run_dirs[0] / "curves.png" if len(args.run_dirs) == 1 else Path("curves.png"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    panels = plot_run_curves(curves.histories, curves.finals, curves.rollouts, str(out))
+    print(f"wrote {out}: " + "; ".join(panels))
+    if args.predictions:
+        for run_dir in args.run_dirs:
+            _, _, task, model, device = _load_run(run_dir, args.device)
+            plot_test_predictions(model, task, device, str(run_dir / "predictions.png"))
+            print(f"wrote {run_dir / 'predictions.png'}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from geounet import bench
+
+    directory = bench.find_bench_dir()
+    if args.list:
+        if args.name is not None:
+            raise ValueError("pass either --list or a benchmark name, not both")
+        print(f"benchmarks in {directory} (geounet bench NAME --help for a benchmark's options):")
+        for name, script in bench.benchmarks(directory).items():
+            print(f"  {name:<18} {bench.summary(script)}")
+        return 0
+    if args.name is None:
+        raise ValueError("name a benchmark (geounet bench --list shows them)")
+    script = bench.resolve(args.name, directory)
+    return bench.run_benchmark(script, args.script_args)
 
 
 def _print_transfers(test: dict) -> None:
@@ -167,7 +219,7 @@ def _print_rollout(test: dict) -> None:
 
 
 def _model_name(cfg) -> str:
-    return cfg.model.variant if cfg.model.architecture == "unet" else cfg.model.architecture
+    return model_name(cfg.model.architecture, cfg.model.variant)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +252,52 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="also print the test metrics as JSON")
     train.set_defaults(run=_train)
+
+    plot = commands.add_parser(
+        "plot",
+        help="redraw loss, test-error and rollout curves of runs (and their predictions.png)",
+        description="One PNG with the training loss and test relative L2 against step of every run "
+        "(overlaid, labelled <variant> seed <N>), and for forecasting tasks the rollout error of "
+        "each score against lead time, persistence dashed. Also reads the --results directories "
+        "of experiments/compare.py (results.json: test error over seeds, rollout curves).",
+    )
+    plot.add_argument(
+        "run_dirs",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories written by `geounet train` (with metrics.json)",
+    )
+    plot.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the figure (default: RUN_DIR/curves.png for one run, ./curves.png for several)",
+    )
+    plot.add_argument(
+        "--predictions", action="store_true", help="also redraw each RUN_DIR/predictions.png from its checkpoint.pt"
+    )
+    plot.add_argument("--device", default=None, help="for --predictions (default: the run's train.device)")
+    plot.set_defaults(run=_plot)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark of experiments/bench/ (needs a checkout)",
+        description="Run experiments/bench/bench_NAME.py of the checkout around the current directory "
+        "(or the one geounet is installed from) with the given options; every benchmark times its "
+        "subject and a reference in the same run and prints the ratio.",
+        epilog="examples: geounet bench --list; geounet bench sht --help; "
+        "geounet bench healpix_restrict --device cuda --nside 512",
+    )
+    bench.add_argument("--list", action="store_true", help="list the benchmarks and what each measures")
+    bench.add_argument("name", nargs="?", metavar="NAME", help="the benchmark, e.g. sht for bench_sht.py")
+    bench.add_argument(
+        "script_args",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="options for the benchmark script (e.g. --device cuda); NAME --help lists them",
+    )
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from torch import Tensor  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 
 def plot_square_predictions(
@@ -30,22 +36,34 @@ def plot_square_predictions(
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) -> None:
     """Training loss against step, one line per run."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    draw_history(ax, histories, "loss", "training loss (weighted MSE)")
+    _save(fig, path)
+
+
+def draw_history(ax: Axes, histories: dict[str, list[dict[str, float]]], key: str, ylabel: str) -> None:
+    """``row[key]`` against ``row["step"]`` on a log scale, one line per run ``{label: rows}``.
+
+    Rows without ``key`` are skipped (test metrics are logged every ``eval_every`` steps only);
+    a run with no such row draws nothing and gets no legend entry.
+    """
     for label, history in histories.items():
-        ax.semilogy([row["step"] for row in history], [row["loss"] for row in history], label=label)
+        rows = [row for row in history if key in row]
+        if rows:
+            ax.semilogy(
+                [row["step"] for row in rows],
+                [row[key] for row in rows],
+                marker="." if len(rows) < 30 else "",
+                label=label,
+            )
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (weighted MSE)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
 
 
 def plot_healpix_predictions(
@@ -87,14 +105,17 @@ def plot_healpix_predictions(
 def plot_rollout_curves(curves: dict[str, tuple[list[float], list[float]]], ylabel: str, path: str) -> None:
     """Error against forecast lead time, one line per model: ``{label: (leads, errors)}``."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    draw_rollout_curves(ax, curves, ylabel)
+    _save(fig, path)
+
+
+def draw_rollout_curves(ax: Axes, curves: dict[str, tuple[list[float], list[float]]], ylabel: str) -> None:
+    """Error against lead time on ``ax``; labels starting with "Persistence" are dashed."""
     for label, (leads, errors) in curves.items():
-        ax.plot(leads, errors, label=label, linestyle="--" if label == "Persistence" else "-")
+        ax.plot(leads, errors, label=label, linestyle="--" if label.startswith("Persistence") else "-")
     ax.set_xlabel("lead time [h]")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_triangle_predictions(
@@ -121,6 +142,65 @@ def plot_triangle_predictions(
             ax.set_aspect("equal")
             ax.set_axis_off()
             fig.colorbar(shown, ax=ax, fraction=0.046)
+    _save(fig, path)
+
+
+def plot_run_curves(
+    histories: dict[str, list[dict[str, float]]],
+    finals: dict[str, tuple[float, float]],
+    rollouts: dict[str, dict[str, tuple[list[float], list[float]]]],
+    path: str,
+) -> list[str]:
+    """One figure of every curve that ``geounet plot`` found; returns the panels' y labels.
+
+    Panels, two per row: training loss and test relative L2 against step (``histories``,
+    ``{label: rows}``; the test panel only if some row has ``test_rel_l2_mean``), the final
+    test relative L2 with its spread over seeds (``finals``, ``{label: (mean, std)}``), and
+    one panel per rollout score (``rollouts``, ``{score: {label: (leads, errors)}}``).
+    """
+    panels: list[tuple[str, Callable[[Axes, str], None]]] = []
+    if histories:
+        panels.append(("training loss (weighted MSE)", lambda ax, y: draw_history(ax, histories, "loss", y)))
+        if any("test_rel_l2_mean" in row for rows in histories.values() for row in rows):
+            panels.append(("test relative L2", lambda ax, y: draw_history(ax, histories, "test_rel_l2_mean", y)))
+    if finals:
+        panels.append(("test relative L2 (mean ± std over seeds)", lambda ax, y: draw_finals(ax, finals, y)))
+    for score, curves in rollouts.items():
+        panels.append((f"rollout {score}", lambda ax, y, curves=curves: draw_rollout_curves(ax, curves, y)))
+    if not panels:
+        raise ValueError("nothing to plot: the runs have no history, test errors or rollout curves")
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
+    for ax, (ylabel, draw) in zip(axes.flat, panels, strict=False):
+        draw(ax, ylabel)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    _save(fig, path)
+    return [ylabel for ylabel, _ in panels]
+
+
+def draw_finals(ax: Axes, finals: dict[str, tuple[float, float]], ylabel: str) -> None:
+    """One point with an error bar per model: ``{label: (mean, std)}``."""
+    labels = list(finals)
+    ax.errorbar(
+        range(len(labels)), [finals[k][0] for k in labels], yerr=[finals[k][1] for k in labels], fmt="o", capsize=4
+    )
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_ylabel(ylabel)
+
+
+def plot_test_predictions(model: nn.Module, task, device: torch.device, path: str, samples: int = 2) -> None:
+    """The task's prediction figure (``task.plot``) for the first ``samples`` test samples of a
+    :class:`geounet.tasks.PreparedTask`; ``model`` must be on ``device``, in eval mode."""
+    inputs, targets = task.test.inputs[:samples], task.test.targets[:samples]  # [S, N, C_in], [S, N, C_out]
+    with torch.no_grad():
+        predictions = model(inputs.to(device)).cpu()  # [S, N, C_out]
+    task.plot(inputs, targets, predictions, path)
+
+
+def _save(fig: Figure, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

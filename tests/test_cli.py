@@ -1,0 +1,232 @@
+"""The ``geounet`` command: every subcommand's help, ``plot`` on a real tiny run, ``bench``."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from geounet import bench
+from geounet.cli import main
+from geounet.train.curves import read_curves
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: a triangle-Poisson run that trains in a few seconds
+TINY_TRIANGLE = [
+    "task.mesh_level=3",
+    "task.band_limits=[4, 16]",
+    "task.num_train=8",
+    "task.num_test=4",
+    "model.num_levels=3",
+    "model.width=4",
+    "model.channel_mult=[1, 2, 2]",
+    "train.steps=3",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run directory written by a real (tiny) ``geounet train``."""
+    root = tmp_path_factory.mktemp("cli")
+    overrides = [*TINY_TRIANGLE, f"task.cache_dir='{root / 'data'}'"]
+    args = ["train", "--config", str(REPO / "experiments/triangle_poisson/config.toml"), "--quiet"]
+    args += ["--out", str(root / "run"), *(arg for o in overrides for arg in ("--set", o))]
+    assert main(args) == 0
+    return root / "run"
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ([], ["info", "datagen", "train", "evaluate", "plot", "bench"]),
+        (["info"], ["--config", "--set"]),
+        (["datagen"], ["--config", "--set"]),
+        (["train"], ["--config", "--set", "--out", "--resume", "--quiet", "--json"]),
+        (["evaluate"], ["run_dir", "--device", "--plot"]),
+        (["plot"], ["RUN_DIR", "--out", "--predictions", "--device", "results.json"]),
+        (["bench"], ["NAME", "--list", "--device cuda"]),
+    ],
+)
+def test_help_of_every_command_names_its_options(command, options, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for option in options:
+        assert option in printed
+
+
+def test_plot_redraws_the_curves_of_a_trained_run(run_dir, tmp_path, capsys):
+    out = tmp_path / "figures" / "curves.png"
+    assert main(["plot", str(run_dir), "--out", str(out)]) == 0
+    assert _is_png(out)
+    printed = capsys.readouterr().out
+    assert "training loss" in printed and "test relative L2" in printed and "rollout" not in printed
+    # without --out the figure goes into the run directory
+    assert main(["plot", str(run_dir)]) == 0
+    assert _is_png(run_dir / "curves.png")
+
+
+def test_plot_predictions_redraws_from_the_checkpoint(run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "predictions.png").unlink()
+    assert main(["plot", str(copy), "--predictions", "--out", str(tmp_path / "c.png")]) == 0
+    assert _is_png(copy / "predictions.png")
+
+
+def test_overlaid_runs_are_labelled_by_model_and_seed(run_dir, tmp_path):
+    assert list(read_curves([run_dir]).histories) == ["multiresnet seed 0"]
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["config"]["model"]["architecture"] = "cheb_unet"
+    metrics["config"]["train"]["seed"] = 3
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    assert list(read_curves([run_dir, other]).histories) == ["multiresnet seed 0", "cheb_unet seed 3"]
+    # the same model and seed twice: the directory names tell them apart
+    twin = tmp_path / "twin"
+    shutil.copytree(run_dir, twin)
+    curves = read_curves([run_dir, twin])
+    assert list(curves.histories) == ["run: multiresnet seed 0", "twin: multiresnet seed 0"]
+    assert curves.histories["twin: multiresnet seed 0"] == metrics["history"]
+
+
+def _forecast_run(directory: Path, seed: int, persistence: list[float]) -> Path:
+    """A run directory of a forecasting task, as ``geounet train`` writes it (no checkpoint)."""
+    directory.mkdir()
+    leads = [6.0, 12.0, 18.0]
+    test = {
+        "rel_l2_mean": 0.5,
+        "rel_l2_std": 0.1,
+        "lead_hours": leads,
+        "model_rmse_h": [1.0, 2.0, 3.0 + seed],
+        "persistence_rmse_h": persistence,
+        "galewsky_model_rmse_h": [2.0, 3.0, 4.0],
+        "galewsky_persistence_rmse_h": [3.0, 5.0, 7.0],
+    }
+    history = [{"step": 1, "loss": 1.0, "lr": 1e-3}, {"step": 2, "loss": 0.5, "lr": 1e-3, "test_rel_l2_mean": 0.5}]
+    config = {"model": {"architecture": "unet", "variant": "residual"}, "train": {"seed": seed}}
+    (directory / "metrics.json").write_text(json.dumps({"config": config, "test": test, "history": history}))
+    return directory
+
+
+def test_rollout_curves_of_forecasting_runs(tmp_path, capsys):
+    a = _forecast_run(tmp_path / "a", 0, [2.0, 4.0, 6.0])
+    b = _forecast_run(tmp_path / "b", 1, [2.0, 4.0, 6.0])
+    curves = read_curves([a, b])
+    assert list(curves.rollouts) == ["rmse_h", "galewsky_rmse_h"]
+    assert curves.rollouts["rmse_h"] == {
+        "residual seed 0": ([6.0, 12.0, 18.0], [1.0, 2.0, 3.0]),
+        "residual seed 1": ([6.0, 12.0, 18.0], [1.0, 2.0, 4.0]),
+        "Persistence": ([6.0, 12.0, 18.0], [2.0, 4.0, 6.0]),  # the same test data: drawn once
+    }
+    # other test data, another persistence curve: one per run, after the models
+    c = _forecast_run(tmp_path / "c", 2, [9.0, 9.0, 9.0])
+    assert list(read_curves([a, c]).rollouts["rmse_h"]) == [
+        "residual seed 0",
+        "residual seed 2",
+        "Persistence",
+        "Persistence (residual seed 2)",
+    ]
+    out = tmp_path / "rollout.png"
+    assert main(["plot", str(a), str(b), "--out", str(out)]) == 0
+    assert _is_png(out)
+    assert "rollout rmse_h; rollout galewsky_rmse_h" in capsys.readouterr().out
+
+
+def test_plot_reads_compare_results(tmp_path, capsys):
+    results = tmp_path / "compare"
+    results.mkdir()
+    row = {
+        "rel_l2_mean": 0.3,
+        "rel_l2_std": 0.02,
+        "rel_l2_per_seed": [0.28, 0.3, 0.32],
+        "lead_hours": [6.0, 12.0],
+        "model_rmse_h_final": [5.0, 0.5],  # (mean, std) at the last lead: not a curve
+        "model_rmse_h_curve": [1.0, 5.0],
+        "persistence_rmse_h_curve": [2.0, 7.0],
+    }
+    rows = {"unet:residual": row, "cheb_unet": {**row, "rel_l2_mean": 0.4}}
+    (results / "results.json").write_text(json.dumps({"command": "python experiments/compare.py", "rows": rows}))
+    curves = read_curves([results])
+    assert curves.histories == {}
+    assert curves.finals == {"residual (3 seeds)": (0.3, 0.02), "cheb_unet (3 seeds)": (0.4, 0.02)}
+    assert curves.rollouts == {
+        "rmse_h": {
+            "residual (3 seeds)": ([6.0, 12.0], [1.0, 5.0]),
+            "cheb_unet (3 seeds)": ([6.0, 12.0], [1.0, 5.0]),
+            "Persistence": ([6.0, 12.0], [2.0, 7.0]),
+        }
+    }
+    assert main(["plot", str(results), "--out", str(tmp_path / "c.png")]) == 0
+    assert _is_png(tmp_path / "c.png")
+    assert "mean ± std over seeds" in capsys.readouterr().out
+
+
+def test_plot_errors_name_the_problem(run_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["plot", str(empty)]) == 2
+    assert f"{empty} has no metrics.json; pass a directory written by `geounet train`" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert "missing is not a directory" in capsys.readouterr().err
+    (empty / "metrics.json").write_text('{"history": [')
+    assert main(["plot", str(empty)]) == 2
+    assert "metrics.json is not valid JSON" in capsys.readouterr().err
+    (empty / "metrics.json").write_text("{}")
+    assert main(["plot", str(empty)]) == 2
+    assert "lacks ['history', 'test', 'config']" in capsys.readouterr().err
+    # --predictions needs the checkpoint
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "checkpoint.pt").unlink()
+    assert main(["plot", str(copy), "--predictions", "--out", str(tmp_path / "c.png")]) == 2
+    assert "checkpoint.pt does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse: RUN_DIR is required
+        main(["plot"])
+    assert exit_.value.code == 2
+
+
+def test_bench_list_names_every_script(capsys):
+    assert main(["bench", "--list"]) == 0
+    printed = capsys.readouterr().out
+    scripts = sorted((REPO / "experiments/bench").glob("bench_*.py"))
+    assert len(scripts) >= 6
+    for script in scripts:
+        assert f"  {script.stem.removeprefix('bench_')} " in printed
+    assert "restrict + prolong against a tensor copy" in printed  # the docstring's first line
+
+
+def test_bench_errors(capsys, monkeypatch, tmp_path):
+    assert main(["bench", "no_such_bench"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'no_such_bench'" in err and "healpix_restrict" in err
+    assert main(["bench"]) == 2
+    assert "name a benchmark" in capsys.readouterr().err
+    assert main(["bench", "--list", "sht"]) == 2
+    # outside a checkout (and not installed from one) the expected path is named
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "geounet" / "bench.py"))
+    assert main(["bench", "--list"]) == 2
+    assert "no experiments/bench/ in" in capsys.readouterr().err
+
+
+def test_bench_runs_a_script_with_its_own_options(capsys):
+    argv, path = sys.argv[:], sys.path[:]
+    assert main(["bench", "healpix_build", "--help"]) == 0  # the script's SystemExit(0) becomes the status
+    assert "--nside" in capsys.readouterr().out
+    assert main(["bench", "bench_healpix_restrict.py", "--device", "cpu", "--nside", "8", "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "device=cpu" in printed and "ratio" in printed
+    assert main(["bench", "healpix_build", "--bogus"]) == 2  # the script's argparse error
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert (sys.argv, sys.path) == (argv, path)
