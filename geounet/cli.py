@@ -16,10 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from geounet.models.unet import VARIANTS
-from geounet.train.curves import model_name
+# PyTorch Geometric calls the deprecated torch.jit.script when imported; the warning says
+# nothing to a user of the command (libraries importing geounet keep their own filters).
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+from geounet.models.unet import VARIANTS  # noqa: E402
+from geounet.train.curves import model_name  # noqa: E402
 
 DEFAULT_CONFIG = Path("experiments/shallow_water_healpix/config.toml")
 

@@ -26,6 +26,7 @@ from geounet.train.checkpoint import atomic_write_text
 from geounet.train.config import ExperimentConfig
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
+from geounet.train.plots import plot_test_predictions
 
 
 def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
@@ -141,11 +142,8 @@ def run_experiment(
         return metrics
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
 
-    with torch.no_grad():
-        model.eval()
-        samples = task.test.inputs[:2].to(device)
-        predictions = model(samples).cpu()
-    task.plot(task.test.inputs[:2], task.test.targets[:2], predictions, str(out_dir / "predictions.png"))
+    model.eval()
+    plot_test_predictions(model, task, device, str(out_dir / "predictions.png"))
     plot_transfers(cfg, model, task, out_dir)
     return metrics
 
