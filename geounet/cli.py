@@ -126,18 +126,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     from geounet.train.loop import evaluate
     from geounet.train.plots import plot_test_predictions
 
-    cfg, state, task, model, device = _load_run(args.run_dir, args.device)
+    cfg, state, task, model, device = _load_run(args.run_dir, args.device, args.overrides)
     test = evaluate(model, task.test, cfg.train.batch_size, device)
     if task.evaluate_extra is not None:
         test.update(task.evaluate_extra(model, device))
     test.update(evaluate_transfers(cfg, model, task, device))
-    atomic_write_text(args.run_dir / "evaluation.json", json.dumps({"step": state["step"], "test": test}, indent=2))
+    suffix = "".join(f"-{o.split('.', 1)[-1].replace('=', '-')}" for o in args.overrides).replace("/", "_")
+    evaluation = args.run_dir / f"evaluation{suffix}.json"
+    atomic_write_text(evaluation, json.dumps({"step": state["step"], "overrides": args.overrides, "test": test},
+                                             indent=2))
     error = f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f}"
     print(f"{_model_name(cfg)} at step {state['step']}: test relative L2 {error}")
     if "lead_hours" in test:
         _print_rollout(test)
     _print_transfers(test)
-    written = [args.run_dir / "evaluation.json"]
+    written = [evaluation]
     if args.plot:
         plot_test_predictions(model, task, device, str(args.run_dir / "predictions.png"))
         written.append(args.run_dir / "predictions.png")
@@ -145,19 +148,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_run(run_dir: Path, device: str | None):
+def _load_run(run_dir: Path, device: str | None, task_overrides: list[str] = ()):
     """``(cfg, checkpoint state, prepared task, model, device)`` of a run directory: the model
-    rebuilt from the checkpoint's config, with its weights, in eval mode on ``device``
-    (default: the run's ``train.device``)."""
+    rebuilt from the checkpoint's config (with ``task.key=value`` overrides), with its
+    weights, in eval mode on ``device`` (default: the run's ``train.device``)."""
     import torch
 
     from geounet.tasks import prepare_task
     from geounet.train.checkpoint import load_checkpoint
-    from geounet.train.config import config_from_dict
+    from geounet.train.config import config_from_dict, parse_override
     from geounet.train.experiment import build_model
 
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    cfg = config_from_dict(state["config"])
+    raw = state["config"]
+    for override in task_overrides:
+        (section, key), value = parse_override(override)
+        if section != "task":
+            raise ValueError(f"evaluate --set changes [task] only (the model is the checkpoint's), got {override!r}")
+        raw = {**raw, "task": {**raw["task"], key: value}}
+    cfg = config_from_dict(raw)
     task = prepare_task(cfg.task, cfg.model.num_levels)
     model = build_model(cfg, task.structure)
     model.load_state_dict(state["model"])
@@ -246,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `geounet train`")
     evaluate.add_argument("--device", default=None, help="default: the run's train.device")
     evaluate.add_argument("--plot", action="store_true", help="also redraw predictions.png")
+    evaluate.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="task.KEY=VALUE",
+        help="evaluate under a changed [task] (e.g. --set task.match_scales=false); writes "
+        "evaluation-<key>-<value>.json instead of evaluation.json",
+    )
     evaluate.set_defaults(run=_evaluate)
 
     train = commands.add_parser("train", help="train and evaluate one model; writes metrics, checkpoint, plot")

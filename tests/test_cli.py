@@ -230,3 +230,17 @@ def test_bench_runs_a_script_with_its_own_options(capsys):
     assert main(["bench", "healpix_build", "--bogus"]) == 2  # the script's argparse error
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert (sys.argv, sys.path) == (argv, path)
+
+
+def test_evaluate_under_a_changed_task(run_dir, capsys):
+    """``evaluate --set task.k=v`` evaluates the checkpoint on another task setting (here a
+    different test draw) into its own file; other sections are refused."""
+    assert main(["evaluate", str(run_dir), "--set", "task.seed=7"]) == 0
+    changed = json.loads((run_dir / "evaluation-seed-7.json").read_text())
+    assert changed["overrides"] == ["task.seed=7"]
+    assert main(["evaluate", str(run_dir)]) == 0
+    original = json.loads((run_dir / "evaluation.json").read_text())
+    assert changed["test"]["rel_l2_mean"] != original["test"]["rel_l2_mean"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--set", "model.width=8"]) == 2
+    assert "changes [task] only" in capsys.readouterr().err

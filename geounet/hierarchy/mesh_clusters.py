@@ -19,6 +19,8 @@ Everything is vectorised over edges (sorts and bincounts), O(E log E) per round.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -72,32 +74,47 @@ class ClusterHierarchy(PartitionHaarHierarchy):
     Args:
         mesh: the finest level is its faces (masses = face areas).
         num_levels: I + 1.
-        passes_per_level: matching passes per level (each roughly halves the cells).
+        passes_per_level: matching passes per coarsening (each roughly halves the cells):
+            one number for every level, or one per coarsening step from the finest
+            (I -> I-1 first). A step with 0 passes repeats the level (V_{i-1} = V_i). Per-step
+            passes match the *physical* cell sizes of meshes of one domain at different
+            resolutions: a mesh 4x finer takes 2 more passes in its first step, so its
+            coarser levels have the cell sizes of the original mesh's.
         seed: seed of the tie-breaking noise (the partition is deterministic given it).
 
     Raises ``ValueError`` when the mesh cannot be coarsened to ``num_levels`` levels
     (every connected component already a single cell).
     """
 
-    def __init__(self, mesh: Mesh, num_levels: int, passes_per_level: int = 2, seed: int = 0):
+    def __init__(self, mesh: Mesh, num_levels: int, passes_per_level: int | Sequence[int] = 2, seed: int = 0):
         if not isinstance(num_levels, int) or num_levels < 1:
             raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
-        if not isinstance(passes_per_level, int) or passes_per_level < 1:
-            raise ValueError(f"passes_per_level must be a positive int, got {passes_per_level!r}")
+        if isinstance(passes_per_level, int):
+            if passes_per_level < 1:
+                raise ValueError(f"passes_per_level must be a positive int, got {passes_per_level!r}")
+            passes_per_level = [passes_per_level] * (num_levels - 1)
+        passes_per_level = list(passes_per_level)
+        if len(passes_per_level) != num_levels - 1 or any(
+            not isinstance(p, int) or p < 0 for p in passes_per_level
+        ):
+            raise ValueError(
+                f"passes_per_level must be a positive int or {num_levels - 1} ints >= 0 (one per coarsening "
+                f"step, finest first), got {passes_per_level!r}"
+            )
         self.mesh = mesh
         rng = np.random.default_rng(seed)
         pairs, lengths = mesh.face_adjacency
         areas = mesh.face_areas
         parents: list[np.ndarray] = []  # parents[k]: level (I - k) -> level (I - k - 1)
-        for step in range(num_levels - 1):
+        for step, passes in enumerate(passes_per_level):
             parent = np.arange(len(areas))
-            for _ in range(passes_per_level):
+            for _ in range(passes):
                 labels = match_cells(pairs, lengths, areas, rng)
                 num_cells = int(labels.max()) + 1
                 pairs, lengths = contract_edges(pairs, lengths, labels, num_cells)
                 areas = np.bincount(labels, weights=areas, minlength=num_cells)
                 parent = labels[parent]
-            if len(areas) == len(parent):
+            if passes and len(areas) == len(parent):
                 raise ValueError(
                     f"cannot coarsen level {num_levels - 1 - step}: its {len(areas)} cells are "
                     f"already one per connected component; ask for at most {step + 1} levels"

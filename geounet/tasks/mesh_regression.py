@@ -22,7 +22,13 @@ turns them into a :class:`~geounet.tasks.PreparedTask`:
     geometry alone is normalised slightly differently; comparing these errors with
     ``test`` measures that effect;
   * ``refined/<name>`` and ``coarsened/<name>``: each training geometry meshed 4x finer
-    and about 4x coarser (resolution transfer: the same domain, a different mesh).
+    and about 4x coarser (resolution transfer: the same domain, a different mesh). With
+    ``match_scales`` (clusters only) their hierarchies keep the training cell sizes on
+    the coarser levels: the first coarsening of a 4x finer mesh takes 2 more matching
+    passes (about 16x fewer cells instead of 4x), that of a 4x coarser mesh 2 fewer (0:
+    the finest level repeats), so the trained decoders see cells of the physical sizes
+    they were trained on. Spectral spaces need no such care: the first k eigenfunctions
+    of a domain do not depend on its mesh, up to discretisation error.
 
 Inputs and targets are divided by their training standard deviations (no offset, so zero
 boundary values stay zero). Every geometry draws its samples from its own seed,
@@ -65,6 +71,8 @@ class MeshRegressionConfig:
     band_limits: list[int] = field(default_factory=lambda: [16, 64, 256])
     #: clusters only: matching passes per level (2 passes ~ 4x fewer cells)
     passes_per_level: int = 2
+    #: clusters only: refined / coarsened meshes keep the training cell sizes on coarse levels
+    match_scales: bool = True
     num_train: int = 128
     num_test: int = 32
     #: also test on refined and coarsened meshes of the training geometries
@@ -75,6 +83,11 @@ class MeshRegressionConfig:
     def validate(self) -> None:
         if self.hierarchy not in HIERARCHIES:
             raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.match_scales and self.resolution_transfer and self.passes_per_level < 2:
+            raise ValueError(
+                f"task.match_scales needs task.passes_per_level >= 2 (a 4x coarser mesh takes 2 passes fewer), got "
+                f"{self.passes_per_level}; raise it or set task.match_scales = false"
+            )
         data_splits(self)
 
 
@@ -105,10 +118,19 @@ def geometry_seed(seed: int, name: str) -> int:
     return seed + zlib.crc32(name.encode()) % 1000
 
 
-def mesh_hierarchy(mesh: Mesh, config: MeshRegressionConfig, num_levels: int, boundary: str) -> Hierarchy:
-    """The spaces of ``config.hierarchy`` on one mesh, with ``num_levels`` levels."""
+def mesh_hierarchy(mesh: Mesh, config: MeshRegressionConfig, num_levels: int, boundary: str,
+                   refinement: int = 0) -> Hierarchy:
+    """The spaces of ``config.hierarchy`` on one mesh, with ``num_levels`` levels.
+
+    ``refinement`` r says the mesh has 4^r times the faces of the training mesh of its
+    domain; with ``config.match_scales`` a cluster hierarchy then takes 2r extra matching
+    passes in its first coarsening (see the module docstring).
+    """
     if config.hierarchy == "clusters":
-        return ClusterHierarchy(mesh, num_levels, passes_per_level=config.passes_per_level)
+        passes = [config.passes_per_level] * (num_levels - 1)
+        if config.match_scales and num_levels > 1:
+            passes[0] += 2 * refinement
+        return ClusterHierarchy(mesh, num_levels, passes_per_level=passes)
     hierarchy = MeshSpectralHierarchy(mesh, config.band_limits, boundary=boundary)
     if hierarchy.num_levels != num_levels:
         raise ValueError(
@@ -119,11 +141,13 @@ def mesh_hierarchy(mesh: Mesh, config: MeshRegressionConfig, num_levels: int, bo
 
 
 def geometry_structure(
-    meshes: Sequence[Mesh], config: MeshRegressionConfig, num_levels: int, problem: Problem
+    meshes: Sequence[Mesh], config: MeshRegressionConfig, num_levels: int, problem: Problem, refinement: int = 0
 ) -> TaskStructure:
     """The union of ``meshes`` as one geometry, with message-passing operators (and the
     boundary constraint when the problem asks for one)."""
-    hierarchy = batch_hierarchies([mesh_hierarchy(m, config, num_levels, problem.boundary) for m in meshes])
+    hierarchy = batch_hierarchies(
+        [mesh_hierarchy(m, config, num_levels, problem.boundary, refinement) for m in meshes]
+    )
     wrap = None
     if problem.constrained and config.hierarchy == "spectral":
         constraint = FunctionConstraint(hierarchy, zero_boundary=True)
@@ -139,14 +163,15 @@ def structure(config: MeshRegressionConfig, num_levels: int, problem: Problem) -
     return geometry_structure([problem.mesh(spec) for spec in problem.train.values()], config, num_levels, problem)
 
 
-def transfer_specs(config: MeshRegressionConfig, problem: Problem) -> dict[str, Mapping]:
-    """Named test geometries besides the training ones (see the module docstring)."""
-    specs = {f"heldout/{name}": spec for name, spec in problem.heldout.items()}
-    specs |= {f"single/{name}": spec for name, spec in problem.train.items()}
+def transfer_specs(config: MeshRegressionConfig, problem: Problem) -> dict[str, tuple[Mapping, int]]:
+    """Named test geometries besides the training ones (see the module docstring), each with
+    its refinement r (4^r times the faces of the training mesh of its domain)."""
+    specs = {f"heldout/{name}": (spec, 0) for name, spec in problem.heldout.items()}
+    specs |= {f"single/{name}": (spec, 0) for name, spec in problem.train.items()}
     if config.resolution_transfer:
         for name, spec in problem.train.items():
-            specs[f"refined/{name}"] = problem.resize(spec, 4)
-            specs[f"coarsened/{name}"] = problem.resize(spec, 1 / 4)
+            specs[f"refined/{name}"] = (problem.resize(spec, 4), 1)
+            specs[f"coarsened/{name}"] = (problem.resize(spec, 1 / 4), -1)
     return specs
 
 
@@ -188,9 +213,9 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
 
     _, test_inputs, test_targets = load(problem.train, num_test, test_seed)
     transfer = {}
-    for name, spec in transfer_specs(config, problem).items():
+    for name, (spec, refinement) in transfer_specs(config, problem).items():
         meshes_j, inputs_j, targets_j = load({name: spec}, num_test, test_seed)
-        structure_j = geometry_structure(meshes_j, config, num_levels, problem)
+        structure_j = geometry_structure(meshes_j, config, num_levels, problem, refinement)
         hierarchy_j = structure_j.hierarchy
         plot_j = None
         if name.startswith("heldout/"):

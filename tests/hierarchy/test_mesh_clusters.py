@@ -62,3 +62,28 @@ def test_graph_features_and_too_many_levels():
 def test_deterministic_given_seed():
     a, b = ClusterHierarchy(_torus(), 3, seed=1), ClusterHierarchy(_torus(), 3, seed=1)
     np.testing.assert_array_equal(a.face_labels(0), b.face_labels(0))
+
+
+def test_per_step_passes_match_cell_sizes_across_resolutions():
+    """A 4x finer mesh of the torus with 2 more passes in its first coarsening has about the
+    coarse cells of the original mesh (2 passes give ~4x, not exactly); without them its
+    coarse levels have ~4x as many cells. 0 passes repeat a level."""
+    coarse = _torus()
+    fine = trimesh.creation.torus(1.0, 0.3, major_sections=48, minor_sections=24)
+    fine = Mesh(fine.vertices, fine.faces)
+    assert fine.num_faces == 4 * coarse.num_faces
+    original = ClusterHierarchy(coarse, 4)
+    matched = ClusterHierarchy(fine, 4, passes_per_level=[4, 2, 2])
+    check_hierarchy(matched)
+    unmatched = ClusterHierarchy(fine, 4)
+    for level in (1, 2):
+        assert 0.7 < matched.num_nodes(level) / original.num_nodes(level) < 1.4, level
+        assert unmatched.num_nodes(level) / original.num_nodes(level) > 3, level
+    repeated = ClusterHierarchy(coarse, 3, passes_per_level=[0, 2])
+    check_hierarchy(repeated)
+    assert repeated.num_nodes(1) == repeated.num_nodes(2) == coarse.num_faces
+    x = torch.randn(2, coarse.num_faces, 3, dtype=torch.float64)
+    torch.testing.assert_close(repeated.restrict(x, 2), x)  # V_1 = V_2: the projection is the identity
+    for bad in ([2, 2], [2, -1, 2], 0):
+        with pytest.raises(ValueError, match="passes_per_level"):
+            ClusterHierarchy(coarse, 4, passes_per_level=bad)

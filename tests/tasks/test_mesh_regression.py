@@ -44,6 +44,10 @@ def test_darcy_task_splits_geometries_and_resolutions(darcy):
     coarsened = task.transfer["coarsened/one_hole"].structure.hierarchy
     assert refined.num_nodes(refined.finest_level) == 4 * faces
     assert 0.15 < coarsened.num_nodes(coarsened.finest_level) / faces < 0.35
+    # match_scales: below the finest level, both have about the training mesh's cells
+    for level in range(1, finest):
+        for other in (refined, coarsened):
+            assert 0.6 < other.num_nodes(level) / hierarchy.sizes(level)[0] < 1.6, level
     # normalised by the training standard deviations
     assert task.train.inputs.std().item() == pytest.approx(1.0, rel=1e-4)
     assert task.train.targets.std().item() == pytest.approx(1.0, rel=1e-4)
