@@ -23,7 +23,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from compare import LABELS, summarise, table  # noqa: E402
+import compare  # noqa: E402
+from compare import summarise, table  # noqa: E402
+
+#: compare.py's labels, plus the SFNO (until compare.py names it)
+LABELS = {"sfno": "SFNO (torch-harmonics, lat-lon regridded)", **compare.LABELS}
 
 #: (metric, variable, column label, format, scale to the label's units)
 GALEWSKY_SCORES = (("rmse", "h", "RMSE h [m]", ".1f", 1.0), ("rmse", "vorticity", "RMSE ζ [1e-6 s⁻¹]", ".2f", 1e6),
@@ -31,9 +35,10 @@ GALEWSKY_SCORES = (("rmse", "h", "RMSE h [m]", ".1f", 1.0), ("rmse", "vorticity"
 
 
 def read_runs(run_dirs: list[Path]) -> dict[str, list[dict]]:
-    """``{model: [metrics of each seed]}`` with Galewsky scores merged in from evaluation.json."""
+    """``{model: [metrics of each seed]}`` in the order given, with Galewsky scores merged in
+    from evaluation.json."""
     runs: dict[str, list[dict]] = {}
-    for run_dir in sorted(run_dirs):
+    for run_dir in run_dirs:
         match = re.fullmatch(r"(.+)-seed(\d+)", run_dir.name)
         if match is None or not (run_dir / "metrics.json").is_file():
             raise ValueError(f"{run_dir} is not a finished compare.py run (<model>-seed<k>/metrics.json)")
@@ -43,8 +48,20 @@ def read_runs(run_dirs: list[Path]) -> dict[str, list[dict]]:
             later = json.loads(evaluation.read_text())["test"]
             metrics["test"].update({k: v for k, v in later.items() if k.startswith("galewsky_")})
         model = match.group(1).replace("unet-", "unet:", 1) if match.group(1).startswith("unet-") else match.group(1)
+        if model in runs and _setup(runs[model][0]) != _setup(metrics):
+            raise ValueError(f"{run_dir} was trained with another config than the earlier {model} runs: "
+                             "summarise them separately")
         runs.setdefault(model, []).append(metrics)
     return runs
+
+
+def _setup(metrics: dict) -> dict:
+    """A run's config without what may differ between seeds of one table row: the seed, and the
+    Galewsky switch (runs made before it existed lack the key and are scored afterwards)."""
+    config = json.loads(json.dumps(metrics["config"]))
+    config["train"].pop("seed")
+    config["task"].pop("galewsky_test", None)
+    return config
 
 
 def _cell(values: list[float], fmt: str) -> str:
@@ -81,11 +98,13 @@ def main() -> None:
     args = parser.parse_args()
     runs = read_runs(args.run_dirs)
     rows = {model: summarise(ms) for model, ms in runs.items()}
-    seeds = {model: [m["config"]["train"]["seed"] for m in ms] for model, ms in runs.items()}
     lines = [
-        "Seeds per model: " + "; ".join(f"{LABELS.get(m, m)}: {s}" for m, s in seeds.items()),
+        *table({LABELS.get(m, m): row for m, row in rows.items()}, "lead_hours" in next(iter(rows.values()))),
         "",
-        *table(rows, "lead_hours" in next(iter(rows.values()))),
+        "Training seconds per run (seed: s; 2 shared CPU cores, so contention varies):",
+        "",
+        *(f"- {LABELS.get(model, model)}: " + ", ".join(f"{m['config']['train']['seed']}: {m['seconds']['train']:.0f}"
+                                                          for m in ms) for model, ms in runs.items()),
         "",
         "Galewsky out-of-distribution rollout (trained on random balanced ICs; mean ± std over seeds):",
         "",
