@@ -7,7 +7,8 @@ and writes one markdown file with
 1. the comparison table of compare.py (same columns, mean ± std over the seeds found),
 2. the Galewsky test: RMSE / ACC of the rollout from the Galewsky jet at a few leads, mean
    ± std over seeds, with persistence. A run trained before the test existed is scored
-   from ``evaluation.json`` (``geounet evaluate RUN_DIR`` on its checkpoint) instead.
+   from ``evaluation.json`` (``geounet evaluate RUN_DIR`` on its checkpoint) instead;
+   ``<out stem>_galewsky.png`` plots the RMSE of h against lead.
 
     python experiments/shallow_water_healpix/summarise.py --out summary.md \\
         runs/compare/shallow_water_healpix/unet-multiresnet-seed* runs/compare_base/shallow_water_healpix/*
@@ -25,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import compare  # noqa: E402
 from compare import summarise, table  # noqa: E402
+
+from geounet.train.plots import plot_rollout_curves  # noqa: E402
 
 #: compare.py's labels, plus the SFNO (until compare.py names it)
 LABELS = {"sfno": "SFNO (torch-harmonics, lat-lon regridded)", **compare.LABELS}
@@ -90,6 +93,20 @@ def galewsky_table(runs: dict[str, list[dict]], leads: list[int]) -> list[str]:
     return lines
 
 
+def plot_galewsky(runs: dict[str, list[dict]], path: Path) -> None:
+    """RMSE of h against lead for the Galewsky rollout: seed-mean per model, and persistence."""
+    curves, persistence = {}, {}
+    for model, ms in runs.items():
+        tests = [m["test"] for m in ms if "galewsky_model_rmse_h" in m["test"]]
+        if tests:
+            leads = tests[0]["lead_hours"]
+            mean = [statistics.mean(c) for c in zip(*(t["galewsky_model_rmse_h"] for t in tests), strict=True)]
+            curves[LABELS.get(model, model)] = (leads, mean)
+            persistence["Persistence"] = (leads, tests[0]["galewsky_persistence_rmse_h"])
+    if curves:
+        plot_rollout_curves({**curves, **persistence}, "Galewsky: RMSE of h [m]", str(path))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", type=Path, nargs="+")
@@ -112,6 +129,7 @@ def main() -> None:
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
+    plot_galewsky(runs, args.out.with_name(args.out.stem + "_galewsky.png"))
     print("\n".join(lines))
 
 
