@@ -8,7 +8,8 @@
 - :class:`FlatResNet`: residual message-passing blocks at the finest level only, no
   hierarchy: the ablation of the multiresolution structure.
 - :class:`SFNOBaseline`: torch-harmonics' ``SphericalFourierNeuralOperator`` on an
-  equiangular latitude-longitude grid.
+  equiangular latitude-longitude grid (node layout of that grid; for HEALPix pixels in
+  and out, regridded both ways, use :class:`geounet.models.sfno_healpix.SFNOHealpix`).
 
 Every constructor takes a ``width`` so :func:`geounet.models.zoo.size_to_parameters` can
 match parameter counts.
