@@ -173,7 +173,7 @@ def slope(rows: list[dict]) -> float:
     xs = [math.log(r["nodes"]) for r in rows]
     ys = [math.log(r["s_per_sample"]) for r in rows]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
 
 def main() -> None:
@@ -205,7 +205,8 @@ def main() -> None:
     reference = matmul_flops_per_second(torch.device(args.device))
     print(f"device {args.device}, batch {args.batch}, target parameters {target}, "
           f"dense matmul {reference / 1e9:.1f} GFLOP/s")
-    header = f"{'model':<12}{'nside':>6}{'nodes':>9}{'params':>9}{'s/sample':>10}{'Mpix/s':>8}{'peak MB':>9}{'%matmul':>8}"
+    header = (f"{'model':<12}{'nside':>6}{'nodes':>9}{'params':>9}"
+              f"{'s/sample':>10}{'Mpix/s':>8}{'peak MB':>9}{'%matmul':>8}")
     print(header)
     rows = []
     for nside in args.nsides:

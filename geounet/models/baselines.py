@@ -82,7 +82,7 @@ class _ChebStage(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             x = self.act(norm(conv(x, self.edge_index)))
         return x  # [B, N, C_out]
 
@@ -122,12 +122,12 @@ class ChebUNet(nn.Module):
         finest = self.hierarchy.finest_level
         _check_input(x, self.hierarchy.num_nodes(finest), self.in_channels, type(self).__name__)
         h, skips = self.lift(x), []
-        for level, stage in zip(range(finest, 0, -1), self.encoders):
+        for level, stage in zip(range(finest, 0, -1), self.encoders, strict=True):
             h = stage(h)  # [B, N_level, C_level]
             skips.append(h)
             h = self.hierarchy.restrict(h, level)
         h = self.bottleneck(h)  # [B, N_0, C_0]
-        for level, stage in zip(range(1, finest + 1), self.decoders):
+        for level, stage in zip(range(1, finest + 1), self.decoders, strict=True):
             h = stage(torch.cat([self.hierarchy.prolong(h, level - 1), skips.pop()], dim=-1))
         return self.head(h)  # [B, N_I, C_out]
 

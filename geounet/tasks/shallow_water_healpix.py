@@ -9,6 +9,13 @@ standardised per variable, (x_t - μ) / σ, and predicts the standardised increm
 relative L2 error is therefore measured on increments: below 1 means better than
 persistence.
 
+The spaces are ``hierarchy = "haar"`` (nested HEALPix pixels; restrict is the mean of
+the 4 children) or ``"spectral"`` (:class:`~geounet.hierarchy.HealpixSHHierarchy`:
+band-limited functions, degree L_i = 2 nside_i, on the same grids; restrict is the
+least-squares band-limited fit with ``sh_iterations`` Jacobi refinements of each
+analysis: 0 is plain pixel quadrature, 20 reaches float64 round-off but costs about 15x
+more per transform).
+
 Besides the one-step error the task reports, in physical units, the area-weighted RMSE
 and the uncentred anomaly correlation (climatology = training mean state) of an
 autoregressive rollout from every test trajectory's first state, and the same numbers
@@ -34,17 +41,25 @@ from torch import Tensor, nn
 from geounet.data.shallow_water import VARIABLES, load_or_generate_shallow_water
 from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
+from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.plots import plot_healpix_predictions
+
+HIERARCHIES = ("haar", "spectral")
 
 
 @dataclass(frozen=True)
 class Config:
     name: ClassVar[str] = "shallow_water_healpix"
     nside: int = 32
+    #: "haar" (nested pixels) or "spectral" (spherical-harmonic bands)
+    hierarchy: str = "haar"
+    #: spectral only: Jacobi refinements of every spherical-harmonic analysis
+    sh_iterations: int = 3
     variables: list[str] = field(default_factory=lambda: ["h", "vorticity", "divergence"])
     num_train: int = 32
     num_test: int = 4
@@ -61,6 +76,10 @@ class Config:
     galewsky_test: bool = True
 
     def validate(self) -> None:
+        if self.hierarchy not in HIERARCHIES:
+            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.sh_iterations < 0:
+            raise ValueError(f"task.sh_iterations must be >= 0, got {self.sh_iterations}")
         unknown = sorted(set(self.variables) - set(VARIABLES))
         if unknown or not self.variables:
             raise ValueError(f"task.variables must be a non-empty subset of {VARIABLES}, got {self.variables}")
@@ -69,8 +88,15 @@ class Config:
             raise ValueError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
 
 
+def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
+    """The spaces of ``config.hierarchy`` on HEALPix, finest nside ``config.nside``."""
+    if config.hierarchy == "haar":
+        return HealpixHaarHierarchy(config.nside, num_levels)
+    return HealpixSHHierarchy(config.nside, num_levels, iterations=config.sh_iterations)
+
+
 def structure(config: Config, num_levels: int) -> TaskStructure:
-    hierarchy = HealpixHaarHierarchy(config.nside, num_levels)
+    hierarchy = sphere_hierarchy(config, num_levels)
     channels = len(config.variables)
     return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels)
 

@@ -22,5 +22,5 @@ def test_compiled_multiresnet_matches_eager_forward_and_backward(backend):
     out = compiled(x)
     out.square().sum().backward()
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
-    for grad, p in zip(grads, model.parameters()):
+    for grad, p in zip(grads, model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, grad, rtol=1e-4, atol=1e-5)

@@ -79,8 +79,10 @@ def test_table_from_edges_round_trips_edges():
     graph = random_geometric_graph(30)
     neighbours, mask, attr = table_from_edges(graph.edge_index, graph.edge_attr, 30)
     target = torch.arange(30)[:, None].expand_as(neighbours)
-    rebuilt = {(int(s), int(t)): tuple(a.tolist()) for s, t, a in zip(neighbours[mask], target[mask], attr[mask])}
-    original = {(int(s), int(t)): tuple(a.tolist()) for (s, t), a in zip(graph.edge_index.t(), graph.edge_attr)}
+    rebuilt = {(int(s), int(t)): tuple(a.tolist())
+               for s, t, a in zip(neighbours[mask], target[mask], attr[mask], strict=True)}
+    original = {(int(s), int(t)): tuple(a.tolist())
+                for (s, t), a in zip(graph.edge_index.t(), graph.edge_attr, strict=True)}
     assert rebuilt == original
     assert (attr[~mask] == 0).all()
 
@@ -144,11 +146,11 @@ def test_anisotropic_kernel_rotates_with_its_edge_displacements():
 def test_gradcheck_float64(backend, kernel):
     torch.manual_seed(0)
     graph = random_geometric_graph(12, k=3)
-    op = dict(zip(["table", "pyg"], pair(graph, 12, cin=2, cout=2, kernel=kernel)))[backend]
+    op = dict(zip(["table", "pyg"], pair(graph, 12, cin=2, cout=2, kernel=kernel), strict=True))[backend]
     names = [name for name, _ in op.named_parameters()]
 
     def f(x, *params):
-        return torch.func.functional_call(op, dict(zip(names, params)), (x,))
+        return torch.func.functional_call(op, dict(zip(names, params, strict=True)), (x,))
 
     x = torch.randn(2, 12, 2, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_(True) for p in op.parameters()]
@@ -161,7 +163,8 @@ def test_isolated_nodes_get_only_the_self_term():
     graph = random_geometric_graph(10, k=2)
     keep = (graph.edge_index != 9).all(0)  # isolate node 9
     graph = LevelGraph(edge_index=graph.edge_index[:, keep], edge_attr=graph.edge_attr[keep])
-    empty = LevelGraph(edge_index=torch.zeros(2, 0, dtype=torch.int64), edge_attr=torch.zeros(0, 3, dtype=torch.float64))
+    empty = LevelGraph(edge_index=torch.zeros(2, 0, dtype=torch.int64),
+                       edge_attr=torch.zeros(0, 3, dtype=torch.float64))
     x = torch.randn(2, 10, 3, dtype=torch.float64)
     for g, isolated in ((graph, [9]), (empty, list(range(10)))):
         table, pyg = pair(g, 10)

@@ -1,10 +1,12 @@
-"""The shallow-water HEALPix task at toy size: splits, Galewsky out-of-distribution scores."""
+"""The shallow-water HEALPix task at toy size: spaces, splits, Galewsky out-of-distribution scores."""
 
 import pytest
 import torch
 from torch import nn
 
-from geounet.tasks.shallow_water_healpix import Config, load_trajectories, prepare
+from geounet.geometry.healpix import pixel_vectors
+from geounet.hierarchy import HealpixHaarHierarchy, HealpixSHHierarchy
+from geounet.tasks.shallow_water_healpix import Config, load_trajectories, prepare, structure
 
 
 def tiny(tmp_path, **overrides) -> Config:
@@ -72,3 +74,21 @@ def test_galewsky_uses_the_training_standardisation(tmp_path):
 def test_unknown_split_is_rejected(tmp_path, split):
     with pytest.raises(ValueError, match="split must be one of"):
         load_trajectories(tiny(tmp_path), split)
+
+
+def test_spectral_spaces_are_spherical_harmonic_bands(tmp_path):
+    haar = structure(tiny(tmp_path), num_levels=3).hierarchy
+    spectral = structure(tiny(tmp_path, hierarchy="spectral", sh_iterations=30), num_levels=3).hierarchy
+    assert type(haar) is HealpixHaarHierarchy and type(spectral) is HealpixSHHierarchy
+    assert spectral.lmax == [2, 4, 8] and spectral.iterations == 30
+    assert [spectral.num_nodes(i) for i in range(3)] == [haar.num_nodes(i) for i in range(3)]
+    # a degree-2 function (here a constant plus a dipole z) lies in the coarsest band: restrict keeps it
+    z = pixel_vectors(tiny(tmp_path).nside)[:, 2:].double()  # [N, 1], NEST
+    torch.testing.assert_close(spectral.prolong(spectral.restrict(1 + z, 2), 1), 1 + z, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [("hierarchy", "wavelet", "task.hierarchy must be one of"),
+                                                       ("sh_iterations", -1, "task.sh_iterations must be >= 0")])
+def test_bad_sphere_space_settings_are_rejected(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(tmp_path, **{key: value}).validate()
