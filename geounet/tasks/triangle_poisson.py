@@ -2,18 +2,28 @@
 
 -Δu = f on T = {x, y ≥ 0, x + y ≤ 1}, u = 0 on ∂T, ground truth by P1 finite elements on
 the level-``mesh_level`` uniform subdivision (:mod:`geounet.data.fem`); the model maps
-the vertex values of f to those of u. The spaces are Laplacian eigenbases of the mesh
-(:class:`~geounet.hierarchy.MeshSpectralHierarchy`, coefficient levels with the band
-limits given, then vertex values):
+the vertex values of f to those of u. The spaces (``hierarchy``):
 
-- ``constrained = true``: Dirichlet eigenfunctions, and the output is projected onto the
-  functions vanishing on the boundary (:class:`~geounet.hierarchy.ConstrainedUNet`), so
-  it satisfies u = 0 on ∂T exactly, for any weights;
-- ``constrained = false``: Neumann eigenfunctions and no projection.
+- ``"spectral"``: Laplacian eigenbases of the mesh
+  (:class:`~geounet.hierarchy.MeshSpectralHierarchy`, coefficient levels with the band
+  limits given, then vertex values), and
 
-Besides the error, the task reports the boundary violation max |u_pred| on ∂T. Inputs
-and targets are divided by their training standard deviations (no offset, so zero
-boundary values stay zero).
+  * ``constrained = true``: Dirichlet eigenfunctions, and the output is projected onto
+    the functions vanishing on the boundary (:class:`~geounet.hierarchy.ConstrainedUNet`),
+    so it satisfies u = 0 on ∂T exactly, for any weights;
+  * ``constrained = false``: Neumann eigenfunctions and no projection;
+
+- ``"haar"``: the paper's triangle hierarchy (:class:`~geounet.hierarchy.TriangleHierarchy`,
+  piecewise constants on the 4-way subdivision, finest cells = the FEM mesh's faces).
+  Signals are cell averages, which for a P1 function are the means of its three vertex
+  values; they do not vanish on boundary cells, so this space cannot encode the
+  boundary condition (``constrained`` must be false). Its error is the relative L2
+  error of the cell averages (area weights), against the lumped-mass vertex norm of the
+  spectral spaces: the same quantity up to the O(h²) difference of the two quadratures.
+
+Vertex spaces also report the boundary violation max |u_pred| on ∂T. Inputs and targets
+are divided by their training standard deviations (no offset, so zero boundary values
+stay zero).
 """
 
 from __future__ import annotations
@@ -27,18 +37,24 @@ from torch import Tensor, nn
 
 from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.geometry.mesh import Mesh
+from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint, boundary_mask
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.hierarchy.triangle import TriangleHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
 from geounet.train.plots import plot_triangle_predictions
+
+HIERARCHIES = ("spectral", "haar")
 
 
 @dataclass(frozen=True)
 class Config:
     name: ClassVar[str] = "triangle_poisson"
     mesh_level: int = 5
+    #: "spectral" (Laplacian eigenbases, vertex values) or "haar" (4-way subdivision, cell averages)
+    hierarchy: str = "spectral"
     band_limits: list[int] = field(default_factory=lambda: [16, 64, 256])
     constrained: bool = True
     num_train: int = 512
@@ -50,6 +66,13 @@ class Config:
     def validate(self) -> None:
         if not 2 <= self.mesh_level <= 7:
             raise ValueError(f"task.mesh_level must lie in [2, 7], got {self.mesh_level}")
+        if self.hierarchy not in HIERARCHIES:
+            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.hierarchy == "haar" and self.constrained:
+            raise ValueError(
+                "task.constrained = true needs task.hierarchy = 'spectral': Haar cells hold face averages, "
+                "which do not vanish on the boundary; set task.constrained = false"
+            )
         data_splits(self)
 
 
@@ -59,7 +82,34 @@ def triangle_mesh(level: int) -> Mesh:
     return Mesh(np.c_[vertices, np.zeros(len(vertices))], faces)
 
 
+def haar_hierarchy(config: Config, num_levels: int) -> TriangleHierarchy:
+    """The subdivision hierarchy whose finest cells are the faces of the level-``mesh_level`` mesh."""
+    coarsest_depth = config.mesh_level - (num_levels - 1)
+    if coarsest_depth < 0:
+        raise ValueError(
+            f"model.num_levels = {num_levels} needs task.mesh_level >= {num_levels - 1} with task.hierarchy = 'haar' "
+            f"(one subdivision per level), got {config.mesh_level}"
+        )
+    return TriangleHierarchy(num_levels, coarsest_depth=coarsest_depth)
+
+
+def fem_face_of_cell(hierarchy: TriangleHierarchy, level: int) -> np.ndarray:
+    """For every finest cell of ``hierarchy`` (address order), the index of the same triangle
+    among the faces of :func:`reference_triangle_mesh` ``(level)``, matched by centroid."""
+    vertices, faces = reference_triangle_mesh(level)
+    scale = 3 * 2**level  # centroids are integer multiples of 1 / (3 2^level)
+    cells = hierarchy.mesh.vertices[hierarchy.mesh.faces][..., :2].mean(axis=1)  # [F, 2]
+    keys = {tuple(k): f for f, k in enumerate(np.rint(vertices[faces].mean(axis=1) * scale).astype(np.int64))}
+    match = [keys.get(tuple(k)) for k in np.rint(cells * scale).astype(np.int64)]
+    if None in match or len(set(match)) != len(faces):
+        raise AssertionError("the subdivision cells and the FEM faces are not the same triangles")
+    return np.asarray(match)
+
+
 def structure(config: Config, num_levels: int) -> TaskStructure:
+    if config.hierarchy == "haar":
+        hierarchy: Hierarchy = haar_hierarchy(config, num_levels)
+        return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), 1, 1)
     boundary = "dirichlet" if config.constrained else "neumann"
     hierarchy = MeshSpectralHierarchy(triangle_mesh(config.mesh_level), config.band_limits, boundary=boundary)
     if hierarchy.num_levels != num_levels:
@@ -86,27 +136,39 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
         )
         for split, (count, seed) in data_splits(config).items()
     }
-    f_scale = float(np.std(splits["train"]["f_vertex"]))
-    u_scale = float(np.std(splits["train"]["u_vertex"]))
+    vertices, faces = reference_triangle_mesh(config.mesh_level)
+    if config.hierarchy == "haar":
+        cell_faces = faces[fem_face_of_cell(hierarchy, config.mesh_level)]  # [F, 3], address order
+
+        def node_values(vertex_values: np.ndarray) -> np.ndarray:  # [S, V] -> [S, F] cell averages
+            return vertex_values[:, cell_faces].mean(axis=-1)
+    else:
+        def node_values(vertex_values: np.ndarray) -> np.ndarray:
+            return vertex_values
+
+    f_scale = float(np.std(node_values(splits["train"]["f_vertex"])))
+    u_scale = float(np.std(node_values(splits["train"]["u_vertex"])))
     mass = hierarchy.mass(hierarchy.finest_level)
 
     def dataset(arrays: dict) -> Dataset:
-        f = torch.from_numpy(arrays["f_vertex"] / f_scale).float()[..., None]  # [S, V, 1]
-        u = torch.from_numpy(arrays["u_vertex"] / u_scale).float()[..., None]  # [S, V, 1]
+        f = torch.from_numpy(node_values(arrays["f_vertex"]) / f_scale).float()[..., None]  # [S, N, 1]
+        u = torch.from_numpy(node_values(arrays["u_vertex"]) / u_scale).float()[..., None]  # [S, N, 1]
         return Dataset(f, u, mass)
 
     train, test = dataset(splits["train"]), dataset(splits["test"])
+
+    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+        fields = [inputs[..., 0] * f_scale, targets[..., 0] * u_scale, predictions[..., 0] * u_scale]
+        plot_faces = cell_faces if config.hierarchy == "haar" else faces
+        plot_triangle_predictions(vertices, plot_faces, *fields, path)
+
+    if config.hierarchy == "haar":
+        return PreparedTask(geometry, train, test, plot)
     on_boundary = boundary_mask(hierarchy, hierarchy.finest_level)  # [V] bool
 
     @torch.no_grad()
     def boundary_violation(model: nn.Module, device: torch.device) -> dict[str, float]:
         prediction = model(test.inputs.to(device)).cpu() * u_scale  # [S, V, 1]
         return {"boundary_violation_max": prediction[:, on_boundary].abs().max().item()}
-
-    vertices, faces = reference_triangle_mesh(config.mesh_level)
-
-    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
-        fields = [inputs[..., 0] * f_scale, targets[..., 0] * u_scale, predictions[..., 0] * u_scale]
-        plot_triangle_predictions(vertices, faces, *fields, path)
 
     return PreparedTask(geometry, train, test, plot, evaluate_extra=boundary_violation)

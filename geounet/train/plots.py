@@ -121,7 +121,9 @@ def draw_rollout_curves(ax: Axes, curves: dict[str, tuple[list[float], list[floa
 def plot_triangle_predictions(
     vertices, faces, inputs: Tensor, targets: Tensor, predictions: Tensor, path: str, rows: int = 2
 ) -> None:
-    """Rows of (f, target u, predicted u, error) on a planar triangle mesh; fields ``[S, V]``."""
+    """Rows of (f, target u, predicted u, error) on a planar triangle mesh; fields are vertex
+    values ``[S, V]`` (drawn interpolated) or face values ``[S, F]`` in the order of ``faces``
+    (drawn flat)."""
     from matplotlib.tri import Triangulation
 
     mesh = Triangulation(vertices[:, 0], vertices[:, 1], faces)
@@ -137,7 +139,11 @@ def plot_triangle_predictions(
             ("error", error, float(error.abs().max())),
         )
         for ax, (name, values, lim) in zip(axes[r], panels, strict=True):
-            shown = ax.tripcolor(mesh, values.numpy(), shading="gouraud", cmap="RdBu_r", vmin=-lim, vmax=lim)
+            colours = dict(cmap="RdBu_r", vmin=-lim, vmax=lim)
+            if len(values) == len(faces):
+                shown = ax.tripcolor(mesh, facecolors=values.numpy(), **colours)
+            else:
+                shown = ax.tripcolor(mesh, values.numpy(), shading="gouraud", **colours)
             ax.set_title(name)
             ax.set_aspect("equal")
             ax.set_axis_off()

@@ -294,3 +294,15 @@ def test_triangle_dirichlet_task_is_exact_only_when_constrained(tmp_path):
         violations[constrained] = json.loads((out / "metrics.json").read_text())["test"]["boundary_violation_max"]
     assert violations["true"] == 0.0
     assert violations["false"] > 1e-6
+
+
+def test_triangle_task_trains_on_the_haar_subdivision_hierarchy(tmp_path):
+    out = tmp_path / "haar"
+    overrides = ["task.hierarchy='haar'", "task.constrained=false", "task.mesh_level=3", "model.num_levels=3",
+                 "task.num_train=8", "task.num_test=4", f"task.cache_dir='{tmp_path / 'data'}'", "model.width=4",
+                 "train.steps=3", "train.batch_size=4", "train.warmup_steps=1"]
+    assert _train_cli(["--config", str(REPO / "experiments/triangle_poisson/config.toml")], out, overrides) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parameters"]["encoder"] == 0 and 0 < metrics["test"]["rel_l2_mean"] < 10
+    assert "boundary_violation_max" not in metrics["test"]  # cell averages have no boundary values
+    assert (out / "predictions.png").stat().st_size > 1000
