@@ -2,7 +2,7 @@
 
 The paper's Table-1 question beyond the square: does a parameter-free (Multi-ResNet)
 encoder match a learned one? Models are ``unet:<variant>`` (geounet's U-Net variants)
-or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``) sized to the
+or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``, ``sfno``) sized to the
 U-Net's parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png``
 (and ``rollout.png`` for forecasting tasks) into ``--results``. Tasks with transfer tests
 (held-out or refined meshes) get one column per group of them (the mean over the group's
@@ -33,6 +33,7 @@ LABELS = {
     "cheb_unet": "DeepSphere-style ChebConv U-Net",
     "graph_unet": "PyG GraphUNet",
     "flat_resnet": "Flat message-passing ResNet",
+    "sfno": "SFNO (torch-harmonics, lat-lon regridded)",
 }
 
 

@@ -24,13 +24,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import compare  # noqa: E402
-from compare import summarise, table  # noqa: E402
+from compare import LABELS, summarise, table  # noqa: E402
 
 from geounet.train.plots import plot_rollout_curves  # noqa: E402
-
-#: compare.py's labels, plus the SFNO (until compare.py names it)
-LABELS = {"sfno": "SFNO (torch-harmonics, lat-lon regridded)", **compare.LABELS}
 
 #: (metric, variable, column label, format, scale to the label's units)
 GALEWSKY_SCORES = (("rmse", "h", "RMSE h [m]", ".1f", 1.0), ("rmse", "vorticity", "RMSE ζ [1e-6 s⁻¹]", ".2f", 1e6),
