@@ -135,6 +135,12 @@ class Hierarchy(ABC):
         """The mass inner product <x, y>_level, summed over nodes and channels, ``[...]``."""
         return self.integrate(x * y, level).sum(-1)
 
+    def components(self, level: int) -> list[int]:
+        """Node counts of the independent geometries on ``level``, in node order: one for a
+        single geometry, one per mesh for a disjoint union. Per-sample statistics (group
+        normalisation) are taken over each separately."""
+        return [self.num_nodes(level)]
+
     def describe(self) -> list[dict[str, int]]:
         """One row per level: ``{"level", "nodes", "edges"}``."""
         return [

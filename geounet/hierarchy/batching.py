@@ -61,6 +61,9 @@ class BatchedHierarchy(Hierarchy):
         self._check_level(level)
         return list(self._sizes[level])
 
+    def components(self, level: int) -> list[int]:
+        return self.sizes(level)
+
     def offsets(self, level: int) -> Tensor:
         """``[m + 1]`` start of each hierarchy's nodes at ``level`` (and the total)."""
         return torch.tensor([0] + self.sizes(level)).cumsum(0)

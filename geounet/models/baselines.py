@@ -72,13 +72,14 @@ class GraphUNetBaseline(nn.Module):
 
 
 class _ChebStage(nn.Module):
-    """Two (ChebConv -> GroupNorm -> GELU) layers on one level."""
+    """Two (ChebConv -> GroupNorm -> GELU) layers on one level of ``hierarchy``."""
 
-    def __init__(self, edge_index: Tensor, in_channels: int, out_channels: int, K: int):
+    def __init__(self, hierarchy: Hierarchy, level: int, in_channels: int, out_channels: int, K: int):
         super().__init__()
-        self.register_buffer("edge_index", edge_index.clone(), persistent=False)
+        self.register_buffer("edge_index", hierarchy.graph(level).edge_index.clone(), persistent=False)
         self.convs = nn.ModuleList([ChebConv(in_channels, out_channels, K), ChebConv(out_channels, out_channels, K)])
-        self.norms = nn.ModuleList([NodeGroupNorm(1, out_channels), NodeGroupNorm(1, out_channels)])
+        components = hierarchy.components(level)
+        self.norms = nn.ModuleList([NodeGroupNorm(1, out_channels, components=components) for _ in range(2)])
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
@@ -106,15 +107,14 @@ class ChebUNet(nn.Module):
         finest = self.hierarchy.finest_level
         self.in_channels = in_channels
         channels = [width * min(2 ** (finest - i), max_mult) for i in range(finest + 1)]
-        edges = [self.hierarchy.graph(i).edge_index for i in range(finest + 1)]
         self.lift = nn.Linear(in_channels, width)
         self.encoders = nn.ModuleList(
-            _ChebStage(edges[i], width if i == finest else channels[i + 1], channels[i], K)
+            _ChebStage(self.hierarchy, i, width if i == finest else channels[i + 1], channels[i], K)
             for i in range(finest, 0, -1)
         )
-        self.bottleneck = _ChebStage(edges[0], channels[1] if finest else width, channels[0], K)
+        self.bottleneck = _ChebStage(self.hierarchy, 0, channels[1] if finest else width, channels[0], K)
         self.decoders = nn.ModuleList(
-            _ChebStage(edges[i], channels[i - 1] + channels[i], channels[i], K) for i in range(1, finest + 1)
+            _ChebStage(self.hierarchy, i, channels[i - 1] + channels[i], channels[i], K) for i in range(1, finest + 1)
         )
         self.head = nn.Linear(channels[finest], out_channels)
 

@@ -25,7 +25,7 @@ class FinestLevels(Hierarchy):
     """The ``num_levels`` finest levels of ``base`` as a hierarchy of their own.
 
     Level ``i`` here is level ``i + base.num_levels - num_levels`` of ``base``; restrict,
-    prolong, mass and graphs are delegated, so all invariants carry over.
+    prolong, mass, graphs and components are delegated, so all invariants carry over.
     """
 
     def __init__(self, base: Hierarchy, num_levels: int):
@@ -57,6 +57,10 @@ class FinestLevels(Hierarchy):
     def graph(self, level: int) -> LevelGraph:
         self._check_level(level)
         return self.base.graph(level + self.offset)
+
+    def components(self, level: int) -> list[int]:
+        self._check_level(level)
+        return self.base.components(level + self.offset)
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         return self.base.restrict(x, level + self.offset)

@@ -3,7 +3,9 @@
 A block is generic over the geometry: the only geometric part is the *spatial
 operator*, an ``nn.Module`` mapping ``[B, N, C_in] -> [B, N, C_out]`` on one level
 (a 3x3 convolution on the square, message passing on a graph). Spatial operators are
-made by an :class:`OperatorFactory`, ``factory(level, in_channels, out_channels)``.
+made by an :class:`OperatorFactory`, ``factory(level, in_channels, out_channels)``; its
+``hierarchy`` also says which nodes form independent geometries, over which the group
+norms take their statistics separately.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from typing import Protocol
 
 from torch import Tensor, nn
 
+from geounet.hierarchy.base import Hierarchy
 from geounet.nn.norm import NodeGroupNorm
 
 
 class OperatorFactory(Protocol):
-    """Makes the spatial operator of a level: ``[B, N, C_in] -> [B, N, C_out]``."""
+    """Makes the spatial operator of a level of ``hierarchy``: ``[B, N, C_in] -> [B, N, C_out]``."""
+
+    hierarchy: Hierarchy
 
     def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module: ...
 
@@ -38,9 +43,10 @@ class ResidualBranch(nn.Module):
         num_groups: int = 1,
     ):
         super().__init__()
-        self.norm1 = NodeGroupNorm(_groups(num_groups, in_channels), in_channels)
+        components = factory.hierarchy.components(level)
+        self.norm1 = NodeGroupNorm(_groups(num_groups, in_channels), in_channels, components=components)
         self.op1 = factory(level, in_channels, out_channels)
-        self.norm2 = NodeGroupNorm(_groups(num_groups, out_channels), out_channels)
+        self.norm2 = NodeGroupNorm(_groups(num_groups, out_channels), out_channels, components=components)
         self.op2 = factory(level, out_channels, out_channels)
         self.act = nn.GELU()
         self.film = nn.Linear(cond_dim, 2 * out_channels) if cond_dim else None

@@ -55,7 +55,8 @@ class PreparedGraph:
     """Float64 graph tensors of one level in the form the operators consume.
 
     ``edge_features`` / ``neighbour_features`` are the selected edge features divided by
-    their RMS; ``edge_norm`` / ``neighbour_norm`` hold 1/deg of the target node.
+    their RMS over the edges of the target node's component (see :func:`prepare_graph`);
+    ``edge_norm`` / ``neighbour_norm`` hold 1/deg of the target node.
     """
 
     num_nodes: int
@@ -93,8 +94,23 @@ def table_from_edges(edge_index: Tensor, edge_attr: Tensor, num_nodes: int) -> t
     return neighbours, mask, attr
 
 
+def feature_scales(attr: Tensor, target: Tensor, components: Sequence[int]) -> Tensor:
+    """``[N]``: for every node, the RMS of the edge features ``attr [E, F]`` over the edges
+    whose target lies in the node's component (1 where a component has no edges or only
+    zero features). ``components`` are node counts in node order, e.g. the meshes of a
+    disjoint union, so each mesh is scaled as it would be on its own."""
+    sizes = torch.as_tensor(list(components))
+    component = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # [N]
+    of_edge = component[target]  # [E]
+    squares = attr.new_zeros(len(sizes)).index_add_(0, of_edge, attr.pow(2).sum(dim=1))
+    entries = torch.bincount(of_edge, minlength=len(sizes)).to(attr.dtype) * attr.shape[1]
+    rms = (squares / entries.clamp(min=1.0)).sqrt()
+    return torch.where(rms > 0, rms, 1.0)[component]
+
+
 def prepare_graph(
-    graph: LevelGraph, num_nodes: int, edge_features: Sequence[int] | None = None, table: bool = False
+    graph: LevelGraph, num_nodes: int, edge_features: Sequence[int] | None = None, table: bool = False,
+    components: Sequence[int] | None = None,
 ) -> PreparedGraph:
     """Select and scale the edge features of ``graph`` and precompute degree normalisation.
 
@@ -102,19 +118,23 @@ def prepare_graph(
         edge_features: columns of ``edge_attr`` to use (e.g. only the distance column for
             an isotropic kernel); all columns when None.
         table: build a padded neighbour table from ``edge_index`` when the graph has none.
+        components: node counts of the independent geometries, in node order (None: one);
+            features are scaled by their RMS within each (:func:`feature_scales`).
     """
     attr = graph.edge_attr.to(torch.float64)
     columns = list(range(attr.shape[1])) if edge_features is None else list(edge_features)
     if any(not 0 <= c < attr.shape[1] for c in columns):
         raise ValueError(f"edge_features {columns} out of range for a graph with {attr.shape[1]} edge features")
+    components = [num_nodes] if components is None else list(components)
+    if sum(components) != num_nodes:
+        raise ValueError(f"components {components} hold {sum(components)} nodes, but the graph has {num_nodes}")
     attr = attr[:, columns]
-    rms = attr.pow(2).mean().sqrt() if attr.numel() else attr.new_tensor(0.0)
-    scale = rms if rms > 0 else attr.new_tensor(1.0)
     target = graph.edge_index[1]
+    scale = feature_scales(attr, target, components)  # [N]
     degree = torch.bincount(target, minlength=num_nodes).to(torch.float64)  # [N]
     inverse_degree = 1.0 / degree.clamp(min=1.0)
     prepared = dict(num_nodes=num_nodes, edge_index=graph.edge_index.to(torch.int64),
-                    edge_features=attr / scale, edge_norm=inverse_degree[target])
+                    edge_features=attr / scale[target, None], edge_norm=inverse_degree[target])
     if graph.neighbours is not None:
         if graph.neighbour_mask is None or graph.neighbour_attr is None:
             raise ValueError("a LevelGraph with a neighbour table also needs neighbour_mask and neighbour_attr")
@@ -123,7 +143,7 @@ def prepare_graph(
         neighbours, mask, slot_attr = table_from_edges(graph.edge_index, graph.edge_attr, num_nodes)
     if graph.neighbours is not None or table:
         self_index = torch.arange(num_nodes)[:, None]
-        slot_attr = slot_attr.to(torch.float64)[..., columns] / scale
+        slot_attr = slot_attr.to(torch.float64)[..., columns] / scale[:, None, None]
         prepared.update(
             neighbours=torch.where(mask, neighbours, self_index).to(torch.int64),
             neighbour_features=torch.where(mask[..., None], slot_attr, 0.0),
@@ -324,7 +344,7 @@ class MessagePassingFactory:
         if level not in self._graphs:
             prepared = prepare_graph(
                 self.hierarchy.graph(level), self.hierarchy.num_nodes(level), self.edge_features,
-                table=self.uses_table(level),
+                table=self.uses_table(level), components=self.hierarchy.components(level),
             )
             self._graphs[level] = GraphBuffers(prepared)
         return self._graphs[level]

@@ -17,10 +17,9 @@ turns them into a :class:`~geounet.tasks.PreparedTask`:
   (:class:`~geounet.tasks.TransferTest`) rebuild the trained model on
 
   * ``heldout/<name>``: each held-out geometry, at its native resolution;
-  * ``single/<name>``: each training geometry on its own. Group normalisation takes its
-    statistics over all nodes of a sample, i.e. over the whole union in training, so a
-    geometry alone is normalised slightly differently; comparing these errors with
-    ``test`` measures that effect;
+  * ``single/<name>``: each training geometry on its own (its share of ``test``: group
+    norms and edge-feature scales are per geometry, so a mesh's output does not depend
+    on the other meshes of the union);
   * ``refined/<name>`` and ``coarsened/<name>``: each training geometry meshed 4x finer
     and about 4x coarser (resolution transfer: the same domain, a different mesh). With
     ``match_scales`` (clusters only) their hierarchies keep the training cell sizes on

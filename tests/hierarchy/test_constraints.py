@@ -27,11 +27,12 @@ class NeighbourMean(nn.Module):
         return self.self_map(x) + self.neighbour_map(summed * self.inv_degree.to(x.dtype))
 
 
-def factory_for(hierarchy):
-    def factory(level, in_ch, out_ch):
-        return NeighbourMean(hierarchy.graph(level).edge_index, hierarchy.num_nodes(level), in_ch, out_ch)
+class NeighbourMeanFactory:
+    def __init__(self, hierarchy):
+        self.hierarchy = hierarchy
 
-    return factory
+    def __call__(self, level, in_ch, out_ch):
+        return NeighbourMean(self.hierarchy.graph(level).edge_index, self.hierarchy.num_nodes(level), in_ch, out_ch)
 
 
 def _square_plate():
@@ -64,7 +65,7 @@ def test_unet_output_satisfies_constraint_for_random_weights(name, constraint_kw
     torch.manual_seed(0)
     h = HIERARCHIES[name]()
     constraint = FunctionConstraint(h, **constraint_kwargs)
-    model = ConstrainedUNet(build_unet(h, 3, 2, factory_for(h), width=8), constraint).double()
+    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), constraint).double()
     for p in model.parameters():  # arbitrary weights, not just the initialisation
         nn.init.normal_(p, std=0.5)
     x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
@@ -108,7 +109,7 @@ def test_haar_boundary_cells_are_nested():
 
 def test_dirichlet_spectral_coefficients_need_no_projection():
     h = MeshSpectralHierarchy(_disc(), [3, 8, 15], boundary="dirichlet", vertex_level=False, use_cache=False)
-    model = build_unet(h, 1, 1, factory_for(h), width=4).double()
+    model = build_unet(h, 1, 1, NeighbourMeanFactory(h), width=4).double()
     for p in model.parameters():
         nn.init.normal_(p)
     coefficients = model(torch.randn(2, 15, 1, dtype=torch.float64))
@@ -133,7 +134,7 @@ def test_constrained_unet_on_cuda_matches_cpu(name):
     torch.manual_seed(0)
     h = HIERARCHIES[name]()
     constraint = FunctionConstraint(h, integral=[0.5, 1.0])
-    model = ConstrainedUNet(build_unet(h, 3, 2, factory_for(h), width=8), constraint).double()
+    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), constraint).double()
     x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
     expected = model(x)
     actual = model.cuda()(x.cuda())
