@@ -225,6 +225,42 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     )
 
 
+def test_sigkilled_cli_run_resumes_to_the_uninterrupted_loss_curve(tmp_path):
+    """``geounet train`` killed with SIGKILL mid-run, then ``--resume``: same losses as one clean run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = [*SQUARE, "--quiet", "--set", "train.steps=60", "--set", "train.eval_every=60",
+              "--set", "train.checkpoint_every=3"]
+    for override in [*TINY, f"task.cache_dir='{tmp_path / 'data'}'", "model.width=2"]:
+        common += ["--set", override]
+    assert main(["train", "--out", str(tmp_path / "clean"), *common]) == 0  # also generates the data
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "geounet.cli", "train", "--out", str(killed), *common], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:
+        if (killed / "checkpoint.pt").is_file() and load_checkpoint(killed / "checkpoint.pt")["step"] >= 6:
+            os.kill(run.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
+    assert not (killed / "metrics.json").exists()
+    stopped_at = load_checkpoint(killed / "checkpoint.pt")["step"]
+    assert 6 <= stopped_at < 60
+    assert main(["train", "--out", str(killed), "--resume", *common]) == 0
+    clean = json.loads((tmp_path / "clean" / "metrics.json").read_text())["history"]
+    resumed = json.loads((killed / "metrics.json").read_text())["history"]
+    assert [r["step"] for r in resumed] == [r["step"] for r in clean] == list(range(1, 61))
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in resumed]), torch.tensor([r["loss"] for r in clean]),
+                               rtol=1e-6, atol=0)
+
+
 def test_cli_trains_shallow_water_on_healpix(tmp_path):
     """The main job's pipeline at toy size: solver -> HEALPix -> Multi-ResNet -> rollout vs persistence."""
     out = tmp_path / "sphere"
