@@ -125,28 +125,32 @@ class FunctionConstraint:
 
 
 class ConstrainedUNet(nn.Module):
-    """``Π ∘ unet``: a U-Net whose output lies in the constraint set for any weights.
+    """``Π ∘ unet``: a model whose output lies in the constraint set for any weights.
 
     Args:
-        unet: e.g. from :func:`geounet.models.build_unet` on ``constraint.hierarchy``.
+        unet: a U-Net from :func:`geounet.models.build_unet` on ``constraint.hierarchy``,
+            or any model mapping ``[B, N_I, C_in] -> [B, N_I, C_out]`` on its finest level
+            (e.g. a baseline); a model with a ``hierarchy`` must share the constraint's.
         constraint: applied at the finest level.
     """
 
     def __init__(self, unet: nn.Module, constraint: FunctionConstraint):
         super().__init__()
-        if unet.hierarchy is not constraint.hierarchy:
+        own = getattr(unet, "hierarchy", constraint.hierarchy)
+        # the same hierarchy, or its finest levels (FinestLevels, as the ChebConv U-Net uses)
+        if own is not constraint.hierarchy and getattr(own, "base", None) is not constraint.hierarchy:
             raise ValueError("the U-Net and the constraint must be built on the same hierarchy object")
         self.unet = unet
         self.constraint = constraint
 
     @property
     def hierarchy(self) -> Hierarchy:
-        return self.unet.hierarchy
+        return self.constraint.hierarchy
 
     def parameter_counts(self) -> dict[str, int]:
         """The wrapped U-Net's counts: the projection Π has no parameters."""
         return self.unet.parameter_counts()
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_I, C_in]
-        out = self.unet(x, cond)  # [B, N_I, C_out]
-        return self.constraint.project(out, self.unet.hierarchy.finest_level)
+        out = self.unet(x) if cond is None else self.unet(x, cond)  # [B, N_I, C_out]
+        return self.constraint.project(out, self.hierarchy.finest_level)

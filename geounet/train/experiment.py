@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from geounet.hierarchy.constraints import ConstrainedUNet
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.unet import build_unet
@@ -72,7 +73,9 @@ def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTa
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Per-part counts for U-Nets; for baselines the total, and 0 for the encoder (they have no
-    separable parameter-free encoder to count)."""
+    separable parameter-free encoder to count); a constrained model counts as the model it wraps."""
+    if isinstance(model, ConstrainedUNet):
+        model = model.unet
     if hasattr(model, "parameter_counts"):
         return model.parameter_counts()
     return {"total": count_parameters(model), "encoder": 0}
