@@ -136,9 +136,7 @@ class ConstrainedUNet(nn.Module):
 
     def __init__(self, unet: nn.Module, constraint: FunctionConstraint):
         super().__init__()
-        own = getattr(unet, "hierarchy", constraint.hierarchy)
-        # the same hierarchy, or its finest levels (FinestLevels, as the ChebConv U-Net uses)
-        if own is not constraint.hierarchy and getattr(own, "base", None) is not constraint.hierarchy:
+        if getattr(unet, "hierarchy", constraint.hierarchy) is not constraint.hierarchy:
             raise ValueError("the U-Net and the constraint must be built on the same hierarchy object")
         self.unet = unet
         self.constraint = constraint

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import ChebConv, GraphUNet
 
 from geounet.hierarchy.base import Hierarchy
-from geounet.models.zoo import FinestLevels
+from geounet.models.zoo import finest_levels
 from geounet.nn.blocks import ResidualBlock
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
@@ -103,7 +103,7 @@ class ChebUNet(nn.Module):
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
                  depth: int = 4, K: int = 3, max_mult: int = 8):
         super().__init__()
-        self.hierarchy = FinestLevels(hierarchy, depth)
+        self.hierarchy = finest_levels(hierarchy, depth)
         finest = self.hierarchy.finest_level
         self.in_channels = in_channels
         channels = [width * min(2 ** (finest - i), max_mult) for i in range(finest + 1)]

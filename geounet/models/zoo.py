@@ -69,6 +69,12 @@ class FinestLevels(Hierarchy):
         return self.base.prolong(x, level + self.offset)
 
 
+def finest_levels(hierarchy: Hierarchy, depth: int) -> Hierarchy:
+    """The ``depth`` finest levels of ``hierarchy``: the hierarchy itself when that is all of
+    them (so models and constraints built on it share one object), else a :class:`FinestLevels`."""
+    return hierarchy if depth == hierarchy.num_levels else FinestLevels(hierarchy, depth)
+
+
 def message_passing_unet(
     hierarchy: Hierarchy,
     in_channels: int,
@@ -103,7 +109,7 @@ def message_passing_unet(
 
     ``model.parameter_counts()`` reports lift / encoder / bottleneck / decoder / head.
     """
-    levels = hierarchy if depth is None or depth == hierarchy.num_levels else FinestLevels(hierarchy, depth)
+    levels = hierarchy if depth is None else finest_levels(hierarchy, depth)
     if factory is None:
         factory = MessagePassingFactory(
             levels, backend=backend, kernel=kernel, num_kernels=num_kernels, kernel_hidden=kernel_hidden,

@@ -138,10 +138,10 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     }
     vertices, faces = reference_triangle_mesh(config.mesh_level)
     if config.hierarchy == "haar":
-        cell_faces = faces[fem_face_of_cell(hierarchy, config.mesh_level)]  # [F, 3], address order
+        faces = faces[fem_face_of_cell(hierarchy, config.mesh_level)]  # [F, 3], the cells in address order
 
         def node_values(vertex_values: np.ndarray) -> np.ndarray:  # [S, V] -> [S, F] cell averages
-            return vertex_values[:, cell_faces].mean(axis=-1)
+            return vertex_values[:, faces].mean(axis=-1)
     else:
         def node_values(vertex_values: np.ndarray) -> np.ndarray:
             return vertex_values
@@ -159,8 +159,7 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
 
     def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
         fields = [inputs[..., 0] * f_scale, targets[..., 0] * u_scale, predictions[..., 0] * u_scale]
-        plot_faces = cell_faces if config.hierarchy == "haar" else faces
-        plot_triangle_predictions(vertices, plot_faces, *fields, path)
+        plot_triangle_predictions(vertices, faces, *fields, path)
 
     if config.hierarchy == "haar":
         return PreparedTask(geometry, train, test, plot)
