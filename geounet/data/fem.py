@@ -350,7 +350,14 @@ def _check_count(name: str, value: int) -> None:
 def generate_darcy_dataset(
     num_samples: int, domain: Mapping, seed: int, length_scale: float = 0.2, log_std: float = 1.0
 ) -> dict[str, np.ndarray]:
-    """Darcy samples on one planar domain (see :func:`make_planar_domain` for ``domain``).
+    """Darcy samples on one planar domain (see :func:`make_planar_domain` for ``domain``);
+    :func:`darcy_samples` on its mesh."""
+    return darcy_samples(*make_planar_domain(domain), num_samples, seed, length_scale, log_std)
+
+
+def darcy_samples(vertices: np.ndarray, faces: np.ndarray, num_samples: int, seed: int, length_scale: float = 0.2,
+                  log_std: float = 1.0) -> dict[str, np.ndarray]:
+    """Darcy samples on a planar mesh (``vertices [V, 2]``, ``faces [F, 3]``).
 
     Returns arrays: ``vertices [V, 2]``, ``faces [F, 3]``, ``boundary [V]`` (bool),
     ``k_vertex [S, V]`` and ``k_face [S, F]`` (permeability at vertices / face centroids;
@@ -360,7 +367,9 @@ def generate_darcy_dataset(
     domain).
     """
     _check_count("num_samples", num_samples)
-    vertices, faces = make_planar_domain(domain)
+    vertices, faces = _check_mesh(vertices, faces)
+    if vertices.shape[1] != 2:
+        raise ValueError(f"Darcy meshes are planar: vertices must be [V, 2], got {vertices.shape}")
     rng = np.random.default_rng(seed)
     points = np.concatenate([vertices, vertices[faces].mean(axis=1)])  # vertices then centroids
     log_k = log_std * random_fourier_field(points, num_samples, length_scale, rng)  # [S, V + F]
