@@ -6,23 +6,50 @@ requires ``nside = 2**k`` and stores data in **NEST** order internally: pixel
 
     p = f * nside² + interleave(x, y),
 
-where ``f`` is the base face, ``(x, y)`` the pixel's face coordinates as returned by
-``healpy.pix2xyf`` (``x`` runs from the face's south corner towards its north-east
-edge, ``y`` towards its north-west edge) and ``interleave`` puts the bits of ``x`` in
-the even and those of ``y`` in the odd bit positions. The 4 children of NEST pixel
-``p`` at ``2 * nside`` are ``4p .. 4p + 3``.
+where ``f`` is the base face (0-3 around the north pole, 4-7 on the equator, 8-11
+around the south pole, each row eastwards from longitude 0), ``(x, y)`` the pixel's
+face coordinates as returned by ``healpy.pix2xyf`` and ``interleave`` puts the bits of
+``x`` in the even and those of ``y`` in the odd bit positions. Each face is a curved
+square with one corner pointing north (N), one south (S), one east (E) and one west
+(W); with ``n = nside``, its corner pixels are
 
-Three orderings are supported, always named explicitly, never guessed:
+    S = (0, 0),   E = (n-1, 0),   N = (n-1, n-1),   W = (0, n-1),
+
+so ``x`` grows from S towards E (along the south-east edge) and ``y`` from S towards W
+(along the south-west edge). The 4 children of NEST pixel ``p`` at ``2 * nside`` are
+``4p .. 4p + 3``.
+
+Orderings are always named explicitly, never guessed:
 
 - ``"nest"``: ``[..., 12 nside²]`` in NEST order;
 - ``"ring"``: ``[..., 12 nside²]`` in RING order (iso-latitude rings, north to south);
-- ``"face"``: the face-image layout ``[..., 12, nside, nside]`` of DLWP-HEALPix /
-  physicsnemo, indexed ``image[..., f, y, x]`` (row = ``y``, column = ``x``, origin at
-  the face's south corner), so the row-major position ``y * nside + x`` of a face
-  pixel differs from its NEST position ``interleave(x, y)``. This is earth2grid's
-  default ``XY(origin=S, clockwise=False)`` index ``n² f + n y + x``; physicsnemo's
-  HEALPix padding expects ``HEALPIX_PAD_XY = XY(origin=N, clockwise=True)``, which
-  differs within each face by a reflection and a half turn (not provided here).
+- face images ``[..., 12, nside, nside]``, ``image[..., f, h, w]`` with row ``h`` and
+  column ``w``. A face layout is fixed by the corner at ``image[f, 0, 0]`` and its
+  handedness: for ``"face_<corner>_ccw"`` (corner ``s``, ``e``, ``n`` or ``w``) the
+  columns run from that corner to the next corner counter-clockwise in the cycle
+  S -> E -> N -> W -> S (counter-clockwise as seen from outside the sphere) and the
+  rows to the previous one; ``"face_<corner>_cw"`` swaps the two. So in a ``ccw``
+  layout the direction of growing ``w`` turned by +90° (seen from outside) is the
+  direction of growing ``h``, in a ``cw`` layout by -90°. The face order is NEST's.
+- ``"face"`` is ``"face_n_cw"``, the layout of DLWP-HEALPix, physicsnemo and
+  earth2grid's ``HEALPIX_PAD_XY``:
+
+      image[f, h, w] = map[f n² + interleave(n-1-h, n-1-w)],  i.e. h = n-1-x, w = n-1-y;
+
+  ``[0, 0]`` is the north corner, ``h`` runs from N to W along the north-west edge and
+  ``w`` from N to E along the north-east edge, ``[n-1, n-1]`` is the south corner.
+  Shown as a picture (row 0 on top) it is the face seen from outside the sphere with N
+  top left, E top right, W bottom left and S bottom right, so the faces tile the
+  plane without mirroring: the bottom row of north face ``k`` continues into the top
+  row of equatorial face ``4 + k``, and the last column of face ``4 + k`` into the
+  first column of south face ``8 + k``.
+- ``"face_s_ccw"`` (``image[f, y, x]``, geounet's ``"face"`` before this convention was
+  fixed, and earth2grid's default ``XY()``) is ``"face"`` reflected across each face's
+  anti-diagonal: ``face_s_ccw[f, h, w] = face[f, n-1-w, n-1-h]``. earth2grid's
+  ``XY(origin=S|N, clockwise=c)`` is ``"face_s|n_cw|ccw"``; its E and W origins do not
+  name the geographic corner in every release, so check which corner such a file
+  holds at ``[0, 0]`` (from its stored pixel latitudes and longitudes) before choosing
+  ``"face_e_*"`` or ``"face_w_*"``.
 
 With ``channels_last=True`` every layout carries one more trailing channel axis, as
 in geounet's ``[batch, num_nodes, channels]`` features.
@@ -38,7 +65,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-ORDERINGS = ("nest", "ring", "face")
+#: Face corners in counter-clockwise order (seen from outside the sphere) and their
+#: face coordinates (x, y) in units of ``nside - 1``.
+FACE_CORNERS = {"s": (0, 0), "e": (1, 0), "n": (1, 1), "w": (0, 1)}
+
+#: Face-image layouts: name -> (corner at ``image[f, 0, 0]``, clockwise).
+FACE_LAYOUTS = {
+    "face": ("n", True),
+    **{f"face_{corner}_{turn}": (corner, turn == "cw") for corner in FACE_CORNERS for turn in ("ccw", "cw")},
+}
+
+ORDERINGS = ("nest", "ring", *FACE_LAYOUTS)
 
 #: healpy.get_all_neighbours order and the matching face-coordinate offsets (dx, dy).
 NEIGHBOUR_NAMES = ("SW", "W", "NW", "N", "NE", "E", "SE", "S")
@@ -130,47 +167,75 @@ def ring_of_nest(nside: int) -> Tensor:
     return torch.argsort(nest_of_ring(nside))
 
 
-@functools.lru_cache(maxsize=8)
-def nest_of_face(nside: int) -> Tensor:
-    """``nest_of_face[f, y, x]`` = NEST index of face pixel ``(x, y, f)``, ``[12, nside, nside]``."""
-    y, x = torch.meshgrid(torch.arange(nside), torch.arange(nside), indexing="ij")
+def is_face_layout(ordering: str) -> bool:
+    """Whether ``ordering`` names a face-image layout ``[..., 12, nside, nside]``."""
+    return _check_ordering(ordering) in FACE_LAYOUTS
+
+
+@functools.lru_cache(maxsize=16)
+def nest_of_face(nside: int, layout: str = "face") -> Tensor:
+    """``nest_of_face[f, h, w]`` = NEST index of pixel ``(h, w)`` of face image ``f``, ``[12, n, n]``.
+
+    With origin corner ``c`` and the corners ``a`` (columns) and ``b`` (rows) next to it
+    (see the module docstring), the pixel has face coordinates
+    ``(x, y) = (n-1) c + w (a - c) + h (b - c)``.
+    """
+    if not is_face_layout(layout):
+        raise ValueError(f"{layout!r} is not a face layout; choose one of {tuple(FACE_LAYOUTS)}")
+    corner, clockwise = FACE_LAYOUTS[layout]
+    cycle = list(FACE_CORNERS)
+    k = cycle.index(corner)
+    towards_next, towards_previous = cycle[(k + 1) % 4], cycle[(k - 1) % 4]
+    col_end, row_end = (towards_previous, towards_next) if clockwise else (towards_next, towards_previous)
+    origin, col_end, row_end = (torch.tensor(FACE_CORNERS[c]) for c in (corner, col_end, row_end))
+    h, w = torch.meshgrid(torch.arange(nside), torch.arange(nside), indexing="ij")
+    xy = (nside - 1) * origin + w[..., None] * (col_end - origin) + h[..., None] * (row_end - origin)  # [n, n, 2]
     faces = torch.arange(12)[:, None, None] * nside * nside
-    return faces + interleave(x, y)[None]
+    return faces + interleave(xy[..., 0], xy[..., 1])[None]
 
 
 def _pixel_axes(ordering: str) -> int:
-    return 3 if ordering == "face" else 1
+    return 3 if is_face_layout(ordering) else 1
 
 
 def nside_of(x: Tensor, ordering: str, channels_last: bool = False) -> int:
-    """The nside of map ``x`` in ``ordering``; ValueError if its shape fits no HEALPix map."""
-    _check_ordering(ordering)
+    """The nside of map ``x`` in ``ordering``; ValueError naming both when they do not fit."""
     offset = 1 if channels_last else 0
-    needed = _pixel_axes(ordering) + offset
-    layout = "[..., 12, nside, nside" if ordering == "face" else "[..., 12 * nside**2"
+    face = is_face_layout(ordering)
+    layout = "[..., 12, nside, nside" if face else "[..., 12 * nside**2"
     layout += ", channels]" if channels_last else "]"
-    if x.dim() < needed:
-        raise ValueError(f"a {ordering!r} map must be laid out {layout}, got shape {tuple(x.shape)}")
-    if ordering != "face":
-        return nside_from_npix(x.shape[x.dim() - 1 - offset])
-    faces, rows, cols = x.shape[x.dim() - 3 - offset: x.dim() - offset]
+    wrong = f"a {ordering!r} map must be laid out {layout}, got shape {tuple(x.shape)}"
+    pixel_axes = x.shape[: x.dim() - offset]
+    hint = ""
+    if not face and len(pixel_axes) >= 3 and pixel_axes[-3] == 12 and pixel_axes[-2] == pixel_axes[-1]:
+        hint = "; its trailing axes look like face images: pass a face layout such as 'face'"
+    elif face and len(pixel_axes) >= 1 and pixel_axes[-1] >= 12 and pixel_axes[-1] % 12 == 0:
+        hint = "; its last axis looks like a flat map: pass 'nest' or 'ring'"
+    if len(pixel_axes) < _pixel_axes(ordering):
+        raise ValueError(wrong + hint)
+    if not face:
+        try:
+            return nside_from_npix(pixel_axes[-1])
+        except ValueError as error:
+            raise ValueError(f"{wrong} ({error}){hint}") from None
+    faces, rows, cols = pixel_axes[-3:]
     if faces != 12 or rows != cols:
-        raise ValueError(f"a 'face' map must be laid out {layout}, got shape {tuple(x.shape)}")
+        raise ValueError(wrong + hint)
     return validate_nside(rows)
 
 
 def to_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     """Reorder map(s) ``x`` from ``ordering`` to NEST ``[..., N(, C)]``.
 
-    ``x`` is ``[..., N]`` for "nest"/"ring" and ``[..., 12, nside, nside]`` for "face",
-    each followed by a channel axis when ``channels_last``.
+    ``x`` is ``[..., N]`` for "nest"/"ring" and ``[..., 12, nside, nside]`` for a face
+    layout, each followed by a channel axis when ``channels_last``.
     """
     nside = nside_of(x, ordering, channels_last)
     offset = 1 if channels_last else 0
-    if ordering == "face":
+    if is_face_layout(ordering):
         lead = x.shape[: x.dim() - 3 - offset]
-        flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face row-major
-        index = torch.argsort(nest_of_face(nside).reshape(-1)).to(x.device)
+        flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face images row-major
+        index = torch.argsort(nest_of_face(nside, ordering).reshape(-1)).to(x.device)
         return flat.index_select(flat.dim() - 1 - offset, index)
     if ordering == "ring":
         return x.index_select(x.dim() - 1 - offset, ring_of_nest(nside).to(x.device))
@@ -183,8 +248,8 @@ def from_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     nside = nside_of(x, "nest", channels_last)
     offset = 1 if channels_last else 0
     axis = x.dim() - 1 - offset
-    if ordering == "face":
-        out = x.index_select(axis, nest_of_face(nside).reshape(-1).to(x.device))
+    if is_face_layout(ordering):
+        out = x.index_select(axis, nest_of_face(nside, ordering).reshape(-1).to(x.device))
         return out.reshape(*x.shape[:axis], 12, nside, nside, *x.shape[axis + 1:])
     if ordering == "ring":
         return x.index_select(axis, nest_of_ring(nside).to(x.device))

@@ -36,16 +36,16 @@ def test_channels_last_features():
     assert torch.equal(convert_ordering(ring, "ring", "face", channels_last=True), face)
 
 
-def test_face_layout_axes_against_pix2xyf():
-    """image[..., f, y, x] holds NEST pixel xyf2pix(x, y, f): row = y, column = x."""
+def test_face_s_ccw_layout_axes_against_pix2xyf():
+    """'face_s_ccw' image[..., f, y, x] holds NEST pixel xyf2pix(x, y, f): row = y, column = x."""
     nside = 8
     nest = torch.arange(12 * nside**2)
-    image = from_nest(nest, "face")  # [12, 8, 8]
+    image = from_nest(nest, "face_s_ccw")  # [12, 8, 8]
     for x, y, f in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (5, 2, 7), (7, 7, 11), (3, 6, 4)]:
         assert int(image[f, y, x]) == hp.xyf2pix(nside, x, y, f, nest=True)
     x, y, f = hp.pix2xyf(nside, nest.numpy(), nest=True)
     assert np.array_equal(image.numpy()[f, y, x], nest.numpy())
-    assert torch.equal(nest_of_face(nside), image)
+    assert torch.equal(nest_of_face(nside, "face_s_ccw"), image)
 
 
 def test_interleave_round_trip():
