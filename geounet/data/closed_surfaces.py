@@ -28,6 +28,7 @@ the pillow converges to, rather than stays exactly on, one continuous surface).
 from __future__ import annotations
 
 import numpy as np
+import trimesh
 
 from geounet.data.fem import random_fourier_field, solve_darcy
 from geounet.data.planar_domains import MEAN_AREA_FRACTION, random_planar_domain, triangulate_domain
@@ -48,8 +49,6 @@ def _bump(rng: np.random.Generator, points: np.ndarray, length_scale: float) -> 
 
 
 def _sphere(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
     subdivisions = int(rng.integers(2, 4)) + k  # 320 or 1280 faces at resolution 1
     amplitude, length_scale = rng.uniform(0.1, 0.35), rng.uniform(0.5, 1.0)
     if subdivisions < 0:
@@ -61,8 +60,6 @@ def _sphere(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _torus(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
     minor = rng.uniform(0.3, 0.45)
     minor_sections = 2 * int(rng.integers(5, 9))  # 10 .. 16 around the tube
     major_sections = 2 * int(round(minor_sections / (2 * minor)))  # near-equilateral cells
@@ -112,7 +109,7 @@ def random_closed_surface(rng: np.random.Generator, genus: int, resolution: floa
     """A random smooth closed surface of ``genus`` (see the module docstring).
 
     Returns ``vertices [V, 3]`` float64 and ``faces [F, 3]`` int64, oriented with outward
-    normals; about 300-1500 faces at ``resolution = 1`` and ``resolution`` times as many
+    normals; about 300-1800 faces at ``resolution = 1`` and ``resolution`` times as many
     otherwise (a power of 4). The same ``rng`` state gives the same surface at every
     resolution.
 

@@ -90,10 +90,13 @@ class _MeshFamily(abc.ABC):
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
 
-    def _rng(self, mesh_id: int, stream: int) -> np.random.Generator:
+    def _check_id(self, mesh_id: int) -> int:
         if not (isinstance(mesh_id, int | np.integer) and 0 <= mesh_id < self.num_meshes):
             raise ValueError(f"mesh_id must be an integer in [0, {self.num_meshes}), got {mesh_id!r}")
-        return np.random.default_rng([self.seed, int(mesh_id), stream])
+        return int(mesh_id)
+
+    def _rng(self, mesh_id: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self._check_id(mesh_id), stream])
 
     def _field_seed(self, mesh_id: int) -> int:
         """An int seed drawn from mesh ``mesh_id``'s field stream (fem generators take int seeds)."""
@@ -115,7 +118,7 @@ class _MeshFamily(abc.ABC):
 
     def load(self, cache_dir: str | os.PathLike, mesh_id: int, resolution: float = 1.0) -> dict[str, np.ndarray]:
         """:meth:`sample` through the npz cache ``cache_dir / name / name-<hash>.npz``."""
-        self._rng(mesh_id, _GEOMETRY_STREAM)  # validates mesh_id before touching the disk
+        self._check_id(mesh_id)
         return cached(Path(cache_dir) / self.name, self.name, self.cache_params(mesh_id, resolution),
                       lambda: self.sample(mesh_id, resolution), fmt="npz")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import triangle
 
 MIN_ANGLE_DEGREES = 30
 #: Mean triangle area of Triangle's 30° quality meshes as a fraction of the area bound
@@ -165,8 +166,6 @@ def triangulate_domain(domain: PlanarDomain, max_area: float) -> tuple[np.ndarra
     and ``a`` (no triangle larger than ``max_area``); the mean face area is about
     ``MEAN_AREA_FRACTION * max_area``, so F ≈ area / (0.63 max_area).
     """
-    import triangle
-
     if not max_area > 0:
         raise ValueError(f"max_area must be positive, got {max_area}")
     loops = (domain.outline, *domain.holes)

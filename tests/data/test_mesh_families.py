@@ -10,25 +10,18 @@ import geounet.data.fem as fem
 from geounet.data.closed_surfaces import random_closed_surface
 from geounet.data.mesh_families import DarcyFamily, SurfaceFamily, generate_family, split_by_geometry
 from geounet.data.planar_domains import _distance_to_polygon, _inside, polygon_area
-from geounet.geometry.mesh import mesh_problems
+from geounet.geometry.mesh import Mesh
 
 DARCY = DarcyFamily(num_meshes=40)
 SURFACES = SurfaceFamily(num_meshes=12)
 
 
-def _edges(faces):
-    """Unique undirected edges [E, 2] and how many faces hold each [E]."""
-    half = np.sort(faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
-    return np.unique(half, axis=0, return_counts=True)
-
-
-def _boundary_loops(faces, num_vertices):
+def _boundary_loops(mesh):
     """Number of closed loops formed by the boundary edges (each boundary vertex has degree 2)."""
-    edges, counts = _edges(faces)
-    boundary = edges[counts == 1]
-    degree = np.bincount(boundary.ravel(), minlength=num_vertices)
+    boundary = mesh.boundary_edges
+    degree = np.bincount(boundary.ravel(), minlength=mesh.num_vertices)
     assert set(np.unique(degree[degree > 0])) == {2}, "boundary is not a union of simple loops"
-    graph = sp.coo_matrix((np.ones(len(boundary)), tuple(boundary.T)), shape=(num_vertices, num_vertices))
+    graph = sp.coo_matrix((np.ones(len(boundary)), tuple(boundary.T)), shape=(mesh.num_vertices,) * 2)
     _, labels = csgraph.connected_components(graph, directed=False)
     return len(np.unique(labels[degree > 0]))
 
@@ -50,11 +43,11 @@ def test_darcy_meshes_are_valid_triangulations_of_their_domain(mesh_id):
     domain = DARCY.domain(mesh_id)
     vertices, faces = DARCY.mesh(mesh_id)
     assert vertices.dtype == np.float64 and faces.dtype == np.int64 and vertices.shape[1] == 2
-    assert mesh_problems(vertices, faces) == []
-    assert (_signed_areas(vertices, faces) > 0).all()  # counter-clockwise, none flipped or flat
+    mesh = Mesh(vertices, faces)  # validates: no flat, repeated or non-manifold faces, no unused vertices
+    assert (_signed_areas(vertices, faces) > 0).all()  # counter-clockwise, none flipped
     # The mesh covers exactly the polygon minus its holes: one outer loop plus one loop per hole.
     assert _signed_areas(vertices, faces).sum() == pytest.approx(domain.area, rel=1e-12)
-    assert _boundary_loops(faces, len(vertices)) == 1 + domain.num_holes
+    assert _boundary_loops(mesh) == 1 + domain.num_holes
     assert 0.8 * DARCY.faces[0] <= len(faces) <= 1.25 * DARCY.faces[1]
     assert vertices.min() >= 0 and vertices.max() <= 1 + 1e-12
 
@@ -142,18 +135,10 @@ def test_darcy_resolution_transfer_keeps_the_domain_and_the_permeability():
 # --------------------------------------------------------------------------- surfaces
 
 
-def _unit_normals(vertices, faces):
-    n = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
-    return n / np.linalg.norm(n, axis=1, keepdims=True)
-
-
-def _min_dihedral_cosine(vertices, faces):
+def _min_dihedral_cosine(mesh):
     """Smallest cosine between the normals of two faces sharing an edge (-1: folded back)."""
-    half = np.sort(faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
-    _, edge = np.unique(half, axis=0, return_inverse=True)
-    pairs = (np.argsort(edge.ravel(), kind="stable") // 3).reshape(-1, 2)  # the two faces of each edge
-    normals = _unit_normals(vertices, faces)
-    return (normals[pairs[:, 0]] * normals[pairs[:, 1]]).sum(axis=1).min()
+    pairs, _ = mesh.face_adjacency
+    return (mesh.face_normals[pairs[:, 0]] * mesh.face_normals[pairs[:, 1]]).sum(axis=1).min()
 
 
 @pytest.mark.parametrize("mesh_id", range(12))
@@ -162,17 +147,16 @@ def test_surfaces_are_closed_oriented_and_have_the_right_genus(mesh_id):
     genus = SURFACES.genus(mesh_id)
     assert genus == (0, 1, 2)[mesh_id % 3]
     assert vertices.dtype == np.float64 and faces.dtype == np.int64 and vertices.shape[1] == 3
-    assert mesh_problems(vertices, faces) == []
-    edges, counts = _edges(faces)
-    assert (counts == 2).all()  # closed and manifold
+    mesh = Mesh(vertices, faces)  # validates: no flat, repeated or non-manifold faces, no unused vertices
+    assert (mesh.edge_face_counts == 2).all()  # closed
     directed = faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2)
     assert len(np.unique(directed, axis=0)) == len(directed)  # each edge runs both ways: consistently oriented
-    assert len(vertices) - len(edges) + len(faces) == 2 - 2 * genus  # Euler characteristic
+    assert mesh.num_vertices - len(mesh.edges) + mesh.num_faces == 2 - 2 * genus  # Euler characteristic
     volume = np.einsum("fi,fi->f", vertices[faces[:, 0]], np.cross(vertices[faces[:, 1]], vertices[faces[:, 2]]))
     assert volume.sum() > 0  # outward normals
     assert 300 <= len(faces) <= 2000
     # No face is folded back onto its neighbour; spheres and tori are smooth, pillows keep a round rim.
-    assert _min_dihedral_cosine(vertices, faces) > (0.0 if genus < 2 else -0.9)
+    assert _min_dihedral_cosine(mesh) > (0.0 if genus < 2 else -0.9)
     if genus == 0:  # star-shaped about the origin: every face sees it from inside
         assert (volume > 0).all()
 
