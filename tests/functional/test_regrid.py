@@ -210,7 +210,7 @@ def test_xarray_names_and_orderings(tmp_path):
             healpix_to_latlon_xr(ring, LAT, LON, ordering="nest")
         with pytest.raises(ValueError, match="latitude dimension named one of"):
             latlon_to_healpix_xr(ds.rename({"lat": "y"}), NSIDE)
-        with pytest.raises(ValueError, match="expected a 'pixel' dimension"):
+        with pytest.raises(ValueError, match=r"ordering 'nest' keeps HEALPix pixels in the dimension"):
             healpix_to_latlon_xr(ds, LAT, LON, ordering="nest")
 
 
