@@ -2,19 +2,23 @@
 
 geounet info     [--config FILE] [--set section.key=value ...]   levels, nodes, parameter counts
 geounet datagen  [--config FILE] [--set ...]                      generate (or find cached) task data
-geounet train    [--config FILE] [--set ...] [--out DIR] [--resume] [--quiet] [--json]
+geounet train    [--config FILE] [--set ...] [--out DIR] [--resume | --overwrite] [--quiet] [--json]
 geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a run's checkpoint
 geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
 geounet bench    NAME [script options, e.g. --device cuda]  |  geounet bench --list
 
-Errors in the input (a bad config value, a missing file) print one line naming the
-problem and exit with status 2.
+``--config`` takes a TOML file or the name of a packaged config (geounet/configs/, e.g.
+``triangle_poisson``); the default is the packaged main job, wherever the command runs.
+
+Errors in the input (a bad config value, a missing file, a damaged checkpoint or data
+file, an occupied run folder) print one line naming the problem and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -23,19 +27,17 @@ from pathlib import Path
 # nothing to a user of the command (libraries importing geounet keep their own filters).
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
+from geounet import configs  # noqa: E402
 from geounet.models.unet import VARIANTS  # noqa: E402
 from geounet.train.curves import model_name  # noqa: E402
-
-DEFAULT_CONFIG = Path("experiments/shallow_water_healpix/config.toml")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
-        type=Path,
         default=None,
-        help=f"TOML config with [task], [model], [train] (default: {DEFAULT_CONFIG} if present, "
-        "else built-in defaults)",
+        help="TOML config with [task], [model], [train], or a packaged config's name: "
+        f"{', '.join(configs.names())} (default: {configs.DEFAULT}, the main job)",
     )
     parser.add_argument(
         "--set",
@@ -50,10 +52,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     from geounet.train.config import load_config
 
-    path = args.config
-    if path is None and DEFAULT_CONFIG.is_file():
-        path = DEFAULT_CONFIG
-    return load_config(path, args.overrides)
+    return load_config(configs.resolve(args.config), args.overrides)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -86,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg.train.device = distributed.setup(cfg.train.device)
     main_process = distributed.is_main_process()
     try:
-        metrics = run_experiment(cfg, out, resume=args.resume, progress=not args.quiet)
+        metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     finally:
         distributed.teardown()
     if not main_process:
@@ -131,6 +130,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if task.evaluate_extra is not None:
         test.update(task.evaluate_extra(model, device))
     test.update(evaluate_transfers(cfg, model, task, device))
+    if not math.isfinite(test["rel_l2_mean"]):
+        raise FloatingPointError(
+            f"the checkpoint's predictions on the test data are not finite (relative L2 {test['rel_l2_mean']}); "
+            f"nothing written to {args.run_dir}"
+        )
     suffix = "".join(f"-{o.split('.', 1)[-1].replace('=', '-')}" for o in args.overrides).replace("/", "_")
     evaluation = args.run_dir / f"evaluation{suffix}.json"
     atomic_write_text(evaluation, json.dumps({"step": state["step"], "overrides": args.overrides, "test": test},
@@ -155,12 +159,13 @@ def _load_run(run_dir: Path, device: str | None, task_overrides: list[str] = ())
     import torch
 
     from geounet.tasks import prepare_task
-    from geounet.train.checkpoint import load_checkpoint
+    from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
     from geounet.train.config import config_from_dict, parse_override
     from geounet.train.experiment import build_model
 
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    raw = state["config"]
+    path = run_dir / "checkpoint.pt"
+    state = load_checkpoint(path)
+    raw = run_config(state, path)
     for override in task_overrides:
         (section, key), value = parse_override(override)
         if section != "task":
@@ -169,7 +174,7 @@ def _load_run(run_dir: Path, device: str | None, task_overrides: list[str] = ())
     cfg = config_from_dict(raw)
     task = prepare_task(cfg.task, cfg.model.num_levels)
     model = build_model(cfg, task.structure)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path)
     device = torch.device(device or cfg.train.device)
     model.to(device).eval()
     return cfg, state, task, model, device
@@ -267,7 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", type=Path, default=None, help="output directory (default: runs/<task>-<variant>-seed<N>)"
     )
-    train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint.pt (same [task], [model])"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --out (without it, an occupied --out is an error)"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="also print the test metrics as JSON")
     train.set_defaults(run=_train)
@@ -320,12 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errors in what the user gave (config, files, run folder): one line and status 2, no traceback
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                FloatingPointError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        print(f"geounet {args.command}: error: {error}", file=sys.stderr)
+    except INPUT_ERRORS as error:
+        print(f"geounet {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line
         return 2
 
 

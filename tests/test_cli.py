@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from geounet import bench
+from geounet import bench, configs
 from geounet.cli import main
 from geounet.train.curves import read_curves
 
 REPO = Path(__file__).resolve().parents[1]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: a triangle-Poisson run that trains in a few seconds
 TINY_TRIANGLE = [
     "task.mesh_level=3",
@@ -33,14 +32,10 @@ def run_dir(tmp_path_factory) -> Path:
     """A run directory written by a real (tiny) ``geounet train``."""
     root = tmp_path_factory.mktemp("cli")
     overrides = [*TINY_TRIANGLE, f"task.cache_dir='{root / 'data'}'"]
-    args = ["train", "--config", str(REPO / "experiments/triangle_poisson/config.toml"), "--quiet"]
+    args = ["train", "--config", "triangle_poisson", "--quiet"]
     args += ["--out", str(root / "run"), *(arg for o in overrides for arg in ("--set", o))]
     assert main(args) == 0
     return root / "run"
-
-
-def _is_png(path: Path) -> bool:
-    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
 
 
 @pytest.mark.parametrize(
@@ -49,7 +44,7 @@ def _is_png(path: Path) -> bool:
         ([], ["info", "datagen", "train", "evaluate", "plot", "bench"]),
         (["info"], ["--config", "--set"]),
         (["datagen"], ["--config", "--set"]),
-        (["train"], ["--config", "--set", "--out", "--resume", "--quiet", "--json"]),
+        (["train"], ["--config", "--set", "--out", "--resume", "--overwrite", "--quiet", "--json", "triangle_poisson"]),
         (["evaluate"], ["run_dir", "--device", "--plot"]),
         (["plot"], ["RUN_DIR", "--out", "--predictions", "--device", "results.json"]),
         (["bench"], ["NAME", "--list", "--device cuda"]),
@@ -64,23 +59,23 @@ def test_help_of_every_command_names_its_options(command, options, capsys):
         assert option in printed
 
 
-def test_plot_redraws_the_curves_of_a_trained_run(run_dir, tmp_path, capsys):
+def test_plot_redraws_the_curves_of_a_trained_run(run_dir, tmp_path, capsys, assert_drawn_png):
     out = tmp_path / "figures" / "curves.png"
     assert main(["plot", str(run_dir), "--out", str(out)]) == 0
-    assert _is_png(out)
+    assert_drawn_png(out)
     printed = capsys.readouterr().out
     assert "training loss" in printed and "test relative L2" in printed and "rollout" not in printed
     # without --out the figure goes into the run directory
     assert main(["plot", str(run_dir)]) == 0
-    assert _is_png(run_dir / "curves.png")
+    assert_drawn_png(run_dir / "curves.png")
 
 
-def test_plot_predictions_redraws_from_the_checkpoint(run_dir, tmp_path):
+def test_plot_predictions_redraws_from_the_checkpoint(run_dir, tmp_path, assert_drawn_png):
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     (copy / "predictions.png").unlink()
     assert main(["plot", str(copy), "--predictions", "--out", str(tmp_path / "c.png")]) == 0
-    assert _is_png(copy / "predictions.png")
+    assert_drawn_png(copy / "predictions.png")
 
 
 def test_overlaid_runs_are_labelled_by_model_and_seed(run_dir, tmp_path):
@@ -119,7 +114,7 @@ def _forecast_run(directory: Path, seed: int, persistence: list[float]) -> Path:
     return directory
 
 
-def test_rollout_curves_of_forecasting_runs(tmp_path, capsys):
+def test_rollout_curves_of_forecasting_runs(tmp_path, capsys, assert_drawn_png):
     a = _forecast_run(tmp_path / "a", 0, [2.0, 4.0, 6.0])
     b = _forecast_run(tmp_path / "b", 1, [2.0, 4.0, 6.0])
     curves = read_curves([a, b])
@@ -139,11 +134,11 @@ def test_rollout_curves_of_forecasting_runs(tmp_path, capsys):
     ]
     out = tmp_path / "rollout.png"
     assert main(["plot", str(a), str(b), "--out", str(out)]) == 0
-    assert _is_png(out)
+    assert_drawn_png(out)
     assert "rollout rmse_h; rollout galewsky_rmse_h" in capsys.readouterr().out
 
 
-def test_plot_reads_compare_results(tmp_path, capsys):
+def test_plot_reads_compare_results(tmp_path, capsys, assert_drawn_png):
     results = tmp_path / "compare"
     results.mkdir()
     row = {
@@ -168,7 +163,7 @@ def test_plot_reads_compare_results(tmp_path, capsys):
         }
     }
     assert main(["plot", str(results), "--out", str(tmp_path / "c.png")]) == 0
-    assert _is_png(tmp_path / "c.png")
+    assert_drawn_png(tmp_path / "c.png")
     assert "mean ± std over seeds" in capsys.readouterr().out
 
 
@@ -244,3 +239,22 @@ def test_evaluate_under_a_changed_task(run_dir, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--set", "model.width=8"]) == 2
     assert "changes [task] only" in capsys.readouterr().err
+
+
+def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monkeypatch, capsys):
+    """Without --config every command uses the packaged main job; --config also takes a
+    packaged config's name; experiments/*/config.toml are those same files."""
+    monkeypatch.chdir(tmp_path)  # no experiments/ here
+    assert main(["info", "--set", "model.width=4"]) == 0
+    assert "task      shallow_water_healpix" in capsys.readouterr().out
+    assert main(["info", "--config", "triangle_poisson", "--set", "model.width=4"]) == 0
+    assert "task      triangle_poisson" in capsys.readouterr().out
+    assert main(["info", "--config", "no_such_config"]) == 2
+    assert capsys.readouterr().err == (
+        "geounet info: error: config file no_such_config does not exist, and it is not a packaged config "
+        f"({', '.join(configs.names())})\n"
+    )
+    experiments = sorted((REPO / "experiments").glob("*/config.toml"))
+    assert len(experiments) == len(configs.names()) == 5
+    for path in experiments:
+        assert path.resolve().parent == Path(configs.__file__).parent

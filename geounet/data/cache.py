@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ _FORMAT_SUFFIX = {"netcdf": ".nc", "npz": ".npz"}
 
 class CacheMismatchError(ValueError):
     """A cache file exists under the requested key but holds different parameters."""
+
+
+class DamagedDataError(ValueError):
+    """A cache file cannot be read (truncated, overwritten, not a data file)."""
+
+
+class NonFiniteDataError(ValueError):
+    """A cache file holds NaN or Inf values."""
 
 
 def _to_json_value(value: Any, where: str) -> Any:
@@ -86,7 +95,7 @@ def dataset_path(cache_dir: str | os.PathLike, name: str, params: Mapping[str, A
 
 
 def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> Path:
-    """Call ``write_fn(tmp_path)`` on a fresh temporary file next to ``path``, then rename.
+    """Call ``write_fn(tmp_path)`` on a fresh temporary file next to ``path``, fsync it, rename it.
 
     The temporary file keeps ``path``'s suffix (some writers dispatch on it). If
     ``write_fn`` raises, the temporary file is removed and ``path`` is untouched.
@@ -98,11 +107,47 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> P
     tmp_path = Path(tmp)
     try:
         write_fn(tmp_path)
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync(path.parent)  # the rename itself
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+def _damaged(path: Path, error: Exception) -> str:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return f"data file {path} is damaged and cannot be read ({reason}); delete it to regenerate it"
+
+
+def check_finite(path: str | os.PathLike, name: str, values: np.ndarray, dims: tuple[str, ...] = ()) -> None:
+    """Raise :class:`NonFiniteDataError` naming the file, the variable, and the sample and
+    position of the first NaN / Inf of ``values`` (its axes named by ``dims`` where known;
+    an axis named ``sample`` is reported as the sample)."""
+    if not np.issubdtype(values.dtype, np.inexact):
+        return
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    axes = [*dims, *[None] * (len(first) - len(dims))]
+    sample = [f"sample {i}" for dim, i in zip(axes, first, strict=True) if dim == "sample"]
+    rest = [f"{dim}={i}" if dim else str(i) for dim, i in zip(axes, first, strict=True) if dim != "sample"]
+    where = ", ".join(sample + ([f"position ({', '.join(rest)})"] if rest else []))
+    raise NonFiniteDataError(
+        f"data file {path}: variable {name!r} {list(values.shape)} has {int(bad.sum())} NaN/Inf value(s), the first "
+        f"({values[first]}) at {where}; delete the file to regenerate it"
+    )
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or a directory) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _check_stored(path: Path, stored: str | None, params: Mapping[str, Any]) -> None:
@@ -117,10 +162,14 @@ def _check_stored(path: Path, stored: str | None, params: Mapping[str, Any]) -> 
 
 
 def save_netcdf(ds, path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
-    """Write an ``xarray.Dataset`` atomically, recording ``params`` as a global attribute."""
+    """Write an ``xarray.Dataset`` atomically, recording ``params`` as a global attribute.
+
+    Every data variable carries an HDF5 Fletcher-32 checksum, so a damaged file fails to
+    read instead of returning garbage values."""
     ds = ds.copy(deep=False)
     ds.attrs[PARAMS_ATTR] = canonical_params(params)
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp))
+    checksums = {name: {"fletcher32": True} for name in ds.data_vars}
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, encoding=checksums))
 
 
 def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
@@ -128,9 +177,14 @@ def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
     import xarray as xr
 
     path = Path(path)
-    with xr.open_dataset(path) as ds:
-        ds = ds.load()
+    try:
+        with xr.open_dataset(path) as ds:
+            ds = ds.load()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise DamagedDataError(_damaged(path, error)) from error
     _check_stored(path, ds.attrs.get(PARAMS_ATTR), params)
+    for name, variable in ds.variables.items():
+        check_finite(path, str(name), variable.values, variable.dims)
     return ds
 
 
@@ -151,10 +205,17 @@ def save_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, params: 
 def load_npz(path: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Read a cached ``.npz`` (no pickles) into a dict, checking its stored params."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DamagedDataError(_damaged(path, error)) from error
     stored = arrays.pop(PARAMS_ATTR, None)
     _check_stored(path, None if stored is None else str(stored), params)
+    num_samples = params.get("num_samples")
+    for name, values in arrays.items():
+        per_sample = values.ndim > 1 and values.shape[0] == num_samples
+        check_finite(path, name, values, ("sample",) if per_sample else ())
     return arrays
 
 

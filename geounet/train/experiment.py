@@ -28,6 +28,7 @@ from geounet.train.config import ExperimentConfig
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
 from geounet.train.plots import plot_test_predictions
+from geounet.train.run_folder import claim_run_folder
 
 
 def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
@@ -99,10 +100,14 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
 
 
 def run_experiment(
-    cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+    cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+    progress: bool = True
 ) -> dict[str, Any]:
-    """Train and evaluate ``cfg``; returns (and writes) the metrics."""
+    """Train and evaluate ``cfg``; returns (and writes) the metrics. ``out_dir`` must not hold
+    another run unless ``overwrite``; the same run continues only with ``resume``
+    (:func:`~geounet.train.run_folder.claim_run_folder`)."""
     out_dir = Path(out_dir)
+    claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with main_process_first():  # one process generates the cached data, the others read it

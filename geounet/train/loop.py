@@ -15,6 +15,8 @@ the same trajectory as a single-process run. Only rank 0 writes checkpoints.
 from __future__ import annotations
 
 import math
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +27,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from geounet.train.checkpoint import load_checkpoint, save_checkpoint
+from geounet.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
+
+#: a test hook: ``GEOUNET_KILL_AFTER_CHECKPOINT=k`` kills the process with SIGKILL right
+#: after it has written the checkpoint of step k (a crash at a known point, not a race)
+KILL_AFTER_CHECKPOINT = "GEOUNET_KILL_AFTER_CHECKPOINT"
 
 
 @dataclass
@@ -148,7 +154,7 @@ def fit(
         if checkpoint_path is None or not Path(checkpoint_path).is_file():
             raise FileNotFoundError(f"--resume needs an existing checkpoint, {checkpoint_path} not found")
         state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
+        load_model_state(model, state["model"], checkpoint_path)
         optimiser.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         result = TrainResult(history=state["history"], step=state["step"])
@@ -200,5 +206,7 @@ def fit(
         bar.update(1)
         if result.step % cfg.checkpoint_every == 0 or result.step == cfg.steps:
             checkpoint()
+            if os.environ.get(KILL_AFTER_CHECKPOINT) == str(result.step):
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash at a known step, for the resume test
     bar.close()
     return result

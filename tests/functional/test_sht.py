@@ -213,7 +213,7 @@ def test_bad_input():
         from_healpy_alm(torch.zeros(20, dtype=torch.complex128), 5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     sht = HealpixSHT(16, 32)  # chirp-z rings on CUDA, grouped FFTs on the CPU
     x = torch.randn(2, 12 * 256, dtype=torch.float64)

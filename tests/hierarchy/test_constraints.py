@@ -128,7 +128,7 @@ def test_errors():
         FunctionConstraint(neumann, zero_boundary=True).project(torch.zeros(1, 3, 1), 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("name", HIERARCHIES)
 def test_constrained_unet_on_cuda_matches_cpu(name):
     torch.manual_seed(0)

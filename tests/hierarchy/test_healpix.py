@@ -124,6 +124,6 @@ def test_too_many_levels_and_wrong_pixel_count():
         h.restrict(torch.randn(1, 767, 1), 1)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     check_device_consistency(HealpixHaarHierarchy(32, 4), "cuda")

@@ -143,6 +143,6 @@ def test_lmax_rules_and_errors():
         HealpixSHHierarchy(8, 2, projection="l2")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu(hierarchy):
     check_device_consistency(hierarchy, "cuda", tol=1e-10)

@@ -89,7 +89,7 @@ def test_bf16_autocast_on_cpu():
         assert error < 0.05, f"{name}: relative bf16 error {error:.3f}"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_forward_matches_cpu():
     torch.manual_seed(0)
     x = torch.randn(2, N, 2, dtype=torch.float64)
@@ -186,7 +186,7 @@ def test_sfno_healpix_is_built_for_the_shallow_water_task_at_matched_size(tmp_pa
     assert abs(count_parameters(model) - target) < 0.2 * target
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_sfno_healpix_cuda_forward_matches_cpu():
     from geounet.models.sfno_healpix import SFNOHealpix
 

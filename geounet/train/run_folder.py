@@ -1,0 +1,67 @@
+"""Run folders: one run per folder, never overwritten or continued by accident.
+
+A folder holds a run when it has ``checkpoint.pt`` or ``metrics.json`` (both record the
+experiment config). :func:`claim_run_folder` lets ``geounet train --out DIR`` write into
+
+- an empty or new folder, or one without a run;
+- a folder holding the same run only with ``resume`` (continue it);
+- a folder holding a run of another model or task only with ``overwrite`` (the old run's
+  files are deleted first, so no stale plot or evaluation survives next to the new run).
+
+``resume`` under another model or task config names the keys that differ.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from geounet.train.checkpoint import config_differences, load_checkpoint, run_config
+
+#: the config sections that define a run; [train] may change on resume (device, eval_every)
+RUN_SECTIONS = ("task", "model")
+#: the files `geounet train` and `geounet evaluate` write into a run folder
+RUN_FILES = ("checkpoint.pt", "metrics.json", "predictions*.png", "evaluation*.json", "curves.png")
+
+
+def stored_config(out_dir: Path) -> dict[str, Any] | None:
+    """The config of the run in ``out_dir`` (from its checkpoint, else its metrics), or None."""
+    checkpoint, metrics = out_dir / "checkpoint.pt", out_dir / "metrics.json"
+    if checkpoint.is_file():
+        return run_config(load_checkpoint(checkpoint), checkpoint)
+    if metrics.is_file():
+        try:
+            return json.loads(metrics.read_text())["config"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"{metrics} is not the metrics.json of a run ({error}); move it or pass --overwrite") \
+                from error
+    return None
+
+
+def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
+    """Check that a run of ``config`` may write into ``out_dir`` (see the module docstring)."""
+    out_dir = Path(out_dir)
+    if resume and overwrite:
+        raise ValueError("pass either --resume (continue the run in --out) or --overwrite (start again), not both")
+    if resume:
+        if not (out_dir / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"--resume needs a checkpoint, {out_dir / 'checkpoint.pt'} does not exist")
+        differences = config_differences(stored_config(out_dir), config, RUN_SECTIONS)
+        if differences:
+            raise ValueError(
+                f"cannot resume {out_dir}: its checkpoint was trained under another config ("
+                + "; ".join(differences) + "); resume with the same [task] and [model] or choose another --out"
+            )
+        return
+    saved = None if overwrite else stored_config(out_dir)
+    if saved is not None:
+        differences = config_differences(saved, config, (*RUN_SECTIONS, "train"))
+        what = f"a different run ({'; '.join(differences)})" if differences else "this run already"
+        raise ValueError(
+            f"{out_dir} holds {what}; pass --resume to continue it, --overwrite to replace it, or choose another --out"
+        )
+    if overwrite:
+        for pattern in RUN_FILES:
+            for path in out_dir.glob(pattern):
+                path.unlink(missing_ok=True)  # under torchrun every process clears

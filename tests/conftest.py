@@ -1,0 +1,76 @@
+"""Test-suite settings shared by every test.
+
+- hypothesis runs derandomized (a fixed seed: CI is reproducible) and without its
+  per-example wall-clock deadline; ``HYPOTHESIS_PROFILE=explore`` draws fresh examples.
+- ``@pytest.mark.cuda`` tests run when a CUDA device is present and are skipped otherwise.
+- ``golden``: compares a run's metrics with ``tests/golden/<name>.json`` (numbers at fixed
+  seeds, with tolerances); ``GEOUNET_UPDATE_GOLDEN=1`` rewrites the file instead.
+- ``assert_drawn_png``: a file is a decodable PNG of the expected size with a drawing in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def golden():
+    """``check(name, metrics)``: every number of ``tests/golden/<name>.json`` matches
+    ``metrics`` within the file's ``rtol`` / ``atol``."""
+
+    def check(name: str, metrics: dict[str, float], rtol: float = 1e-3, atol: float = 1e-6) -> None:
+        path = GOLDEN / f"{name}.json"
+        if os.environ.get("GEOUNET_UPDATE_GOLDEN") == "1":
+            record = {"rtol": rtol, "atol": atol, "metrics": metrics}
+            path.write_text(json.dumps(record, indent=2) + "\n")
+        expected = json.loads(path.read_text())
+        assert set(metrics) == set(expected["metrics"]), f"{path} records other metrics"
+        for key, value in expected["metrics"].items():
+            assert math.isclose(metrics[key], value, rel_tol=expected["rtol"], abs_tol=expected["atol"]), (
+                f"{name}: {key} = {metrics[key]!r}, golden {value!r} (rtol {expected['rtol']}); if the change is "
+                f"intended, rerun with GEOUNET_UPDATE_GOLDEN=1 and commit {path}"
+            )
+
+    return check
+
+
+@pytest.fixture
+def assert_drawn_png():
+    return _assert_drawn_png
+
+
+def _assert_drawn_png(path: Path, min_size: tuple[int, int] = (200, 200)) -> np.ndarray:
+    """Decode ``path`` and check it is an image of at least ``min_size`` (height, width)
+    pixels in which at least 2 % of the pixels differ from the background colour."""
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    image = imread(path)[..., :3]  # [H, W, RGB] in [0, 1]
+    assert image.shape[0] >= min_size[0] and image.shape[1] >= min_size[1], f"{path} is {image.shape[:2]} pixels"
+    background = image[0, 0]
+    drawn = np.abs(image - background).max(axis=-1) > 0.05
+    assert drawn.mean() > 0.02, f"{path} is almost blank ({drawn.mean():.1%} drawn pixels)"
+    return image
