@@ -17,10 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from geounet.train.checkpoint import config_differences, load_checkpoint, run_config
+from geounet.train.checkpoint import config_differences as _all_differences
+from geounet.train.checkpoint import load_checkpoint, run_config
 
 #: the config sections that define a run; [train] may change on resume (device, eval_every)
 RUN_SECTIONS = ("task", "model")
+#: where a run's inputs live, not what they are: a run moved with its data cache is the same run
+LOCATIONS = ("task.cache_dir",)
 #: the files `geounet train` and `geounet evaluate` write into a run folder
 RUN_FILES = ("checkpoint.pt", "metrics.json", "predictions*.png", "evaluation*.json", "curves.png")
 
@@ -37,6 +40,11 @@ def stored_config(out_dir: Path) -> dict[str, Any] | None:
             raise ValueError(f"{metrics} is not the metrics.json of a run ({error}); move it or pass --overwrite") \
                 from error
     return None
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], sections: tuple[str, ...]) -> list[str]:
+    """The differences of two configs in ``sections``, except :data:`LOCATIONS`."""
+    return [d for d in _all_differences(saved, current, sections) if d.split(":", 1)[0] not in LOCATIONS]
 
 
 def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> None:

@@ -70,3 +70,11 @@ def test_resume_needs_a_checkpoint_and_excludes_overwrite(tmp_path):
         claim_run_folder(tmp_path, CONFIG, resume=True, overwrite=False)
     with pytest.raises(ValueError, match="not both"):
         claim_run_folder(tmp_path, CONFIG, resume=True, overwrite=True)
+
+
+def test_a_moved_data_cache_is_the_same_run(tmp_path):
+    run = _run(tmp_path / "run", {**CONFIG, "task": {**CONFIG["task"], "cache_dir": "/old/data"}})
+    moved = {**CONFIG, "task": {**CONFIG["task"], "cache_dir": "/new/data"}}
+    claim_run_folder(run, moved, resume=True, overwrite=False)
+    with pytest.raises(ValueError, match="holds this run already"):
+        claim_run_folder(run, moved, resume=False, overwrite=False)

@@ -1,0 +1,95 @@
+"""The bad-input corpus (tests/bad_inputs/cases.toml): each case prints one line naming the
+problem and exits with status 2, as the README promises."""
+
+import json
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geounet.cli import main
+from geounet.train.checkpoint import load_checkpoint, save_checkpoint
+
+HERE = Path(__file__).parent / "bad_inputs"
+CASES = tomllib.loads((HERE / "cases.toml").read_text())["case"]
+TINY = ["task.mesh_level=3", "task.band_limits=[4, 12]", "model.num_levels=3", "task.num_train=8", "task.num_test=4",
+        "model.width=4", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1"]
+
+
+def _tiny(data: Path) -> list[str]:
+    overrides = [*TINY, f"task.cache_dir='{data}'"]
+    return ["--config", "triangle_poisson", *(arg for o in overrides for arg in ("--set", o))]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny trained triangle-Poisson run (``run/``) with its data cache (``data/``)."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    assert main(["train", *_tiny(root / "data"), "--quiet", "--out", str(root / "run")]) == 0
+    return root
+
+
+def _damage_bytes(path: Path, kind: str) -> None:
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes({
+        "garbage": data[:middle] + np.random.default_rng(0).bytes(4096) + data[middle + 4096 :],
+        "truncated": data[:middle],
+        "empty": b"",
+    }[kind])
+
+
+def _train_data_file(data: Path) -> Path:
+    """The cache file of the training split (8 samples)."""
+    for path in data.glob("triangle_poisson-*.npz"):
+        with np.load(path) as arrays:
+            if json.loads(str(arrays["cache_params"]))["num_samples"] == 8:
+                return path
+    raise AssertionError(f"no training data in {data}")
+
+
+def _damage(root: Path, damage: str) -> None:
+    target, kind = damage.split(":")
+    if target == "data":
+        path = _train_data_file(root / "data")
+        if kind == "nan":
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in data.files}
+            arrays["f_vertex"][3, 17] = np.nan
+            with open(path, "wb") as fh:
+                np.savez(fh, **arrays)
+        else:
+            _damage_bytes(path, kind)
+    elif kind == "misfit":
+        path = root / "run" / "checkpoint.pt"
+        state = load_checkpoint(path)
+        state["config"]["model"]["width"] = 8
+        save_checkpoint(state, path)
+    else:
+        _damage_bytes(root / "run" / "checkpoint.pt", kind)
+
+
+def _expand(argument: str, root: Path) -> list[str]:
+    if argument == "{tiny}":
+        return _tiny(root / "data")
+    return [argument.format(run=root / "run", data=root / "data", here=HERE)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def test_bad_input_prints_one_line_and_exits_2(case, trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may depend on (or land in) the working directory
+    root = tmp_path / "copy"
+    shutil.copytree(trained, root)
+    if "damage" in case:
+        _damage(root, case["damage"])
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    capsys.readouterr()
+    assert main([arg for a in case["command"] for arg in _expand(a, root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("geounet "), err
+    assert case["message"] in err
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before  # a refused command writes nothing
+    assert os.listdir(tmp_path) == ["copy"]
