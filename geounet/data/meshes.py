@@ -1,12 +1,23 @@
 """Reading triangle meshes from files into :class:`~geounet.geometry.mesh.Mesh`.
 
-``load_mesh(path)`` reads what trimesh reads (OBJ, PLY, STL, OFF, GLB) with
-``process=False`` (trimesh changes nothing silently), and what meshio reads (VTK, VTU,
-Gmsh ``.msh``, XDMF, ...) as a fallback. Triangles, quads and polygons are collected
-(quads and polygons are fan-triangulated with a warning); lower-dimensional cells
-(Gmsh boundary lines, points) are ignored and volume cells are rejected. The raw arrays
-then go through :func:`~geounet.geometry.mesh_repair.repair_mesh`, which warns about
-every change or raises on what it cannot repair; ``repair=False`` demands a valid file.
+``load_mesh(path)`` reads
+
+- what trimesh reads natively (OBJ, PLY, STL, OFF, GLB, ...) and archives of such files
+  (``.zip``, ``.bz2``, tar archives ``.tar.gz`` / ``.tgz`` / ``.tar.bz2`` / ``.tar``), with
+  ``process=False`` (trimesh changes nothing silently); an archive holding several meshes
+  gives their disjoint union. Every tar archive is handed to trimesh as ``tar.gz`` (its tar
+  reader detects the compression; its ``tar.bz2`` route opens the file as a single bz2);
+- what meshio reads (VTK, VTU, Gmsh ``.msh``, XDMF, ...). Triangles, quads and polygons
+  are collected (quads and polygons are fan-triangulated with a warning);
+  lower-dimensional cells (Gmsh boundary lines, points) are ignored and volume cells are
+  rejected.
+
+Any failure of the reader, including the ``SystemExit`` that meshio raises on some broken
+files, becomes a ``ValueError`` naming the file and the reason (meshio prints its reasons;
+they are captured, and on success re-issued as a :class:`MeshReadWarning`). The raw arrays then go through
+:func:`~geounet.geometry.mesh_repair.repair_mesh`, which welds vertices closer than
+``weld_tol`` times the bounding-box diagonal and warns about every change, or raises on
+what it cannot repair; ``repair=False`` demands a valid file.
 
 STL stores every triangle with its own three vertices, so exactly coincident STL
 vertices are welded before repair (that is the format, not a defect, and is not warned).
@@ -14,6 +25,9 @@ vertices are welded before repair (that is the format, not a defect, and is not 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +35,69 @@ import numpy as np
 from geounet.geometry.mesh import Mesh, unique_rows
 from geounet.geometry.mesh_repair import repair_mesh
 
-TRIMESH_SUFFIXES = {".obj", ".ply", ".stl", ".off", ".glb", ".gltf"}
+# Archive suffix -> the file_type trimesh's compressed loader opens it with.
+ARCHIVES = {"zip": "zip", "tar.gz": "tar.gz", "tgz": "tar.gz", "tar.bz2": "tar.gz", "tar": "tar.gz", "bz2": "bz2"}
+TRIMESH_NATIVE = {"obj", "ply", "stl", "off", "glb", "gltf", "3mf", "dae"}
 _SURFACE_CELLS = {"triangle", "quad", "polygon"}
 _IGNORED_CELLS = {"vertex", "line", "line3"}
 
 
-def load_mesh(path: str | Path, repair: bool = True) -> Mesh:
-    """Read a triangle mesh file (see the module docstring)."""
+def load_mesh(path: str | Path, repair: bool = True, weld_tol: float = 1e-9) -> Mesh:
+    """Read a triangle mesh file (see the module docstring).
+
+    Args:
+        path: the file; its suffix picks the reader.
+        repair: clean the arrays with :func:`~geounet.geometry.mesh_repair.repair_mesh`.
+        weld_tol: welding distance as a fraction of the bounding-box diagonal (repair only).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no mesh file at {path}")
-    suffix = path.suffix.lower()
-    vertices, faces = _read_trimesh(path) if suffix in TRIMESH_SUFFIXES else _read_meshio(path)
-    if suffix == ".stl":
-        vertices, faces = _weld(vertices, faces)
-    return repair_mesh(vertices, faces) if repair else Mesh(vertices, faces)
+    file_type = mesh_file_type(path)
+    vertices, faces = _read_trimesh(path, file_type) if _use_trimesh(file_type) else _read_meshio(path)
+    if file_type == "stl":
+        vertices, faces = _weld_exact(vertices, faces)
+    try:
+        return repair_mesh(vertices, faces, weld_tol=weld_tol) if repair else Mesh(vertices, faces)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
-def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def mesh_file_type(path: Path) -> str:
+    """The lower-case suffix without its dot; two-part archive suffixes (``tar.gz``) whole."""
+    name = path.name.lower()
+    for archive in ARCHIVES:
+        if name.endswith("." + archive):
+            return archive
+    return path.suffix.lower().lstrip(".")
+
+
+class MeshReadWarning(UserWarning):
+    """What a mesh reader printed while reading a file it could read."""
+
+
+def _use_trimesh(file_type: str) -> bool:
+    if file_type in ARCHIVES or file_type in TRIMESH_NATIVE:
+        return True
+    try:
+        import meshio
+    except ImportError:  # trimesh names the formats it lacks
+        return True
+    return "." + file_type not in meshio.extension_to_filetypes
+
+
+def _read_trimesh(path: Path, file_type: str) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
-    loaded = trimesh.load(path, force="mesh", process=False)
+    try:
+        loaded = trimesh.load(path, file_type=ARCHIVES.get(file_type, file_type), process=False)
+    except (Exception, SystemExit) as error:
+        raise ValueError(f"trimesh cannot read {path}: {type(error).__name__}: {error}") from error
+    if isinstance(loaded, trimesh.Scene):
+        meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)]
+        if not meshes:
+            raise ValueError(f"{path} holds no triangle mesh that trimesh can read ({len(loaded.geometry)} geometries)")
+        loaded = trimesh.util.concatenate(meshes)
     if not isinstance(loaded, trimesh.Trimesh):
         raise ValueError(f"{path} does not contain a triangle mesh (trimesh read a {type(loaded).__name__})")
     return np.asarray(loaded.vertices, dtype=np.float64), np.asarray(loaded.faces, dtype=np.int64)
@@ -50,10 +106,17 @@ def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_meshio(path: Path) -> tuple[np.ndarray, list]:
     import meshio
 
+    printed = io.StringIO()  # meshio prints its warnings and the reasons of a failure
     try:
-        data = meshio.read(path)
-    except meshio.ReadError as error:
-        raise ValueError(f"cannot read {path} with trimesh or meshio: {error}") from error
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            data = meshio.read(path)
+    except (Exception, SystemExit) as error:  # meshio calls sys.exit on some broken files
+        reason = " ".join(printed.getvalue().split())
+        if not isinstance(error, SystemExit):
+            reason = f"{type(error).__name__}: {error}" + (f" ({reason})" if reason else "")
+        raise ValueError(f"meshio cannot read {path}: {reason}") from error
+    if printed.getvalue().strip():
+        warnings.warn(f"meshio, reading {path}: {' '.join(printed.getvalue().split())}", MeshReadWarning, stacklevel=3)
     faces: list = []
     others = set()
     for block in data.cells:
@@ -68,7 +131,7 @@ def _read_meshio(path: Path) -> tuple[np.ndarray, list]:
     return np.asarray(data.points, dtype=np.float64), faces
 
 
-def _weld(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge exactly coincident vertices (STL's per-triangle vertex copies)."""
     unique, inverse, _ = unique_rows(vertices)
     return unique, inverse[faces]

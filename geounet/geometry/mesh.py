@@ -8,7 +8,9 @@ else is derived lazily and cached:
 - face areas ``|T| = |(b - a) x (c - a)| / 2``, unit normals (D = 3), centroids;
 - the unique undirected edges and the face adjacency (faces sharing an edge) with the
   shared edge length;
-- boundary edges (edges of exactly one face) and boundary vertices;
+- boundary edges (edges of exactly one face), boundary vertices and non-manifold edges
+  (edges of three or more faces, as in scans and CAD exports: they are valid here, and
+  builders that need a manifold say so, see :meth:`Mesh.require_manifold`);
 - the P1 finite-element cotangent stiffness matrix ``L`` and lumped mass ``M``:
 
       L_ij = -(cot α_ij + cot β_ij) / 2   (i != j, α, β the angles opposite edge ij),
@@ -33,8 +35,8 @@ class Mesh:
     Args:
         vertices: ``[V, 2]`` or ``[V, 3]`` finite coordinates.
         faces: ``[F, 3]`` vertex indices; every face must have three distinct vertices
-            and positive area, no face may repeat, no edge may have more than two faces,
-            and every vertex must belong to a face.
+            and positive area, no face may repeat, and every vertex must belong to a face.
+            Edges may have any number of faces (see :attr:`nonmanifold_edges`).
     """
 
     def __init__(self, vertices, faces):
@@ -166,20 +168,47 @@ class Mesh:
     @functools.cached_property
     def face_adjacency(self) -> tuple[np.ndarray, np.ndarray]:
         """``(pairs [A, 2], shared_length [A])``: faces sharing an edge, each pair once
-        (``pairs[:, 0] < pairs[:, 1]``), with the length of the shared edge."""
+        (``pairs[:, 0] < pairs[:, 1]``), with the length of the shared edge. An edge of
+        ``c`` faces gives all ``c (c - 1) / 2`` pairs (one on a manifold's interior edge)."""
         edge_of, _ = self._half_edges
         order = np.argsort(edge_of, kind="stable")
         sorted_edges = edge_of[order]
-        # On a manifold mesh every interior edge has exactly two consecutive half-edges.
-        same = sorted_edges[1:] == sorted_edges[:-1]
-        first, second = order[:-1][same] // 3, order[1:][same] // 3
-        pairs = np.sort(np.stack([first, second], axis=1), axis=1)
-        return pairs, self.edge_lengths[sorted_edges[:-1][same]]
+        first, second, shared = [], [], []
+        # Half-edges of one edge are consecutive after the sort: pair each with those d
+        # positions further on for d = 1 .. (most faces on an edge) - 1.
+        for d in range(1, int(self.edge_face_counts.max())):
+            same = sorted_edges[d:] == sorted_edges[:-d]
+            first.append(order[:-d][same] // 3)
+            second.append(order[d:][same] // 3)
+            shared.append(sorted_edges[d:][same])
+        if not first:  # every edge is a boundary edge (a triangle soup)
+            return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+        pairs = np.sort(np.stack([np.concatenate(first), np.concatenate(second)], axis=1), axis=1)
+        return pairs, self.edge_lengths[np.concatenate(shared)]
 
     @functools.cached_property
     def boundary_edges(self) -> np.ndarray:
         """Edges with exactly one incident face ``[B, 2]``."""
         return self.edges[self.edge_face_counts == 1]
+
+    @functools.cached_property
+    def nonmanifold_edges(self) -> np.ndarray:
+        """Edges with three or more incident faces ``[N, 2]``."""
+        return self.edges[self.edge_face_counts > 2]
+
+    @property
+    def is_manifold(self) -> bool:
+        """Whether every edge has one or two faces (vertices where sheets touch are allowed)."""
+        return len(self.nonmanifold_edges) == 0
+
+    def require_manifold(self, what: str) -> None:
+        """Raise a ``ValueError`` naming ``what`` when the mesh has non-manifold edges."""
+        if not self.is_manifold:
+            raise ValueError(
+                f"{what} needs a manifold mesh, but {len(self.nonmanifold_edges)} edges have three or more faces "
+                f"(e.g. vertices {tuple(self.nonmanifold_edges[0].tolist())}); split them with "
+                "geounet.geometry.mesh_repair.split_nonmanifold_edges"
+            )
 
     @functools.cached_property
     def boundary_vertices(self) -> np.ndarray:
@@ -265,8 +294,8 @@ def face_areas(corners: np.ndarray) -> np.ndarray:
 def mesh_problems(vertices: np.ndarray, faces: np.ndarray) -> list[str]:
     """Human-readable list of what makes ``(vertices, faces)`` invalid (empty if valid).
 
-    Checks repeated indices in a face, zero-area faces, duplicate faces, edges with more
-    than two faces (non-manifold) and vertices used by no face.
+    Checks repeated indices in a face, zero-area faces, duplicate faces and vertices used
+    by no face. Non-manifold edges are valid (see :attr:`Mesh.nonmanifold_edges`).
     """
     problems = []
     repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
@@ -280,12 +309,6 @@ def mesh_problems(vertices: np.ndarray, faces: np.ndarray) -> list[str]:
     _, _, counts = unique_rows(np.sort(faces, axis=1))
     if (counts > 1).any():
         problems.append(f"{int((counts - 1).sum())} duplicate faces")
-    edges, _, edge_counts = unique_rows(_half_edge_pairs(faces)[~np.repeat(repeated, 3)])
-    if (edge_counts > 2).any():
-        bad = edges[edge_counts > 2]
-        problems.append(
-            f"{len(bad)} non-manifold edges shared by more than two faces (e.g. vertices {tuple(bad[0].tolist())})"
-        )
     unused = np.flatnonzero(np.bincount(faces.reshape(-1), minlength=len(vertices)) == 0)
     if len(unused):
         problems.append(f"{len(unused)} vertices belong to no face (e.g. vertex {int(unused[0])})")

@@ -5,7 +5,9 @@ combinatorial graph Laplacian) with lumped mass ``M``,
 
     L ψ_m = λ_m M ψ_m,     Ψ^T M Ψ = I,     0 <= λ_0 <= λ_1 <= ...,
 
-(float64, scipy ``eigsh`` in shift-invert mode at σ slightly below 0). With band limits
+(float64, :func:`geounet.geometry.laplacian.laplacian_eigenbasis`: shift-invert Lanczos,
+certified by inertia, cached on disk). ``laplacian="auto"`` takes the cotangent
+Laplacian, or the robust Laplacian on non-manifold meshes. With band limits
 ``k_0 < k_1 < ... `` the spaces ``V_i = span{ψ_0 .. ψ_{k_i - 1}}`` are nested. Band limits
 are lowered to the nearest spectral gap (``λ_k - λ_{k-1} > gap_tol · λ_k``) so no
 degenerate eigenspace is split (on the sphere: 1, 4, 9, 16, ... = (l + 1)^2).
@@ -34,160 +36,19 @@ small dense matrix, exact to round-off:
 Coefficient levels have a complete graph whose edge feature is the Galerkin Laplacian
 ``G_nm = b_n^T L b_m / w`` (message passing with these weights is diffusion on V_i);
 the vertex level has the mesh edges with (displacement, distance, cotangent weight).
-
-Eigenbases are cached on disk, keyed by sha256 of the mesh bytes and the parameters, in
-``$GEOUNET_CACHE`` (default ``~/.cache/geounet``), written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
+from geounet.geometry.laplacian import laplacian_eigenbasis, stiffness_matrix
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy, LevelGraph
-
-_CACHE_VERSION = 2
-BOUNDARIES = ("neumann", "dirichlet")
-LAPLACIANS = ("cotangent", "graph")
-
-
-def cache_dir() -> Path:
-    """``$GEOUNET_CACHE`` or ``~/.cache/geounet``."""
-    return Path(os.environ.get("GEOUNET_CACHE", Path.home() / ".cache" / "geounet"))
-
-
-def stiffness_matrix(mesh: Mesh, kind: str = "cotangent") -> sp.csr_matrix:
-    """The stiffness matrix: cotangent (P1 FEM) or pygsp's combinatorial graph Laplacian
-    of the unit-weight edge graph."""
-    if kind == "cotangent":
-        return mesh.cotangent_laplacian
-    if kind == "graph":
-        import pygsp
-
-        edges = mesh.edges
-        n = mesh.num_vertices
-        weights = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-        graph = pygsp.graphs.Graph((weights + weights.T).tocsr(), lap_type="combinatorial")
-        return sp.csr_matrix(graph.L, dtype=np.float64)
-    raise ValueError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
-
-
-def laplacian_eigenbasis(
-    mesh: Mesh,
-    num: int,
-    boundary: str = "neumann",
-    kind: str = "cotangent",
-    use_cache: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``num`` smallest eigenpairs ``(λ [num], Ψ [V, num])`` of ``L ψ = λ M ψ``.
-
-    ``Ψ`` is M-orthonormal. For ``boundary="dirichlet"`` the problem is solved on the
-    interior vertices and Ψ is zero on the boundary. With Neumann conditions the first
-    vector is the normalised constant ``1 / sqrt(A)`` (rotated within the null space).
-    """
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-    free = np.ones(mesh.num_vertices, dtype=bool)
-    if boundary == "dirichlet":
-        if len(mesh.boundary_vertices) == 0:
-            raise ValueError("a Dirichlet eigenbasis needs a mesh with boundary; this mesh is closed")
-        free[mesh.boundary_vertices] = False
-    if not isinstance(num, int) or not 1 <= num < int(free.sum()):
-        raise ValueError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
-    params = {"num": num, "boundary": boundary, "kind": kind, "version": _CACHE_VERSION}
-    key = hashlib.sha256((mesh.content_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()
-    path = cache_dir() / f"eigenbasis-{key}.npz"
-    if use_cache and path.exists():
-        with np.load(path) as stored:
-            return stored["eigenvalues"], stored["eigenvectors"]
-    values, vectors = _solve(mesh, num, free, kind)
-    if use_cache:
-        _atomic_save(path, eigenvalues=values, eigenvectors=vectors)
-    return values, vectors
-
-
-def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    stiffness = stiffness_matrix(mesh, kind)[free][:, free].tocsc()
-    mass = sp.diags(mesh.lumped_mass[free])
-    # σ below the spectrum keeps L - σM positive definite (L is only semi-definite).
-    sigma = -1e-6 * float(stiffness.diagonal().max() / mass.diagonal().min())
-    for attempt in range(3):
-        # Krylov methods can miss copies of a degenerate eigenvalue (a start vector has
-        # one component per eigenspace), so every solve is certified by Sylvester's law
-        # of inertia and retried from another start vector with more Lanczos vectors.
-        v0 = np.random.default_rng(attempt).standard_normal(stiffness.shape[0])
-        ncv = min(stiffness.shape[0], (2 + attempt) * num + 1)
-        values, vectors = spla.eigsh(stiffness, k=num, M=mass, sigma=sigma, which="LM", v0=v0, ncv=ncv)
-        order = np.argsort(values)
-        values, vectors = values[order], vectors[:, order]
-        if _certified(stiffness, mass, values):
-            break
-    else:
-        raise RuntimeError(f"eigsh kept missing eigenvalues of this mesh's Laplacian (num={num}); try another num")
-    full = np.zeros((mesh.num_vertices, num))
-    full[free] = vectors
-    if free.all():
-        full = _constant_first(full, mesh.lumped_mass, values)
-    signs = np.sign(full[np.argmax(np.abs(full), axis=0), np.arange(num)])  # deterministic sign
-    return values, full * signs
-
-
-def _certified(stiffness: sp.csc_matrix, mass: sp.dia_matrix, values: np.ndarray) -> bool:
-    """Whether ``values`` holds *all* eigenvalues below its last spectral gap.
-
-    By Sylvester's law of inertia the number of eigenvalues of ``L φ = λ M φ`` below τ is
-    the number of negative pivots of an LDL^T factorisation of ``L - τ M`` (SuperLU with
-    diagonal pivoting and a symmetric ordering keeps the pivots of LDL^T).
-    """
-    gaps = np.flatnonzero(np.diff(values) > 1e-6 * np.abs(values[1:]))
-    if len(gaps) == 0:
-        return True
-    j = int(gaps[-1]) + 1  # values[j - 1] < τ < values[j]
-    tau = 0.5 * (values[j - 1] + values[j])
-    factor = spla.splu(
-        (stiffness - tau * mass).tocsc(),
-        permc_spec="MMD_AT_PLUS_A",
-        diag_pivot_thresh=0.0,
-        options={"SymmetricMode": True},
-    )
-    return int((factor.U.diagonal() < 0).sum()) == j
-
-
-def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Rotate the null-space block so that its first vector is the constant ``1/sqrt(A)``."""
-    zero = int(np.sum(values <= 1e-8 * max(values[-1], 1.0)))
-    if zero == 0:
-        raise ValueError("the Laplacian has no zero eigenvalue: the mesh or solver is broken")
-    block = vectors[:, :zero]
-    coefficients = block.T @ mass  # coordinates of the constant 1 in the block
-    rotation, _ = np.linalg.qr(np.concatenate([coefficients[:, None], np.eye(zero)], axis=1))
-    rotation *= np.sign(rotation[0, 0] * coefficients[0]) if coefficients[0] else 1.0
-    vectors = vectors.copy()
-    vectors[:, :zero] = block @ rotation[:, :zero]
-    return vectors
-
-
-def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def cut_at_gaps(eigenvalues: np.ndarray, band_limits: Sequence[int], gap_tol: float) -> list[int]:
@@ -226,7 +87,8 @@ class MeshSpectralHierarchy(Hierarchy):
         band_limits: requested ``k_0 < k_1 < ...``, lowered to spectral gaps.
         boundary: ``"neumann"`` (natural; constants included) or ``"dirichlet"``
             (zero on the boundary; every coefficient level is a Dirichlet space).
-        laplacian: ``"cotangent"`` or ``"graph"`` (pygsp combinatorial).
+        laplacian: ``"auto"`` (cotangent, or robust on non-manifold meshes), ``"cotangent"``,
+            ``"robust"`` (Sharp & Crane 2020) or ``"graph"`` (pygsp combinatorial).
         vertex_level: append the vertex-value level as the finest level.
         gap_tol: relative spectral gap needed to cut the basis.
         use_cache: read / write eigenbases on disk.
@@ -237,7 +99,7 @@ class MeshSpectralHierarchy(Hierarchy):
         mesh: Mesh,
         band_limits: Sequence[int],
         boundary: str = "neumann",
-        laplacian: str = "cotangent",
+        laplacian: str = "auto",
         vertex_level: bool = True,
         gap_tol: float = 1e-3,
         use_cache: bool = True,

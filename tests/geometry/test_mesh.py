@@ -79,14 +79,17 @@ def test_strict_constructor_rejects_bad_meshes(vertices, faces, message):
         Mesh(vertices, np.asarray(faces))
 
 
-def _non_manifold():
+def test_non_manifold_edges_are_valid_and_named_by_require_manifold():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1.0]])
-    return vertices, np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])
-
-
-def test_non_manifold_edges_are_rejected_with_the_edge():
-    with pytest.raises(ValueError, match=r"non-manifold edges .*\(0, 1\)"):
-        repair_mesh(*_non_manifold())
+    mesh = Mesh(vertices, np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]]))  # three fins on edge (0, 1)
+    assert not mesh.is_manifold and mesh.nonmanifold_edges.tolist() == [[0, 1]]
+    assert len(mesh.boundary_edges) == 6
+    pairs, lengths = mesh.face_adjacency  # every pair of the three fins, across the unit edge
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    np.testing.assert_allclose(lengths, 1.0)
+    assert mesh.face_components.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match=r"the test needs a manifold mesh.*\(0, 1\).*split_nonmanifold_edges"):
+        mesh.require_manifold("the test")
 
 
 def test_repair_reports_every_change():
@@ -99,7 +102,7 @@ def test_repair_reports_every_change():
     message = str(record[0].message)
     for part in (
         "fan-triangulated 1 faces with 4 corners",
-        "merged 1 duplicate vertices",
+        "merged 1 vertices into others closer than 1e-09 x the bounding-box diagonal",
         "dropped 2 degenerate faces",
         "dropped 1 duplicate faces",
         "dropped 4 vertices",

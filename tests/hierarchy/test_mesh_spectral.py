@@ -4,8 +4,8 @@ import scipy.linalg
 import torch
 import trimesh
 
+from geounet.geometry import laplacian
 from geounet.geometry.mesh import Mesh
-from geounet.hierarchy import mesh_spectral
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy, cut_at_gaps, laplacian_eigenbasis
 from geounet.testing import check_hierarchy
 
@@ -103,7 +103,7 @@ def test_eigenbasis_cache_is_hit_and_written_atomically(tmp_path, monkeypatch):
     def fail(*args):
         raise AssertionError("cache miss")
 
-    monkeypatch.setattr(mesh_spectral, "_solve", fail)
+    monkeypatch.setattr(laplacian, "_solve", fail)
     cached_values, cached_vectors = laplacian_eigenbasis(Mesh(mesh.vertices, mesh.faces), 6)
     np.testing.assert_array_equal(cached_values, values)
     np.testing.assert_array_equal(cached_vectors, vectors)
@@ -127,6 +127,6 @@ def test_missed_degenerate_eigenvalues_are_detected_by_inertia():
     mesh = _sphere(2)
     values, _ = laplacian_eigenbasis(mesh, 12, use_cache=False)
     stiffness, mass = mesh.cotangent_laplacian.tocsc(), sp.diags(mesh.lumped_mass)
-    assert mesh_spectral._certified(stiffness, mass, values)
+    assert laplacian._certified(stiffness, mass, values)
     missed = np.delete(values, 2)  # one of the three l = 1 eigenvalues lost
-    assert not mesh_spectral._certified(stiffness, mass, np.append(missed, values[-1] + 1.0))
+    assert not laplacian._certified(stiffness, mass, np.append(missed, values[-1] + 1.0))
