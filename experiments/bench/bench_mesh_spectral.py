@@ -54,7 +54,8 @@ def reference_lu(mesh: Mesh) -> float:
 
 def report(what: str, wall: float, cpu: float, reference: float, target: float) -> None:
     verdict = "met" if wall < target else "not met"
-    print(f"{what}: {wall:.2f} s wall, {cpu:.2f} s CPU, {wall / reference:.1f}x one LU (target < {target} s, {verdict})")
+    ratio = wall / reference
+    print(f"{what}: {wall:.2f} s wall, {cpu:.2f} s CPU, {ratio:.1f}x one LU (target < {target} s, {verdict})")
 
 
 def main() -> None:
