@@ -19,6 +19,7 @@ from geounet.data.meshes import load_mesh
 from geounet.geometry.mesh_repair import MeshRepairWarning
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.testing import check_hierarchy
 
 
 @pytest.fixture(autouse=True)
@@ -205,6 +206,8 @@ def test_non_manifold_meshes_build_clusters_and_spectral_hierarchies(tmp_path):
     clusters = ClusterHierarchy(mesh, 3)
     assert clusters.num_nodes(2) == mesh.num_faces and clusters.num_nodes(0) < mesh.num_faces / 8
     spectral = MeshSpectralHierarchy(mesh, [1, 4, 9])  # "auto": the robust Laplacian
+    for hierarchy in (clusters, spectral):
+        check_hierarchy(hierarchy)
     values = spectral.eigenvalues
     assert values[0] == pytest.approx(0, abs=1e-10) and (np.diff(values) >= -1e-12).all()
 
