@@ -103,6 +103,14 @@ def _archive(kind: str):
     return write
 
 
+def _zip_of_two_spheres(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for shift in (0.0, 3.0):
+            sphere = _sphere()
+            sphere.apply_translation([shift, 0.0, 0.0])
+            archive.writestr(f"sphere_{shift:g}.obj", sphere.export(file_type="obj"))
+
+
 def _zip_without_a_mesh(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "no mesh in here")
@@ -139,6 +147,7 @@ CORPUS = {
     "sphere.tar.gz": (_archive("tar.gz"), ("loads", 320, 0, 0, 1)),
     "sphere.tgz": (_archive("tar.gz"), ("loads", 320, 0, 0, 1)),
     "sphere.tar.bz2": (_archive("tar.bz2"), ("loads", 320, 0, 0, 1)),
+    "two_spheres.zip": (_zip_of_two_spheres, ("loads", 640, 0, 0, 2)),
     "no_mesh.zip": (_zip_without_a_mesh, ("raises", "no_mesh.zip holds no triangle mesh")),
     "truncated.vtu": (_truncated(".vtu", 0.5), ("raises", "meshio cannot read .*truncated.vtu")),
     "truncated.vtk": (_truncated(".vtk", 0.5), ("raises", "meshio cannot read .*truncated.vtk")),
