@@ -242,8 +242,13 @@ def _certified(stiffness: sp.spmatrix, mass: sp.spmatrix, values: np.ndarray) ->
     if len(gaps) == 0:
         return True
     j = int(gaps[-1]) + 1  # values[j - 1] < τ < values[j]
-    tau = 0.5 * (values[j - 1] + values[j])
-    return SymmetricFactor(stiffness - tau * mass).negative_pivots == j
+    for fraction in (0.5, 0.3, 0.7):  # without pivoting a pivot can vanish at one τ: try another
+        tau = values[j - 1] + fraction * (values[j] - values[j - 1])
+        try:
+            return SymmetricFactor(stiffness - tau * mass).negative_pivots == j
+        except RuntimeError:  # SuperLU: "Factor is exactly singular"
+            continue
+    raise RuntimeError("the inertia certificate could not factorise L - τM at three points of the last gap")
 
 
 def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -> np.ndarray:
