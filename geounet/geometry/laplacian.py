@@ -136,7 +136,8 @@ def laplacian_eigenbasis(
 
 
 def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    _check_components(mesh, free, num)
+    if free.all():  # Neumann: one zero eigenvalue per component
+        _check_components(mesh, num)
     stiffness = stiffness_matrix(mesh, kind)[free][:, free]
     values, vectors = smallest_eigenpairs(stiffness, mesh.lumped_mass[free], num)
     full = np.zeros((mesh.num_vertices, num))
@@ -147,13 +148,12 @@ def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarra
     return values, full * signs
 
 
-def _check_components(mesh: Mesh, free: np.ndarray, num: int) -> None:
-    """Reject ``num`` at most the number of components of the free vertices' edge graph:
-    every eigenvalue would be 0."""
-    edges = mesh.edges[free[mesh.edges].all(axis=1)]
-    n = mesh.num_vertices
+def _check_components(mesh: Mesh, num: int) -> None:
+    """Reject ``num`` at most the number of connected components (of the edge graph): every
+    eigenvalue of the Neumann problem would be 0."""
+    edges, n = mesh.edges, mesh.num_vertices
     graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    count = connected_components(graph, directed=False)[0] - int((~free).sum())  # fixed vertices: singletons
+    count = connected_components(graph, directed=False)[0]
     if count >= num:
         raise ValueError(
             f"the mesh has {count} connected components, so its Laplacian has (at least) {count} zero "
