@@ -45,7 +45,7 @@ from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 from geounet.geometry.mesh import Mesh
 
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 BOUNDARIES = ("neumann", "dirichlet")
 LAPLACIANS = ("auto", "cotangent", "robust", "graph")
 
@@ -111,7 +111,8 @@ def laplacian_eigenbasis(
     interior vertices and Ψ is zero on the boundary. With Neumann conditions the first
     vector is the normalised constant ``1 / sqrt(A)`` (rotated within the null space).
     Results are cached on disk in :func:`cache_dir`, keyed by sha256 of the mesh bytes
-    and the parameters, written atomically.
+    and the parameters, written atomically as one ``.npy`` array ``[1 + V, num]`` (row 0
+    the eigenvalues), which loads about twice as fast as an ``.npz`` (a zip archive).
     """
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
@@ -125,13 +126,13 @@ def laplacian_eigenbasis(
         raise ValueError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
     params = {"num": num, "boundary": boundary, "kind": kind, "version": _CACHE_VERSION}
     key = hashlib.sha256((mesh.content_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()
-    path = cache_dir() / f"eigenbasis-{key}.npz"
+    path = cache_dir() / f"eigenbasis-{key}.npy"
     if use_cache and path.exists():
-        with np.load(path) as stored:
-            return stored["eigenvalues"], stored["eigenvectors"]
+        stored = np.load(path)  # [1 + V, num]
+        return stored[0], stored[1:]
     values, vectors = _solve(mesh, num, free, kind)
     if use_cache:
-        _atomic_save(path, eigenvalues=values, eigenvectors=vectors)
+        _atomic_save(path, np.concatenate([values[None], vectors]))
     return values, vectors
 
 
@@ -265,12 +266,12 @@ def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -
     return vectors
 
 
-def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
+def _atomic_save(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            np.save(file, array)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -98,7 +98,7 @@ def test_eigenbasis_cache_is_hit_and_written_atomically(tmp_path, monkeypatch):
     mesh = _sphere(1)
     values, vectors = laplacian_eigenbasis(mesh, 6)
     files = list((tmp_path / "cache").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz"
+    assert len(files) == 1 and files[0].suffix == ".npy"
 
     def fail(*args):
         raise AssertionError("cache miss")
