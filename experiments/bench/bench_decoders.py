@@ -106,12 +106,17 @@ def measure(args) -> dict:
     model = build(args.child_model, args.child_nside, args.child_width, args.levels, args.channels).to(device)
     num_nodes = model.nlat * model.nlon if args.child_model == "sfno" else 12 * args.child_nside**2
     x = torch.randn(args.batch, num_nodes, args.channels, device=device)
+    hierarchy = None
+    if args.child_model != "sfno":  # the geometry is an input of the graph models, built once
+        from geounet.hierarchy.healpix import HealpixHaarHierarchy
+
+        hierarchy = HealpixHaarHierarchy(args.child_nside, args.levels).to(device)
     if args.compile and args.child_model != "graph_unet":  # GraphUNet's top-k pools graph-break
         model = torch.compile(model)
 
     def step():
         model.zero_grad(set_to_none=True)
-        model(x).square().mean().backward()
+        model(x, hierarchy).square().mean().backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
 

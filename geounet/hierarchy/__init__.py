@@ -2,7 +2,8 @@
 
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 from geounet.hierarchy.batching import BatchedHierarchy, batch_hierarchies
-from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint
+from geounet.hierarchy.constraints import FunctionConstraint
+from geounet.hierarchy.finest import FinestLevels, finest_levels
 from geounet.hierarchy.haar import PartitionHaarHierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
@@ -15,7 +16,7 @@ from geounet.hierarchy.triangle import TriangleHierarchy
 __all__ = [
     "BatchedHierarchy",
     "ClusterHierarchy",
-    "ConstrainedUNet",
+    "FinestLevels",
     "FunctionConstraint",
     "HealpixHaarHierarchy",
     "HealpixLevels",
@@ -28,4 +29,5 @@ __all__ = [
     "SubdivisionHierarchy",
     "TriangleHierarchy",
     "batch_hierarchies",
+    "finest_levels",
 ]

@@ -13,12 +13,25 @@ define the inner product
 
 Features are laid out ``[..., num_nodes, channels]`` (node dimension -2), one graph
 per level shared by the whole batch.
+
+A hierarchy is *data*, in the sense of PyTorch Geometric's ``Data``: every operator it
+needs (masses, graphs, restrict / prolong weights) is a tensor attribute, built in
+float64. :meth:`Hierarchy.to` returns a copy with every tensor moved (and floating
+tensors cast); hierarchies pickle; a list of hierarchies collates into a disjoint union
+(:func:`geounet.hierarchy.batching.batch_hierarchies`). Models hold no geometry: they are
+called ``model(x, hierarchy)``. Derived per-level tensors that a model needs (scaled
+edge features, neighbour tables) are memoised on the hierarchy with :meth:`Hierarchy.cached`,
+so they move, pickle and collate with it.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -34,6 +47,38 @@ def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarses
     if isinstance(num_levels, bool) or not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
         raise ValueError(f"{what} allows 1 to {max_levels} levels (down to {coarsest}), got num_levels={num_levels!r}")
     return num_levels
+
+
+T = TypeVar("T")
+
+
+def map_tensors(value: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``value`` with ``fn`` applied to every tensor inside it: through lists, tuples, dicts,
+    dataclasses and hierarchies (anything else, e.g. numpy arrays, is kept as is)."""
+    if isinstance(value, Tensor):
+        return fn(value)
+    if isinstance(value, Hierarchy):
+        return value._map_tensors(fn)
+    if isinstance(value, list | tuple):
+        return type(value)(map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {key: map_tensors(v, fn) for key, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+def mover(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Callable[[Tensor], Tensor]:
+    """``tensor -> tensor.to(device)``, casting floating tensors (only) to ``dtype``."""
+
+    def move(tensor: Tensor) -> Tensor:
+        target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+        return tensor.to(device=device if device is not None else tensor.device, dtype=target)
+
+    move.device = None if device is None else torch.device(device)  # read by Hierarchy._map_tensors
+    move.dtype = dtype
+    return move
 
 
 @dataclass(frozen=True)
@@ -73,6 +118,11 @@ class Hierarchy(ABC):
     reproduces_constants: bool = True
     #: integral_i(restrict(x)) == integral_{i+1}(x) for every x.
     preserves_integrals: bool = True
+    #: the domain wraps around (a periodic square): convolutions pad circularly
+    periodic: bool = False
+    #: where the hierarchy's tensors live and the dtype of its floating tensors (see :meth:`to`)
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float64
 
     @property
     @abstractmethod
@@ -98,6 +148,72 @@ class Hierarchy(ABC):
     @abstractmethod
     def _prolong(self, x: Tensor, level: int) -> Tensor:
         """Inclusion V_level -> V_{level+1}; ``x`` is already validated."""
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def kind(self) -> str:
+        """The kind of spaces (the class name): models are built for a kind, not a geometry."""
+        return type(self).__name__
+
+    def num_edge_features(self, level: int) -> int:
+        """Width F of the edge features of ``level``'s graph (what sizes a model's kernels)."""
+        return self.graph(level).num_edge_features
+
+    def materialize(self) -> Hierarchy:
+        """Build every lazily built level graph now (``self``, for chaining)."""
+        for level in range(self.num_levels):
+            self.graph(level)
+        return self
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Hierarchy:
+        """A copy with every tensor on ``device`` and every floating tensor in ``dtype``
+        (None: unchanged). Lazy graphs are built first, so the copy is complete. Like
+        ``Tensor.to``, returns ``self`` when nothing would change."""
+        if (device is None or torch.device(device) == self.device) and dtype in (None, self.dtype):
+            return self
+        self.materialize()
+        return self._map_tensors(mover(device, dtype))
+
+    def _map_tensors(self, fn: Callable[[Tensor], Tensor]) -> Hierarchy:
+        """A copy with ``fn`` applied to every tensor, nested hierarchies included; a
+        :func:`mover` also records its device and dtype on every copy."""
+        copied = copy.copy(self)
+        copied.__dict__ = {key: map_tensors(value, fn) for key, value in self.__dict__.items()}
+        if getattr(fn, "device", None) is not None:
+            copied.device = fn.device
+        if getattr(fn, "dtype", None) is not None:
+            copied.dtype = fn.dtype
+        return copied
+
+    def cached(self, name: Any, level: int, build: Callable[[], T]) -> T:
+        """``build()`` memoised under ``(name, level)`` in this hierarchy's data, so the result
+        moves with :meth:`to` and pickles with the hierarchy. ``name`` must be hashable and
+        say everything the result depends on besides the level (e.g. options, dtype)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (name, level)
+        if key not in memo:
+            memo[key] = build()
+        return memo[key]
+
+    def parts(self) -> list[Hierarchy]:
+        """The independent geometries this hierarchy is the disjoint union of: ``[self]``
+        for one geometry, one per mesh for a batch."""
+        return [self]
+
+    # ------------------------------------------------------------------ constraints
+
+    @property
+    def dimension(self) -> int:
+        """Intrinsic dimension d of the domain (2 for surfaces and planar domains)."""
+        return 2
+
+    def boundary_mask(self, level: int) -> Tensor:
+        """Boolean ``[num_nodes(level)]``: the nodes whose values a zero-Dirichlet condition
+        fixes. Hierarchies of closed domains have none; those that cannot say raise."""
+        raise ValueError(
+            f"{self.kind} does not define boundary nodes, so zero-boundary constraints cannot be applied to it"
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -158,6 +274,11 @@ class Hierarchy(ABC):
             )
 
     def _check_nodes(self, x: Tensor, level: int) -> None:
+        if x.device.type != self.device.type:
+            raise ValueError(
+                f"features are on {x.device} but this {self.kind} is on {self.device}; move the geometry "
+                f"with hierarchy = hierarchy.to({str(x.device)!r})"
+            )
         expected = self.num_nodes(level)
         if x.dim() < 2 or x.shape[-2] != expected:
             raise ValueError(

@@ -5,7 +5,8 @@ level i, the nodes of every H^j concatenated (mesh j at offsets ``o^j_i .. o^{j+
 masses concatenated, block-diagonal restrict / prolong and block-diagonal graphs (edge
 indices shifted by the offsets). A batch of meshes is then one signal
 ``[1, Σ_j N^j_i, C]`` (or ``[B, ...]`` for B samples on the same set of meshes), and
-``split`` / ``join`` convert to and from per-mesh tensors.
+``split`` / ``join`` convert to and from per-mesh tensors, and ``batch(level)`` is the
+per-level batch vector (the mesh of every node), as in PyTorch Geometric's ``Batch``.
 
 Haar hierarchies (:class:`PartitionHaarHierarchy`) are merged into a single partition
 hierarchy with offset parent indices (one ``index_add`` per restriction); any other
@@ -30,9 +31,16 @@ class BatchedHierarchy(Hierarchy):
         hierarchies = list(hierarchies)
         if not hierarchies:
             raise ValueError("batch_hierarchies needs at least one hierarchy")
+        kinds = {h.kind for h in hierarchies}
+        if len(kinds) != 1:
+            raise ValueError(f"hierarchies to batch must be of one kind, got {sorted(kinds)}")
         levels = {h.num_levels for h in hierarchies}
         if len(levels) != 1:
             raise ValueError(f"all hierarchies must have the same number of levels, got {sorted(levels)}")
+        devices = {h.device for h in hierarchies}
+        if len(devices) != 1:
+            raise ValueError(f"hierarchies to batch must be on one device, got {sorted(map(str, devices))}")
+        self.device = devices.pop()
         self.hierarchies = hierarchies
         self._num_levels = levels.pop()
         self.reproduces_constants = all(h.reproduces_constants for h in hierarchies)
@@ -64,9 +72,32 @@ class BatchedHierarchy(Hierarchy):
     def components(self, level: int) -> list[int]:
         return self.sizes(level)
 
-    def offsets(self, level: int) -> Tensor:
-        """``[m + 1]`` start of each hierarchy's nodes at ``level`` (and the total)."""
-        return torch.tensor([0] + self.sizes(level)).cumsum(0)
+    def parts(self) -> list[Hierarchy]:
+        return list(self.hierarchies)
+
+    @property
+    def kind(self) -> str:
+        return self.hierarchies[0].kind
+
+    @property
+    def dimension(self) -> int:
+        return self.hierarchies[0].dimension
+
+    def num_edge_features(self, level: int) -> int:
+        return self.hierarchies[0].num_edge_features(level)
+
+    def boundary_mask(self, level: int) -> Tensor:
+        """Each mesh's own boundary nodes, concatenated."""
+        return torch.cat([h.boundary_mask(level) for h in self.hierarchies])
+
+    def batch(self, level: int) -> Tensor:
+        """``[num_nodes(level)]`` int64: the index of the hierarchy each node belongs to."""
+        sizes = torch.tensor(self.sizes(level), device=self.device)
+        return torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes)
+
+    def offsets(self, level: int) -> list[int]:
+        """Start of each hierarchy's nodes at ``level``, and the total (m + 1 numbers)."""
+        return torch.tensor([0] + self.sizes(level)).cumsum(0).tolist()
 
     def split(self, x: Tensor, level: int) -> list[Tensor]:
         """``[..., N, C]`` -> per-hierarchy ``[..., N_j, C]``."""
@@ -112,17 +143,14 @@ def batch_hierarchies(hierarchies: Sequence[Hierarchy]) -> BatchedHierarchy:
 def _merge_partitions(hierarchies: Sequence[PartitionHaarHierarchy], sizes: list[list[int]]) -> PartitionHaarHierarchy:
     parents: list[Tensor | None] = [None]
     for level in range(1, len(sizes)):
-        offsets = torch.tensor([0] + sizes[level - 1]).cumsum(0)
-        parents.append(torch.cat([h.parents(level) + offsets[j] for j, h in enumerate(hierarchies)]))
-    finest = torch.cat([h.mass(h.finest_level) for h in hierarchies])
-
-    def no_graph(level: int) -> LevelGraph:
-        raise NotImplementedError("graphs of a batch come from BatchedHierarchy.graph")
-
-    return PartitionHaarHierarchy(parents, finest, no_graph)
+        offsets = torch.tensor([0] + sizes[level - 1]).cumsum(0).tolist()
+        parents.append(torch.cat([h.parents(level).cpu() + offsets[j] for j, h in enumerate(hierarchies)]))
+    finest = torch.cat([h.mass(h.finest_level).cpu() for h in hierarchies])
+    merged = PartitionHaarHierarchy(parents, finest)  # its graphs come from BatchedHierarchy.graph
+    return merged.to(hierarchies[0].device)
 
 
-def _union_graph(graphs: Sequence[LevelGraph], offsets: Tensor) -> LevelGraph:
+def _union_graph(graphs: Sequence[LevelGraph], offsets: Sequence[int]) -> LevelGraph:
     """Block-diagonal union; optional fields are kept only when every graph has them."""
     widths = {g.num_edge_features for g in graphs}
     if len(widths) != 1:
@@ -136,7 +164,7 @@ def _union_graph(graphs: Sequence[LevelGraph], offsets: Tensor) -> LevelGraph:
     neighbours, masks, attrs = [], [], []
     for j, g in enumerate(graphs):
         pad = width - g.neighbours.shape[1]
-        own = torch.arange(g.neighbours.shape[0])[:, None] + offsets[j]
+        own = torch.arange(g.neighbours.shape[0], device=g.neighbours.device)[:, None] + offsets[j]
         neighbours.append(torch.cat([g.neighbours + offsets[j], own.expand(-1, pad)], dim=1))
         masks.append(torch.nn.functional.pad(g.neighbour_mask, (0, pad)))
         attrs.append(torch.nn.functional.pad(g.neighbour_attr, (0, 0, 0, pad)))

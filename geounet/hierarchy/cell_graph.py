@@ -8,16 +8,19 @@ edge; the edge features of ``q -> p`` (source q, target p) are
     (x_q - x_p,  |x_q - x_p|,  ℓ_pq)                       [D + 2 features]
 
 with ``ℓ_pq`` the total length of the mesh edges on their common boundary. This one
-builder serves triangle subdivisions, subdivision meshes and clustered partitions.
+builder serves triangle subdivisions, subdivision meshes and clustered partitions,
+whose common base is :class:`FaceCellHierarchy`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import LevelGraph
+from geounet.hierarchy.haar import PartitionHaarHierarchy
 
 
 def cell_centroids(mesh: Mesh, labels: np.ndarray, num_cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +87,35 @@ def cell_graph(mesh: Mesh, labels: np.ndarray, num_cells: int) -> LevelGraph:
         neighbour_mask=torch.from_numpy(mask),
         neighbour_attr=torch.from_numpy(attr),
     )
+
+
+class FaceCellHierarchy(PartitionHaarHierarchy):
+    """A Haar hierarchy whose level-i cells are unions of the faces of ``self.mesh``.
+
+    Subclasses set ``mesh`` and define ``face_labels(level)``, the level-``level`` cell of
+    every face ``[F]``. Graphs are :func:`cell_graph`; a cell is a boundary cell when one of
+    its faces has a boundary vertex (so zero-Dirichlet cells nest: a boundary cell's parent
+    is a boundary cell).
+    """
+
+    mesh: Mesh
+
+    @property
+    def kind(self) -> str:
+        """One kind for every face-cell partition (clusters, subdivisions, the triangle): the
+        same spaces (cell averages) and graphs, so one model serves all of them."""
+        return "FaceCellHierarchy"
+
+    def face_labels(self, level: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _build_graph(self, level: int) -> LevelGraph:
+        return cell_graph(self.mesh, self.face_labels(level), self.num_nodes(level))
+
+    def boundary_mask(self, level: int) -> Tensor:
+        def build() -> Tensor:
+            mask = np.zeros(self.num_nodes(level), dtype=bool)
+            mask[self.face_labels(level)[self.mesh.boundary_faces]] = True
+            return torch.from_numpy(mask).to(self.device)
+
+        return self.cached("boundary_mask", level, build)

@@ -16,54 +16,32 @@ The sets are nested under the hierarchy's inclusion: ``prolong`` maps K_{i-1} in
 integrals) and ``Π_{i-1} ∘ restrict`` is the projection of K_i onto K_{i-1}.
 
 How a U-Net's output lands in K: the last layer of ``build_unet`` is a pointwise linear
-head with a bias, which leaves any such set, so :class:`ConstrainedUNet` applies Π to
+head with a bias, which leaves any such set, so :class:`geounet.nn.ConstrainedUNet` applies Π to
 the output: the output satisfies the constraint to round-off for *any* weights, and Π
 is the identity on outputs that already satisfy it (a projection, not a penalty).
 Where the constraint is part of the basis (a Dirichlet
 :class:`~geounet.hierarchy.mesh_spectral.MeshSpectralHierarchy` without a vertex level)
 every coefficient vector already satisfies it and no projection is needed.
 
-Boundary nodes: for Haar hierarchies of faces (triangle, subdivision, clusters) a cell is
-a boundary cell when one of its faces has a boundary vertex; for the vertex level of a
-spectral hierarchy they are the boundary vertices.
+Boundary nodes are what the hierarchy says they are (``Hierarchy.boundary_mask``): for
+Haar hierarchies of faces (triangle, subdivision, clusters) a cell is a boundary cell when
+one of its faces has a boundary vertex; for the vertex level of a spectral hierarchy they
+are the boundary vertices.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.batching import BatchedHierarchy
 
 
-def boundary_mask(hierarchy: Hierarchy, level: int) -> Tensor:
-    """Boolean ``[num_nodes(level)]``: nodes whose values a zero-Dirichlet condition fixes."""
-    if isinstance(hierarchy, BatchedHierarchy):  # a union of meshes: each mesh's own boundary
-        return torch.cat([boundary_mask(part, level) for part in hierarchy.hierarchies])
-    mesh = getattr(hierarchy, "mesh", None)
-    if mesh is None:
-        raise ValueError(f"{type(hierarchy).__name__} has no mesh, so it has no boundary to constrain")
-    if hasattr(hierarchy, "face_labels"):  # a Haar hierarchy of face cells
-        labels = hierarchy.face_labels(level)
-        mask = np.zeros(hierarchy.num_nodes(level), dtype=bool)
-        mask[labels[mesh.boundary_faces]] = True
-        return torch.from_numpy(mask)
-    if hasattr(hierarchy, "is_vertex_level"):  # a spectral hierarchy
-        if hierarchy.is_vertex_level(level):
-            mask = np.zeros(mesh.num_vertices, dtype=bool)
-            mask[mesh.boundary_vertices] = True
-            return torch.from_numpy(mask)
-        if hierarchy.boundary == "dirichlet":  # the basis already vanishes on the boundary
-            return torch.zeros(hierarchy.num_nodes(level), dtype=torch.bool)
-        raise ValueError(
-            "coefficient levels of a Neumann spectral hierarchy cannot be masked to zero on the boundary; "
-            "build it with boundary='dirichlet'"
-        )
-    raise ValueError(f"do not know the boundary nodes of {type(hierarchy).__name__}")
+class AllBoundaryWarning(UserWarning):
+    """A zero-boundary constraint fixes every node of a level, so every output there is 0."""
 
 
 class FunctionConstraint:
@@ -71,7 +49,7 @@ class FunctionConstraint:
 
     Args:
         hierarchy: the spaces.
-        zero_boundary: fix the boundary nodes (see :func:`boundary_mask`) to zero.
+        zero_boundary: fix the boundary nodes (``hierarchy.boundary_mask``) to zero.
         integral: prescribed ``∫ x`` per channel (a float for all channels, or a sequence);
             ``0.0`` is the zero-mean constraint; ``None`` for no integral constraint.
     """
@@ -89,15 +67,23 @@ class FunctionConstraint:
         self.hierarchy = hierarchy
         self.zero_boundary = zero_boundary
         self.integral = None if integral is None else torch.as_tensor(integral, dtype=torch.float64)
-        self._masks: dict[int, Tensor] = {}
 
     def free(self, level: int, like: Tensor) -> Tensor:
         """``[N, 1]`` 1.0 on free nodes, 0.0 on fixed boundary nodes, as ``like``."""
-        if level not in self._masks:
-            fixed = boundary_mask(self.hierarchy, level) if self.zero_boundary else None
-            n = self.hierarchy.num_nodes(level)
-            self._masks[level] = torch.ones(n, 1, dtype=torch.float64) if fixed is None else (~fixed).double()[:, None]
-        return self._masks[level].to(like.device, like.dtype)
+        n = self.hierarchy.num_nodes(level)
+        if not self.zero_boundary:
+            return torch.ones(n, 1, dtype=like.dtype, device=like.device)
+
+        def build() -> Tensor:
+            fixed = self.hierarchy.boundary_mask(level)  # [N] bool
+            if n and bool(fixed.all()):
+                warnings.warn(
+                    f"every one of the {n} nodes of level {level} of this {self.hierarchy.kind} touches the boundary, "
+                    "so the zero-boundary constraint makes every output there 0; use a finer mesh or fewer levels",
+                    AllBoundaryWarning, stacklevel=4)
+            return (~fixed)[:, None]
+
+        return self.hierarchy.cached("free_nodes", level, build).to(like.device, like.dtype)
 
     def project(self, x: Tensor, level: int) -> Tensor:
         """Π(x) for ``x [..., N, C]``: the mass-orthogonal projection onto K_level."""
@@ -122,33 +108,3 @@ class FunctionConstraint:
         if self.integral is not None:
             parts.append((self.hierarchy.integrate(x, level) - self.integral.to(x.device, x.dtype)).abs().amax())
         return torch.stack(parts).amax()
-
-
-class ConstrainedUNet(nn.Module):
-    """``Π ∘ unet``: a model whose output lies in the constraint set for any weights.
-
-    Args:
-        unet: a U-Net from :func:`geounet.models.build_unet` on ``constraint.hierarchy``,
-            or any model mapping ``[B, N_I, C_in] -> [B, N_I, C_out]`` on its finest level
-            (e.g. a baseline); a model with a ``hierarchy`` must share the constraint's.
-        constraint: applied at the finest level.
-    """
-
-    def __init__(self, unet: nn.Module, constraint: FunctionConstraint):
-        super().__init__()
-        if getattr(unet, "hierarchy", constraint.hierarchy) is not constraint.hierarchy:
-            raise ValueError("the U-Net and the constraint must be built on the same hierarchy object")
-        self.unet = unet
-        self.constraint = constraint
-
-    @property
-    def hierarchy(self) -> Hierarchy:
-        return self.constraint.hierarchy
-
-    def parameter_counts(self) -> dict[str, int]:
-        """The wrapped U-Net's counts: the projection Π has no parameters."""
-        return self.unet.parameter_counts()
-
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_I, C_in]
-        out = self.unet(x) if cond is None else self.unet(x, cond)  # [B, N_I, C_out]
-        return self.constraint.project(out, self.hierarchy.finest_level)

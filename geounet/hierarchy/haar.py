@@ -13,7 +13,7 @@ HEALPix NEST pixels, triangle and mesh subdivisions and mesh partitions alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -29,15 +29,12 @@ class PartitionHaarHierarchy(Hierarchy):
             at level i-1, ``[num_nodes(i)]`` int64; ``parents[0]`` must be ``None``.
         finest_mass: cell measures at the finest level ``[num_nodes(I)]``; coarser
             masses are their sums over children, so the partitions are exactly nested.
-        graph_builder: ``level -> LevelGraph``, called once per level and cached.
+
+    Subclasses provide the level graphs by overriding :meth:`_build_graph`; each is built
+    once, on first use, and kept with the hierarchy's data.
     """
 
-    def __init__(
-        self,
-        parents: Sequence[Tensor | None],
-        finest_mass: Tensor,
-        graph_builder: Callable[[int], LevelGraph],
-    ):
+    def __init__(self, parents: Sequence[Tensor | None], finest_mass: Tensor):
         if len(parents) < 1 or parents[0] is not None:
             raise ValueError("parents[0] must be None: the coarsest level has no parent level")
         self._parents = [None] + [p.to(torch.int64) for p in parents[1:]]
@@ -58,9 +55,7 @@ class PartitionHaarHierarchy(Hierarchy):
         self._child_weights = [None] + [
             masses[level] / masses[level - 1][self._parents[level]] for level in range(1, len(parents))
         ]
-        self._graph_builder = graph_builder
         self._graphs: dict[int, LevelGraph] = {}
-        self._operator_cache: dict[tuple, Tensor] = {}
 
     @property
     def num_levels(self) -> int:
@@ -82,25 +77,18 @@ class PartitionHaarHierarchy(Hierarchy):
     def graph(self, level: int) -> LevelGraph:
         self._check_level(level)
         if level not in self._graphs:
-            self._graphs[level] = self._graph_builder(level)
+            self._graphs[level] = self._build_graph(level)
         return self._graphs[level]
 
-    def _cached(self, name: str, level: int, tensor: Tensor, like: Tensor) -> Tensor:
-        """``tensor`` cast to ``like``'s device (and dtype, for floating tensors), cached."""
-        dtype = tensor.dtype if not tensor.is_floating_point() else like.dtype
-        key = (name, level, dtype, like.device)
-        if key not in self._operator_cache:
-            self._operator_cache[key] = tensor.to(device=like.device, dtype=dtype)
-        return self._operator_cache[key]
+    def _build_graph(self, level: int) -> LevelGraph:
+        raise NotImplementedError(f"{self.kind} has no level graphs; subclasses define _build_graph")
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
-        parent = self._cached("parent", level, self._parents[level], x)
-        weight = self._cached("weight", level, self._child_weights[level], x)
+        weight = self._child_weights[level].to(x.dtype)  # [N_fine]; a no-op once moved with .to(dtype)
         flat = x.reshape(-1, x.shape[-2], x.shape[-1])  # [B, N_fine, C]
         out = flat.new_zeros(flat.shape[0], self.num_nodes(level - 1), flat.shape[-1])
-        out.index_add_(1, parent, flat * weight[:, None])
+        out.index_add_(1, self._parents[level], flat * weight[:, None])
         return out.reshape(*x.shape[:-2], out.shape[-2], x.shape[-1])
 
     def _prolong(self, x: Tensor, level: int) -> Tensor:
-        parent = self._cached("parent", level + 1, self._parents[level + 1], x)
-        return x.index_select(-2, parent)
+        return x.index_select(-2, self._parents[level + 1])

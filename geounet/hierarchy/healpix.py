@@ -121,7 +121,12 @@ class HealpixLevels(Hierarchy):
         return npix(self.nside_at(level))
 
     def mass(self, level: int) -> Tensor:
-        return torch.full((self.num_nodes(level),), pixel_area(self.nside_at(level)), dtype=torch.float64)
+        area = pixel_area(self.nside_at(level))
+        return torch.full((self.num_nodes(level),), area, dtype=self.dtype, device=self.device)
+
+    def num_edge_features(self, level: int) -> int:
+        """(east, north, distance): known without building the graph."""
+        return 3
 
     def graph(self, level: int) -> LevelGraph:
         """The level's 8-neighbour graph (:func:`healpix_level_graph`), built once."""

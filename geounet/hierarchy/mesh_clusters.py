@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from geounet.geometry.mesh import Mesh
-from geounet.hierarchy.cell_graph import cell_graph, contract_edges
-from geounet.hierarchy.haar import PartitionHaarHierarchy
+from geounet.hierarchy.cell_graph import FaceCellHierarchy, contract_edges
 
 
 def match_cells(
@@ -68,7 +67,7 @@ def _best_neighbour(n: int, pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
     return best
 
 
-class ClusterHierarchy(PartitionHaarHierarchy):
+class ClusterHierarchy(FaceCellHierarchy):
     """Area-weighted Haar hierarchy of nested face clusters of any triangle mesh.
 
     Args:
@@ -129,7 +128,6 @@ class ClusterHierarchy(PartitionHaarHierarchy):
         super().__init__(
             [None] + [torch.from_numpy(p) for p in parents],
             torch.from_numpy(mesh.face_areas),
-            self._build_graph,
         )
 
     def __repr__(self) -> str:
@@ -139,6 +137,3 @@ class ClusterHierarchy(PartitionHaarHierarchy):
         """Level-``level`` cluster of every face ``[F]``."""
         self._check_level(level)
         return self._face_labels[level]
-
-    def _build_graph(self, level: int):
-        return cell_graph(self.mesh, self._face_labels[level], self.num_nodes(level))

@@ -146,7 +146,8 @@ class MeshSpectralHierarchy(Hierarchy):
             basis = psi @ self._coordinates[-1]  # [V, k_I] = B_I
             self._prolong_ops.append(basis)
             self._restrict_ops.append((basis * mesh.lumped_mass[:, None]).T / self._weights[-1])
-        self._cache: dict[tuple, Tensor] = {}
+        self._prolong_ops = [torch.from_numpy(np.ascontiguousarray(op)) for op in self._prolong_ops]
+        self._restrict_ops = [torch.from_numpy(np.ascontiguousarray(op)) for op in self._restrict_ops]
         self._graphs: dict[int, LevelGraph] = {}
 
     def __repr__(self) -> str:
@@ -169,8 +170,8 @@ class MeshSpectralHierarchy(Hierarchy):
     def mass(self, level: int) -> Tensor:
         self._check_level(level)
         if self.is_vertex_level(level):
-            return torch.from_numpy(self.mesh.lumped_mass)
-        return torch.full((self.band_limits[level],), self._weights[level], dtype=torch.float64)
+            return torch.from_numpy(self.mesh.lumped_mass).to(self.device, self.dtype)
+        return torch.full((self.band_limits[level],), self._weights[level], dtype=self.dtype, device=self.device)
 
     def basis(self, level: int) -> np.ndarray:
         """Vertex values of the level's basis functions ``B_i [V, k_i]`` (float64)."""
@@ -180,7 +181,7 @@ class MeshSpectralHierarchy(Hierarchy):
     def synthesize(self, c: Tensor, level: int) -> Tensor:
         """Vertex values ``B_i c``: ``[..., k_i, C] -> [..., V, C]``."""
         self._check_nodes(c, level)
-        return _apply(self._operator("basis", level, lambda: self.basis(level), c), c)
+        return _apply(self._operator("basis", level, lambda: self.basis(level)), c)
 
     def analyze(self, x: Tensor, level: int) -> Tensor:
         """M-orthogonal projection of vertex values onto V_level, as coefficients ``[..., k_i, C]``."""
@@ -190,19 +191,32 @@ class MeshSpectralHierarchy(Hierarchy):
         def build():
             return (self.basis(level) * self.mesh.lumped_mass[:, None]).T / self._weights[level]
 
-        return _apply(self._operator("analysis", level, build, x), x)
+        return _apply(self._operator("analysis", level, build), x)
 
-    def _operator(self, name: str, level: int, build, like: Tensor) -> Tensor:
-        key = (name, level, like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = torch.from_numpy(np.ascontiguousarray(build())).to(like.device, like.dtype)
-        return self._cache[key]
+    def _operator(self, name: str, level: int, build) -> Tensor:
+        """The float64 matrix ``build()`` on this hierarchy's device, memoised with its data."""
+        return self.cached(name, level, lambda: torch.from_numpy(np.ascontiguousarray(build())).to(self.device))
+
+    def boundary_mask(self, level: int) -> Tensor:
+        """Boundary vertices on the vertex level; none on Dirichlet coefficient levels (the
+        basis already vanishes there). Neumann coefficient levels cannot be masked."""
+        self._check_level(level)
+        if self.is_vertex_level(level):
+            mask = np.zeros(self.mesh.num_vertices, dtype=bool)
+            mask[self.mesh.boundary_vertices] = True
+            return torch.from_numpy(mask).to(self.device)
+        if self.boundary == "dirichlet":
+            return torch.zeros(self.num_nodes(level), dtype=torch.bool, device=self.device)
+        raise ValueError(
+            "coefficient levels of a Neumann spectral hierarchy cannot be masked to zero on the boundary; "
+            "build it with boundary='dirichlet'"
+        )
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
-        return _apply(self._operator("restrict", level, lambda: self._restrict_ops[level - 1], x), x)
+        return _apply(self._restrict_ops[level - 1], x)
 
     def _prolong(self, x: Tensor, level: int) -> Tensor:
-        return _apply(self._operator("prolong", level, lambda: self._prolong_ops[level], x), x)
+        return _apply(self._prolong_ops[level], x)
 
     def graph(self, level: int) -> LevelGraph:
         self._check_level(level)
@@ -237,5 +251,5 @@ class MeshSpectralHierarchy(Hierarchy):
 
 
 def _apply(matrix: Tensor, x: Tensor) -> Tensor:
-    """``[M, N] x [..., N, C] -> [..., M, C]``."""
-    return torch.matmul(matrix, x)
+    """``[M, N] x [..., N, C] -> [..., M, C]``, in ``x``'s dtype."""
+    return torch.matmul(matrix.to(x.dtype), x)

@@ -24,8 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from geounet.geometry.mesh import Mesh
-from geounet.hierarchy.cell_graph import cell_graph
-from geounet.hierarchy.haar import PartitionHaarHierarchy
+from geounet.hierarchy.cell_graph import FaceCellHierarchy
 
 #: Corner pattern of the four children in terms of (v0, v1, v2, m01, m12, m02).
 _CHILDREN = np.array([[0, 3, 5], [3, 1, 4], [5, 4, 2], [4, 5, 3]])
@@ -47,6 +46,7 @@ def loop_positions(coarse: Mesh) -> np.ndarray:
     Odd (edge) vertices: ``3/8 (a + b) + 1/8 (c + d)`` with c, d opposite the edge;
     even vertices: ``(1 - n β) v + β Σ neighbours``, ``β = (5/8 - (3/8 + cos(2π/n)/4)^2) / n``.
     """
+    coarse.require_manifold("Loop smoothing")  # its stencils assume two faces per edge
     if len(coarse.boundary_edges):
         raise ValueError("Loop smoothing is implemented for closed meshes; use scheme='midpoint'")
     v, n, edges = coarse.vertices, coarse.num_vertices, coarse.edges
@@ -71,7 +71,7 @@ def sphere_projection(vertices: np.ndarray) -> np.ndarray:
     return vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
 
 
-class SubdivisionHierarchy(PartitionHaarHierarchy):
+class SubdivisionHierarchy(FaceCellHierarchy):
     """Area-weighted Haar hierarchy of a coarse mesh refined ``num_levels - 1`` times.
 
     Args:
@@ -104,7 +104,7 @@ class SubdivisionHierarchy(PartitionHaarHierarchy):
         self.meshes = meshes
         self.mesh = meshes[-1]
         parents = [None] + [torch.arange(m.num_faces) // 4 for m in meshes[1:]]
-        super().__init__(parents, torch.from_numpy(self.mesh.face_areas), self._build_graph)
+        super().__init__(parents, torch.from_numpy(self.mesh.face_areas))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(faces={[m.num_faces for m in self.meshes]})"
@@ -113,6 +113,3 @@ class SubdivisionHierarchy(PartitionHaarHierarchy):
         """Level-``level`` cell of every finest face ``[F_I]``."""
         self._check_level(level)
         return np.arange(self.mesh.num_faces) // 4 ** (self.finest_level - level)
-
-    def _build_graph(self, level: int):
-        return cell_graph(self.mesh, self.face_labels(level), self.num_nodes(level))

@@ -55,7 +55,7 @@ class SquareHaarHierarchy(Hierarchy):
 
     def mass(self, level: int) -> Tensor:
         n = self.num_nodes(level)
-        return torch.full((n,), 1.0 / n, dtype=torch.float64)
+        return torch.full((n,), 1.0 / n, dtype=self.dtype, device=self.device)
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         side = self.side(level)

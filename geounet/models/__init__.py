@@ -2,12 +2,11 @@
 
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline
 from geounet.models.unet import VARIANTS, build_unet, level_channels
-from geounet.models.zoo import FinestLevels, count_parameters, message_passing_unet, size_to_parameters
+from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters
 
 __all__ = [
     "VARIANTS",
     "ChebUNet",
-    "FinestLevels",
     "FlatResNet",
     "GraphUNetBaseline",
     "SFNOBaseline",

@@ -1,4 +1,6 @@
-"""Baselines under the geounet model API: ``[B, N, C_in] -> [B, N, C_out]`` modules.
+"""Baselines under the geounet model API: ``model(x [B, N, C_in], hierarchy) -> [B, N, C_out]``.
+
+Like the U-Nets they hold only parameters and take the geometry with every call.
 
 - :class:`GraphUNetBaseline`: PyTorch Geometric's ``GraphUNet`` (Gao & Ji 2019, gPool /
   gUnpool with GCN layers) on the finest graph of a hierarchy.
@@ -24,15 +26,17 @@ from torch import Tensor, nn
 from torch_geometric.nn import ChebConv, GraphUNet
 
 from geounet.hierarchy.base import Hierarchy
-from geounet.models.zoo import finest_levels
+from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import ResidualBlock
+from geounet.nn.inputs import check_model_input
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
+from geounet.nn.unet import geometry_for
 
 
-def _check_input(x: Tensor, num_nodes: int, channels: int, name: str) -> None:
-    if x.dim() != 3 or x.shape[1] != num_nodes or x.shape[2] != channels:
-        raise ValueError(f"{name} expects [batch, {num_nodes}, {channels}], got {tuple(x.shape)}")
+def _check_input(model: nn.Module, x: Tensor, num_nodes: int, channels: int) -> None:
+    dtype = next(model.parameters()).dtype
+    check_model_input(x, num_nodes, channels, dtype, type(model).__name__)
 
 
 class GraphUNetBaseline(nn.Module):
@@ -53,38 +57,40 @@ class GraphUNetBaseline(nn.Module):
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
                  depth: int = 3, pool_ratio: float = 0.5):
         super().__init__()
-        level = hierarchy.finest_level
-        self.num_nodes = hierarchy.num_nodes(level)
+        self.kind = hierarchy.kind
         self.in_channels = in_channels
-        self.register_buffer("edge_index", hierarchy.graph(level).edge_index.clone(), persistent=False)
         self.unet = GraphUNet(in_channels, width, out_channels, depth, pool_ratios=pool_ratio)
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        _check_input(x, self.num_nodes, self.in_channels, type(self).__name__)
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
+        finest = geometry_for(self, hierarchy, self.kind, 1)
+        num_nodes = finest.num_nodes(0)
+        _check_input(self, x, num_nodes, self.in_channels)
         batch = x.shape[0]
-        offsets = torch.arange(batch, device=x.device) * self.num_nodes  # [B]
-        edge_index = (self.edge_index[:, None, :] + offsets[None, :, None]).reshape(2, -1)  # [2, B E]
-        sample = torch.arange(batch, device=x.device).repeat_interleave(self.num_nodes)  # [B N]
-        flat = x.reshape(batch * self.num_nodes, -1)  # [B N, C_in]
+        offsets = torch.arange(batch, device=x.device) * num_nodes  # [B]
+        graph_edges = finest.graph(0).edge_index  # [2, E]
+        edge_index = (graph_edges[:, None, :] + offsets[None, :, None]).reshape(2, -1)  # [2, B E]
+        sample = torch.arange(batch, device=x.device).repeat_interleave(num_nodes)  # [B N]
+        flat = x.reshape(batch * num_nodes, -1)  # [B N, C_in]
         with torch.autocast(x.device.type, enabled=False):
             out = self.unet(flat.float() if flat.dtype in (torch.float16, torch.bfloat16) else flat, edge_index, sample)
-        return out.view(batch, self.num_nodes, -1)  # [B, N, C_out]
+        return out.view(batch, num_nodes, -1)  # [B, N, C_out]
 
 
 class _ChebStage(nn.Module):
-    """Two (ChebConv -> GroupNorm -> GELU) layers on one level of ``hierarchy``."""
+    """Two (ChebConv -> GroupNorm -> GELU) layers on one level of the hierarchy it is given."""
 
-    def __init__(self, hierarchy: Hierarchy, level: int, in_channels: int, out_channels: int, K: int):
+    def __init__(self, level: int, in_channels: int, out_channels: int, K: int):
         super().__init__()
-        self.register_buffer("edge_index", hierarchy.graph(level).edge_index.clone(), persistent=False)
+        self.level = level
         self.convs = nn.ModuleList([ChebConv(in_channels, out_channels, K), ChebConv(out_channels, out_channels, K)])
-        components = hierarchy.components(level)
-        self.norms = nn.ModuleList([NodeGroupNorm(1, out_channels, components=components) for _ in range(2)])
+        self.norms = nn.ModuleList([NodeGroupNorm(1, out_channels) for _ in range(2)])
         self.act = nn.GELU()
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
+        edge_index = hierarchy.graph(self.level).edge_index
+        components = hierarchy.components(self.level)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            x = self.act(norm(conv(x, self.edge_index)))
+            x = self.act(norm(conv(x, edge_index), components))
         return x  # [B, N, C_out]
 
 
@@ -103,32 +109,35 @@ class ChebUNet(nn.Module):
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
                  depth: int = 4, K: int = 3, max_mult: int = 8):
         super().__init__()
-        self.hierarchy = finest_levels(hierarchy, depth)
-        finest = self.hierarchy.finest_level
+        if not isinstance(depth, int) or not 1 <= depth <= hierarchy.num_levels:
+            raise ValueError(f"depth must be an int in [1, {hierarchy.num_levels}] for {hierarchy!r}, got {depth!r}")
+        self.kind = hierarchy.kind
+        self.num_levels = depth
+        finest = depth - 1
         self.in_channels = in_channels
         channels = [width * min(2 ** (finest - i), max_mult) for i in range(finest + 1)]
         self.lift = nn.Linear(in_channels, width)
         self.encoders = nn.ModuleList(
-            _ChebStage(self.hierarchy, i, width if i == finest else channels[i + 1], channels[i], K)
-            for i in range(finest, 0, -1)
+            _ChebStage(i, width if i == finest else channels[i + 1], channels[i], K) for i in range(finest, 0, -1)
         )
-        self.bottleneck = _ChebStage(self.hierarchy, 0, channels[1] if finest else width, channels[0], K)
+        self.bottleneck = _ChebStage(0, channels[1] if finest else width, channels[0], K)
         self.decoders = nn.ModuleList(
-            _ChebStage(self.hierarchy, i, channels[i - 1] + channels[i], channels[i], K) for i in range(1, finest + 1)
+            _ChebStage(i, channels[i - 1] + channels[i], channels[i], K) for i in range(1, finest + 1)
         )
         self.head = nn.Linear(channels[finest], out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N_I, C_in]
-        finest = self.hierarchy.finest_level
-        _check_input(x, self.hierarchy.num_nodes(finest), self.in_channels, type(self).__name__)
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N_I, C_in]
+        levels = geometry_for(self, hierarchy, self.kind, self.num_levels)
+        finest = levels.finest_level
+        _check_input(self, x, levels.num_nodes(finest), self.in_channels)
         h, skips = self.lift(x), []
         for level, stage in zip(range(finest, 0, -1), self.encoders, strict=True):
-            h = stage(h)  # [B, N_level, C_level]
+            h = stage(h, levels)  # [B, N_level, C_level]
             skips.append(h)
-            h = self.hierarchy.restrict(h, level)
-        h = self.bottleneck(h)  # [B, N_0, C_0]
+            h = levels.restrict(h, level)
+        h = self.bottleneck(h, levels)  # [B, N_0, C_0]
         for level, stage in zip(range(1, finest + 1), self.decoders, strict=True):
-            h = stage(torch.cat([self.hierarchy.prolong(h, level - 1), skips.pop()], dim=-1))
+            h = stage(torch.cat([levels.prolong(h, level - 1), skips.pop()], dim=-1), levels)
         return self.head(h)  # [B, N_I, C_out]
 
 
@@ -142,18 +151,19 @@ class FlatResNet(nn.Module):
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
                  num_blocks: int = 4, factory: MessagePassingFactory | None = None):
         super().__init__()
-        factory = factory or MessagePassingFactory(hierarchy)
-        level = hierarchy.finest_level
-        self.num_nodes = hierarchy.num_nodes(level)
+        finest = finest_levels(hierarchy, 1)  # level 0 of this view is the finest level
+        factory = factory or MessagePassingFactory(finest)
+        self.kind = hierarchy.kind
         self.lift = nn.Linear(in_channels, width)
-        self.blocks = nn.ModuleList(ResidualBlock(factory, level, width) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(ResidualBlock(factory, 0, width) for _ in range(num_blocks))
         self.head = nn.Linear(width, out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        _check_input(x, self.num_nodes, self.lift.in_features, type(self).__name__)
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
+        finest = geometry_for(self, hierarchy, self.kind, 1)
+        _check_input(self, x, finest.num_nodes(0), self.lift.in_features)
         h = self.lift(x)
         for block in self.blocks:
-            h = block(h)
+            h = block(h, finest)
         return self.head(h)  # [B, N, C_out]
 
 
@@ -187,7 +197,9 @@ class SFNOBaseline(nn.Module):
             out_chans=out_channels, embed_dim=width, num_layers=num_layers,
         )
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        _check_input(x, self.nlat * self.nlon, self.in_channels, type(self).__name__)
+    def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
+        """``hierarchy`` is accepted for the common model signature and not used: the SFNO runs
+        on its own fixed lat-lon grid."""
+        _check_input(self, x, self.nlat * self.nlon, self.in_channels)
         image = x.transpose(1, 2).reshape(x.shape[0], -1, self.nlat, self.nlon)  # [B, C, nlat, nlon]
         return self.sfno(image).flatten(2).transpose(1, 2)  # [B, N, C_out]

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from geounet.functional.regrid import regrid_operator
 from geounet.hierarchy.healpix import HealpixLevels
 from geounet.models.baselines import SFNOBaseline
+from geounet.nn.inputs import check_model_input
 
 
 def equiangular_grid(nlat: int, nlon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,23 +102,16 @@ class SFNOHealpix(nn.Module):
                              persistent=False)  # [N, H W] float64
         self.sfno = SFNOBaseline(nlat, nlon, in_channels, out_channels, width=width, num_layers=num_layers,
                                  scale_factor=scale_factor)
-        self._cast: dict[tuple, tuple[Tensor, Tensor]] = {}
 
-    def _operators(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """The two operators in ``dtype`` on the buffers' device (cached)."""
-        key = (dtype, self.to_latlon.device)
-        if key not in self._cast:
-            self._cast[key] = (self.to_latlon.to(dtype), self.to_healpix.to(dtype))
-        return self._cast[key]
-
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        if x.dim() != 3 or x.shape[1] != self.num_pixels or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"SFNOHealpix expects HEALPix NEST features [batch, {self.num_pixels}, {self.in_channels}] "
-                f"(nside {self.nside}), got {tuple(x.shape)}"
-            )
+    def forward(self, x: Tensor, hierarchy: HealpixLevels | None = None) -> Tensor:  # [B, N, C_in]
+        """The SFNO is tied to its lat-lon grid, so unlike the U-Nets it keeps its regridding
+        operators (non-persistent buffers); ``hierarchy``, when given, must have its nside."""
+        if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != self.num_pixels:
+            raise ValueError(f"this SFNOHealpix runs at nside {self.nside}; the hierarchy's finest level has "
+                             f"{hierarchy.num_nodes(hierarchy.finest_level)} pixels, not {self.num_pixels}")
+        check_model_input(x, self.num_pixels, self.in_channels, next(self.sfno.parameters()).dtype, "SFNOHealpix")
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        to_latlon, to_healpix = self._operators(dtype)
+        to_latlon, to_healpix = self.to_latlon.to(dtype), self.to_healpix.to(dtype)
         with torch.autocast(x.device.type, enabled=False):
             grid = _node_matmul(to_latlon, x.to(dtype))  # [B, H W, C_in]
         out = self.sfno(grid)  # [B, H W, C_out]

@@ -48,7 +48,11 @@ def build_unet(
     bottleneck_blocks: int = 1,
     cond_dim: int | None = None,
 ) -> UNet:
-    """Build one of the paper's U-Net variants on ``hierarchy``.
+    """Build one of the paper's U-Net variants for hierarchies of ``hierarchy``'s kind.
+
+    ``hierarchy`` is read only for its kind and number of levels (and ``factory`` for its
+    edge-feature widths); the model holds no geometry and is called ``model(x, h)`` with
+    any hierarchy of that kind (e.g. ``hierarchy`` itself, another mesh, a batch of meshes).
 
     Args:
         factory: makes the spatial operator of each level (the only geometric part).
@@ -58,6 +62,8 @@ def build_unet(
         encoder_blocks: residual blocks per learned encoder (``"residual"``), and the
             number whose parameters ``"multiresnet_matched"`` moves into the decoder.
     """
+    if factory.kind != hierarchy.kind:
+        raise ValueError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
@@ -84,11 +90,12 @@ def build_unet(
             carry = budget - added * cost
 
     decoders = {
-        i: ResidualDecoder(hierarchy, factory, i, channels[i - 1], width, channels[i], extra_blocks[i], cond_dim)
+        i: ResidualDecoder(factory, i, channels[i - 1], width, channels[i], extra_blocks[i], cond_dim)
         for i in levels
     }
     return UNet(
-        hierarchy,
+        hierarchy.kind,
+        hierarchy.num_levels,
         lift=nn.Linear(in_channels, width),
         encoders=encoders,
         bottleneck=Bottleneck(factory, width, channels[0], bottleneck_blocks, cond_dim),

@@ -13,66 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
-from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.finest import finest_levels
 from geounet.models.unet import build_unet
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
-
-
-class FinestLevels(Hierarchy):
-    """The ``num_levels`` finest levels of ``base`` as a hierarchy of their own.
-
-    Level ``i`` here is level ``i + base.num_levels - num_levels`` of ``base``; restrict,
-    prolong, mass, graphs and components are delegated, so all invariants carry over.
-    """
-
-    def __init__(self, base: Hierarchy, num_levels: int):
-        if not isinstance(num_levels, int) or not 1 <= num_levels <= base.num_levels:
-            raise ValueError(
-                f"depth must be an int in [1, {base.num_levels}] for {base!r}, got {num_levels!r}"
-            )
-        self.base = base
-        self.offset = base.num_levels - num_levels
-        self._num_levels = num_levels
-        self.reproduces_constants = base.reproduces_constants
-        self.preserves_integrals = base.preserves_integrals
-
-    def __repr__(self) -> str:
-        return f"FinestLevels({self.base!r}, num_levels={self.num_levels})"
-
-    @property
-    def num_levels(self) -> int:
-        return self._num_levels
-
-    def num_nodes(self, level: int) -> int:
-        self._check_level(level)
-        return self.base.num_nodes(level + self.offset)
-
-    def mass(self, level: int) -> Tensor:
-        self._check_level(level)
-        return self.base.mass(level + self.offset)
-
-    def graph(self, level: int) -> LevelGraph:
-        self._check_level(level)
-        return self.base.graph(level + self.offset)
-
-    def components(self, level: int) -> list[int]:
-        self._check_level(level)
-        return self.base.components(level + self.offset)
-
-    def _restrict(self, x: Tensor, level: int) -> Tensor:
-        return self.base.restrict(x, level + self.offset)
-
-    def _prolong(self, x: Tensor, level: int) -> Tensor:
-        return self.base.prolong(x, level + self.offset)
-
-
-def finest_levels(hierarchy: Hierarchy, depth: int) -> Hierarchy:
-    """The ``depth`` finest levels of ``hierarchy``: the hierarchy itself when that is all of
-    them (so models and constraints built on it share one object), else a :class:`FinestLevels`."""
-    return hierarchy if depth == hierarchy.num_levels else FinestLevels(hierarchy, depth)
 
 
 def message_passing_unet(
@@ -101,12 +48,13 @@ def message_passing_unet(
             extra decoder blocks).
         width: channels of V_i and of the finest decoder (coarser decoders are wider by
             ``channel_mult``, default 1, 2, 4 from the finest level down).
-        depth: number of levels to use, the finest ones of ``hierarchy`` (None: all).
+        depth: number of levels to use, the finest ones of the hierarchy it is called
+            with (None: all of ``hierarchy``'s).
         blocks: extra residual blocks per decoder beyond its merge branch.
-        factory: reuse an existing factory (its cached graphs), e.g. when building many
-            models on one hierarchy; ``backend``/``kernel``/... are then ignored.
-            It must have been built on ``hierarchy`` itself.
+        factory: an existing factory for ``hierarchy``'s kind; ``backend``/``kernel``/...
+            are then ignored.
 
+    ``hierarchy`` is read for its kind and sizes only; call the model ``model(x, h)``.
     ``model.parameter_counts()`` reports lift / encoder / bottleneck / decoder / head.
     """
     levels = hierarchy if depth is None else finest_levels(hierarchy, depth)
@@ -114,11 +62,6 @@ def message_passing_unet(
         factory = MessagePassingFactory(
             levels, backend=backend, kernel=kernel, num_kernels=num_kernels, kernel_hidden=kernel_hidden,
             edge_features=edge_features,
-        )
-    elif factory.hierarchy is not levels:
-        raise ValueError(
-            "factory was built on a different hierarchy; with depth, build it on "
-            "FinestLevels(hierarchy, depth) and pass that FinestLevels as hierarchy without depth"
         )
     return build_unet(
         levels, in_channels, out_channels, factory, variant=variant, width=width,

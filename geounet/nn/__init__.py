@@ -1,27 +1,28 @@
 """Neural-network modules: blocks, encoders, decoders and the U-Net."""
 
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
+from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
-from geounet.nn.message_passing import MessagePassingFactory, PygKernelConv, TableKernelConv
+from geounet.nn.message_passing import KernelConv, MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
 from geounet.nn.square import SquareConv, SquareConvFactory
 from geounet.nn.unet import UNet
 
 __all__ = [
     "Bottleneck",
+    "ConstrainedUNet",
     "IdentityEncoder",
+    "KernelConv",
     "MessagePassingFactory",
     "MultiResolutionEncoder",
     "NodeGroupNorm",
     "OperatorFactory",
-    "PygKernelConv",
     "ResidualBlock",
     "ResidualBranch",
     "ResidualDecoder",
     "ResidualEncoder",
     "SquareConv",
     "SquareConvFactory",
-    "TableKernelConv",
     "UNet",
 ]

@@ -1,11 +1,13 @@
 """Residual building blocks over one level of a hierarchy.
 
 A block is generic over the geometry: the only geometric part is the *spatial
-operator*, an ``nn.Module`` mapping ``[B, N, C_in] -> [B, N, C_out]`` on one level
-(a 3x3 convolution on the square, message passing on a graph). Spatial operators are
-made by an :class:`OperatorFactory`, ``factory(level, in_channels, out_channels)``; its
-``hierarchy`` also says which nodes form independent geometries, over which the group
-norms take their statistics separately.
+operator*, an ``nn.Module`` called ``op(x, hierarchy)`` that maps ``[B, N, C_in] ->
+[B, N, C_out]`` on its level of the hierarchy it is given (a 3x3 convolution on the
+square, message passing on a graph). Spatial operators are made by an
+:class:`OperatorFactory`, ``factory(level, in_channels, out_channels)``. Blocks hold only
+parameters: the hierarchy comes with every call, and also says which nodes form
+independent geometries (``hierarchy.components(level)``), over which the group norms
+take their statistics separately.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from geounet.nn.norm import NodeGroupNorm
 
 
 class OperatorFactory(Protocol):
-    """Makes the spatial operator of a level of ``hierarchy``: ``[B, N, C_in] -> [B, N, C_out]``."""
+    """Makes the spatial operator of a level, called ``op(x [B, N, C_in], hierarchy) -> [B, N, C_out]``,
+    for hierarchies of the kind ``kind``."""
 
-    hierarchy: Hierarchy
+    kind: str
 
     def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module: ...
 
@@ -43,22 +46,24 @@ class ResidualBranch(nn.Module):
         num_groups: int = 1,
     ):
         super().__init__()
-        components = factory.hierarchy.components(level)
-        self.norm1 = NodeGroupNorm(_groups(num_groups, in_channels), in_channels, components=components)
+        self.level = level
+        self.norm1 = NodeGroupNorm(_groups(num_groups, in_channels), in_channels)
         self.op1 = factory(level, in_channels, out_channels)
-        self.norm2 = NodeGroupNorm(_groups(num_groups, out_channels), out_channels, components=components)
+        self.norm2 = NodeGroupNorm(_groups(num_groups, out_channels), out_channels)
         self.op2 = factory(level, out_channels, out_channels)
         self.act = nn.GELU()
         self.film = nn.Linear(cond_dim, 2 * out_channels) if cond_dim else None
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N, C_in]
-        h = self.norm2(self.op1(self.act(self.norm1(x))))  # [B, N, C_out]
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:  # [B, N, C_in]
+        components = hierarchy.components(self.level)
+        h = self.op1(self.act(self.norm1(x, components)), hierarchy)
+        h = self.norm2(h, components)  # [B, N, C_out]
         if self.film is not None:
             if cond is None:
                 raise ValueError("this block was built with cond_dim, so it needs a cond tensor")
             scale, shift = self.film(cond)[:, None, :].chunk(2, dim=-1)  # [B, 1, C_out] each
             h = h * (1 + scale) + shift
-        return self.op2(self.act(h))  # [B, N, C_out]
+        return self.op2(self.act(h), hierarchy)  # [B, N, C_out]
 
 
 class ResidualBlock(nn.Module):
@@ -75,8 +80,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.branch = ResidualBranch(factory, level, channels, channels, cond_dim, num_groups)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        return x + self.branch(x, cond)
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
+        return x + self.branch(x, hierarchy, cond)
 
 
 def _groups(requested: int, channels: int) -> int:

@@ -21,7 +21,6 @@ class ResidualDecoder(nn.Module):
 
     def __init__(
         self,
-        hierarchy: Hierarchy,
         factory: OperatorFactory,
         level: int,
         coarse_channels: int,
@@ -33,18 +32,17 @@ class ResidualDecoder(nn.Module):
         super().__init__()
         if level < 1:
             raise ValueError(f"decoders exist for levels >= 1, got level {level}")
-        self.hierarchy = hierarchy
         self.level = level
         self.channel_map = nn.Linear(coarse_channels, channels)
         self.merge = ResidualBranch(factory, level, channels + skip_channels, channels, cond_dim)
         self.blocks = nn.ModuleList(ResidualBlock(factory, level, channels, cond_dim) for _ in range(extra_blocks))
 
-    def forward(self, coarse: Tensor, skip: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, coarse: Tensor, skip: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
         # coarse: [B, N_{i-1}, C_{i-1}], skip: [B, N_i, C_v]
-        up = self.hierarchy.prolong(self.channel_map(coarse), self.level - 1)  # [B, N_i, C_i]
-        h = up + self.merge(torch.cat([up, skip], dim=-1), cond)
+        up = hierarchy.prolong(self.channel_map(coarse), self.level - 1)  # [B, N_i, C_i]
+        h = up + self.merge(torch.cat([up, skip], dim=-1), hierarchy, cond)
         for block in self.blocks:
-            h = block(h, cond)
+            h = block(h, hierarchy, cond)
         return h  # [B, N_i, C_i]
 
 
@@ -63,8 +61,8 @@ class Bottleneck(nn.Module):
         self.channel_map = nn.Linear(in_channels, channels)
         self.blocks = nn.ModuleList(ResidualBlock(factory, 0, channels, cond_dim) for _ in range(num_blocks))
 
-    def forward(self, v: Tensor, cond: Tensor | None = None) -> Tensor:  # [B, N_0, C_v]
+    def forward(self, v: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:  # [B, N_0, C_v]
         h = self.channel_map(v)
         for block in self.blocks:
-            h = block(h, cond)
+            h = block(h, hierarchy, cond)
         return h  # [B, N_0, C_0]

@@ -11,7 +11,7 @@ from geounet.nn.blocks import OperatorFactory, ResidualBlock
 class IdentityEncoder(nn.Module):
     """E_i = id_{V_i}: the Multi-ResNet encoder operator (no parameters)."""
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
         return x
 
 
@@ -29,9 +29,9 @@ class ResidualEncoder(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(ResidualBlock(factory, level, channels, cond_dim) for _ in range(num_blocks))
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
         for block in self.blocks:
-            x = block(x, cond)
+            x = block(x, hierarchy, cond)
         return x
 
 
@@ -39,16 +39,13 @@ class MultiResolutionEncoder(nn.Module):
     """The Multi-ResNet encoder on its own: v -> (P_0 v, P_1 v, ..., P_I v).
 
     Maps a finest-level signal ``[B, N_I, C]`` to its orthogonal projections onto every
-    level of the hierarchy, coarsest first. It has no parameters; plug it into any model
-    that wants a geometric multiresolution pyramid.
+    level of the hierarchy it is called with, coarsest first: ``encoder(x, hierarchy)``.
+    It has no parameters and holds no geometry; plug it into any model that wants a
+    geometric multiresolution pyramid.
     """
 
-    def __init__(self, hierarchy: Hierarchy):
-        super().__init__()
-        self.hierarchy = hierarchy
-
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> list[Tensor]:
         pyramid = [x]
-        for level in range(self.hierarchy.finest_level, 0, -1):
-            pyramid.insert(0, self.hierarchy.restrict(pyramid[0], level))
+        for level in range(hierarchy.finest_level, 0, -1):
+            pyramid.insert(0, hierarchy.restrict(pyramid[0], level))
         return pyramid  # pyramid[i]: [B, N_i, C]

@@ -22,17 +22,19 @@ so the kernel sees O(1) inputs on every level and vector features keep their dir
 (a rotation of the displacements commutes with the scaling). Nodes without edges get
 y_t = W_0 x_t + b.
 
-Two implementations of the same mathematics, with identical parameter names:
+The operator :class:`KernelConv` holds only parameters; the geometry comes with each
+call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` memoised on the
+hierarchy (:func:`prepared_graph`). Two implementations of the same mathematics:
 
-- :class:`TableKernelConv`: the fast path for fixed-degree graphs (HEALPix, triangle,
-  square, subdivision meshes) from the level's ``neighbours [N, K]`` table: one gather
-  of the node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``
-  product per node.
-- :class:`PygKernelConv`: a PyTorch Geometric ``MessagePassing`` over ``edge_index`` /
-  ``edge_attr`` for general graphs.
+- the table path for fixed-degree graphs (HEALPix, triangle, square, subdivision and
+  cluster meshes) from the level's ``neighbours [N, K]`` table: one gather of the
+  node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``
+  product per node;
+- a PyTorch Geometric ``MessagePassing`` over ``edge_index`` / ``edge_attr`` for general
+  graphs.
 
 :class:`MessagePassingFactory` is an :class:`~geounet.nn.blocks.OperatorFactory` that
-picks the table path when the level graph has a neighbour table.
+makes them for a hierarchy *kind*.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.base import Hierarchy, LevelGraph, map_tensors, mover
 
 BACKENDS = ("auto", "table", "pyg")
 KERNELS = ("linear", "mlp")
@@ -84,10 +86,10 @@ def table_from_edges(edge_index: Tensor, edge_attr: Tensor, num_nodes: int) -> t
     degree = torch.bincount(target, minlength=num_nodes)  # [N]
     width = int(degree.max()) if target.numel() else 0
     first = torch.cumsum(degree, 0) - degree  # [N] position of each target's first edge
-    slot = torch.arange(target.numel()) - first[target[order]]  # [E] slot within the row
-    neighbours = torch.arange(num_nodes)[:, None].repeat(1, width)
+    slot = torch.arange(target.numel(), device=target.device) - first[target[order]]  # [E] slot within the row
+    neighbours = torch.arange(num_nodes, device=target.device)[:, None].repeat(1, width)
     neighbours[target[order], slot] = edge_index[0, order]
-    mask = torch.zeros(num_nodes, width, dtype=torch.bool)
+    mask = torch.zeros(num_nodes, width, dtype=torch.bool, device=target.device)
     mask[target[order], slot] = True
     attr = edge_attr.new_zeros(num_nodes, width, edge_attr.shape[1])
     attr[target[order], slot] = edge_attr[order]
@@ -99,8 +101,8 @@ def feature_scales(attr: Tensor, target: Tensor, components: Sequence[int]) -> T
     whose target lies in the node's component (1 where a component has no edges or only
     zero features). ``components`` are node counts in node order, e.g. the meshes of a
     disjoint union, so each mesh is scaled as it would be on its own."""
-    sizes = torch.as_tensor(list(components))
-    component = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # [N]
+    sizes = torch.as_tensor(list(components), device=attr.device)
+    component = torch.repeat_interleave(torch.arange(len(sizes), device=attr.device), sizes)  # [N]
     of_edge = component[target]  # [E]
     squares = attr.new_zeros(len(sizes)).index_add_(0, of_edge, attr.pow(2).sum(dim=1))
     entries = torch.bincount(of_edge, minlength=len(sizes)).to(attr.dtype) * attr.shape[1]
@@ -117,7 +119,8 @@ def prepare_graph(
     Args:
         edge_features: columns of ``edge_attr`` to use (e.g. only the distance column for
             an isotropic kernel); all columns when None.
-        table: build a padded neighbour table from ``edge_index`` when the graph has none.
+        table: prepare the neighbour table for the table path: the graph's own, or one
+            padded from ``edge_index`` when it has none. Without it, only edge lists.
         components: node counts of the independent geometries, in node order (None: one);
             features are scaled by their RMS within each (:func:`feature_scales`).
     """
@@ -135,14 +138,14 @@ def prepare_graph(
     inverse_degree = 1.0 / degree.clamp(min=1.0)
     prepared = dict(num_nodes=num_nodes, edge_index=graph.edge_index.to(torch.int64),
                     edge_features=attr / scale[target, None], edge_norm=inverse_degree[target])
-    if graph.neighbours is not None:
+    if table and graph.neighbours is not None:
         if graph.neighbour_mask is None or graph.neighbour_attr is None:
             raise ValueError("a LevelGraph with a neighbour table also needs neighbour_mask and neighbour_attr")
         neighbours, mask, slot_attr = graph.neighbours, graph.neighbour_mask, graph.neighbour_attr
     elif table:
         neighbours, mask, slot_attr = table_from_edges(graph.edge_index, graph.edge_attr, num_nodes)
-    if graph.neighbours is not None or table:
-        self_index = torch.arange(num_nodes)[:, None]
+    if table:
+        self_index = torch.arange(num_nodes, device=graph.edge_index.device)[:, None]
         slot_attr = slot_attr.to(torch.float64)[..., columns] / scale[:, None, None]
         prepared.update(
             neighbours=torch.where(mask, neighbours, self_index).to(torch.int64),
@@ -152,27 +155,72 @@ def prepare_graph(
     return PreparedGraph(**prepared)
 
 
-class GraphBuffers(nn.Module):
-    """A level's prepared graph tensors as non-persistent buffers, in the default dtype.
+def prepared_graph(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None, backend: str,
+                   dtype: torch.dtype) -> PreparedGraph:
+    """The :class:`PreparedGraph` of ``level`` in ``dtype``, memoised on ``hierarchy``.
 
-    One instance is shared by all operators a factory makes on a level, so the graph is
-    stored once per model and follows ``.to(device)`` without entering the state_dict.
-    (Moving one model therefore moves the graph of every model sharing the factory.)
+    A disjoint union of meshes is prepared mesh by mesh (each memoised on its own
+    hierarchy, where a data set keeps it across batches) and the parts are concatenated,
+    which equals preparing the union: features are scaled per component anyway.
     """
+    columns = None if edge_features is None else tuple(edge_features)
 
-    def __init__(self, graph: PreparedGraph):
-        super().__init__()
-        dtype = torch.get_default_dtype()
-        self.num_nodes = graph.num_nodes
-        for name in ("edge_index", "edge_features", "edge_norm", "neighbours", "neighbour_features", "neighbour_norm"):
-            value = getattr(graph, name)
-            if value is not None and value.is_floating_point():
-                value = value.to(dtype)
-            self.register_buffer(name, value, persistent=False)
+    def build() -> PreparedGraph:
+        parts = hierarchy.parts()
+        if len(parts) > 1:
+            return concat_prepared([prepared_graph(p, level, columns, backend, dtype) for p in parts])
+        table = uses_table(hierarchy, level, backend)
+        graph = prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=table,
+                              components=hierarchy.components(level))
+        return cast_prepared(graph, dtype)
 
-    @property
-    def has_table(self) -> bool:
-        return self.neighbours is not None
+    return hierarchy.cached(("prepared_graph", columns, backend, dtype), level, build)
+
+
+def uses_table(hierarchy: Hierarchy, level: int, backend: str) -> bool:
+    """Whether ``level`` gets the table path under ``backend``.
+
+    ``"auto"`` takes it when the level graph has a neighbour table, or when padding its
+    edges into one wastes at most a third of the slots (max in-degree <= 1.5 x the mean),
+    which covers meshes and dense spectral graphs.
+    """
+    if backend != "auto":
+        return backend == "table"
+    graph = hierarchy.graph(level)
+    if graph.neighbours is not None:
+        return True
+    degree = torch.bincount(graph.edge_index[1], minlength=hierarchy.num_nodes(level))
+    return graph.num_edges > 0 and int(degree.max()) <= 1.5 * graph.num_edges / degree.numel()
+
+
+def cast_prepared(graph: PreparedGraph, dtype: torch.dtype) -> PreparedGraph:
+    """``graph`` with its floating tensors in ``dtype`` (computed in float64, used in the model's)."""
+    return map_tensors(graph, mover(dtype=dtype))
+
+
+def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
+    """The block-diagonal union of prepared graphs (node indices shifted, tables padded)."""
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + part.num_nodes)
+    union = dict(
+        num_nodes=offsets[-1],
+        edge_index=torch.cat([p.edge_index + offset for p, offset in zip(parts, offsets, strict=False)], dim=1),
+        edge_features=torch.cat([p.edge_features for p in parts]),
+        edge_norm=torch.cat([p.edge_norm for p in parts]),
+    )
+    if all(p.neighbours is not None for p in parts):
+        width = max(p.neighbours.shape[1] for p in parts)
+        rows = []
+        for p, offset in zip(parts, offsets, strict=False):
+            pad = width - p.neighbours.shape[1]
+            own = torch.arange(p.num_nodes, device=p.neighbours.device)[:, None] + offset  # padded slots: the node
+            rows.append((torch.cat([p.neighbours + offset, own.expand(-1, pad)], dim=1),
+                         nn.functional.pad(p.neighbour_features, (0, 0, 0, pad)),
+                         nn.functional.pad(p.neighbour_norm, (0, pad))))
+        neighbours, features, norm = (torch.cat(column) for column in zip(*rows, strict=True))
+        union.update(neighbours=neighbours, neighbour_features=features, neighbour_norm=norm)
+    return PreparedGraph(**union)
 
 
 class EdgeKernel(nn.Module):
@@ -239,56 +287,64 @@ class _KernelConvMixin:
         return f"{self.in_channels}, {self.out_channels}, num_kernels={self.num_kernels}"
 
 
-class TableKernelConv(_KernelConvMixin, nn.Module):
-    """The continuous-kernel convolution over a fixed-degree neighbour table.
+class KernelConv(_KernelConvMixin, MessagePassing):
+    """The continuous-kernel convolution on level ``level`` of the hierarchy it is called with.
 
-    Uses the table buffers of ``graph``: ``neighbours [N, K]`` (padded slots point at the
-    node itself), ``neighbour_features [N, K, F]`` (scaled, zero in padded slots) and
-    ``neighbour_norm [N, K]`` (1/deg_t in real slots, 0 in padded ones).
+    It holds only parameters. ``forward(x, hierarchy)`` takes the level's
+    :class:`PreparedGraph` from the hierarchy (:func:`prepared_graph`) and uses
+
+    - the table path when the graph has a neighbour table: ``neighbours [N, K]`` (padded
+      slots point at the node itself), ``neighbour_features [N, K, F]`` and
+      ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): one gather of the
+      node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``;
+    - else PyTorch Geometric's ``MessagePassing`` over ``edge_index`` / ``edge_features``
+      / ``edge_norm``.
+
+    Args:
+        level: the level it runs on (counted in the hierarchy given to the model).
+        num_features: F, the number of selected edge features of that level.
+        backend: ``"auto"``, ``"table"`` or ``"pyg"`` (see :func:`uses_table`).
+        edge_features: columns of the level's ``edge_attr`` to use (None: all).
     """
 
-    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int, kernel: str = "linear",
-                 num_kernels: int = 4, kernel_hidden: int = 16):
-        super().__init__()
-        if not graph.has_table:
-            raise ValueError("TableKernelConv needs a level graph with a neighbour table; use PygKernelConv")
-        self._init_parameters(in_channels, out_channels, graph.neighbour_features.shape[-1], kernel,
-                              num_kernels, kernel_hidden)
-        self.graph = graph
+    def __init__(self, level: int, in_channels: int, out_channels: int, num_features: int, kernel: str = "linear",
+                 num_kernels: int = 4, kernel_hidden: int = 16, backend: str = "auto",
+                 edge_features: Sequence[int] | None = None):
+        MessagePassing.__init__(self, aggr="add", node_dim=-2)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        self._init_parameters(in_channels, out_channels, num_features, kernel, num_kernels, kernel_hidden)
+        self.level = level
+        self.num_features = num_features
+        self.backend = backend
+        self.edge_features = None if edge_features is None else tuple(edge_features)
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        neighbours = self.graph.neighbours  # [N, K]
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
+        graph = prepared_graph(hierarchy, self.level, self.edge_features, self.backend, self.linear.weight.dtype)
+        if graph.num_features != self.num_features:
+            raise ValueError(
+                f"level {self.level} of this {hierarchy.kind} has {graph.num_features} edge features, but the "
+                f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
+            )
+        self._check_features(x, graph.num_nodes)
+        if graph.neighbours is not None:
+            aggregated = self._aggregate_table(x, graph)
+        else:
+            weights = self._edge_weights(graph.edge_features, graph.edge_norm)  # [E, M]
+            aggregated = self.propagate(graph.edge_index, x=x, weights=weights.to(x.dtype), size=None)
+            aggregated = aggregated.view(*x.shape[:2], self.num_kernels, x.shape[2])  # [B, N, M, C_in]
+        return self._mix(x, aggregated)  # [B, N, C_out]
+
+    def _aggregate_table(self, x: Tensor, graph: PreparedGraph) -> Tensor:
+        """``[B, N, M, C_in]`` neighbourhood sums from the fixed-degree table."""
+        neighbours = graph.neighbours  # [N, K]
         n, k = neighbours.shape
-        self._check_features(x, n)
         batch, channels = x.shape[0], x.shape[2]
-        weights = self._edge_weights(self.graph.neighbour_features, self.graph.neighbour_norm)  # [N, K, M]
+        weights = self._edge_weights(graph.neighbour_features, graph.neighbour_norm)  # [N, K, M]
         node_major = x.transpose(0, 1).reshape(n, batch * channels)  # [N, B C]
         gathered = node_major.index_select(0, neighbours.reshape(-1)).view(n, k, batch * channels)
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
-        aggregated = aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
-        return self._mix(x, aggregated)  # [B, N, C_out]
-
-
-class PygKernelConv(_KernelConvMixin, MessagePassing):
-    """The same convolution as a PyTorch Geometric ``MessagePassing`` over ``edge_index``.
-
-    Uses the edge buffers of ``graph``: ``edge_index [2, E]``, ``edge_features [E, F]``
-    (scaled) and ``edge_norm [E]`` (1/deg of each edge's target).
-    """
-
-    def __init__(self, graph: GraphBuffers, in_channels: int, out_channels: int, kernel: str = "linear",
-                 num_kernels: int = 4, kernel_hidden: int = 16):
-        MessagePassing.__init__(self, aggr="add", node_dim=-2)
-        self._init_parameters(in_channels, out_channels, graph.edge_features.shape[-1], kernel,
-                              num_kernels, kernel_hidden)
-        self.graph = graph
-
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C_in]
-        self._check_features(x, self.graph.num_nodes)
-        weights = self._edge_weights(self.graph.edge_features, self.graph.edge_norm)  # [E, M]
-        aggregated = self.propagate(self.graph.edge_index, x=x, weights=weights.to(x.dtype), size=None)
-        aggregated = aggregated.view(*x.shape[:2], self.num_kernels, x.shape[2])  # [B, N, M, C_in]
-        return self._mix(x, aggregated)  # [B, N, C_out]
+        return aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
 
     def message(self, x_j: Tensor, weights: Tensor) -> Tensor:  # [B, E, C_in], [E, M]
         return (weights[:, :, None] * x_j[..., None, :]).flatten(-2)  # [B, E, M C_in]
@@ -298,10 +354,11 @@ class MessagePassingFactory:
     """:class:`~geounet.nn.blocks.OperatorFactory` of continuous-kernel graph convolutions.
 
     Args:
-        hierarchy: provides ``graph(level)`` and ``num_nodes(level)``.
+        hierarchy: a hierarchy of the kind the model will run on, read only for its
+            kind and each level's number of edge features (the model keeps no geometry).
         backend: ``"table"`` (neighbour-table fast path; a graph without a table is
             padded into one), ``"pyg"`` (``MessagePassing`` over ``edge_index``) or
-            ``"auto"`` (see :meth:`uses_table`).
+            ``"auto"`` (see :func:`uses_table`).
         kernel: ``"linear"`` (phi = (1, e_1 .. e_F), fixed, M = F + 1: the fast default)
             or ``"mlp"`` (phi a learned Linear-GELU-Linear network with M outputs).
         num_kernels: M for ``kernel="mlp"``.
@@ -316,39 +373,20 @@ class MessagePassingFactory:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
+        self.kind = hierarchy.kind
+        self.num_levels = hierarchy.num_levels
+        self.edge_features = None if edge_features is None else tuple(edge_features)
+        widths = [hierarchy.num_edge_features(level) for level in range(hierarchy.num_levels)]
+        for level, width in enumerate(widths):
+            if self.edge_features is not None and any(not 0 <= c < width for c in self.edge_features):
+                raise ValueError(f"edge_features {list(self.edge_features)} out of range for level {level}, "
+                                 f"which has {width} edge features")
+        self._num_features = [width if edge_features is None else len(self.edge_features) for width in widths]
         self.kernel = kernel
-        self.hierarchy = hierarchy
         self.backend = backend
         self.num_kernels = num_kernels
         self.kernel_hidden = kernel_hidden
-        self.edge_features = None if edge_features is None else tuple(edge_features)
-        self._graphs: dict[int, GraphBuffers] = {}
 
-    def uses_table(self, level: int) -> bool:
-        """Whether ``level`` gets the table path.
-
-        ``"auto"`` takes it when the level graph has a neighbour table, or when padding
-        its edges into one wastes at most a third of the slots (max in-degree <= 1.5 x
-        the mean), which covers meshes and dense spectral graphs.
-        """
-        if self.backend != "auto":
-            return self.backend == "table"
-        graph = self.hierarchy.graph(level)
-        if graph.neighbours is not None:
-            return True
-        degree = torch.bincount(graph.edge_index[1], minlength=self.hierarchy.num_nodes(level))
-        return graph.num_edges > 0 and int(degree.max()) <= 1.5 * graph.num_edges / degree.numel()
-
-    def graph(self, level: int) -> GraphBuffers:
-        """The graph buffers of ``level``, built once and shared by this factory's operators."""
-        if level not in self._graphs:
-            prepared = prepare_graph(
-                self.hierarchy.graph(level), self.hierarchy.num_nodes(level), self.edge_features,
-                table=self.uses_table(level), components=self.hierarchy.components(level),
-            )
-            self._graphs[level] = GraphBuffers(prepared)
-        return self._graphs[level]
-
-    def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
-        conv = TableKernelConv if self.uses_table(level) else PygKernelConv
-        return conv(self.graph(level), in_channels, out_channels, self.kernel, self.num_kernels, self.kernel_hidden)
+    def __call__(self, level: int, in_channels: int, out_channels: int) -> KernelConv:
+        return KernelConv(level, in_channels, out_channels, self._num_features[level], self.kernel,
+                          self.num_kernels, self.kernel_hidden, self.backend, self.edge_features)

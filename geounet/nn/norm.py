@@ -16,21 +16,19 @@ class NodeGroupNorm(nn.Module):
     channels, then apply a per-channel affine map. ``num_groups=1`` is the GroupNorm(1)
     used by the paper's official decoders.
 
-    ``components`` (node counts, in node order) splits the nodes into independent
-    geometries, e.g. the meshes of a :class:`~geounet.hierarchy.BatchedHierarchy`; the
-    statistics are then taken over each geometry's nodes separately, so a geometry's
-    output does not depend on which other geometries share its batch.
+    ``components`` (node counts, in node order, given with each call) splits the nodes
+    into independent geometries, e.g. the meshes of a
+    :class:`~geounet.hierarchy.BatchedHierarchy`; the statistics are then taken over each
+    geometry's nodes separately, so a geometry's output does not depend on which other
+    geometries share its batch.
     """
 
-    def __init__(self, num_groups: int, channels: int, eps: float = 1e-5, components: Sequence[int] | None = None):
+    def __init__(self, num_groups: int, channels: int, eps: float = 1e-5):
         super().__init__()
         if channels % num_groups:
             raise ValueError(f"channels ({channels}) must be divisible by num_groups ({num_groups})")
-        if components is not None and (not components or min(components) < 1):
-            raise ValueError(f"components must be positive node counts, got {components}")
         self.num_groups = num_groups
         self.eps = eps
-        self.components = None if components is None or len(components) == 1 else tuple(components)
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
@@ -38,17 +36,16 @@ class NodeGroupNorm(nn.Module):
         var, mean = torch.var_mean(grouped, dim=(-3, -1), keepdim=True, correction=0)
         return (grouped - mean) * torch.rsqrt(var + self.eps)
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, N, C]
+    def forward(self, x: Tensor, components: Sequence[int] | None = None) -> Tensor:  # [B, N, C]
         *lead, n, c = x.shape
         grouped = x.reshape(*lead, n, self.num_groups, c // self.num_groups)
-        if self.components is None:
+        if components is None or len(components) == 1:
             normed = self._normalise(grouped)
-        elif sum(self.components) != n:
-            raise ValueError(f"this norm was built for components {self.components} ({sum(self.components)} "
-                             f"nodes), got {n} nodes")
+        elif sum(components) != n:
+            raise ValueError(f"components {list(components)} hold {sum(components)} nodes, got {n} nodes")
         else:
-            normed = torch.cat([self._normalise(part) for part in grouped.split(self.components, dim=-3)], dim=-3)
+            normed = torch.cat([self._normalise(part) for part in grouped.split(list(components), dim=-3)], dim=-3)
         return normed.reshape(x.shape) * self.weight + self.bias
 
     def extra_repr(self) -> str:
-        return f"groups={self.num_groups}, channels={self.weight.numel()}, components={self.components}"
+        return f"groups={self.num_groups}, channels={self.weight.numel()}"

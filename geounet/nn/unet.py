@@ -8,7 +8,8 @@ A U-Net is (V, W, E, D, P, U_0). The U-Net of resolution i is
 with P the hierarchy's ``restrict``. With E_i = id (a Multi-ResNet, Def. 3) this unrolls
 to D_I(...D_1(U_0(P_0 v), P_1 v)..., v): the skip at level j is exactly P_j v.
 
-The network maps ``[B, N_I, C_in]`` to ``[B, N_I, C_out]``: a pointwise linear ``lift``
+The network maps ``[B, N_I, C_in]`` to ``[B, N_I, C_out]`` on the hierarchy it is called
+with: a pointwise linear ``lift``
 into V (C_v channels), U_I, then a pointwise linear ``head``. Because the lift is
 pointwise linear it commutes with every restriction, so a Multi-ResNet's skips are also
 the lifted projections of the raw input: the encoder stays parameter-free.
@@ -21,35 +22,65 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.finest import finest_levels
+from geounet.nn.inputs import NONFINITE_POLICIES, check_model_input
+
+
+def geometry_for(model: nn.Module, hierarchy: Hierarchy, kind: str, num_levels: int) -> Hierarchy:
+    """The levels of ``hierarchy`` that a model built for ``kind`` with ``num_levels`` levels
+    runs on: its ``num_levels`` finest. Raises when the kind differs or it is too shallow."""
+    if not isinstance(hierarchy, Hierarchy):
+        raise TypeError(f"{type(model).__name__} is called model(x, hierarchy) with a geounet Hierarchy, "
+                        f"got {type(hierarchy).__name__}")
+    if hierarchy.kind != kind:
+        raise ValueError(f"{type(model).__name__} was built for {kind} hierarchies, got a {hierarchy.kind}; "
+                         "build a model from a hierarchy of that kind")
+    if hierarchy.num_levels < num_levels:
+        raise ValueError(f"{type(model).__name__} has {num_levels} levels but the hierarchy only "
+                         f"{hierarchy.num_levels}; build the hierarchy with at least {num_levels} levels")
+    return finest_levels(hierarchy, num_levels)
 
 
 class UNet(nn.Module):
-    """A U-Net over a :class:`~geounet.hierarchy.Hierarchy`.
+    """A U-Net for hierarchies of one kind, called ``unet(x, hierarchy, cond=None)``.
+
+    It holds only parameters: the hierarchy (V, P) comes with every call, and may be any
+    geometry of the kind the U-Net was built for, or a batch of them. A hierarchy with
+    more levels than the U-Net is used through its finest ``num_levels`` levels.
 
     Args:
-        hierarchy: the nested spaces and projections (V, P).
+        kind: the hierarchy kind (``Hierarchy.kind``) the spatial operators were built for.
+        num_levels: I + 1.
         lift: pointwise map ``[B, N, C_in] -> [B, N, C_v]``.
         encoders: E_i for i = 1..I, keyed by level.
         bottleneck: U_0.
         decoders: D_i for i = 1..I, keyed by level.
         head: pointwise map ``[B, N, C_I] -> [B, N, C_out]``.
+        nonfinite: ``"raise"`` (default) on NaN / Inf inputs, or ``"warn"`` once and go on.
     """
 
     def __init__(
         self,
-        hierarchy: Hierarchy,
+        kind: str,
+        num_levels: int,
         lift: nn.Linear,
         encoders: Mapping[int, nn.Module],
         bottleneck: nn.Module,
         decoders: Mapping[int, nn.Module],
         head: nn.Linear,
+        nonfinite: str = "raise",
     ):
         super().__init__()
-        levels = set(range(1, hierarchy.num_levels))
+        levels = set(range(1, num_levels))
         for name, parts in (("encoders", encoders), ("decoders", decoders)):
             if set(parts) != levels:
                 raise ValueError(f"{name} must be given for exactly the levels {sorted(levels)}, got {sorted(parts)}")
-        self.hierarchy = hierarchy
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.kind = kind
+        self.num_levels = num_levels
+        self.nonfinite = nonfinite
+        self._warned: set[str] = set()
         self.lift = lift
         self.encoders = nn.ModuleDict({str(i): encoders[i] for i in sorted(levels)})
         self.bottleneck = bottleneck
@@ -64,24 +95,22 @@ class UNet(nn.Module):
     def out_channels(self) -> int:
         return self.head.out_features
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """``x [B, N_I, C_in] -> [B, N_I, C_out]``; ``cond [B, cond_dim]`` if the blocks use it."""
-        finest = self.hierarchy.finest_level
-        expected = self.hierarchy.num_nodes(finest)
-        if x.dim() != 3 or x.shape[1] != expected or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"expected input of shape [batch, {expected}, {self.in_channels}] "
-                f"(finest level nodes, in_channels), got {tuple(x.shape)}"
-            )
-        return self.head(self.evaluate(self.lift(x), finest, cond))
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
+        """``x [B, N_I, C_in] -> [B, N_I, C_out]`` on ``hierarchy``; ``cond [B, cond_dim]`` if the blocks use it."""
+        levels = geometry_for(self, hierarchy, self.kind, self.num_levels)
+        finest = levels.finest_level
+        check_model_input(x, levels.num_nodes(finest), self.in_channels, self.lift.weight.dtype, "UNet",
+                          self.nonfinite, self._warned)
+        return self.head(self.evaluate(self.lift(x), levels, finest, cond))
 
-    def evaluate(self, v: Tensor, level: int, cond: Tensor | None = None) -> Tensor:
-        """U_level(v) for ``v [B, N_level, C_v]`` in V_level, returning W_level features."""
+    def evaluate(self, v: Tensor, hierarchy: Hierarchy, level: int, cond: Tensor | None = None) -> Tensor:
+        """U_level(v) for ``v [B, N_level, C_v]`` in V_level of ``hierarchy`` (already cut to this
+        U-Net's levels), returning W_level features."""
         if level == 0:
-            return self.bottleneck(v, cond)
-        encoded = self.encoders[str(level)](v, cond)  # E_i(v_i)
-        coarse = self.evaluate(self.hierarchy.restrict(encoded, level), level - 1, cond)
-        return self.decoders[str(level)](coarse, encoded, cond)  # D_i(U_{i-1}(P E v), E v)
+            return self.bottleneck(v, hierarchy, cond)
+        encoded = self.encoders[str(level)](v, hierarchy, cond)  # E_i(v_i)
+        coarse = self.evaluate(hierarchy.restrict(encoded, level), hierarchy, level - 1, cond)
+        return self.decoders[str(level)](coarse, encoded, hierarchy, cond)  # D_i(U_{i-1}(P E v), E v)
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part: lift, encoder, bottleneck, decoder, head, total."""
@@ -98,3 +127,6 @@ class UNet(nn.Module):
         }
         counts["total"] = sum(counts.values())
         return counts
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, num_levels={self.num_levels}"

@@ -33,7 +33,8 @@ def data_splits(config) -> dict[str, tuple[int, int]]:
 
 @dataclass
 class TaskStructure:
-    """The geometry of a task: its hierarchy, operator factory and channel counts."""
+    """The geometry of a task: a hierarchy of the task's kind (models are built from its
+    kind and sizes), the operator factory and channel counts."""
 
     hierarchy: Hierarchy
     factory: OperatorFactory
@@ -47,12 +48,10 @@ class TaskStructure:
 class TransferTest:
     """Test data on a geometry the model was not trained on (a held-out mesh, a refined one).
 
-    The model is rebuilt on ``structure`` and given the trained weights: a U-Net's
-    parameters do not depend on the mesh (graph tensors are non-persistent buffers and the
-    edge features are scale-normalised per level), only its number of levels does.
+    The trained model is applied as it is: it holds no geometry, and ``data.hierarchy``
+    is passed to it with every batch.
     """
 
-    structure: TaskStructure
     data: Dataset
     #: optional ``(inputs, targets, predictions, path)`` -> PNG of test samples on this geometry
     plot: Callable[[Tensor, Tensor, Tensor, str], None] | None = None

@@ -14,7 +14,7 @@ turns them into a :class:`~geounet.tasks.PreparedTask`:
   (:func:`~geounet.hierarchy.batch_hierarchies`), so a batch of B samples is
   ``[B, Σ_j N_j, C]`` and the loss is the mass-weighted MSE over all of them.
 - **Tests**: ``test`` holds new samples on the training geometries; the transfer tests
-  (:class:`~geounet.tasks.TransferTest`) rebuild the trained model on
+  (:class:`~geounet.tasks.TransferTest`) apply the trained model, unchanged, to
 
   * ``heldout/<name>``: each held-out geometry, at its native resolution;
   * ``single/<name>``: each training geometry on its own (its share of ``test``: group
@@ -42,17 +42,18 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.batching import BatchedHierarchy, batch_hierarchies
-from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
+from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, TransferTest, data_splits
 from geounet.train.loop import Dataset
@@ -147,13 +148,8 @@ def geometry_structure(
     hierarchy = batch_hierarchies(
         [mesh_hierarchy(m, config, num_levels, problem.boundary, refinement) for m in meshes]
     )
-    wrap = None
-    if problem.constrained and config.hierarchy == "spectral":
-        constraint = FunctionConstraint(hierarchy, zero_boundary=True)
-
-        def wrap(unet: nn.Module) -> nn.Module:
-            return ConstrainedUNet(unet, constraint)
-
+    constrained = problem.constrained and config.hierarchy == "spectral"
+    wrap = partial(ConstrainedUNet, zero_boundary=True) if constrained else None
     return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), 1, 1, wrap_model=wrap)
 
 
@@ -204,11 +200,10 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
 
     meshes, train_inputs, train_targets = load(problem.train, num_train, train_seed)
     geometry = geometry_structure(meshes, config, num_levels, problem)
-    mass = geometry.hierarchy.mass(geometry.hierarchy.finest_level)
     input_scale, target_scale = float(train_inputs.std()), float(train_targets.std())
 
-    def dataset(inputs: Tensor, targets: Tensor, mass: Tensor) -> Dataset:
-        return Dataset((inputs / input_scale).float(), (targets / target_scale).float(), mass)
+    def dataset(inputs: Tensor, targets: Tensor, hierarchy: Hierarchy) -> Dataset:
+        return Dataset((inputs / input_scale).float(), (targets / target_scale).float(), hierarchy)
 
     _, test_inputs, test_targets = load(problem.train, num_test, test_seed)
     transfer = {}
@@ -219,9 +214,10 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
         plot_j = None
         if name.startswith("heldout/"):
             plot_j = geometry_plot(meshes_j, [name], hierarchy_j, problem, input_scale, target_scale)
-        data_j = dataset(inputs_j, targets_j, hierarchy_j.mass(hierarchy_j.finest_level))
-        transfer[name] = TransferTest(structure_j, data_j, plot_j)
+        transfer[name] = TransferTest(dataset(inputs_j, targets_j, hierarchy_j), plot_j)
 
     plot = geometry_plot(meshes, list(problem.train), geometry.hierarchy, problem, input_scale, target_scale)
-    return PreparedTask(geometry, dataset(train_inputs, train_targets, mass), dataset(test_inputs, test_targets, mass),
+    hierarchy = geometry.hierarchy
+    return PreparedTask(geometry, dataset(train_inputs, train_targets, hierarchy),
+                        dataset(test_inputs, test_targets, hierarchy),
                         plot, transfer=transfer)

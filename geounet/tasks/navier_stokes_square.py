@@ -51,7 +51,7 @@ class Config:
 
 def structure(config: Config, num_levels: int) -> TaskStructure:
     hierarchy = SquareHaarHierarchy(config.resolution, num_levels, periodic=True)
-    return TaskStructure(hierarchy, SquareConvFactory(hierarchy), in_channels=1, out_channels=1)
+    return TaskStructure(hierarchy, SquareConvFactory(), in_channels=1, out_channels=1)
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
@@ -62,12 +62,10 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
         for split in ("train", "test")
     }
     scale = splits["train"][0].std()
-    mass = hierarchy.mass(hierarchy.finest_level)
-
     def as_nodes(field: Tensor) -> Tensor:  # [S, n, n] -> [S, n*n, 1]
         return (field / scale).reshape(len(field), -1, 1)
 
-    train, test = (Dataset(as_nodes(x), as_nodes(y), mass) for x, y in (splits["train"], splits["test"]))
+    train, test = (Dataset(as_nodes(x), as_nodes(y), hierarchy) for x, y in (splits["train"], splits["test"]))
 
     def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
         side = config.resolution

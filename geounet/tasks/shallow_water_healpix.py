@@ -148,30 +148,32 @@ class Standardisation:
         dims = (0, 1, 2)
         return cls(trajectories.mean(dim=dims), trajectories.std(dim=dims), increments.std(dim=dims))
 
-    def samples(self, trajectories: Tensor, mass: Tensor) -> Dataset:
+    def samples(self, trajectories: Tensor, hierarchy: Hierarchy) -> Dataset:
         """Inputs (x_t - μ)/σ and targets (x_{t+1} - x_t)/σ_Δ, ``[S (T-1), N, C]`` each."""
         n, c = trajectories.shape[-2:]
         now, later = trajectories[:, :-1].reshape(-1, n, c), trajectories[:, 1:].reshape(-1, n, c)
-        return Dataset((now - self.mean) / self.std, (later - now) / self.increment_std, mass)
+        return Dataset((now - self.mean) / self.std, (later - now) / self.increment_std, hierarchy)
 
-    def step(self, model: nn.Module, state: Tensor) -> Tensor:
+    def step(self, model: nn.Module, hierarchy: Hierarchy, state: Tensor) -> Tensor:
         """One forecast step in physical units, ``[B, N, C] -> [B, N, C]``."""
         mean, std, increment_std = (t.to(state.device) for t in (self.mean, self.std, self.increment_std))
-        return state + increment_std * model((state - mean) / std)
+        return state + increment_std * model((state - mean) / std, hierarchy)
 
 
 @torch.no_grad()
-def rollout(model: nn.Module, stats: Standardisation, initial: Tensor, steps: int) -> Tensor:
+def rollout(model: nn.Module, hierarchy: Hierarchy, stats: Standardisation, initial: Tensor, steps: int) -> Tensor:
     """Autoregressive forecast ``[B, N, C] -> [B, steps, N, C]`` in physical units."""
+    hierarchy = hierarchy.to(initial.device)
     states, state = [], initial
     for _ in range(steps):
-        state = stats.step(model, state)
+        state = stats.step(model, hierarchy, state)
         states.append(state)
     return torch.stack(states, dim=1)
 
 
-def rollout_scores(model: nn.Module, stats: Standardisation, trajectories: Tensor, climatology: Tensor, steps: int,
-                   variables: list[str], device: torch.device) -> dict[str, list[float]]:
+def rollout_scores(model: nn.Module, hierarchy: Hierarchy, stats: Standardisation, trajectories: Tensor,
+                   climatology: Tensor, steps: int, variables: list[str],
+                   device: torch.device) -> dict[str, list[float]]:
     """RMSE and ACC per lead of the model's and persistence's rollouts from each first state.
 
     ``trajectories [S, T, N, C]`` (physical units, T > steps), ``climatology [N, C]``;
@@ -179,7 +181,7 @@ def rollout_scores(model: nn.Module, stats: Standardisation, trajectories: Tenso
     mean over the S trajectories of the per-trajectory area-weighted score.
     """
     truth = trajectories[:, 1 : steps + 1]  # [S, steps, N, C]
-    forecast = rollout(model, stats, trajectories[:, 0].to(device), steps).cpu()
+    forecast = rollout(model, hierarchy, stats, trajectories[:, 0].to(device), steps).cpu()
     persistence = trajectories[:, :1].expand_as(truth)
     weights = torch.ones(truth.shape[-2], 1)  # equal-area pixels
     scores: dict[str, list[float]] = {}
@@ -197,17 +199,17 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     hierarchy = geometry.hierarchy
     trajectories = {split: load_trajectories(config, split) for split in ("train", "test")}
     stats = Standardisation.of(trajectories["train"])
-    mass = hierarchy.mass(hierarchy.finest_level)
-    train, test = (stats.samples(trajectories[split], mass) for split in ("train", "test"))
+    train, test = (stats.samples(trajectories[split], hierarchy) for split in ("train", "test"))
     climatology = trajectories["train"].mean(dim=(0, 1))  # [N, C], physical units
 
     def evaluate_rollout(model: nn.Module, device: torch.device) -> dict[str, object]:
         steps = config.rollout_steps
         report: dict[str, object] = {"lead_hours": [config.dt_hours * (k + 1) for k in range(steps)]}
-        report.update(rollout_scores(model, stats, trajectories["test"], climatology, steps, config.variables, device))
+        report.update(rollout_scores(model, hierarchy, stats, trajectories["test"], climatology, steps,
+                                     config.variables, device))
         if config.galewsky_test:
-            galewsky = rollout_scores(model, stats, load_trajectories(config, "galewsky"), climatology, steps,
-                                      config.variables, device)
+            galewsky = rollout_scores(model, hierarchy, stats, load_trajectories(config, "galewsky"), climatology,
+                                      steps, config.variables, device)
             report.update({f"galewsky_{key}": value for key, value in galewsky.items()})
         return report
 

@@ -9,7 +9,7 @@ the vertex values of f to those of u. The spaces (``hierarchy``):
   limits given, then vertex values), and
 
   * ``constrained = true``: Dirichlet eigenfunctions, and the output is projected onto
-    the functions vanishing on the boundary (:class:`~geounet.hierarchy.ConstrainedUNet`),
+    the functions vanishing on the boundary (:class:`~geounet.nn.ConstrainedUNet`),
     so it satisfies u = 0 on ∂T exactly, for any weights;
   * ``constrained = false``: Neumann eigenfunctions and no projection;
 
@@ -29,6 +29,7 @@ stay zero).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -38,9 +39,9 @@ from torch import Tensor, nn
 from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint, boundary_mask
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.hierarchy.triangle import TriangleHierarchy
+from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.loop import Dataset
@@ -117,13 +118,7 @@ def structure(config: Config, num_levels: int) -> TaskStructure:
             f"task.band_limits {config.band_limits} give {hierarchy.num_levels} levels (coefficient levels "
             f"+ vertex values) but model.num_levels is {num_levels}; make them agree"
         )
-    wrap = None
-    if config.constrained:
-        constraint = FunctionConstraint(hierarchy, zero_boundary=True)
-
-        def wrap(unet: nn.Module) -> nn.Module:
-            return ConstrainedUNet(unet, constraint)
-
+    wrap = partial(ConstrainedUNet, zero_boundary=True) if config.constrained else None
     return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), 1, 1, wrap_model=wrap)
 
 
@@ -148,12 +143,10 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
 
     f_scale = float(np.std(node_values(splits["train"]["f_vertex"])))
     u_scale = float(np.std(node_values(splits["train"]["u_vertex"])))
-    mass = hierarchy.mass(hierarchy.finest_level)
-
     def dataset(arrays: dict) -> Dataset:
         f = torch.from_numpy(node_values(arrays["f_vertex"]) / f_scale).float()[..., None]  # [S, N, 1]
         u = torch.from_numpy(node_values(arrays["u_vertex"]) / u_scale).float()[..., None]  # [S, N, 1]
-        return Dataset(f, u, mass)
+        return Dataset(f, u, hierarchy)
 
     train, test = dataset(splits["train"]), dataset(splits["test"])
 
@@ -163,11 +156,11 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
 
     if config.hierarchy == "haar":
         return PreparedTask(geometry, train, test, plot)
-    on_boundary = boundary_mask(hierarchy, hierarchy.finest_level)  # [V] bool
+    on_boundary = hierarchy.boundary_mask(hierarchy.finest_level)  # [V] bool
 
     @torch.no_grad()
     def boundary_violation(model: nn.Module, device: torch.device) -> dict[str, float]:
-        prediction = model(test.inputs.to(device)).cpu() * u_scale  # [S, V, 1]
+        prediction = model(test.inputs.to(device), hierarchy.to(device)).cpu() * u_scale  # [S, V, 1]
         return {"boundary_violation_max": prediction[:, on_boundary].abs().max().item()}
 
     return PreparedTask(geometry, train, test, plot, evaluate_extra=boundary_violation)

@@ -10,6 +10,7 @@ The invariants (../DESIGN.md):
   3. constants are reproduced and integrals preserved (where the spaces allow);
   4. float64 gradcheck through restrict and prolong;
   5. the same result on CUDA as on the CPU (when a GPU is available);
+  6. hierarchies are data: they pickle and move to another dtype / device with ``.to``;
   plus graph sanity: edge indices in range, no self-loops, symmetric edge sets.
 """
 
@@ -126,18 +127,35 @@ def check_gradients(hierarchy: Hierarchy, max_nodes: int = 4096) -> None:
         assert torch.autograd.gradcheck(prolong, (c,)), f"prolong gradcheck, level {level - 1}"
 
 
+def check_data(hierarchy: Hierarchy, tol: float = DEFAULT_TOL) -> None:
+    """The hierarchy is data: it pickles, and ``.to(dtype)`` gives the same operators in that dtype."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(hierarchy.materialize()))
+    single = hierarchy.to(dtype=torch.float32)
+    assert single.dtype == torch.float32 and hierarchy.dtype == torch.float64, ".to() must copy, not modify"
+    for level in range(1, hierarchy.num_levels):
+        x = _random(hierarchy, level, 2, 0)
+        expected = hierarchy.restrict(x, level)
+        _assert_close(copy.restrict(x, level), expected, tol, f"unpickled, restrict differs at level {level}")
+        _assert_close(single.restrict(x.float(), level).double(), expected, 1e-5,
+                      f"the float32 hierarchy restricts differently, level {level}")
+
+
 def check_device_consistency(hierarchy: Hierarchy, device: str = "cuda", tol: float = 1e-12) -> None:
-    """restrict / prolong give the same result on ``device`` as on the CPU."""
+    """restrict / prolong give the same result on ``device`` (the hierarchy moved with ``.to``)
+    as on the CPU."""
+    moved = hierarchy.to(device)
     for level in range(1, hierarchy.num_levels):
         x = _random(hierarchy, level, 2, 0)
         c = _random(hierarchy, level - 1, 2, 0)
-        on_device = hierarchy.restrict(x.to(device), level)
+        on_device = moved.restrict(x.to(device), level)
         assert on_device.device.type == torch.device(device).type, "restrict left the input's device"
         _assert_close(
             on_device.cpu(), hierarchy.restrict(x, level), tol, f"restrict differs on {device}, level {level}"
         )
         _assert_close(
-            hierarchy.prolong(c.to(device), level - 1).cpu(),
+            moved.prolong(c.to(device), level - 1).cpu(),
             hierarchy.prolong(c, level - 1),
             tol,
             f"prolong differs on {device}, level {level - 1}",
@@ -152,5 +170,6 @@ def check_hierarchy(hierarchy: Hierarchy, tol: float = DEFAULT_TOL, gradcheck_ma
     check_constants_and_integrals(hierarchy, tol)
     check_graphs(hierarchy)
     check_gradients(hierarchy, gradcheck_max_nodes)
+    check_data(hierarchy, tol)
     if torch.cuda.is_available():
         check_device_consistency(hierarchy)

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from geounet.hierarchy.constraints import ConstrainedUNet
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.unet import build_unet
@@ -55,28 +54,16 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
     return model if task.wrap_model is None else task.wrap_model(model)
 
 
-def transfer_model(cfg: ExperimentConfig, model: nn.Module, structure: TaskStructure) -> nn.Module:
-    """``model`` with its trained weights on another geometry: the same architecture is
-    rebuilt on ``structure`` and loaded strictly (a mismatch in parameters is an error)."""
-    moved = build_model(cfg, structure)
-    moved.load_state_dict(model.state_dict())
-    return moved.to(next(model.parameters()).device)
-
-
 def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTask,
                        device: torch.device) -> dict[str, dict[str, float]]:
-    """Relative L2 / MSE of the trained ``model`` on each of the task's transfer tests."""
-    return {
-        name: evaluate(transfer_model(cfg, model, test.structure), test.data, cfg.train.batch_size, device)
-        for name, test in task.transfer.items()
-    }
+    """Relative L2 / MSE of the trained ``model`` on each of the task's transfer tests (the
+    same weights, another geometry passed in)."""
+    return {name: evaluate(model, test.data, cfg.train.batch_size, device) for name, test in task.transfer.items()}
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Per-part counts for U-Nets; for baselines the total, and 0 for the encoder (they have no
     separable parameter-free encoder to count); a constrained model counts as the model it wraps."""
-    if isinstance(model, ConstrainedUNet):
-        model = model.unet
     if hasattr(model, "parameter_counts"):
         return model.parameter_counts()
     return {"total": count_parameters(model), "encoder": 0}
@@ -163,9 +150,9 @@ def plot_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTask, 
     for name, test in task.transfer.items():
         if test.plot is None:
             continue
-        moved = transfer_model(cfg, model, test.structure).eval()
+        device = next(model.parameters()).device
         inputs, targets = test.data.inputs[:1], test.data.targets[:1]
-        prediction = moved(inputs.to(next(moved.parameters()).device)).cpu()
+        prediction = model(inputs.to(device), test.data.hierarchy.to(device)).cpu()
         path = out_dir / f"predictions_{name.replace('/', '_')}.png"
         test.plot(inputs, targets, prediction, str(path))
         written.append(path)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from geounet.hierarchy.base import Hierarchy
 from geounet.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
 
@@ -37,19 +38,22 @@ KILL_AFTER_CHECKPOINT = "GEOUNET_KILL_AFTER_CHECKPOINT"
 
 @dataclass
 class Dataset:
-    """Paired node signals with the mass weights of their level."""
+    """Paired node signals on one geometry: the finest level of ``hierarchy`` (a grid, a
+    mesh or a fixed union of meshes), which every batch is passed to the model with."""
 
     inputs: Tensor  # [S, N, C_in]
     targets: Tensor  # [S, N, C_out]
-    mass: Tensor  # [N], sums to the domain's measure
+    hierarchy: Hierarchy
 
     def __post_init__(self) -> None:
         if self.inputs.shape[:2] != self.targets.shape[:2]:
             raise ValueError(
                 f"inputs {tuple(self.inputs.shape)} and targets {tuple(self.targets.shape)} must share [samples, nodes]"
             )
-        if self.mass.shape != (self.inputs.shape[1],):
-            raise ValueError(f"mass must have shape [{self.inputs.shape[1]}], got {tuple(self.mass.shape)}")
+        nodes = self.hierarchy.num_nodes(self.hierarchy.finest_level)
+        if self.inputs.shape[1] != nodes:
+            raise ValueError(f"the samples have {self.inputs.shape[1]} nodes but the hierarchy's finest level has "
+                             f"{nodes}; pass the hierarchy the data live on")
         for name in ("inputs", "targets"):
             values = getattr(self, name)
             bad = ~torch.isfinite(values).reshape(len(values), -1).all(dim=1)
@@ -61,6 +65,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    @property
+    def mass(self) -> Tensor:
+        """``[N]`` quadrature weights of the finest level, summing to the domain's measure."""
+        return self.hierarchy.mass(self.hierarchy.finest_level)
 
 
 @dataclass
@@ -108,11 +117,12 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int, device: torch.dev
     """Mean ± std of the relative L2 error and the weighted MSE over ``data``."""
     model.eval()
     errors, squared = [], []
-    mass = data.mass.to(device)
+    hierarchy = data.hierarchy.to(device)
+    mass = hierarchy.mass(hierarchy.finest_level)
     for start in range(0, len(data), batch_size):
         x = data.inputs[start : start + batch_size].to(device)
         y = data.targets[start : start + batch_size].to(device)
-        prediction = model(x)
+        prediction = model(x, hierarchy)
         errors.append(relative_l2(prediction, y, mass).cpu())
         squared.append(weighted_mse(prediction, y, mass).cpu() * len(x))
     model.train()
@@ -173,14 +183,15 @@ def fit(
                 checkpoint_path,
             )
 
-    mass = train.mass.to(device)
+    hierarchy = train.hierarchy.to(device)
+    mass = hierarchy.mass(hierarchy.finest_level)
     model.train()
     bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress or rank > 0, desc="train", unit="step")
     while result.step < cfg.steps:
         idx = batch_indices(len(train), cfg.batch_size, result.step, cfg.seed)
         idx = idx.tensor_split(world)[rank]  # this process's slice of the global batch
         x, y = train.inputs[idx].to(device), train.targets[idx].to(device)
-        loss = weighted_mse(trained(x), y, mass)
+        loss = weighted_mse(trained(x, hierarchy), y, mass)
         logged = loss.detach().clone()
         if world > 1:
             dist.all_reduce(logged)

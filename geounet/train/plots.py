@@ -202,7 +202,7 @@ def plot_test_predictions(model: nn.Module, task, device: torch.device, path: st
     :class:`geounet.tasks.PreparedTask`; ``model`` must be on ``device``, in eval mode."""
     inputs, targets = task.test.inputs[:samples], task.test.targets[:samples]  # [S, N, C_in], [S, N, C_out]
     with torch.no_grad():
-        predictions = model(inputs.to(device)).cpu()  # [S, N, C_out]
+        predictions = model(inputs.to(device), task.test.hierarchy.to(device)).cpu()  # [S, N, C_out]
     task.plot(inputs, targets, predictions, path)
 
 

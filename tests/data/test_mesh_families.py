@@ -43,7 +43,8 @@ def test_darcy_meshes_are_valid_triangulations_of_their_domain(mesh_id):
     domain = DARCY.domain(mesh_id)
     vertices, faces = DARCY.mesh(mesh_id)
     assert vertices.dtype == np.float64 and faces.dtype == np.int64 and vertices.shape[1] == 2
-    mesh = Mesh(vertices, faces)  # validates: no flat, repeated or non-manifold faces, no unused vertices
+    mesh = Mesh(vertices, faces)  # validates: no flat or repeated faces, no unused vertices
+    assert mesh.is_manifold
     assert (_signed_areas(vertices, faces) > 0).all()  # counter-clockwise, none flipped
     # The mesh covers exactly the polygon minus its holes: one outer loop plus one loop per hole.
     assert _signed_areas(vertices, faces).sum() == pytest.approx(domain.area, rel=1e-12)
@@ -147,8 +148,8 @@ def test_surfaces_are_closed_oriented_and_have_the_right_genus(mesh_id):
     genus = SURFACES.genus(mesh_id)
     assert genus == (0, 1, 2)[mesh_id % 3]
     assert vertices.dtype == np.float64 and faces.dtype == np.int64 and vertices.shape[1] == 3
-    mesh = Mesh(vertices, faces)  # validates: no flat, repeated or non-manifold faces, no unused vertices
-    assert (mesh.edge_face_counts == 2).all()  # closed
+    mesh = Mesh(vertices, faces)  # validates: no flat or repeated faces, no unused vertices
+    assert (mesh.edge_face_counts == 2).all()  # closed and manifold
     directed = faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2)
     assert len(np.unique(directed, axis=0)) == len(directed)  # each edge runs both ways: consistently oriented
     assert mesh.num_vertices - len(mesh.edges) + mesh.num_faces == 2 - 2 * genus  # Euler characteristic

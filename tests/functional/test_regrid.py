@@ -228,7 +228,7 @@ def test_netcdf_to_unet_and_back(tmp_path):
         x = torch.from_numpy(hp_ds["orography"].values).float()[None, :, None]  # [1, N, 1]
         for hierarchy in (HealpixHaarHierarchy(NSIDE, 3), HealpixSHHierarchy(NSIDE, 3, iterations=5)):
             model = build_unet(hierarchy, 1, 1, MessagePassingFactory(hierarchy), width=8)
-            y = model(x)
+            y = model(x, hierarchy)
             assert y.shape == (1, 768, 1) and torch.isfinite(y).all()
         out = hp_ds["orography"].copy(data=y[0, :, 0].detach().double().numpy())
         back = healpix_to_latlon_xr(out, ds.latitude, ds.longitude, ordering="nest")

@@ -4,35 +4,35 @@ import torch
 from torch import nn
 
 from geounet.geometry.mesh import Mesh
-from geounet.hierarchy.constraints import ConstrainedUNet, FunctionConstraint, boundary_mask
+from geounet.hierarchy.constraints import AllBoundaryWarning, FunctionConstraint
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
 from geounet.models.unet import build_unet
+from geounet.nn.constrained import ConstrainedUNet
 
 
 class NeighbourMean(nn.Module):
     """Test-only operator: Linear(x) + Linear(mean of graph neighbours), [B, N, Cin] -> [B, N, Cout]."""
 
-    def __init__(self, edge_index, num_nodes, in_ch, out_ch):
+    def __init__(self, level, in_ch, out_ch):
         super().__init__()
+        self.level = level
         self.self_map, self.neighbour_map = nn.Linear(in_ch, out_ch), nn.Linear(in_ch, out_ch, bias=False)
-        degree = torch.zeros(num_nodes).index_add_(0, edge_index[1], torch.ones(edge_index.shape[1]))
-        self.register_buffer("edge_index", edge_index, persistent=False)
-        self.register_buffer("inv_degree", 1 / degree.clamp(min=1)[:, None], persistent=False)
 
-    def forward(self, x):
-        source, target = self.edge_index
+    def forward(self, x, hierarchy):
+        source, target = hierarchy.graph(self.level).edge_index
+        degree = torch.zeros(x.shape[-2], dtype=x.dtype).index_add_(0, target, torch.ones_like(target, dtype=x.dtype))
         summed = torch.zeros_like(x).index_add_(-2, target, x.index_select(-2, source))
-        return self.self_map(x) + self.neighbour_map(summed * self.inv_degree.to(x.dtype))
+        return self.self_map(x) + self.neighbour_map(summed / degree.clamp(min=1)[:, None])
 
 
 class NeighbourMeanFactory:
     def __init__(self, hierarchy):
-        self.hierarchy = hierarchy
+        self.kind = hierarchy.kind
 
     def __call__(self, level, in_ch, out_ch):
-        return NeighbourMean(self.hierarchy.graph(level).edge_index, self.hierarchy.num_nodes(level), in_ch, out_ch)
+        return NeighbourMean(level, in_ch, out_ch)
 
 
 def _square_plate():
@@ -65,14 +65,14 @@ def test_unet_output_satisfies_constraint_for_random_weights(name, constraint_kw
     torch.manual_seed(0)
     h = HIERARCHIES[name]()
     constraint = FunctionConstraint(h, **constraint_kwargs)
-    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), constraint).double()
+    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), **constraint_kwargs).double()
     for p in model.parameters():  # arbitrary weights, not just the initialisation
         nn.init.normal_(p, std=0.5)
     x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
-    y = model(x)
+    y = model(x, h)
     assert constraint.violation(y, h.finest_level) < 1e-12
     # the projection changed something and is idempotent
-    raw = model.unet(x)
+    raw = model.unet(x, h)
     assert constraint.violation(raw, h.finest_level) > 1e-3
     torch.testing.assert_close(constraint.project(y, h.finest_level), y)
 
@@ -91,7 +91,7 @@ def test_projection_is_mass_orthogonal_and_sets_are_nested(name):
     assert abs(h.inner(x - px, d, level).item()) < 1e-12
     # prolong maps K_{i-1} into K_i
     for level in range(h.finest_level):
-        if boundary_mask(h, level).all():
+        if h.boundary_mask(level).all():
             continue
         c = constraint.project(torch.randn(1, h.num_nodes(level), 1, dtype=torch.float64), level)
         assert constraint.violation(h.prolong(c, level), level + 1) < 1e-12
@@ -100,11 +100,23 @@ def test_projection_is_mass_orthogonal_and_sets_are_nested(name):
 def test_haar_boundary_cells_are_nested():
     h = SubdivisionHierarchy(_square_plate(), 4)
     for level in range(1, h.num_levels):
-        parent_is_boundary = boundary_mask(h, level - 1)[h.parents(level)]
-        child_is_boundary = boundary_mask(h, level)
+        parent_is_boundary = h.boundary_mask(level - 1)[h.parents(level)]
+        child_is_boundary = h.boundary_mask(level)
         assert not (child_is_boundary & ~parent_is_boundary).any()
     # level 3: 8x8 grid of squares cut in 2 triangles, boundary ring touches the edges
-    assert 0 < int(boundary_mask(h, 3).sum()) < h.num_nodes(3)
+    assert 0 < int(h.boundary_mask(3).sum()) < h.num_nodes(3)
+
+
+def test_a_constraint_that_zeroes_every_output_warns():
+    """On the two-triangle plate every cell of the coarse levels touches the boundary."""
+    h = SubdivisionHierarchy(_square_plate(), 3)
+    constraint = FunctionConstraint(h, zero_boundary=True)
+    with pytest.warns(AllBoundaryWarning, match="every one of the 2 nodes of level 0"):
+        assert constraint.project(torch.ones(1, 2, 1), 0).abs().max() == 0
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert constraint.project(torch.ones(1, 32, 1), 2).abs().max() == 1  # interior cells at level 2
 
 
 def test_dirichlet_spectral_coefficients_need_no_projection():
@@ -112,7 +124,7 @@ def test_dirichlet_spectral_coefficients_need_no_projection():
     model = build_unet(h, 1, 1, NeighbourMeanFactory(h), width=4).double()
     for p in model.parameters():
         nn.init.normal_(p)
-    coefficients = model(torch.randn(2, 15, 1, dtype=torch.float64))
+    coefficients = model(torch.randn(2, 15, 1, dtype=torch.float64), h)
     values = h.synthesize(coefficients, h.finest_level)
     assert values[:, h.mesh.boundary_vertices].abs().max() < 1e-12
 
@@ -134,9 +146,9 @@ def test_constrained_unet_on_cuda_matches_cpu(name):
     torch.manual_seed(0)
     h = HIERARCHIES[name]()
     constraint = FunctionConstraint(h, integral=[0.5, 1.0])
-    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), constraint).double()
+    model = ConstrainedUNet(build_unet(h, 3, 2, NeighbourMeanFactory(h), width=8), integral=[0.5, 1.0]).double()
     x = torch.randn(2, h.num_nodes(h.finest_level), 3, dtype=torch.float64)
-    expected = model(x)
-    actual = model.cuda()(x.cuda())
+    expected = model(x, h)
+    actual = model.cuda()(x.cuda(), h.to("cuda"))
     assert constraint.violation(actual, h.finest_level) < 1e-12
     torch.testing.assert_close(actual.cpu(), expected)

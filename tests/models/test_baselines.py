@@ -27,12 +27,14 @@ def test_every_baseline_maps_node_features_and_backpropagates():
     for name, model in models.items():
         n = nlat * nlon if name == "sfno" else N
         x = torch.randn(2, n, 2, requires_grad=True)
-        out = model(x)
+        out = model(x, HEALPIX)
         assert out.shape == (2, n, 3), name
         out.square().mean().backward()
         assert x.grad.abs().sum() > 0, name
-        with pytest.raises(ValueError, match="expect"):
-            model(torch.randn(2, n + 1, 2))
+        with pytest.raises(ValueError, match=rf"expects input of shape \[batch, {n}, 2\]"):
+            model(torch.randn(2, n + 1, 2), HEALPIX)
+        with pytest.raises(ValueError, match="NaN/Inf"):
+            model(torch.full((1, n, 2), float("nan")), HEALPIX)
 
 
 def test_batched_forward_equals_per_sample_forward():
@@ -41,17 +43,20 @@ def test_batched_forward_equals_per_sample_forward():
     x = torch.randn(3, N, 2, dtype=torch.float64)
     for name, model in graph_models().items():
         model = model.double()
-        batched = model(x)
+        batched = model(x, HEALPIX)
         for b in range(3):
-            torch.testing.assert_close(batched[b : b + 1], model(x[b : b + 1]), msg=name)
+            torch.testing.assert_close(batched[b : b + 1], model(x[b : b + 1], HEALPIX), msg=name)
 
 
 def test_cheb_unet_pools_by_nest_child_means():
-    """DeepSphere pooling: the skip at level i-1 is the mean over the 4 NEST children."""
+    """DeepSphere pooling: the input of the coarse stage is the mean over the 4 NEST children."""
     model = ChebUNet(HEALPIX, 1, 1, width=4, depth=2)
-    fine = torch.randn(1, N, 1)
-    pooled = model.hierarchy.restrict(fine, 1)
-    torch.testing.assert_close(pooled, fine.view(1, -1, 4, 1).mean(2))
+    seen = []
+    model.bottleneck.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    model.encoders[0].register_forward_hook(lambda module, args, out: seen.append(out))
+    model(torch.randn(1, N, 1), HEALPIX)
+    fine, pooled = seen
+    torch.testing.assert_close(pooled, fine.view(1, -1, 4, fine.shape[-1]).mean(2))
 
 
 def test_sfno_wrapper_is_the_library_model_on_the_flattened_grid():
@@ -60,6 +65,7 @@ def test_sfno_wrapper_is_the_library_model_on_the_flattened_grid():
     image = torch.randn(2, 2, 8, 16)
     nodes = image.flatten(2).transpose(1, 2)  # [B, N, C], row-major (lat, lon)
     torch.testing.assert_close(model(nodes), model.sfno(image).flatten(2).transpose(1, 2))
+    assert torch.equal(model(nodes, HEALPIX), model(nodes))  # the common signature; the grid is its own
     assert equiangular_shape(12 * 64**2) == (157, 314)  # 2 * 157**2 = 49298 ~ 49152
 
 
@@ -81,9 +87,9 @@ def test_bf16_autocast_on_cpu():
     torch.manual_seed(0)
     x = torch.randn(2, N, 2)
     for name, model in graph_models().items():
-        expected = model(x)
+        expected = model(x, HEALPIX)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = model(x)
+            low = model(x, HEALPIX)
         assert torch.isfinite(low).all(), name
         error = (low.float() - expected).norm() / expected.norm()
         assert error < 0.05, f"{name}: relative bf16 error {error:.3f}"
@@ -97,8 +103,8 @@ def test_cuda_forward_matches_cpu():
         if name == "graph_unet":  # top-k ties may break differently across devices
             continue
         model = model.double()
-        expected = model(x)
-        torch.testing.assert_close(model.cuda()(x.cuda()).cpu(), expected, msg=name)
+        expected = model(x, HEALPIX)
+        torch.testing.assert_close(model.cuda()(x.cuda(), HEALPIX.to("cuda")).cpu(), expected, msg=name)
 
 
 # ---------------------------------------------------------------------- SFNO on HEALPix pixels
@@ -122,14 +128,16 @@ def test_sfno_healpix_maps_pixels_to_pixels_and_backpropagates():
     assert (model.nside, model.to_latlon.shape) == (8, (16 * 32, N))  # default grid 2 nside x 4 nside
     assert not any("to_" in key for key in model.state_dict())  # operators are rebuilt, not saved
     x = torch.randn(2, N, 2, requires_grad=True)
-    out = model(x)
+    out = model(x, HEALPIX)
     assert out.shape == (2, N, 3)
     out.square().mean().backward()
     assert x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
     for bad in (torch.randn(2, N + 1, 2), torch.randn(2, N, 3), torch.randn(N, 2)):
-        with pytest.raises(ValueError, match=r"HEALPix NEST features \[batch, 768, 2\]"):
+        with pytest.raises(ValueError, match=r"SFNOHealpix expects input of shape \[batch, 768, 2\]"):
             model(bad)
+    with pytest.raises(ValueError, match="runs at nside 8"):
+        model(x, HealpixHaarHierarchy(4, 1))
     with pytest.raises(ValueError, match="needs a HEALPix hierarchy"):
         SFNOHealpix(object(), 2, 3)
 
@@ -193,5 +201,5 @@ def test_sfno_healpix_cuda_forward_matches_cpu():
     torch.manual_seed(0)
     model = SFNOHealpix(HEALPIX, 2, 3, width=4, num_layers=1)
     x = torch.randn(2, N, 2)
-    expected = model(x)
-    torch.testing.assert_close(model.cuda()(x.cuda()).cpu(), expected, rtol=1e-4, atol=1e-4)
+    expected = model(x, HEALPIX)
+    torch.testing.assert_close(model.cuda()(x.cuda(), HEALPIX.to("cuda")).cpu(), expected, rtol=1e-4, atol=1e-4)

@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from geounet.hierarchy import SquareHaarHierarchy
+from geounet.hierarchy.finest import FinestLevels
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.models.zoo import FinestLevels, count_parameters, message_passing_unet, size_to_parameters
-from geounet.nn.message_passing import GraphBuffers, PygKernelConv, TableKernelConv, prepare_graph
+from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters
+from geounet.nn.message_passing import KernelConv, prepared_graph
 from geounet.testing import check_hierarchy
 
 
@@ -25,7 +26,7 @@ def test_variants_on_square_and_healpix(variant):
     for hierarchy in (SquareHaarHierarchy(16, 3, periodic=True), HealpixHaarHierarchy(4, 3)):
         model = message_passing_unet(hierarchy, 2, 3, variant=variant, width=8, depth=3)
         n = hierarchy.num_nodes(hierarchy.finest_level)
-        out = model(torch.randn(2, n, 2))
+        out = model(torch.randn(2, n, 2), hierarchy)
         assert out.shape == (2, n, 3)
         counts = model.parameter_counts()
         assert (counts["encoder"] == 0) == (variant != "residual")
@@ -42,9 +43,12 @@ def test_matched_variant_is_closer_to_the_residual_parameter_count():
 def test_depth_uses_the_finest_levels_and_backend_is_honoured():
     h = SquareHaarHierarchy(16, 5)
     model = message_passing_unet(h, 1, 1, width=4, depth=2, backend="pyg")
-    assert model.hierarchy.num_levels == 2 and model.hierarchy.num_nodes(0) == 64
-    assert all(isinstance(m, PygKernelConv) for m in model.modules() if hasattr(m, "kernel"))
-    assert any(isinstance(m, TableKernelConv) for m in message_passing_unet(h, 1, 1, width=4).modules())
+    assert model.num_levels == 2
+    convs = [m for m in model.modules() if isinstance(m, KernelConv)]
+    assert {m.backend for m in convs} == {"pyg"} and {m.level for m in convs} == {0, 1}
+    model(torch.randn(1, 256, 1), h)  # the two finest levels of h: 64 and 256 nodes
+    assert prepared_graph(FinestLevels(h, 2), 0, None, "pyg", torch.float32).num_nodes == 64
+    assert prepared_graph(h, 3, None, "pyg", torch.float32).neighbours is None  # memoised at h's level 3
 
 
 def test_size_to_parameters_picks_the_nearest_width():
@@ -81,13 +85,13 @@ def test_table_and_pyg_agree_on_every_domain_and_models_run():
     torch.manual_seed(0)
     for name, hierarchy in _hierarchies().items():
         for level in range(hierarchy.num_levels):
-            n = hierarchy.num_nodes(level)
-            buffers = GraphBuffers(prepare_graph(hierarchy.graph(level), n, table=True))
-            table = TableKernelConv(buffers, 3, 4).double()
-            pyg = PygKernelConv(buffers, 3, 4).double()
+            n, features = hierarchy.num_nodes(level), hierarchy.num_edge_features(level)
+            table = KernelConv(level, 3, 4, features, backend="table").double()
+            pyg = KernelConv(level, 3, 4, features, backend="pyg").double()
             pyg.load_state_dict(table.state_dict())
             x = torch.randn(2, n, 3, dtype=torch.float64)
-            torch.testing.assert_close(table(x), pyg(x), rtol=1e-10, atol=1e-10, msg=f"{name} level {level}")
+            torch.testing.assert_close(table(x, hierarchy), pyg(x, hierarchy), rtol=1e-10, atol=1e-10,
+                                       msg=f"{name} level {level}")
         n = hierarchy.num_nodes(hierarchy.finest_level)
-        out = message_passing_unet(hierarchy, 1, 2, width=4)(torch.randn(2, n, 1))
+        out = message_passing_unet(hierarchy, 1, 2, width=4)(torch.randn(2, n, 1), hierarchy)
         assert out.shape == (2, n, 2) and torch.isfinite(out).all(), name

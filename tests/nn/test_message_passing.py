@@ -2,15 +2,31 @@ import pytest
 import torch
 
 from geounet.hierarchy import SquareHaarHierarchy
-from geounet.hierarchy.base import LevelGraph
-from geounet.nn.message_passing import (
-    GraphBuffers,
-    MessagePassingFactory,
-    PygKernelConv,
-    TableKernelConv,
-    prepare_graph,
-    table_from_edges,
-)
+from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.nn.message_passing import KernelConv, MessagePassingFactory, prepared_graph, table_from_edges
+
+
+class OneGraph(Hierarchy):
+    """A one-level hierarchy on a given graph: what the operators need to be called."""
+
+    def __init__(self, graph: LevelGraph, num_nodes: int):
+        self._graph, self._num_nodes = graph, num_nodes
+
+    num_levels = 1
+
+    def num_nodes(self, level):
+        return self._num_nodes
+
+    def mass(self, level):
+        return torch.ones(self._num_nodes, dtype=torch.float64)
+
+    def graph(self, level):
+        return self._graph
+
+    def _restrict(self, x, level):
+        raise NotImplementedError
+
+    _prolong = _restrict
 
 
 def random_geometric_graph(num_nodes: int, k: int = 4, seed: int = 0) -> LevelGraph:
@@ -28,12 +44,29 @@ def random_geometric_graph(num_nodes: int, k: int = 4, seed: int = 0) -> LevelGr
 
 
 def pair(graph: LevelGraph, num_nodes: int, cin=3, cout=5, edge_features=None, kernel="mlp"):
-    """A table and a PyG operator on ``graph`` with the same (float64) parameters."""
-    buffers = GraphBuffers(prepare_graph(graph, num_nodes, edge_features, table=True))
-    table = TableKernelConv(buffers, cin, cout, kernel).double()
-    pyg = PygKernelConv(buffers, cin, cout, kernel).double()
+    """A table and a PyG operator on ``graph`` with the same (float64) parameters, each
+    bound to the one-level hierarchy of the graph (``op(x)`` = ``conv(x, hierarchy)``)."""
+    h = OneGraph(graph, num_nodes)
+    features = graph.num_edge_features if edge_features is None else len(edge_features)
+    table = KernelConv(0, cin, cout, features, kernel, backend="table", edge_features=edge_features).double()
+    pyg = KernelConv(0, cin, cout, features, kernel, backend="pyg", edge_features=edge_features).double()
     pyg.load_state_dict(table.state_dict())
-    return table, pyg
+    return Bound(table, h), Bound(pyg, h)
+
+
+class Bound(torch.nn.Module):
+    """An operator with its hierarchy fixed, so tests can call it ``op(x)``."""
+
+    def __init__(self, conv: KernelConv, hierarchy: Hierarchy):
+        super().__init__()
+        self.conv, self.hierarchy = conv, hierarchy
+
+    @property
+    def linear(self):
+        return self.conv.linear
+
+    def forward(self, x):
+        return self.conv(x, self.hierarchy)
 
 
 @pytest.mark.parametrize("periodic", [False, True])
@@ -71,8 +104,8 @@ def test_linear_kernel_matches_dense_reference():
         dense[target, source] = values
         terms.append((dense / degree[:, None]) @ x)
     expected = table.linear(torch.cat(terms, dim=-1))
-    # The shared graph buffers were rounded to float32 (the default dtype) when built.
-    torch.testing.assert_close(table(x), expected, rtol=1e-6, atol=1e-6)
+    # A float64 model gets the float64 prepared graph: agreement to round-off.
+    torch.testing.assert_close(table(x), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_table_from_edges_round_trips_edges():
@@ -111,7 +144,7 @@ def test_isotropic_kernel_commutes_with_square_rotation():
     """With only the distance feature, the operator is exactly rot90-equivariant on the torus."""
     torch.manual_seed(0)
     h = SquareHaarHierarchy(8, 1, periodic=True)
-    op = MessagePassingFactory(h, edge_features=[2])(0, 3, 4).double()
+    op = Bound(MessagePassingFactory(h, edge_features=[2])(0, 3, 4).double(), h)
     x = torch.randn(2, 64, 3, dtype=torch.float64)
     torch.testing.assert_close(op(_rot90(x, 8)), _rot90(op(x), 8), rtol=1e-12, atol=1e-12)
 
@@ -173,30 +206,40 @@ def test_isolated_nodes_get_only_the_self_term():
             torch.testing.assert_close(op(x)[:, isolated], self_only[:, isolated])
 
 
-def test_graph_tensors_are_shared_non_persistent_buffers():
+def test_operators_hold_only_parameters_and_graphs_are_memoised_on_the_hierarchy():
     h = SquareHaarHierarchy(8, 2)
+    x = torch.randn(2, 64, 3)
     for backend in ("table", "pyg"):
         factory = MessagePassingFactory(h, backend=backend)
-        op, other = factory(1, 3, 4), factory(1, 4, 4)
+        op, other = factory(1, 3, 4), factory(1, 3, 4)
         assert set(op.state_dict()) == {name for name, _ in op.named_parameters()}
-        assert op.graph is other.graph  # one copy of the level graph per factory
-        assert op.double().linear.weight.dtype == torch.float64
-        assert all(b.dtype in (torch.float64, torch.int64) for b in op.buffers())
+        assert not list(op.buffers())
+        op(x, h)
+        other(x, h)
+        graph = prepared_graph(h, 1, None, backend, torch.float32)
+        assert graph is prepared_graph(h, 1, None, backend, torch.float32)  # one copy per hierarchy
+        assert (graph.neighbours is not None) == (backend == "table")
+        assert graph.edge_features.dtype == torch.float32
+        assert prepared_graph(h, 1, None, backend, torch.float64).edge_features.dtype == torch.float64
 
 
-def test_factory_backend_selection_and_errors():
-    square = SquareHaarHierarchy(8, 2)
-    assert isinstance(MessagePassingFactory(square)(1, 2, 2), TableKernelConv)
-    assert isinstance(MessagePassingFactory(square, backend="pyg")(1, 2, 2), PygKernelConv)
-    with pytest.raises(ValueError, match="unknown backend"):
-        MessagePassingFactory(square, backend="dense")
-    with pytest.raises(ValueError, match="unknown kernel"):
-        MessagePassingFactory(square, kernel="spline")
-    with pytest.raises(ValueError, match="edge_features"):
-        MessagePassingFactory(square, edge_features=[5])(1, 2, 2)
-    op = MessagePassingFactory(square)(1, 2, 3)
-    with pytest.raises(ValueError, match=r"expects features \[batch, 64, 2\]"):
-        op(torch.randn(1, 63, 2))
+def test_union_of_prepared_graphs_equals_the_prepared_union():
+    """A batch of meshes is prepared mesh by mesh and concatenated: same tensors as preparing
+    the union graph with per-mesh feature scales."""
+    from geounet.hierarchy import batch_hierarchies
+    from geounet.hierarchy.finest import FinestLevels
+    from geounet.nn.message_passing import prepare_graph
+
+    parts = [SquareHaarHierarchy(8, 2), SquareHaarHierarchy(4, 2, periodic=True)]
+    batch = batch_hierarchies([FinestLevels(p, 2) for p in parts])
+    for backend in ("table", "pyg"):
+        union = prepared_graph(batch, 1, None, backend, torch.float64)
+        direct = prepare_graph(batch.graph(1), batch.num_nodes(1), table=backend == "table",
+                               components=batch.components(1))
+        for name in ("edge_index", "edge_features", "edge_norm", "neighbours", "neighbour_features",
+                     "neighbour_norm"):
+            if getattr(direct, name) is not None:
+                torch.testing.assert_close(getattr(union, name), getattr(direct, name), rtol=1e-12, atol=0)
 
 
 def test_bf16_autocast_cpu_matches_float32():
@@ -206,11 +249,12 @@ def test_bf16_autocast_cpu_matches_float32():
         op = MessagePassingFactory(h, backend=backend)(1, 8, 8)
         x = torch.randn(2, 256, 8)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = op(x)
+            low = op(x, h)
         assert low.dtype == torch.bfloat16
-        torch.testing.assert_close(low.float(), op(x), rtol=0.05, atol=0.05)
+        torch.testing.assert_close(low.float(), op(x, h), rtol=0.05, atol=0.05)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     torch.manual_seed(0)
@@ -218,5 +262,5 @@ def test_cuda_matches_cpu():
     for backend in ("table", "pyg"):
         op = MessagePassingFactory(h, backend=backend)(1, 4, 4).double()
         x = torch.randn(2, 256, 4, dtype=torch.float64)
-        expected = op(x)
-        torch.testing.assert_close(op.cuda()(x.cuda()).cpu(), expected)
+        expected = op(x, h)
+        torch.testing.assert_close(op.cuda()(x.cuda(), h.to("cuda")).cpu(), expected)

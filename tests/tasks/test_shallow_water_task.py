@@ -18,7 +18,7 @@ def tiny(tmp_path, **overrides) -> Config:
 class Zero(nn.Module):
     """Predicts a zero increment: its rollout is persistence."""
 
-    def forward(self, x):
+    def forward(self, x, hierarchy):
         return torch.zeros_like(x)
 
 
@@ -61,9 +61,9 @@ def test_galewsky_uses_the_training_standardisation(tmp_path):
     seen = []
 
     class Recorder(Zero):
-        def forward(self, x):
+        def forward(self, x, hierarchy):
             seen.append(x)
-            return super().forward(x)
+            return super().forward(x, hierarchy)
 
     task.evaluate_extra(Recorder(), torch.device("cpu"))
     galewsky = load_trajectories(config, "galewsky")

@@ -59,7 +59,6 @@ def test_haar_cannot_encode_the_boundary_condition(tmp_path):
 
 @pytest.mark.parametrize("architecture", ["unet", "cheb_unet", "flat_resnet", "graph_unet"])
 def test_every_model_is_wrapped_by_the_boundary_constraint(architecture):
-    from geounet.hierarchy.constraints import boundary_mask
     from geounet.tasks import task_structure
     from geounet.train.config import load_config
     from geounet.train.experiment import build_model, parameter_counts
@@ -69,8 +68,8 @@ def test_every_model_is_wrapped_by_the_boundary_constraint(architecture):
     structure = task_structure(cfg.task, cfg.model.num_levels)
     model = build_model(cfg, structure)
     hierarchy = structure.hierarchy
-    out = model(torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 1))  # [2, V, 1]
-    on_boundary = boundary_mask(hierarchy, hierarchy.finest_level)
+    out = model(torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 1), hierarchy)  # [2, V, 1]
+    on_boundary = hierarchy.boundary_mask(hierarchy.finest_level)
     assert on_boundary.sum() == 3 * 2**4 and out[:, on_boundary].abs().max() == 0
     assert out[:, ~on_boundary].abs().max() > 0
     assert parameter_counts(model)["total"] == sum(p.numel() for p in model.parameters())

@@ -5,9 +5,23 @@ import pytest
 import torch
 
 from geounet.cli import main
+from geounet.hierarchy import SquareHaarHierarchy
 from geounet.train.checkpoint import load_checkpoint
 from geounet.train.config import ConfigError, TrainConfig, load_config
 from geounet.train.loop import Dataset, batch_indices, fit, relative_l2, weighted_mse
+
+GRID = SquareHaarHierarchy(4, 1)  # 16 nodes of equal mass
+
+
+class Pointwise(torch.nn.Module):
+    """A per-node model under the geounet model signature ``model(x, hierarchy)``."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, x, hierarchy):
+        return self.net(x)
 
 REPO = Path(__file__).resolve().parents[2]
 SQUARE = ["--config", str(REPO / "experiments/square_navier_stokes/config.toml")]
@@ -54,8 +68,8 @@ def test_batches_cover_each_epoch_once():
 
 def _toy_data(n=16):
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 8, 2, generator=generator)
-    return Dataset(x, x.sum(-1, keepdim=True), torch.full((8,), 1 / 8, dtype=torch.float64))
+    x = torch.randn(n, 16, 2, generator=generator)
+    return Dataset(x, x.sum(-1, keepdim=True), GRID)
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
@@ -65,7 +79,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     def model():
         torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+        return Pointwise(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
 
     full = fit(model(), data, cfg, progress=False).history
 
@@ -96,14 +110,14 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
 
 def test_nan_data_and_divergence_are_reported():
-    x = torch.randn(4, 8, 1)
+    x = torch.randn(4, 16, 1)
     x[2, 3, 0] = float("nan")
     with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) \(first: sample 2\)"):
-        Dataset(x, torch.zeros(4, 8, 1), torch.ones(8, dtype=torch.float64))
+        Dataset(x, torch.zeros(4, 16, 1), GRID)
     data = _toy_data()
-    model = torch.nn.Linear(2, 1)
+    model = Pointwise(torch.nn.Linear(2, 1))
     with torch.no_grad():
-        model.weight.fill_(float("inf"))
+        model.net[0].weight.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="lower train.lr"):
         fit(model, data, TrainConfig(steps=3, batch_size=4), progress=False)
 
@@ -166,7 +180,7 @@ def test_baselines_are_sized_to_the_configured_unet(tmp_path, architecture):
     model = build_model(cfg, structure)
     assert type(model).__name__ != "UNet"
     assert abs(parameter_counts(model)["total"] - target) < 0.2 * target
-    assert model(torch.randn(2, 256, 1)).shape == (2, 256, 1)
+    assert model(torch.randn(2, 256, 1), structure.hierarchy).shape == (2, 256, 1)
     with pytest.raises(ConfigError, match="model.architecture must be one of"):
         _tiny_config(tmp_path, "model.architecture='transformer'")
 
