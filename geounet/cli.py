@@ -6,6 +6,7 @@ geounet train    [--config FILE] [--set ...] [--out DIR] [--resume | --overwrite
 geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a run's checkpoint
 geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
 geounet bench    NAME [script options, e.g. --device cuda]  |  geounet bench --list
+geounet forecast RUN_DIR --init DATE --steps N --out FILE        a forecast run's rollout as netCDF / zarr
 
 ``--config`` takes a TOML file or the name of a packaged config (geounet/configs/, e.g.
 ``triangle_poisson``); the default is the packaged main job, wherever the command runs.
@@ -327,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="options for the benchmark script (e.g. --device cuda); NAME --help lists them",
     )
     bench.set_defaults(run=_bench)
+
+    from geounet.forecast_command import add_forecast_parser
+
+    add_forecast_parser(commands)
     return parser
 
 

@@ -42,6 +42,8 @@ class TaskStructure:
     out_channels: int
     #: optional wrapper applied to every model built for the task (e.g. a constraint projection)
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
+    #: size of the conditioning vector ``cond [B, cond_dim]`` the U-Net's FiLM layers take (None: unconditioned)
+    cond_dim: int | None = None
 
 
 @dataclass
@@ -75,13 +77,14 @@ class PreparedTask:
 def _registry() -> dict[str, ModuleType]:
     from geounet.tasks import (
         darcy_mesh,
+        forecast,
         navier_stokes_square,
         shallow_water_healpix,
         surface_poisson,
         triangle_poisson,
     )
 
-    modules = [darcy_mesh, navier_stokes_square, shallow_water_healpix, surface_poisson, triangle_poisson]
+    modules = [darcy_mesh, forecast, navier_stokes_square, shallow_water_healpix, surface_poisson, triangle_poisson]
     return {module.Config.name: module for module in modules}
 
 

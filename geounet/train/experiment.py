@@ -83,6 +83,7 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
         decoder_blocks=m.decoder_blocks,
         encoder_blocks=m.encoder_blocks,
         bottleneck_blocks=m.bottleneck_blocks,
+        cond_dim=task.cond_dim,
     )
 
 

@@ -200,9 +200,10 @@ def draw_finals(ax: Axes, finals: dict[str, tuple[float, float]], ylabel: str) -
 def plot_test_predictions(model: nn.Module, task, device: torch.device, path: str, samples: int = 2) -> None:
     """The task's prediction figure (``task.plot``) for the first ``samples`` test samples of a
     :class:`geounet.tasks.PreparedTask`; ``model`` must be on ``device``, in eval mode."""
-    inputs, targets = task.test.inputs[:samples], task.test.targets[:samples]  # [S, N, C_in], [S, N, C_out]
+    batch = task.test.batch(torch.arange(min(samples, len(task.test))))
+    inputs, targets = batch.inputs, batch.targets  # [S, N, C_in], [S, N, C_out]
     with torch.no_grad():
-        predictions = model(inputs.to(device), task.test.hierarchy.to(device)).cpu()  # [S, N, C_out]
+        predictions = model(inputs.to(device), batch.hierarchy.to(device)).cpu()  # [S, N, C_out]
     task.plot(inputs, targets, predictions, path)
 
 
