@@ -1,0 +1,171 @@
+"""The forecast task: the autoregressive wrapper, per-lead scores, `geounet train` / `geounet forecast`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from forecast_files import era5_like, healpix_like
+from torch import nn
+
+from geounet.cli import main
+from geounet.data.climate_dataset import FORCINGS
+from geounet.hierarchy import HealpixHaarHierarchy
+from geounet.tasks import forecast, prepare_task
+from geounet.train.config import config_from_dict
+
+NSIDE = 8
+C, T_IN, T_OUT, K = 2, 2, 2, 1
+
+
+class Recorder(nn.Module):
+    """A stand-in network: a fixed linear map of its input, recording the ``cond`` it gets."""
+
+    def __init__(self, in_channels: int, film: bool) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_channels, T_OUT * C)
+        self.film = nn.Identity() if film else None
+        self.conds: list[torch.Tensor | None] = []
+
+    def forward(self, x, hierarchy, cond=None):
+        self.conds.append(cond)
+        return self.linear(x)
+
+
+def wrapper(film: bool = True, train_rollout: int = 2):
+    torch.manual_seed(0)
+    net = Recorder(T_IN * C + T_OUT * len(FORCINGS) + K, film)
+    return forecast.Autoregressive(net, C, T_IN, T_OUT, K, train_rollout)
+
+
+def inputs(steps: int, batch: int = 3, nodes: int = 5) -> torch.Tensor:
+    return torch.randn(batch, nodes, T_IN * C + steps * T_OUT * len(FORCINGS) + K)
+
+
+def test_a_rollout_is_its_steps_fed_back():
+    model = wrapper()
+    x = inputs(steps=3)
+    rolled = model(x, None)  # [B, N, 3 T_out C]
+    state, const = x[..., : T_IN * C], x[..., -K:]
+    forcing = x[..., T_IN * C : -K].reshape(*x.shape[:2], 3, -1)  # [B, N, steps, T_out F]
+    for s in range(3):
+        one = model(torch.cat([state, forcing[:, :, s], const], dim=-1), None)  # one step at a time
+        torch.testing.assert_close(one, rolled[..., s * T_OUT * C : (s + 1) * T_OUT * C])
+        state = one[..., -T_IN * C :]
+    assert [c[0, 0].item() for c in model.net.conds[:3]] == [0.5, 1.0, 1.0]  # lead / trained horizon, held at 1
+
+
+def test_steps_add_increments_to_the_last_input_state():
+    model = wrapper(film=False)
+    nn.init.zeros_(model.net.linear.weight)
+    nn.init.zeros_(model.net.linear.bias)
+    x = inputs(steps=2)
+    last = x[..., (T_IN - 1) * C : T_IN * C]
+    torch.testing.assert_close(model(x, None), last.repeat(1, 1, 2 * T_OUT))  # a zero network is persistence
+    assert model.net.conds == [None, None]
+    with pytest.raises(ValueError, match="not 4 state"):
+        model(x[..., :-1], None)
+
+
+def config(tmp_path, path, **task):
+    raw = {
+        "task": {"name": "forecast", "data": str(path), "variables": ["t2m", "z500"], "nside": NSIDE,
+                 "train_dates": ["2000-01-01", "2000-01-07"], "val_dates": ["2000-01-08", "2000-01-09"],
+                 "test_dates": ["2000-01-10", "2000-01-12"], "train_rollout": 2, "cache_dir": str(tmp_path / "cache"),
+                 **task},
+        "model": {"width": 8, "num_levels": 2, "channel_mult": [1, 2]},
+        "train": {"steps": 4, "batch_size": 2, "eval_every": 4, "checkpoint_every": 4, "warmup_steps": 1},
+    }
+    return raw
+
+
+def test_scores_of_persistence_and_climatology(tmp_path):
+    path = tmp_path / "era5.nc"
+    era5_like(days=12).to_netcdf(path)
+    cfg = config_from_dict(config(tmp_path, path))
+    task = prepare_task(cfg.task, 2)
+    net = nn.Module()
+    model = task.structure.wrap_model(net)  # with the training statistics
+    net.forward = lambda x, hierarchy: torch.zeros(*x.shape[:2], T_OUT * C)  # persistence
+    report = task.evaluate_extra(model, torch.device("cpu"))
+    assert report["lead_hours"] == [6.0, 12.0, 18.0, 24.0]
+    assert report["model_rmse_t2m"] == report["persistence_rmse_t2m"]
+    assert report["model_rmse_t2m"][0] < report["model_rmse_t2m"][-1]  # the fields move
+    # climatology's bias is the mean of (training mean - truth), its RMSE at least that
+    assert all(r >= abs(b) for r, b in zip(report["climatology_rmse_z500"], report["climatology_bias_z500"],
+                                           strict=True))
+    assert len(report["spectrum_truth_t2m"]) == 3 * NSIDE
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_train_then_forecast_to_the_source_grid(tmp_path, capsys):
+    path = tmp_path / "era5.nc"
+    era5_like(days=12).to_netcdf(path)
+    cfg_path = tmp_path / "forecast.toml"
+    cfg_path.write_text(_toml(config(tmp_path, path)))
+    run = tmp_path / "run"
+    assert run_cli("train", "--config", cfg_path, "--out", run, "--quiet") == 0
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert len(metrics["model_rmse_z500"]) == 4 and "val_mse" in metrics
+    out = tmp_path / "forecast.nc"
+    assert run_cli("forecast", run, "--init", "2000-01-10T06", "--steps", 3, "--out", out) == 0
+    with xr.open_dataset(out) as result:
+        source = xr.open_dataset(path)
+        assert result["t2m"].dims == ("time", "lead_time", "latitude", "longitude")
+        np.testing.assert_array_equal(result.latitude, source.latitude)  # descending, as in the source
+        assert result["z500"].attrs["units"] == "m**2 s**-2" and result["z500"].attrs["level"] == 500.0
+        assert result.attrs["healpix_nside"] == NSIDE
+        assert (result.lead_time.values == np.array([6, 12, 18], dtype="timedelta64[h]")).all()
+        assert str(result.valid_time.values[0, -1]).startswith("2000-01-11T00")
+        assert np.isfinite(result["t2m"].values).all()
+        truth = source["t2m"].sel(time="2000-01-10T12").values
+        assert np.abs(result["t2m"].values[0, 0] - truth).mean() < 10  # a sane forecast in K
+    assert run_cli("forecast", run, "--init", "2000-01-10T06", "--steps", 3, "--out", out) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert run_cli("forecast", run, "--init", "2000-01-01T00", "--steps", 3, "--out", tmp_path / "f.nc") == 2
+    assert "with 2 input states up to it" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["face", "ring"])
+def test_forecast_keeps_a_healpix_layout(tmp_path, layout):
+    path = tmp_path / "hp.nc"
+    healpix_like(NSIDE, layout, days=12).to_netcdf(path)
+    cfg_path = tmp_path / "forecast.toml"
+    cfg_path.write_text(_toml(config(tmp_path, path, layout=layout)))
+    assert run_cli("train", "--config", cfg_path, "--out", tmp_path / "run", "--quiet") == 0
+    out = tmp_path / "forecast.zarr"
+    assert run_cli("forecast", tmp_path / "run", "--init", "2000-01-10", "--steps", 2, "--out", out) == 0
+    result = xr.open_zarr(out)
+    pixels = ("face", "height", "width") if layout == "face" else ("pixel",)
+    assert result["t2m"].dims == ("time", "lead_time", *pixels)
+    assert result.attrs["healpix_order"] == layout
+
+
+def test_overlapping_splits_are_one_line(tmp_path, capsys):
+    path = tmp_path / "era5.nc"
+    era5_like(days=12).to_netcdf(path)
+    cfg_path = tmp_path / "forecast.toml"
+    cfg_path.write_text(_toml(config(tmp_path, path, test_dates=["2000-01-07", "2000-01-12"])))
+    assert run_cli("train", "--config", cfg_path, "--out", tmp_path / "run", "--quiet") == 2
+    assert "overlap those of task.train_dates" in capsys.readouterr().err
+
+
+def _toml(raw: dict) -> str:
+    lines = []
+    for section, values in raw.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_hierarchy_is_haar_at_nside():
+    structure = forecast.structure(forecast.Config(data="x.nc", variables=["t2m"], constants=[]), 3)
+    assert isinstance(structure.hierarchy, HealpixHaarHierarchy) and structure.cond_dim == 1
+    assert structure.in_channels == 2 * 1 + 2 * len(FORCINGS) and structure.out_channels == 2
