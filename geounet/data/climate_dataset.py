@@ -520,8 +520,9 @@ class ForecastSamples:
         lat, lon = pixel_latlon(archive.nside)
         self.lat, self.lon = lat, lon
         constants = torch.from_numpy(np.asarray(archive.constants, dtype=np.float32))  # [N, K]
-        spread = constants.std(0).clamp_min(torch.finfo(torch.float32).tiny)
-        self.constants = (constants - constants.mean(0)) / spread  # [N, K]
+        if constants.shape[1]:
+            constants = (constants - constants.mean(0)) / constants.std(0).clamp_min(torch.finfo(torch.float32).tiny)
+        self.constants = constants  # [N, K], standardised over the sphere
 
     def __len__(self) -> int:
         return len(self.inits)
