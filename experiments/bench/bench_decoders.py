@@ -34,6 +34,7 @@ import sys
 import time
 
 import torch
+from peak_memory import reset_peak, status_bytes
 
 MODELS = ("multiresnet", "cheb_unet", "graph_unet", "sfno")
 
@@ -86,15 +87,6 @@ def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def _status_bytes(field: str) -> int:
-    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak resident)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status; CPU peak memory needs Linux")
-
-
 def measure(args) -> dict:
     """Child process: time (``--child-mode time``) or peak memory (``memory``) of one model."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -126,11 +118,9 @@ def measure(args) -> dict:
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         else:
-            with open("/proc/self/clear_refs", "w") as refs:  # reset the peak RSS (VmHWM) to now
-                refs.write("5")
-            base = _status_bytes("VmRSS")
+            base = reset_peak()
         step()
-        peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_bytes("VmHWM")) - base
+        peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else status_bytes("VmHWM")) - base
         return {"peak_mb": max(peak, 0) / 2**20}
     with FlopCounterMode(display=False) as counter:
         step()

@@ -58,6 +58,7 @@ in geounet's ``[batch, num_nodes, channels]`` features.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import healpy
@@ -276,38 +277,155 @@ def pixel_vectors(nside: int) -> Tensor:
     return torch.from_numpy(np.stack(vec, axis=1)).to(torch.float64)
 
 
-def neighbour_table(nside: int) -> Tensor:
-    """The 8 neighbours of every NEST pixel, ``[12 nside², 8]`` int64, -1 where absent.
+#: The corners (S, E, N, W) of every base face as vertices of the base polyhedron: "N" / "S"
+#: the poles, ("n", k) / ("s", k) the points at z = ±2/3, longitude 90° k, and ("e", k) the
+#: equator at longitude 45° + 90° k (k mod 4). North face k spans longitudes 90° k .. 90° (k+1)
+#: with its S corner on the equator; equatorial face 4 + k is centred on the equator at
+#: longitude 90° k; south face 8 + k mirrors north face k.
+_FACE_VERTICES = tuple(
+    [(("e", k), ("n", (k + 1) % 4), "N", ("n", k)) for k in range(4)]
+    + [(("s", k), ("e", k), ("n", k), ("e", (k - 1) % 4)) for k in range(4)]
+    + [("S", ("s", (k + 1) % 4), ("e", k), ("s", k)) for k in range(4)]
+)
+_CORNER_ORDER = ("s", "e", "n", "w")  # the order of _FACE_VERTICES' columns, FACE_CORNERS' keys
+
+
+def _rotation_between(d: tuple[int, int], d_new: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rotation by a multiple of 90° taking the axis-aligned vector ``d`` to ``d_new``."""
+    rotation = ((1, 0), (0, 1))
+    for _ in range(4):
+        if _apply(rotation, d, (0, 0)) == tuple(d_new):
+            return rotation
+        rotation = ((-rotation[1][0], -rotation[1][1]), (rotation[0][0], rotation[0][1]))  # turn by +90°
+    raise AssertionError(f"no rotation takes {d} to {d_new}: the face gluing is inconsistent")
+
+
+def _apply(rotation, point, shift):
+    return tuple(rotation[i][0] * point[0] + rotation[i][1] * point[1] + shift[i] for i in range(2))
+
+
+@functools.lru_cache(maxsize=1)
+def _face_gluing() -> tuple[Tensor, Tensor, Tensor]:
+    """How a step off a base face continues on the face it lands on.
+
+    In continuous face coordinates ``p = (x, y) / nside`` (face = [0, 1]², corners at
+    :data:`FACE_CORNERS`), a point just outside face ``f`` in region ``(xo, yo)`` (each
+    -1 below, 0 inside, +1 above [0, 1]) lies on face ``g`` at ``R p + s``, a rotation by
+    a multiple of 90° (all faces are oriented alike, so the gluing keeps orientation) and a
+    shift. Across an edge, ``(R, s)`` takes the edge's two corners to the same two vertices
+    of ``g``; across a corner where 4 faces meet, it is the composition of two edge steps;
+    where only 3 faces meet (the 8 vertices at z = ±2/3), there is no face: ``g = -1``.
+
+    Returns ``face [12, 9]`` (-1: none), ``rotation [12, 9, 2, 2]`` and ``shift [12, 9, 2]``
+    (int64), indexed by face and region ``3 (xo + 1) + (yo + 1)`` (4 = on the face itself).
+    """
+    corner_at = {name: FACE_CORNERS[name] for name in _CORNER_ORDER}
+    position = [dict(zip(face, (corner_at[c] for c in _CORNER_ORDER), strict=True)) for face in _FACE_VERTICES]
+    faces_at: dict = {}
+    for f, face in enumerate(_FACE_VERTICES):
+        for vertex in face:
+            faces_at.setdefault(vertex, []).append(f)
+
+    def region_corners(f: int, xo: int, yo: int) -> list:
+        """The vertices of face ``f`` on the side of region ``(xo, yo)``."""
+        return [v for v, (cx, cy) in position[f].items() if (xo == 0 or cx == (xo > 0)) and (yo == 0 or cy == (yo > 0))]
+
+    def edge_step(f: int, xo: int, yo: int):
+        a, b = region_corners(f, xo, yo)
+        (g,) = (g for g in faces_at[a] if g != f and b in position[g])
+        pa, pb, qa, qb = position[f][a], position[f][b], position[g][a], position[g][b]
+        rotation = _rotation_between((pb[0] - pa[0], pb[1] - pa[1]), (qb[0] - qa[0], qb[1] - qa[1]))
+        turned = _apply(rotation, pa, (0, 0))
+        return g, rotation, (qa[0] - turned[0], qa[1] - turned[1])
+
+    def region(point) -> tuple[int, int]:
+        return tuple(int(c > 1) - int(c < 0) for c in point)
+
+    identity = ((1, 0), (0, 1))
+    face = torch.empty(12, 9, dtype=torch.int64)
+    rotation = torch.empty(12, 9, 2, 2, dtype=torch.int64)
+    shift = torch.zeros(12, 9, 2, dtype=torch.int64)
+    for f, xo, yo in itertools.product(range(12), (-1, 0, 1), (-1, 0, 1)):
+        index = 3 * (xo + 1) + (yo + 1)
+        if xo == 0 and yo == 0:
+            g, rot, s = f, identity, (0, 0)
+        elif xo == 0 or yo == 0:
+            g, rot, s = edge_step(f, xo, yo)
+        else:
+            (vertex,) = region_corners(f, xo, yo)
+            if len(faces_at[vertex]) == 3:
+                g, rot, s = -1, identity, (0, 0)
+            else:  # step across the x edge, then across the edge the point is still beyond
+                g1, rot1, s1 = edge_step(f, xo, 0)
+                corner = position[f][vertex]
+                beyond = _apply(rot1, (corner[0] + 0.25 * xo, corner[1] + 0.25 * yo), s1)
+                g, rot2, s2 = edge_step(g1, *region(beyond))
+                rot = tuple(tuple(sum(rot2[i][k] * rot1[k][j] for k in range(2)) for j in range(2)) for i in range(2))
+                s = _apply(rot2, s1, s2)
+        face[f, index], rotation[f, index], shift[f, index] = g, torch.tensor(rot), torch.tensor(s)
+    return face, rotation, shift
+
+
+def _neighbours_of(pixels: Tensor, nside: int) -> Tensor:
+    """``[P, 8]`` neighbours (NEST, -1 where absent) of NEST ``pixels [P]``, any pixel on any face.
+
+    Steps ``(dx, dy)`` in face coordinates; a step off the face is continued on the face it
+    lands on by :func:`_face_gluing`, applied to doubled pixel centres ``2 (x, y) + 1`` so the
+    rotation about the face centre stays in integers.
+    """
+    area = nside * nside
+    face, local = pixels // area, pixels % area
+    x, y = deinterleave(local)
+    offsets = torch.tensor(NEIGHBOUR_OFFSETS, dtype=torch.int64)  # [8, 2]
+    step_x, step_y = x[:, None] + offsets[:, 0], y[:, None] + offsets[:, 1]  # [P, 8]
+    xo = (step_x >= nside).long() - (step_x < 0).long()
+    yo = (step_y >= nside).long() - (step_y < 0).long()
+    region = 3 * (xo + 1) + (yo + 1)
+    glued_face, rotation, shift = (t[face[:, None], region] for t in _face_gluing())
+    doubled_x, doubled_y = 2 * step_x + 1, 2 * step_y + 1  # [P, 8]
+    new_x, new_y = (
+        (rotation[..., i, 0] * doubled_x + rotation[..., i, 1] * doubled_y + 2 * nside * shift[..., i] - 1) // 2
+        for i in range(2)
+    )
+    out = glued_face * area + interleave(new_x, new_y)
+    return torch.where(glued_face >= 0, out, -1)
+
+
+def neighbour_table(nside: int, dtype: torch.dtype = torch.int64) -> Tensor:
+    """The 8 neighbours of every NEST pixel, ``[12 nside², 8]``, -1 where absent.
 
     Columns follow ``healpy.get_all_neighbours``: SW, W, NW, N, NE, E, SE, S, i.e. face
-    offsets (dx, dy) of :data:`NEIGHBOUR_OFFSETS`, and the table equals healpy's. Off
-    the face border a step of ±1 in x is a carry-propagating add on the even bits of the
-    interleaved index (and likewise for y on the odd bits), the same for all 12 faces,
-    so it is computed once for one face and offset by ``f * nside²``; only the
-    ``~48 nside`` border pixels go through healpy. Where three base faces meet (the 8
-    vertices of the base polyhedron) the 3 pixels at the vertex have only 7 neighbours;
-    their missing entry is -1, as in healpy.
+    offsets (dx, dy) of :data:`NEIGHBOUR_OFFSETS`, and the table equals healpy's. It is
+    pure arithmetic on NEST indices. Off the face border a step of ±1 in x is a
+    carry-propagating add on the even bits of the interleaved index (and likewise for y
+    on the odd bits), the same for all 12 faces, so it is computed once for one face and
+    offset by ``f * nside²``; the ``~48 nside`` border pixels step onto the neighbouring
+    faces by the gluing rules of :func:`_face_gluing`. Where three base faces meet (the 8
+    vertices at z = ±2/3) the 3 pixels at the vertex have only 7 neighbours; their missing
+    entry is -1, as in healpy. ``dtype`` int32 halves the table (nside <= 8192).
     """
     validate_nside(nside)
+    if dtype == torch.int32 and npix(nside) > 2**31 - 1:
+        raise ValueError(f"nside {nside} has more pixels than int32 can index; use dtype=torch.int64")
     area = nside * nside
     local = torch.arange(area, dtype=torch.int64)  # in-face NEST index
     xbits, ybits = local & _X_BITS, local & _Y_BITS
     # x + 1: fill the y bits with ones so the carry skips them; x - 1: borrow likewise.
     step_x = {-1: (xbits - 1) & _X_BITS, 0: xbits, 1: ((xbits | _Y_BITS) + 1) & _X_BITS}
     step_y = {-1: (ybits - 2) & _Y_BITS, 0: ybits, 1: ((ybits | _X_BITS) + 2) & _Y_BITS}
-    face_table = torch.stack([step_x[dx] | step_y[dy] for dx, dy in NEIGHBOUR_OFFSETS], dim=1)
-    faces = torch.arange(12, dtype=torch.int64)[:, None, None] * area
+    face_table = torch.stack([(step_x[dx] | step_y[dy]).to(dtype) for dx, dy in NEIGHBOUR_OFFSETS], dim=1)
+    del xbits, ybits, step_x, step_y
+    faces = torch.arange(12, dtype=dtype)[:, None, None] * area
     table = (face_table[None] + faces).reshape(12 * area, 8)  # wrong on face borders
     x, y = deinterleave(local)
     border_local = ((x == 0) | (y == 0) | (x == nside - 1) | (y == nside - 1)).nonzero().squeeze(1)
-    border = (border_local[None] + faces[:, :, 0]).reshape(-1)
-    exact = healpy.get_all_neighbours(nside, border.numpy(), nest=True)  # [8, B]
-    table[border] = torch.from_numpy(np.ascontiguousarray(exact.T)).to(torch.int64)
+    border = (border_local[None] + faces[:, :, 0].long()).reshape(-1)
+    table[border] = _neighbours_of(border, nside).to(dtype)
     return table
 
 
 def edge_geometry(targets: Tensor, positions: Tensor, neighbours: Tensor, mask: Tensor) -> Tensor:
-    """Geometric features of the edges neighbour -> target, ``[M, K, 3]`` float64.
+    """Geometric features of the edges neighbour -> target, ``[M, K, 3]`` in ``targets``' dtype.
 
     For target centre ``t`` (``targets [M, 3]``; colatitude θ, longitude φ) with local
     frame ``e = (-sin φ, cos φ, 0)`` (east) and ``n = (-cos θ cos φ, -cos θ sin φ, sin θ)``
@@ -323,7 +441,7 @@ def edge_geometry(targets: Tensor, positions: Tensor, neighbours: Tensor, mask: 
     x, y, z = targets.unbind(-1)  # [M] each
     rho = torch.sqrt(x * x + y * y)  # sin θ > 0: no HEALPix centre lies on a pole
     cos_phi, sin_phi = x / rho, y / rho
-    attr = torch.zeros(*neighbours.shape, 3, dtype=torch.float64)  # [M, K, 3]
+    attr = targets.new_zeros(*neighbours.shape, 3)  # [M, K, 3]
     for k in range(neighbours.shape[1]):
         source = positions[neighbours[:, k].clamp(min=0)]  # [M, 3]
         sx, sy, sz = source.unbind(-1)
@@ -334,8 +452,8 @@ def edge_geometry(targets: Tensor, positions: Tensor, neighbours: Tensor, mask: 
     return attr.mul_(mask[..., None])
 
 
-def neighbour_geometry(nside: int, positions: Tensor, neighbours: Tensor) -> Tensor:
-    """:func:`edge_geometry` of the whole NEST grid, ``[12 nside², 8, 3]`` float64.
+def neighbour_geometry(nside: int, positions: Tensor, neighbours: Tensor, mask: Tensor) -> Tensor:
+    """:func:`edge_geometry` of the whole NEST grid, ``[12 nside², K, 3]`` in ``positions``' dtype.
 
     The HEALPix grid is invariant under the rotation φ -> φ + π/2, which maps face
     ``f`` to the next face of its row (0-3 north, 4-7 equatorial, 8-11 south) with the
@@ -344,11 +462,21 @@ def neighbour_geometry(nside: int, positions: Tensor, neighbours: Tensor) -> Ten
     checked against the direct computation in the tests).
     """
     area = nside * nside
-    rows = torch.cat([torch.arange(f * area, (f + 1) * area) for f in (0, 4, 8)])
-    rows_nb = neighbours[rows]
-    attr = edge_geometry(positions[rows], positions, rows_nb, rows_nb >= 0)  # [3 area, 8, 3]
-    out = torch.empty(12 * area, *attr.shape[1:], dtype=attr.dtype)
-    for face in range(12):  # contiguous block copies
-        row = face // 4
-        out[face * area: (face + 1) * area] = attr[row * area: (row + 1) * area]
-    return out
+    rows = torch.cat([torch.arange(f * area, (f + 1) * area, device=positions.device) for f in (0, 4, 8)])
+    attr = edge_geometry(positions[rows], positions, neighbours[rows], mask[rows])  # [3 area, K, 3]
+    return attr.view(3, 1, area, *attr.shape[1:]).expand(3, 4, area, *attr.shape[1:]).reshape(12 * area,
+                                                                                               *attr.shape[1:])
+
+
+def missing_neighbours(nside: int) -> tuple[Tensor, Tensor]:
+    """``(pixels, slots)``, each ``[24]`` int64: the absent entries of :func:`neighbour_table`.
+
+    Only corner pixels of the base faces can lack a neighbour: the 3 at each of the 8
+    vertices where three faces meet miss the diagonal one (at nside 1, where every pixel
+    is a whole face, each pixel misses 2). Found without building the table.
+    """
+    area = nside * nside
+    corner = interleave(torch.tensor([0, nside - 1, nside - 1, 0]), torch.tensor([0, 0, nside - 1, nside - 1]))
+    pixels = (torch.arange(12)[:, None] * area + corner).reshape(-1).unique()  # [48] (12 at nside 1)
+    rows, slots = (_neighbours_of(pixels, nside) < 0).nonzero().unbind(1)
+    return pixels[rows], slots

@@ -57,7 +57,7 @@ def map_tensors(value: Any, fn: Callable[[Tensor], Tensor]) -> Any:
     dataclasses and hierarchies (anything else, e.g. numpy arrays, is kept as is)."""
     if isinstance(value, Tensor):
         return fn(value)
-    if isinstance(value, Hierarchy):
+    if isinstance(value, Hierarchy | LevelGraph):  # both move only what they store
         return value._map_tensors(fn)
     if isinstance(value, list | tuple):
         return type(value)(map_tensors(v, fn) for v in value)
@@ -81,7 +81,24 @@ def mover(device: torch.device | str | None = None, dtype: torch.dtype | None = 
     return move
 
 
-@dataclass(frozen=True)
+class _Derivable:
+    """A :class:`LevelGraph` field that, when not given, is derived on every access and never
+    stored: the edge lists from the neighbour table, the geometry by the graph's ``derive``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_stored_" + name
+
+    def __get__(self, graph: LevelGraph | None, owner: type | None = None) -> Tensor | None:
+        if graph is None:
+            return None  # the dataclass default
+        stored = graph.__dict__.get(self.slot)
+        return stored if stored is not None else graph._derive(self.name)
+
+    def __set__(self, graph: LevelGraph, value: Tensor | None) -> None:
+        graph.__dict__[self.slot] = value
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class LevelGraph:
     """The graph of one level, for message passing.
 
@@ -89,22 +106,69 @@ class LevelGraph:
     PyTorch Geometric. ``neighbours`` is the optional fixed-degree table used by the
     gather + matmul fast path; rows of nodes with fewer than ``K`` neighbours are padded
     and flagged False in ``neighbour_mask``.
+
+    A graph is stored once: as edge lists, as a neighbour table, or both where a builder
+    has both anyway. Given a table only (``edge_index=None``), ``edge_index`` /
+    ``edge_attr`` are derived from it on each access (target-major, slot order), for the
+    code paths that want edge lists; ``positions`` / ``neighbour_attr`` left None are
+    computed on each access by ``derive(graph, name)`` when one is given (e.g. HEALPix
+    geometry, cheaper to recompute than to keep). Derived tensors are never stored, and
+    :func:`map_tensors` (``Hierarchy.to``) moves only the stored ones.
     """
 
-    edge_index: Tensor  # [2, E] int64
-    edge_attr: Tensor  # [E, F] float64, geometric edge features
-    positions: Tensor | None = None  # [N, D] float64
-    neighbours: Tensor | None = None  # [N, K] int64
+    edge_index: Tensor | None = _Derivable()  # [2, E] int64
+    edge_attr: Tensor | None = _Derivable()  # [E, F] float64, geometric edge features
+    positions: Tensor | None = _Derivable()  # [N, D] float64
+    neighbours: Tensor | None = None  # [N, K] int64 or int32
     neighbour_mask: Tensor | None = None  # [N, K] bool
-    neighbour_attr: Tensor | None = None  # [N, K, F] float64
+    neighbour_attr: Tensor | None = _Derivable()  # [N, K, F] float64 or float32
+    derive: Callable[[LevelGraph, str], Tensor | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.stored("edge_index") is None and self.neighbours is None:
+            raise ValueError("a LevelGraph needs edge_index / edge_attr or a neighbour table (neighbours, "
+                             "neighbour_mask), got neither")
+        if self.neighbours is not None and self.neighbour_mask is None:
+            raise ValueError("a LevelGraph with a neighbour table also needs its neighbour_mask")
+
+    def stored(self, name: str) -> Tensor | None:
+        """The field ``name`` as stored (None where it is derived on access)."""
+        slot = "_stored_" + name
+        return self.__dict__[slot] if slot in self.__dict__ else getattr(self, name)
+
+    def _derive(self, name: str) -> Tensor | None:
+        if name in ("edge_index", "edge_attr") and self.neighbours is not None:
+            mask = self.neighbour_mask
+            if name == "edge_attr":
+                return self.neighbour_attr[mask]  # [E, F]
+            target = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
+            return torch.stack([self.neighbours[mask].to(torch.int64), target])  # [2, E], target-major
+        return None if self.derive is None else self.derive(self, name)
+
+    def _map_tensors(self, fn: Callable[[Tensor], Tensor]) -> LevelGraph:
+        """A copy with ``fn`` applied to the stored tensors only (see :func:`map_tensors`)."""
+        return dataclasses.replace(self, **{f.name: map_tensors(self.stored(f.name), fn)
+                                            for f in dataclasses.fields(self)})
 
     @property
     def num_edges(self) -> int:
-        return int(self.edge_index.shape[1])
+        stored = self.stored("edge_index")
+        return int(stored.shape[1]) if stored is not None else int(self.neighbour_mask.sum())
 
     @property
     def num_edge_features(self) -> int:
-        return int(self.edge_attr.shape[1])
+        stored = self.stored("edge_attr")
+        return int((stored if stored is not None else self.neighbour_attr).shape[-1])
+
+    def __repr__(self) -> str:
+        def describe(name: str) -> str:
+            stored = self.stored(name)
+            if stored is not None:
+                return f"{name}={tuple(stored.shape)}"
+            return f"{name}={'derived' if isinstance(vars(LevelGraph)[name], _Derivable) else None}"
+
+        fields = ", ".join(describe(f.name) for f in dataclasses.fields(self) if f.name != "derive")
+        return f"LevelGraph({fields})"
 
 
 class Hierarchy(ABC):

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from geounet.hierarchy.base import Hierarchy, LevelGraph, map_tensors, mover
+from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 BACKENDS = ("auto", "table", "pyg")
 KERNELS = ("linear", "mlp")
@@ -54,7 +54,8 @@ KERNELS = ("linear", "mlp")
 
 @dataclass(frozen=True)
 class PreparedGraph:
-    """Float64 graph tensors of one level in the form the operators consume.
+    """Graph tensors of one level in the form the operators consume: edge lists for the PyG
+    path or the neighbour table for the table path, never both.
 
     ``edge_features`` / ``neighbour_features`` are the selected edge features divided by
     their RMS over the edges of the target node's component (see :func:`prepare_graph`);
@@ -62,16 +63,13 @@ class PreparedGraph:
     """
 
     num_nodes: int
-    edge_index: Tensor  # [2, E] int64
-    edge_features: Tensor  # [E, F] float64
-    edge_norm: Tensor  # [E] float64
-    neighbours: Tensor | None = None  # [N, K] int64, padded slots -> the node itself
-    neighbour_features: Tensor | None = None  # [N, K, F] float64, zero in padded slots
-    neighbour_norm: Tensor | None = None  # [N, K] float64, zero in padded slots
-
-    @property
-    def num_features(self) -> int:
-        return int(self.edge_features.shape[1])
+    num_features: int
+    edge_index: Tensor | None = None  # [2, E] int64
+    edge_features: Tensor | None = None  # [E, F]
+    edge_norm: Tensor | None = None  # [E]
+    neighbours: Tensor | None = None  # [N, K] int64 or int32, padded slots -> the node itself
+    neighbour_features: Tensor | None = None  # [N, K, F], zero in padded slots
+    neighbour_norm: Tensor | None = None  # [N, K], zero in padded slots
 
 
 def table_from_edges(edge_index: Tensor, edge_attr: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -96,63 +94,74 @@ def table_from_edges(edge_index: Tensor, edge_attr: Tensor, num_nodes: int) -> t
     return neighbours, mask, attr
 
 
-def feature_scales(attr: Tensor, target: Tensor, components: Sequence[int]) -> Tensor:
-    """``[N]``: for every node, the RMS of the edge features ``attr [E, F]`` over the edges
-    whose target lies in the node's component (1 where a component has no edges or only
-    zero features). ``components`` are node counts in node order, e.g. the meshes of a
+def feature_scales(squares: Tensor, edges: Tensor, num_features: int, components: Sequence[int]) -> Tensor:
+    """``[N]``: for every node, the RMS of the edge features over the edges whose target lies
+    in the node's component (1 where a component has no edges or only zero features), from
+    each node's sum of squared features ``squares [N]`` and in-degree ``edges [N]`` over its
+    incoming edges. ``components`` are node counts in node order, e.g. the meshes of a
     disjoint union, so each mesh is scaled as it would be on its own."""
-    sizes = torch.as_tensor(list(components), device=attr.device)
-    component = torch.repeat_interleave(torch.arange(len(sizes), device=attr.device), sizes)  # [N]
-    of_edge = component[target]  # [E]
-    squares = attr.new_zeros(len(sizes)).index_add_(0, of_edge, attr.pow(2).sum(dim=1))
-    entries = torch.bincount(of_edge, minlength=len(sizes)).to(attr.dtype) * attr.shape[1]
-    rms = (squares / entries.clamp(min=1.0)).sqrt()
+    sizes = torch.as_tensor(list(components), device=squares.device)
+    component = torch.repeat_interleave(torch.arange(len(sizes), device=squares.device), sizes)  # [N]
+    total = squares.new_zeros(len(sizes)).index_add_(0, component, squares)
+    entries = squares.new_zeros(len(sizes)).index_add_(0, component, edges.to(squares.dtype)) * num_features
+    rms = (total / entries.clamp(min=1.0)).sqrt()
     return torch.where(rms > 0, rms, 1.0)[component]
 
 
 def prepare_graph(
     graph: LevelGraph, num_nodes: int, edge_features: Sequence[int] | None = None, table: bool = False,
-    components: Sequence[int] | None = None,
+    components: Sequence[int] | None = None, dtype: torch.dtype = torch.float64,
 ) -> PreparedGraph:
     """Select and scale the edge features of ``graph`` and precompute degree normalisation.
 
+    Computed in float64 and returned in ``dtype``.
+
     Args:
-        edge_features: columns of ``edge_attr`` to use (e.g. only the distance column for
-            an isotropic kernel); all columns when None.
-        table: prepare the neighbour table for the table path: the graph's own, or one
+        edge_features: columns of the edge features to use (e.g. only the distance column
+            for an isotropic kernel); all columns when None.
+        table: prepare the neighbour table for the table path: the graph's own (its edge
+            lists are not touched, so a table-only graph never derives them), or one
             padded from ``edge_index`` when it has none. Without it, only edge lists.
         components: node counts of the independent geometries, in node order (None: one);
             features are scaled by their RMS within each (:func:`feature_scales`).
     """
-    attr = graph.edge_attr.to(torch.float64)
-    columns = list(range(attr.shape[1])) if edge_features is None else list(edge_features)
-    if any(not 0 <= c < attr.shape[1] for c in columns):
-        raise ValueError(f"edge_features {columns} out of range for a graph with {attr.shape[1]} edge features")
     components = [num_nodes] if components is None else list(components)
     if sum(components) != num_nodes:
         raise ValueError(f"components {components} hold {sum(components)} nodes, but the graph has {num_nodes}")
-    attr = attr[:, columns]
-    target = graph.edge_index[1]
-    scale = feature_scales(attr, target, components)  # [N]
-    degree = torch.bincount(target, minlength=num_nodes).to(torch.float64)  # [N]
-    inverse_degree = 1.0 / degree.clamp(min=1.0)
-    prepared = dict(num_nodes=num_nodes, edge_index=graph.edge_index.to(torch.int64),
-                    edge_features=attr / scale[target, None], edge_norm=inverse_degree[target])
     if table and graph.neighbours is not None:
-        if graph.neighbour_mask is None or graph.neighbour_attr is None:
-            raise ValueError("a LevelGraph with a neighbour table also needs neighbour_mask and neighbour_attr")
-        neighbours, mask, slot_attr = graph.neighbours, graph.neighbour_mask, graph.neighbour_attr
+        neighbours, mask, attr = graph.neighbours, graph.neighbour_mask, graph.neighbour_attr
+        if attr is None:
+            raise ValueError("a LevelGraph with a neighbour table also needs neighbour_attr (stored or derived)")
     elif table:
-        neighbours, mask, slot_attr = table_from_edges(graph.edge_index, graph.edge_attr, num_nodes)
-    if table:
-        self_index = torch.arange(num_nodes, device=graph.edge_index.device)[:, None]
-        slot_attr = slot_attr.to(torch.float64)[..., columns] / scale[:, None, None]
-        prepared.update(
-            neighbours=torch.where(mask, neighbours, self_index).to(torch.int64),
-            neighbour_features=torch.where(mask[..., None], slot_attr, 0.0),
-            neighbour_norm=mask * inverse_degree[:, None],
+        neighbours, mask, attr = table_from_edges(graph.edge_index, graph.edge_attr, num_nodes)
+    else:
+        attr = graph.edge_attr
+    width = attr.shape[-1]
+    columns = list(range(width)) if edge_features is None else list(edge_features)
+    if any(not 0 <= c < width for c in columns):
+        raise ValueError(f"edge_features {columns} out of range for a graph with {width} edge features")
+    attr = attr.to(torch.float64)[..., columns]
+    if table:  # [N, K, F], zero in the padded slots
+        attr = torch.where(mask[..., None], attr, 0.0)
+        degree = mask.sum(1)  # [N]
+        scale = feature_scales(attr.square().sum((1, 2)), degree, len(columns), components)  # [N]
+        inverse_degree = 1.0 / degree.clamp(min=1).to(torch.float64)
+        self_index = torch.arange(num_nodes, device=neighbours.device, dtype=neighbours.dtype)[:, None]
+        return PreparedGraph(
+            num_nodes=num_nodes, num_features=len(columns),
+            neighbours=torch.where(mask, neighbours, self_index),
+            neighbour_features=(attr / scale[:, None, None]).to(dtype),
+            neighbour_norm=(mask * inverse_degree[:, None]).to(dtype),
         )
-    return PreparedGraph(**prepared)
+    edge_index = graph.edge_index.to(torch.int64)
+    target = edge_index[1]
+    degree = torch.bincount(target, minlength=num_nodes)  # [N]
+    squares = attr.new_zeros(num_nodes).index_add_(0, target, attr.square().sum(1))
+    scale = feature_scales(squares, degree, len(columns), components)  # [N]
+    inverse_degree = 1.0 / degree.clamp(min=1).to(torch.float64)
+    return PreparedGraph(num_nodes=num_nodes, num_features=len(columns), edge_index=edge_index,
+                         edge_features=(attr / scale[target, None]).to(dtype),
+                         edge_norm=inverse_degree[target].to(dtype))
 
 
 def prepared_graph(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None, backend: str,
@@ -170,9 +179,8 @@ def prepared_graph(hierarchy: Hierarchy, level: int, edge_features: Sequence[int
         if len(parts) > 1:
             return concat_prepared([prepared_graph(p, level, columns, backend, dtype) for p in parts])
         table = uses_table(hierarchy, level, backend)
-        graph = prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=table,
-                              components=hierarchy.components(level))
-        return cast_prepared(graph, dtype)
+        return prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=table,
+                             components=hierarchy.components(level), dtype=dtype)
 
     return hierarchy.cached(("prepared_graph", columns, backend, dtype), level, build)
 
@@ -193,33 +201,31 @@ def uses_table(hierarchy: Hierarchy, level: int, backend: str) -> bool:
     return graph.num_edges > 0 and int(degree.max()) <= 1.5 * graph.num_edges / degree.numel()
 
 
-def cast_prepared(graph: PreparedGraph, dtype: torch.dtype) -> PreparedGraph:
-    """``graph`` with its floating tensors in ``dtype`` (computed in float64, used in the model's)."""
-    return map_tensors(graph, mover(dtype=dtype))
-
-
 def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
     """The block-diagonal union of prepared graphs (node indices shifted, tables padded)."""
     offsets = [0]
     for part in parts:
         offsets.append(offsets[-1] + part.num_nodes)
-    union = dict(
-        num_nodes=offsets[-1],
-        edge_index=torch.cat([p.edge_index + offset for p, offset in zip(parts, offsets, strict=False)], dim=1),
-        edge_features=torch.cat([p.edge_features for p in parts]),
-        edge_norm=torch.cat([p.edge_norm for p in parts]),
-    )
+    union = dict(num_nodes=offsets[-1], num_features=parts[0].num_features)
+    if all(p.edge_index is not None for p in parts):
+        union.update(
+            edge_index=torch.cat([p.edge_index + offset for p, offset in zip(parts, offsets, strict=False)], dim=1),
+            edge_features=torch.cat([p.edge_features for p in parts]),
+            edge_norm=torch.cat([p.edge_norm for p in parts]),
+        )
     if all(p.neighbours is not None for p in parts):
         width = max(p.neighbours.shape[1] for p in parts)
+        narrow = all(p.neighbours.dtype == torch.int32 for p in parts) and offsets[-1] < 2**31
+        index_dtype = torch.int32 if narrow else torch.int64
         rows = []
         for p, offset in zip(parts, offsets, strict=False):
             pad = width - p.neighbours.shape[1]
             own = torch.arange(p.num_nodes, device=p.neighbours.device)[:, None] + offset  # padded slots: the node
-            rows.append((torch.cat([p.neighbours + offset, own.expand(-1, pad)], dim=1),
+            rows.append((torch.cat([p.neighbours.to(torch.int64) + offset, own.expand(-1, pad)], dim=1),
                          nn.functional.pad(p.neighbour_features, (0, 0, 0, pad)),
                          nn.functional.pad(p.neighbour_norm, (0, pad))))
         neighbours, features, norm = (torch.cat(column) for column in zip(*rows, strict=True))
-        union.update(neighbours=neighbours, neighbour_features=features, neighbour_norm=norm)
+        union.update(neighbours=neighbours.to(index_dtype), neighbour_features=features, neighbour_norm=norm)
     return PreparedGraph(**union)
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from geounet.geometry.healpix import edge_geometry, neighbour_table, pixel_vectors
+from geounet.geometry.healpix import edge_geometry, missing_neighbours, neighbour_table, pixel_vectors
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, healpix_level_graph
 from geounet.testing import check_device_consistency, check_hierarchy
 
@@ -45,6 +45,33 @@ def test_float32_batched_shapes_and_masses():
 def test_neighbour_table_equals_healpy(nside):
     ref = hp.get_all_neighbours(nside, np.arange(12 * nside**2), nest=True).T
     assert np.array_equal(neighbour_table(nside).numpy(), ref)
+
+
+@pytest.mark.parametrize("nside", [1, 2, 16, 128])
+def test_int32_table_and_missing_slots(nside):
+    """The int32 table is healpy's, and missing_neighbours finds its -1 entries without it."""
+    table = neighbour_table(nside, torch.int32)
+    assert table.dtype == torch.int32
+    ref = hp.get_all_neighbours(nside, np.arange(12 * nside**2), nest=True).T
+    assert np.array_equal(table.numpy(), ref)
+    pixels, slots = missing_neighbours(nside)
+    assert len(pixels) == 24
+    assert torch.equal(torch.stack([pixels, slots], 1), (table < 0).nonzero())
+
+
+def test_graph_stores_the_table_once():
+    """Only the int32 table and its mask are stored; edge lists and geometry are derived on
+    access, also after .to() and pickling, and agree with the table."""
+    import pickle
+
+    h = HealpixHaarHierarchy(8, 2).materialize()
+    for graph in (h.graph(1), h.to(dtype=torch.float32).graph(1), pickle.loads(pickle.dumps(h)).graph(1)):
+        assert graph.neighbours.dtype == torch.int32
+        assert all(graph.stored(name) is None for name in ("edge_index", "edge_attr", "positions", "neighbour_attr"))
+        assert graph.num_edges == 768 * 8 - 24
+        assert graph.edge_index.shape == (2, graph.num_edges) and graph.edge_attr.shape == (graph.num_edges, 3)
+        assert graph.stored("edge_index") is None  # still not stored after being asked for
+        torch.testing.assert_close(graph.positions, pixel_vectors(8))
 
 
 @pytest.mark.parametrize("nside", [2, 8])

@@ -218,9 +218,11 @@ def test_operators_hold_only_parameters_and_graphs_are_memoised_on_the_hierarchy
         other(x, h)
         graph = prepared_graph(h, 1, None, backend, torch.float32)
         assert graph is prepared_graph(h, 1, None, backend, torch.float32)  # one copy per hierarchy
-        assert (graph.neighbours is not None) == (backend == "table")
-        assert graph.edge_features.dtype == torch.float32
-        assert prepared_graph(h, 1, None, backend, torch.float64).edge_features.dtype == torch.float64
+        assert (graph.neighbours is not None) == (backend == "table")  # one form of the graph, not both
+        assert (graph.edge_index is not None) == (backend == "pyg")
+        features = "neighbour_features" if backend == "table" else "edge_features"
+        assert getattr(graph, features).dtype == torch.float32
+        assert getattr(prepared_graph(h, 1, None, backend, torch.float64), features).dtype == torch.float64
 
 
 def test_union_of_prepared_graphs_equals_the_prepared_union():
