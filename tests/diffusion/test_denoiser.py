@@ -1,0 +1,92 @@
+"""The denoiser around a conditioned U-Net, the denoising loss and the EMA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from geounet.diffusion import EDM, EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
+from geounet.hierarchy import SquareHaarHierarchy
+from geounet.models import message_passing_unet
+
+
+def small_denoiser(schedule, prediction="eps", in_channels=1):
+    torch.manual_seed(0)
+    hierarchy = SquareHaarHierarchy(8, 3)
+    model = message_passing_unet(hierarchy, in_channels, 1, width=8, cond_dim=16)
+    return Denoiser(model, schedule, prediction, cond_dim=16), hierarchy
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("schedule", [VPCosine(), EDM()], ids=repr)
+def test_loss_trains_every_part_and_depends_on_the_noise_level(schedule, prediction):
+    denoiser, hierarchy = small_denoiser(schedule, prediction)
+    x0 = torch.randn(4, 64, 1, generator=torch.Generator().manual_seed(1))
+    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(2))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert denoiser.embedding.mlp[0].weight.grad.abs().sum() > 0  # the noise level reaches the loss
+    x_t = torch.randn(2, 64, 1)
+    low, high = (denoiser(x_t, hierarchy, torch.full((2,), t, dtype=torch.float64)) for t in (0.1, 0.5))
+    assert not torch.allclose(low, high)
+
+
+def test_loss_of_the_exact_target_is_zero():
+    # A "network" that returns the true ε (known through the seed) has zero loss.
+    schedule = VPCosine()
+    denoiser, hierarchy = small_denoiser(schedule)
+    x0 = torch.randn(3, 64, 1, dtype=torch.float64)
+    times = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    eps = torch.randn(3, 64, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+
+    class Oracle(nn.Module):
+        def forward(self, x, hierarchy, cond):
+            return eps
+
+    denoiser.model = Oracle()
+    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(4), times=times)
+    assert loss.item() == pytest.approx(0.0, abs=1e-20)
+
+
+def test_denoiser_rejects_one_time_for_several_samples():
+    denoiser, hierarchy = small_denoiser(EDM())
+    with pytest.raises(ValueError, match="one time per batch element"):
+        denoiser(torch.randn(2, 64, 1), hierarchy, torch.ones(1, dtype=torch.float64))
+
+
+def test_sampling_a_network_is_deterministic_given_the_seed():
+    denoiser, hierarchy = small_denoiser(VPCosine(), "v")
+
+    def draw(seed):
+        return sample("ddpm", lambda x, t: denoiser.denoise(x, hierarchy, t), denoiser.schedule,
+                      noise_std(hierarchy), 2, 1, 4, torch.Generator().manual_seed(seed))
+
+    assert draw(3).shape == (2, 64, 1) and torch.equal(draw(3), draw(3))
+
+
+def test_ema_update_math():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.9, warmup=False)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    ema.update(model)
+    for name, p in ema.module.named_parameters():
+        assert torch.allclose(p, 0.9 * start[name] + 0.1 * (start[name] + 1.0))
+    assert torch.equal(ema.module[1].running_mean, torch.full((2,), 3.0))  # buffers copied
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    # Warm-up: β_k = min(β, (1 + k) / (10 + k)): the first update moves 90 % of the way.
+    warm = EMA(model, decay=0.999)
+    assert warm.current_decay() == pytest.approx(0.1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(10.0)
+    warm.update(model)
+    for (_, mine), theirs in zip(warm.module.named_parameters(), model.parameters(), strict=True):
+        assert torch.allclose(mine, theirs - 0.1 * 10.0)  # 0.1 old + 0.9 new
+    assert warm.current_decay() == pytest.approx(2 / 11)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
