@@ -184,6 +184,8 @@ class Hierarchy(ABC):
     preserves_integrals: bool = True
     #: the domain wraps around (a periodic square): convolutions pad circularly
     periodic: bool = False
+    #: a content hash set by cached builders (geounet.data.mesh_dataset): equal keys, equal geometry
+    content_key: str | None = None
     #: where the hierarchy's tensors live and the dtype of its floating tensors (see :meth:`to`)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float64

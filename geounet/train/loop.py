@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from geounet.hierarchy.base import Hierarchy
+from geounet.data.samples import Dataset, node_weights
 from geounet.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
 
@@ -37,58 +37,33 @@ KILL_AFTER_CHECKPOINT = "GEOUNET_KILL_AFTER_CHECKPOINT"
 
 
 @dataclass
-class Dataset:
-    """Paired node signals on one geometry: the finest level of ``hierarchy`` (a grid, a
-    mesh or a fixed union of meshes), which every batch is passed to the model with."""
-
-    inputs: Tensor  # [S, N, C_in]
-    targets: Tensor  # [S, N, C_out]
-    hierarchy: Hierarchy
-
-    def __post_init__(self) -> None:
-        if self.inputs.shape[:2] != self.targets.shape[:2]:
-            raise ValueError(
-                f"inputs {tuple(self.inputs.shape)} and targets {tuple(self.targets.shape)} must share [samples, nodes]"
-            )
-        nodes = self.hierarchy.num_nodes(self.hierarchy.finest_level)
-        if self.inputs.shape[1] != nodes:
-            raise ValueError(f"the samples have {self.inputs.shape[1]} nodes but the hierarchy's finest level has "
-                             f"{nodes}; pass the hierarchy the data live on")
-        for name in ("inputs", "targets"):
-            values = getattr(self, name)
-            bad = ~torch.isfinite(values).reshape(len(values), -1).all(dim=1)
-            if bad.any():
-                raise ValueError(
-                    f"{name} contain NaN or Inf in {int(bad.sum())} sample(s) (first: sample "
-                    f"{int(bad.nonzero()[0])}); clean or drop them before training"
-                )
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    @property
-    def mass(self) -> Tensor:
-        """``[N]`` quadrature weights of the finest level, summing to the domain's measure."""
-        return self.hierarchy.mass(self.hierarchy.finest_level)
-
-
-@dataclass
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per logged step
     step: int = 0
 
 
-def weighted_mse(prediction: Tensor, target: Tensor, mass: Tensor) -> Tensor:
-    """Mass-weighted mean squared error: ∫ |ŷ - y|² / |domain|, averaged over batch and channels."""
-    weights = (mass / mass.sum()).to(prediction.dtype)
+def weighted_mse(prediction: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Weighted mean squared error Σ_n w_n |ŷ_n - y_n|², averaged over batch and channels.
+
+    With ``weights`` = :func:`~geounet.data.samples.node_weights` (masses normalised per
+    geometry) this is ∫ |ŷ - y|² / |domain| averaged over the geometries of the batch.
+    """
+    weights = (weights / weights.sum()).to(prediction.dtype)
     return torch.einsum("bnc,n->", (prediction - target) ** 2, weights) / (prediction.shape[0] * prediction.shape[2])
 
 
-def relative_l2(prediction: Tensor, target: Tensor, mass: Tensor) -> Tensor:
-    """Per-sample relative L2 error ‖ŷ - y‖_M / ‖y‖_M over nodes and channels, ``[B]``."""
+def relative_l2(prediction: Tensor, target: Tensor, mass: Tensor, components: Sequence[int] | None = None) -> Tensor:
+    """Relative L2 errors ‖ŷ - y‖_M / ‖y‖_M over nodes and channels: one per sample, ``[B]``, or
+    with ``components`` (node counts of the geometries of a union) one per sample and geometry,
+    ``[B * len(components)]``."""
     weights = mass.to(prediction.dtype)
-    error = torch.einsum("bnc,n->b", (prediction - target) ** 2, weights)
-    norm = torch.einsum("bnc,n->b", target**2, weights)
+    error = torch.einsum("bnc,n->bn", (prediction - target) ** 2, weights)  # [B, N]
+    norm = torch.einsum("bnc,n->bn", target**2, weights)
+    if components is None:
+        error, norm = error.sum(1), norm.sum(1)
+    else:
+        error = torch.stack([part.sum(1) for part in error.split(list(components), dim=1)], dim=1).reshape(-1)
+        norm = torch.stack([part.sum(1) for part in norm.split(list(components), dim=1)], dim=1).reshape(-1)
     return torch.sqrt(error / norm.clamp_min(torch.finfo(norm.dtype).tiny))
 
 
@@ -114,17 +89,18 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Mean ± std of the relative L2 error and the weighted MSE over ``data``."""
+    """Mean ± std of the relative L2 error (per sample and geometry) and the weighted MSE over ``data``."""
     model.eval()
     errors, squared = [], []
-    hierarchy = data.hierarchy.to(device)
-    mass = hierarchy.mass(hierarchy.finest_level)
+    data = data.to(device)
     for start in range(0, len(data), batch_size):
-        x = data.inputs[start : start + batch_size].to(device)
-        y = data.targets[start : start + batch_size].to(device)
+        indices = torch.arange(start, min(start + batch_size, len(data)))
+        batch = data.batch(indices)
+        x, y, hierarchy = batch.inputs.to(device), batch.targets.to(device), batch.hierarchy
         prediction = model(x, hierarchy)
-        errors.append(relative_l2(prediction, y, mass).cpu())
-        squared.append(weighted_mse(prediction, y, mass).cpu() * len(x))
+        level = hierarchy.finest_level
+        errors.append(relative_l2(prediction, y, hierarchy.mass(level), hierarchy.components(level)).cpu())
+        squared.append(weighted_mse(prediction, y, node_weights(hierarchy)).cpu() * len(indices))
     model.train()
     errors = torch.cat(errors)
     return {
@@ -183,15 +159,15 @@ def fit(
                 checkpoint_path,
             )
 
-    hierarchy = train.hierarchy.to(device)
-    mass = hierarchy.mass(hierarchy.finest_level)
+    train = train.to(device)  # the geometry moves once; samples move batch by batch
     model.train()
     bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress or rank > 0, desc="train", unit="step")
     while result.step < cfg.steps:
         idx = batch_indices(len(train), cfg.batch_size, result.step, cfg.seed)
         idx = idx.tensor_split(world)[rank]  # this process's slice of the global batch
-        x, y = train.inputs[idx].to(device), train.targets[idx].to(device)
-        loss = weighted_mse(trained(x, hierarchy), y, mass)
+        batch = train.batch(idx)
+        x, y, hierarchy = batch.inputs.to(device), batch.targets.to(device), batch.hierarchy
+        loss = weighted_mse(trained(x, hierarchy), y, node_weights(hierarchy))
         logged = loss.detach().clone()
         if world > 1:
             dist.all_reduce(logged)

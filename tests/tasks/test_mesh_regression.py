@@ -1,4 +1,5 @@
-"""Mesh-regression tasks: geometry families, transfer tests, exact constraints, learning."""
+"""Mesh-regression tasks on data sets of many meshes: splits by geometry, mixed batches,
+resolution transfer, exact constraints, learning."""
 
 from __future__ import annotations
 
@@ -6,18 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from geounet.data.fem import make_planar_domain, surface_mesh
-from geounet.tasks import darcy_mesh, prepare_task, surface_poisson
-from geounet.tasks.mesh_regression import geometry_seed
+from geounet.hierarchy import BatchedHierarchy
+from geounet.tasks import prepare_task
 from geounet.train.config import load_config
 from geounet.train.experiment import build_model, evaluate_transfers, run_experiment
 
 
 def tiny(tmp_path, task: str, *overrides: str):
     return load_config(None, [
-        f"task.name='{task}'", "task.num_train=6", "task.num_test=3", f"task.cache_dir='{tmp_path}'",
+        f"task.name='{task}'", "task.num_meshes=10", "task.samples_per_mesh=2", "task.transfer_meshes=2",
+        "task.test_fraction=0.3", f"task.cache_dir='{tmp_path}'",
         "model.width=8", "model.channel_mult=[1,2,2]", "model.num_levels=4",
-        "train.batch_size=3", "train.steps=2", "train.eval_every=2", "train.checkpoint_every=2", *overrides,
+        "train.batch_size=4", "train.steps=2", "train.eval_every=2", "train.checkpoint_every=2", *overrides,
     ])
 
 
@@ -27,122 +28,86 @@ def darcy(tmp_path_factory):
     return cfg, prepare_task(cfg.task, cfg.model.num_levels)
 
 
-def test_darcy_task_splits_geometries_and_resolutions(darcy):
+def test_darcy_splits_by_geometry_and_batches_mix_meshes(darcy):
     cfg, task = darcy
-    hierarchy = task.structure.hierarchy
-    assert len(hierarchy.hierarchies) == len(darcy_mesh.TRAIN_DOMAINS)
-    expected = {f"heldout/{n}" for n in darcy_mesh.HELDOUT_DOMAINS}
-    expected |= {f"{kind}/{n}" for n in darcy_mesh.TRAIN_DOMAINS for kind in ("single", "refined", "coarsened")}
-    assert set(task.transfer) == expected
-    finest = hierarchy.finest_level
-    assert task.train.inputs.shape == (6, hierarchy.num_nodes(finest), 1)
-    assert task.test.inputs.shape == (3, hierarchy.num_nodes(finest), 1)
-    # faces of the one-hole domain: refined has exactly 4x, coarsened about 1/4
-    faces = hierarchy.sizes(finest)[0]
-    refined = task.transfer["refined/one_hole"].data.hierarchy
-    coarsened = task.transfer["coarsened/one_hole"].data.hierarchy
-    assert refined.num_nodes(refined.finest_level) == 4 * faces
-    assert 0.15 < coarsened.num_nodes(coarsened.finest_level) / faces < 0.35
-    # match_scales: below the finest level, both have about the training mesh's cells
-    for level in range(1, finest):
-        for other in (refined, coarsened):
-            assert 0.6 < other.num_nodes(level) / hierarchy.sizes(level)[0] < 1.6, level
-    # normalised by the training standard deviations
-    assert task.train.inputs.std().item() == pytest.approx(1.0, rel=1e-4)
-    assert task.train.targets.std().item() == pytest.approx(1.0, rel=1e-4)
+    train_meshes = {s.mesh.content_hash for s in task.train.samples}
+    test_meshes = {s.mesh.content_hash for s in task.test.samples}
+    assert not train_meshes & test_meshes
+    assert len(train_meshes) + len(test_meshes) == 10
+    assert len(task.train) == 2 * len(train_meshes) and task.train.num_meshes == len(train_meshes)
+    batch = task.train.batch(torch.arange(4))
+    assert isinstance(batch.hierarchy, BatchedHierarchy) and len(batch.hierarchy.parts()) == 4
+    inputs = torch.cat([s.inputs for s in task.train.samples])
+    targets = torch.cat([s.targets for s in task.train.samples])
+    assert inputs.std().item() == pytest.approx(1.0, rel=1e-4)  # normalised by the training std
+    assert targets.std().item() == pytest.approx(1.0, rel=1e-4)
 
 
-def test_darcy_fields_differ_between_geometries_and_splits(darcy):
+def test_resolution_transfer_remeshes_held_out_domains_with_matched_cell_sizes(darcy):
     _, task = darcy
-    hierarchy = task.structure.hierarchy
-    level = hierarchy.finest_level
-    train_parts = hierarchy.split(task.train.inputs, level)
-    test_parts = hierarchy.split(task.test.inputs, level)
-    for train_part, test_part in zip(train_parts, test_parts, strict=True):
-        assert not torch.allclose(train_part[0], test_part[0])  # test fields are new draws
-    assert len({geometry_seed(0, name) for name in darcy_mesh.TRAIN_DOMAINS}) == len(darcy_mesh.TRAIN_DOMAINS)
-    # a training geometry on its own sees exactly its test fields in the union (paired comparison)
-    single = task.transfer["single/one_hole"].data
-    assert torch.equal(single.inputs, test_parts[0])
-    assert torch.equal(single.targets, hierarchy.split(task.test.targets, level)[0])
+    originals = task.test.samples[::2][:2]  # one sample per mesh, the first two held-out meshes
+    for name, (low, high) in (("refined", (3, 5.5)), ("coarsened", (0.1, 0.45))):
+        data = task.transfer[name].data
+        assert len(data) == 4
+        for j, original in enumerate(originals):
+            moved = data.samples[2 * j].mesh
+            assert low < moved.num_faces / original.mesh.num_faces < high, name
+            assert moved.area == pytest.approx(original.mesh.area, rel=1e-9)  # the same polygon
+            ratio = data.hierarchy(2 * j).num_nodes(1) / task.test.hierarchy(2 * j).num_nodes(1)
+            assert 0.4 < ratio < 2.5, (name, ratio)  # match_scales: similar cells below the finest level
 
 
-@pytest.mark.parametrize("spec", [*darcy_mesh.TRAIN_DOMAINS.values(), *darcy_mesh.HELDOUT_DOMAINS.values()])
-def test_darcy_resize_keeps_the_domain(spec):
-    faces = len(make_planar_domain(spec)[1])
-    area = _planar_area(*make_planar_domain(spec))
-    for factor, (low, high) in ((4, (4, 4)), (1 / 4, (0.15, 0.35))):
-        resized = make_planar_domain(darcy_mesh.resize(spec, factor))
-        assert low <= len(resized[1]) / faces <= high
-        assert _planar_area(*resized) == pytest.approx(area, rel=0.1)  # the same domain, remeshed
-
-
-def _planar_area(vertices, faces):
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    return 0.5 * np.abs(np.cross(b - a, c - a)).sum()
-
-
-@pytest.mark.parametrize("name", ["icosphere", "bumpy_sphere_a"])
-def test_surface_resize(name):
-    spec = surface_poisson.TRAIN_SURFACES[name]
-    faces = len(surface_mesh(spec)[1])
-    assert len(surface_mesh(surface_poisson.resize(spec, 4))[1]) == 4 * faces
-    assert len(surface_mesh(surface_poisson.resize(spec, 1 / 4))[1]) * 4 == faces
-    with pytest.raises(ValueError, match="factor must be 4 or 1/4"):
-        surface_poisson.resize(spec, 2)
-
-
-def test_the_trained_model_runs_on_a_held_out_geometry_passed_in(darcy):
+def test_the_trained_model_runs_on_held_out_meshes_passed_in(darcy):
     cfg, task = darcy
     torch.manual_seed(0)
     model = build_model(cfg, task.structure)
-    annulus = task.transfer["heldout/annulus"].data
-    x = annulus.inputs[:2]
-    assert model(x, annulus.hierarchy).shape == x.shape
+    batch = task.test.batch(torch.arange(3))
+    assert model(batch.inputs, batch.hierarchy).shape == batch.inputs.shape
     with pytest.raises(ValueError, match="expects input of shape"):  # the data must match the geometry
-        model(x, task.train.hierarchy)
+        model(batch.inputs, task.train.hierarchy(0))
 
 
 def test_constrained_spectral_darcy_vanishes_on_every_boundary(tmp_path, monkeypatch):
-    """Dirichlet spaces + projection: zero boundary values on training and held-out meshes,
-    for random (untrained) weights."""
+    """Dirichlet spaces + projection: zero boundary values on every mesh, for untrained weights."""
     monkeypatch.setenv("GEOUNET_CACHE", str(tmp_path / "eigen"))
-    cfg = tiny(tmp_path, "darcy_mesh", "task.hierarchy='spectral'", "task.band_limits=[4,16,64]",
+    cfg = tiny(tmp_path, "darcy_mesh", "task.hierarchy='spectral'", "task.band_limits=[4,12,32]",
                "task.resolution_transfer=false")
     task = prepare_task(cfg.task, cfg.model.num_levels)
     torch.manual_seed(0)
     model = build_model(cfg, task.structure)
-    geometries = {"train": task.test} | {name: t.data for name, t in task.transfer.items()}
-    for name, data in geometries.items():
-        hierarchy = data.hierarchy
-        on_boundary = hierarchy.boundary_mask(hierarchy.finest_level)
-        prediction = model(data.inputs, hierarchy).detach()  # [S, V, 1]
-        assert on_boundary.sum() > 0
-        assert prediction[:, on_boundary].abs().max() == 0, name
-        assert prediction[:, ~on_boundary].abs().max() > 0, name
+    batch = task.test.batch(torch.arange(len(task.test)))
+    hierarchy = batch.hierarchy
+    on_boundary = hierarchy.boundary_mask(hierarchy.finest_level)
+    prediction = model(batch.inputs, hierarchy).detach()  # [1, Σ V_j, 1]
+    assert on_boundary.sum() > 0
+    assert prediction[:, on_boundary].abs().max() == 0
+    assert prediction[:, ~on_boundary].abs().max() > 0
 
 
 def test_surface_task_runs_end_to_end_with_transfer_metrics(tmp_path):
-    cfg = tiny(tmp_path, "surface_poisson")
+    cfg = tiny(tmp_path, "surface_poisson", "task.num_meshes=6", "task.test_fraction=0.4")
     metrics = run_experiment(cfg, tmp_path / "run", progress=False)
     transfers = {k: v for k, v in metrics["test"].items() if isinstance(v, dict)}
-    assert set(transfers) == {"heldout/bumpy_sphere_b", "heldout/torus"} | {
-        f"{kind}/{name}" for kind in ("single", "refined", "coarsened") for name in ("icosphere", "bumpy_sphere_a")}
+    assert set(transfers) == {"refined", "coarsened"}
     assert all(np.isfinite(v["rel_l2_mean"]) for v in transfers.values())
-    for png in ("predictions.png", "predictions_heldout_torus.png", "predictions_heldout_bumpy_sphere_b.png"):
-        assert (tmp_path / "run" / png).stat().st_size > 10_000
+    assert (tmp_path / "run" / "predictions.png").is_file()
 
 
+@pytest.mark.slow
 def test_darcy_model_learns_and_transfers_to_held_out_domains(tmp_path):
-    """80 steps on 24 samples: the error on held-out domains drops well below the untrained model's."""
-    cfg = tiny(tmp_path, "darcy_mesh", "task.num_train=24", "train.steps=80", "train.batch_size=4", "train.lr=3e-3")
+    """200 steps on 40 domains: the error on held-out domains and their remeshings drops well
+    below the untrained model's."""
+    cfg = tiny(tmp_path, "darcy_mesh", "task.num_meshes=50", "task.test_fraction=0.2", "train.steps=200",
+               "train.batch_size=8", "train.lr=3e-3")
     task = prepare_task(cfg.task, cfg.model.num_levels)
     torch.manual_seed(0)
     model = build_model(cfg, task.structure)
-    from geounet.train.loop import fit
+    from geounet.train.loop import evaluate, fit
 
-    before = evaluate_transfers(cfg, model, task, torch.device("cpu"))
+    before = {"test": evaluate(model, task.test, 8, torch.device("cpu"))} | evaluate_transfers(
+        cfg, model, task, torch.device("cpu"))
     fit(model, task.train, cfg.train, progress=False)
-    after = evaluate_transfers(cfg, model, task, torch.device("cpu"))
-    for name in ("heldout/three_holes", "heldout/l_shape", "refined/one_hole"):
-        assert after[name]["rel_l2_mean"] < 0.65 < before[name]["rel_l2_mean"], name
+    after = {"test": evaluate(model, task.test, 8, torch.device("cpu"))} | evaluate_transfers(
+        cfg, model, task, torch.device("cpu"))
+    for name in ("test", "refined", "coarsened"):
+        assert after[name]["rel_l2_mean"] < 0.6 * before[name]["rel_l2_mean"], (name, before[name], after[name])

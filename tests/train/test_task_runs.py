@@ -34,20 +34,20 @@ TINY = {
         "task.num_train=8", "task.num_test=4", "model.width=4", "train.batch_size=4", "train.warmup_steps=1",
     ],
     "darcy_mesh": [
-        "task.num_train=6", "task.num_test=3", "model.width=8", "model.channel_mult=[1,2,2]", "model.num_levels=4",
-        "task.resolution_transfer=false", "train.batch_size=3", "train.warmup_steps=1",
+        "task.num_meshes=8", "task.test_fraction=0.3", "task.transfer_meshes=1", "model.width=8",
+        "model.channel_mult=[1,2,2]", "model.num_levels=4", "train.batch_size=3", "train.warmup_steps=1",
     ],
     "surface_poisson": [
-        "task.num_train=6", "task.num_test=3", "model.width=8", "model.channel_mult=[1,2,2]", "model.num_levels=4",
-        "task.resolution_transfer=false", "train.batch_size=3", "train.warmup_steps=1",
+        "task.num_meshes=6", "task.test_fraction=0.4", "task.transfer_meshes=1", "model.width=8",
+        "model.channel_mult=[1,2,2]", "model.num_levels=4", "train.batch_size=3", "train.warmup_steps=1",
     ],
 }
 #: the scores beyond the loss and relative L2 that each task's golden file records
 SCORES = {
     "shallow_water_healpix": ["model_rmse_h", "persistence_rmse_h", "model_acc_vorticity"],
     "triangle_poisson": ["boundary_violation_max"],
-    "darcy_mesh": ["heldout/l_shape"],
-    "surface_poisson": ["heldout/torus"],
+    "darcy_mesh": ["refined", "coarsened"],
+    "surface_poisson": ["refined"],
 }
 
 

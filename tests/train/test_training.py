@@ -112,7 +112,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 def test_nan_data_and_divergence_are_reported():
     x = torch.randn(4, 16, 1)
     x[2, 3, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) \(first: sample 2\)"):
+    with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) \(first: sample 2, node 3, channel 0\)"):
         Dataset(x, torch.zeros(4, 16, 1), GRID)
     data = _toy_data()
     model = Pointwise(torch.nn.Linear(2, 1))
