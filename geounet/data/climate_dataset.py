@@ -10,8 +10,8 @@ HEALPix ordering of :mod:`geounet.geometry.healpix` (``"nest"`` / ``"ring"`` wit
 
 The selected fields are streamed once, a few time steps at a time (only those are ever
 in memory), through the checks below, converted to NEST and written to an on-disk
-cache ``fields.npy [T, N, C]`` float32 that training reads by memory map
-(:class:`ClimateArchive`). Peak memory therefore does not grow with the data set's length.
+cache ``fields.f32 [T, N, C]`` float32 that training reads row by row (:class:`StateFile`,
+:class:`ClimateArchive`). Peak memory therefore does not grow with the data set's length.
 
 Every defect of the input is a :class:`ClimateDataError` naming it and the fix: a
 missing variable or level, grids that differ between variables or from ``nside``, an
@@ -62,8 +62,8 @@ LEVEL_DIMS = ("level", "plev", "pressure_level", "isobaricinhpa", "lev")
 TIME_DIM = "time"
 FORCINGS = ("toa_insolation", "sin_time_of_day", "cos_time_of_day", "sin_day_of_year", "cos_day_of_year")
 #: about this many bytes of float64 source data are read per chunk when the cache is built
-CHUNK_BYTES = 64 * 2**20
-CACHE_VERSION = 1
+CHUNK_BYTES = 16 * 2**20
+CACHE_VERSION = 2
 
 
 class ClimateDataError(ValueError):
@@ -240,12 +240,43 @@ def _hours(delta: np.timedelta64) -> float:
 KNOWN_CONSTANTS = ("lsm", "land_sea_mask", "orography", "oro", "z_surface", "geopotential_at_surface", "zs")
 
 
+class StateFile:
+    """States ``[T, N, C]`` float32 in a raw file, read by time index with ``os.preadv``.
+
+    ``states[rows]`` (an int, a slice or an array of ints) returns a new array of those
+    rows only. Unlike a memory map nothing stays resident in the process afterwards, so
+    memory does not grow with the rows read over a run, whatever the file's length.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, int, int]) -> None:
+        self.path, self.shape = Path(path), tuple(shape)
+        self.row_bytes = 4 * shape[1] * shape[2]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        single = isinstance(rows, int | np.integer)
+        rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.atleast_1d(np.asarray(rows))
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"time index out of range [0, {len(self)}): {rows.min()} .. {rows.max()}")
+        out = np.empty((rows.size, *self.shape[1:]), dtype=np.float32)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for i, row in enumerate(rows.tolist()):
+                if os.preadv(fd, [memoryview(out[i]).cast("B")], row * self.row_bytes) != self.row_bytes:
+                    raise ClimateDataError(f"the cache file {self.path} is truncated; delete its directory")
+        finally:
+            os.close(fd)
+        return out[0] if single else out
+
+
 @dataclass
 class ClimateArchive:
-    """The selected fields on HEALPix NEST, memory-mapped from the cache directory."""
+    """The selected fields on HEALPix NEST in the cache directory, read on demand."""
 
     directory: Path
-    fields: np.ndarray  # [T, N, C] float32 memmap, physical units
+    fields: StateFile  # [T, N, C] float32, physical units
     times: np.ndarray  # [T] datetime64[ns]
     constants: np.ndarray  # [N, K] float32, physical units
     meta: dict  # variables, units, long_names, constants, layout, nside, source grid
@@ -253,8 +284,8 @@ class ClimateArchive:
     @classmethod
     def open(cls, directory: Path) -> ClimateArchive:
         meta = json.loads((directory / "meta.json").read_text())
-        return cls(directory, np.load(directory / "fields.npy", mmap_mode="r"),
-                   np.load(directory / "times.npy"), np.load(directory / "constants.npy"), meta)
+        return cls(directory, StateFile(directory / "fields.f32", meta["shape"]), np.load(directory / "times.npy"),
+                   np.load(directory / "constants.npy"), meta)
 
     @property
     def variables(self) -> list[str]:
@@ -358,21 +389,23 @@ def _build_archive(ds: xr.Dataset, variables: list[str], layout: str, nside: int
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
     try:
-        fields = np.lib.format.open_memmap(staging / "fields.npy", mode="w+", dtype=np.float32,
-                                           shape=(times.size, npix(nside), len(arrays)))  # [T, N, C]
         per_chunk = max(1, CHUNK_BYTES // (8 * int(np.prod([arrays[0].sizes[d] for d in grid.dims]))))
-        for start in range(0, times.size, per_chunk):
-            stop = min(times.size, start + per_chunk)
-            for c, da in enumerate(arrays):
-                values = da.isel({TIME_DIM: slice(start, stop)}).values  # only this chunk is read
-                _check_values(values, variables[c], times[start:stop], grid, nside)
-                fields[start:stop, :, c] = grid.to_nest(values, nside, method).float().numpy()
-        fields.flush()
-        del fields
+        with open(staging / "fields.f32", "wb") as out:
+            for start in range(0, times.size, per_chunk):
+                stop = min(times.size, start + per_chunk)
+                chunk = np.empty((stop - start, npix(nside), len(arrays)), dtype=np.float32)  # [t, N, C]
+                for c, da in enumerate(arrays):
+                    values = da.isel({TIME_DIM: slice(start, stop)}).values  # only this chunk is read
+                    _check_values(values, variables[c], times[start:stop], grid, nside)
+                    chunk[:, :, c] = grid.to_nest(values, nside, method).float().numpy()
+                out.write(chunk.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
         np.save(staging / "times.npy", times.astype("datetime64[ns]"))
         np.save(staging / "constants.npy", constant_values)
         meta = {
-            "variables": list(variables), "constants": constant_names, "layout": layout, "nside": nside,
+            "variables": list(variables), "shape": [times.size, npix(nside), len(arrays)],
+            "constants": constant_names, "layout": layout, "nside": nside,
             "dt_seconds": int(dt / np.timedelta64(1, "s")), "method": method,
             "attrs": {name: {k: _plain(v) for k, v in da.attrs.items()} for name, da in zip(variables, arrays,
                                                                                           strict=True)},
@@ -442,16 +475,19 @@ def forcings(times: np.ndarray, lat: Tensor, lon: Tensor) -> Tensor:
     times = np.asarray(times, dtype="datetime64[ns]")
     day = (times - times.astype("datetime64[Y]")) / np.timedelta64(1, "D")  # [S]
     hour = (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")  # [S]
-    day, hour = torch.from_numpy(day.astype(np.float64))[:, None], torch.from_numpy(hour.astype(np.float64))[:, None]
+    year_angle = torch.from_numpy(2 * np.pi * day / 365.25)[:, None]  # [S, 1] float64
+    day_angle = torch.from_numpy(2 * np.pi * hour / 24)[:, None]
+    declination = -math.radians(23.44) * torch.cos(year_angle + 2 * math.pi * 10 / 365.25)
     lat, lon = lat.double()[None], lon.double()[None]  # [1, N]
-    year_angle, day_angle = 2 * math.pi * day / 365.25, 2 * math.pi * hour / 24
-    declination = -math.radians(23.44) * torch.cos(2 * math.pi * (day + 10) / 365.25)
-    cos_zenith = torch.sin(lat) * torch.sin(declination) + torch.cos(lat) * torch.cos(declination) * torch.cos(
-        day_angle + lon - math.pi)
-    insolation = (1 + 0.033 * torch.cos(year_angle)) * cos_zenith.clamp_min(0)  # [S, N]
-    ones = torch.ones_like(insolation)
-    periodic = [f(angle) * ones for angle in (day_angle, year_angle) for f in (torch.sin, torch.cos)]
-    return torch.stack([insolation, *periodic], dim=-1).float()  # [S, N, 5]
+    # cos(h) = cos(u' + λ) with u' = 2π u / 24 - π, expanded so that only [S, 1] and [1, N] go through trig
+    hour_angle = day_angle - math.pi
+    cos_hour = torch.cos(hour_angle) * torch.cos(lon) - torch.sin(hour_angle) * torch.sin(lon)  # [S, N]
+    cos_zenith = torch.sin(lat) * torch.sin(declination) + torch.cos(lat) * torch.cos(declination) * cos_hour
+    out = torch.empty(len(times), lat.shape[1], len(FORCINGS))  # [S, N, 5] float32
+    out[..., 0] = (1 + 0.033 * torch.cos(year_angle)) * cos_zenith.clamp_min(0)
+    out[..., 1:] = torch.cat([torch.sin(day_angle), torch.cos(day_angle), torch.sin(year_angle),
+                              torch.cos(year_angle)], dim=-1)[:, None]  # the same at every pixel
+    return out
 
 
 def pixel_latlon(nside: int) -> tuple[Tensor, Tensor]:
