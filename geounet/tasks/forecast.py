@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -52,7 +53,7 @@ from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure
-from geounet.train.plots import plot_healpix_predictions
+from geounet.train.plots import draw_rollout_curves, plot_healpix_predictions
 
 #: at most this many test init times are rolled out for the per-lead scores (evenly spaced)
 MAX_EVAL_INITS = 32
@@ -225,22 +226,44 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
                   for name in ("train", "val"))
     rollouts = ForecastSamples(data, hierarchy, stats, win, _spread(inits["test"]), config.rollout_steps)
 
+    scores: dict[str, object] = {}  # the latest evaluation, drawn by plot
+
     def evaluate_extra(model: nn.Module, device: torch.device) -> dict[str, object]:
         from geounet.train.loop import evaluate
 
-        report = lead_time_scores(model, rollouts, config, device)
-        report.update({f"val_{k}": v for k, v in evaluate(model, val, 8, device).items()})
-        return report
+        scores.clear()
+        scores.update(lead_time_scores(model, rollouts, config, device))
+        scores.update({f"val_{k}": v for k, v in evaluate(model, val, 8, device).items()})
+        return dict(scores)
 
     def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+        """Mollweide maps of the first output state; with scores, ``skill.png`` beside ``path``."""
         c, t_in = len(config.variables), config.input_steps
         last_input = inputs[..., (t_in - 1) * c : t_in * c] * stats.std + stats.mean  # [S, N, C]
         first = slice(0, c)  # the first output state
         plot_healpix_predictions(last_input, targets[..., first] * stats.std + stats.mean,
                                  predictions[..., first] * stats.std + stats.mean, config.variables, path)
+        if scores:
+            plot_skill(scores, config.variables, str(Path(path).with_name("skill.png")))
 
     test = ForecastSamples(data, hierarchy, stats, win, inits["test"], config.train_rollout)
     return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_extra)
+
+
+def plot_skill(scores: dict[str, object], variables: list[str], path: str) -> None:
+    """RMSE and ACC against lead time per variable: model, persistence (dashed) and climatology."""
+    import matplotlib.pyplot as plt
+
+    leads = scores["lead_hours"]
+    fig, axes = plt.subplots(2, len(variables), figsize=(4 * len(variables), 6.5), squeeze=False)
+    for column, name in enumerate(variables):
+        for row, score in enumerate(("rmse", "acc")):
+            curves = {label.capitalize(): (leads, scores[f"{label}_{score}_{name}"])
+                      for label in ("model", "persistence", "climatology") if f"{label}_{score}_{name}" in scores}
+            draw_rollout_curves(axes[row, column], curves, f"{score.upper()} {name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def _spread(inits: np.ndarray, count: int = MAX_EVAL_INITS) -> np.ndarray:

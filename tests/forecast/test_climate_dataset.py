@@ -167,3 +167,17 @@ def test_insolation_follows_the_sun():
     assert f[1, 0] == 0 and f[3, 0] == 0  # midnight at the date line, polar night in the south
     assert float(f[2, 0]) == pytest.approx(earth_sun * math.sin(math.radians(23.44 + 1)), abs=1e-3)  # polar day, noon
     torch.testing.assert_close(f[:, 1:3], torch.tensor([0.0, -1.0]).expand(5, 2), atol=1e-6, rtol=0)
+
+
+def test_state_file_reads_exactly_the_rows_asked_for(tmp_path):
+    states = np.arange(5 * 6 * 2, dtype=np.float32).reshape(5, 6, 2)
+    states.tofile(tmp_path / "fields.f32")
+    file = cd.StateFile(tmp_path / "fields.f32", states.shape)
+    np.testing.assert_array_equal(file[np.array([4, 0, 4])], states[[4, 0, 4]])
+    np.testing.assert_array_equal(file[1:3], states[1:3])
+    np.testing.assert_array_equal(file[2], states[2])
+    with pytest.raises(IndexError, match="out of range"):
+        file[np.array([5])]
+    states[:4].tofile(tmp_path / "fields.f32")  # a truncated cache
+    with pytest.raises(cd.ClimateDataError, match="truncated; delete its directory"):
+        file[4]

@@ -104,7 +104,7 @@ def run_cli(*args):
     return main([str(a) for a in args])
 
 
-def test_train_then_forecast_to_the_source_grid(tmp_path, capsys):
+def test_train_then_forecast_to_the_source_grid(tmp_path, capsys, assert_drawn_png):
     path = tmp_path / "era5.nc"
     era5_like(days=12).to_netcdf(path)
     cfg_path = tmp_path / "forecast.toml"
@@ -113,6 +113,8 @@ def test_train_then_forecast_to_the_source_grid(tmp_path, capsys):
     assert run_cli("train", "--config", cfg_path, "--out", run, "--quiet") == 0
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert len(metrics["model_rmse_z500"]) == 4 and "val_mse" in metrics
+    assert_drawn_png(run / "skill.png")
+    assert_drawn_png(run / "predictions.png")
     out = tmp_path / "forecast.nc"
     assert run_cli("forecast", run, "--init", "2000-01-10T06", "--steps", 3, "--out", out) == 0
     with xr.open_dataset(out) as result:
