@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -171,3 +174,23 @@ def test_hierarchy_is_haar_at_nside():
     structure = forecast.structure(forecast.Config(data="x.nc", variables=["t2m"], constants=[]), 3)
     assert isinstance(structure.hierarchy, HealpixHaarHierarchy) and structure.cond_dim == 1
     assert structure.in_channels == 2 * 1 + 2 * len(FORCINGS) and structure.out_channels == 2
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(tmp_path):
+    """Under torchrun each process reads its slice of every batch from the shared cache; the
+    2-process loss trajectory equals the single-process one."""
+    path = tmp_path / "era5.nc"
+    era5_like(days=12).to_netcdf(path)
+    raw = config(tmp_path, path)
+    raw["train"].update(steps=3, eval_every=3, checkpoint_every=3)
+    cfg_path = tmp_path / "forecast.toml"
+    cfg_path.write_text(_toml(raw))
+    assert run_cli("train", "--config", cfg_path, "--out", tmp_path / "single", "--quiet") == 0
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+              "geounet.cli", "train", "--config", str(cfg_path), "--out", str(tmp_path / "ddp"), "--quiet"]
+    done = subprocess.run(launch, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = [[row["loss"] for row in json.loads((tmp_path / run / "metrics.json").read_text())["history"]]
+              for run in ("single", "ddp")]
+    torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-4, atol=1e-6)
