@@ -55,9 +55,6 @@ def test_the_readme_has_python_blocks():
     assert len(BLOCKS) >= 4
 
 
-# TODO(lead): remove this marker once the README's model snippets use model(x, hierarchy);
-# today block 2 uses an undefined `x` and block 5 an undefined `training_meshes`.
-@pytest.mark.xfail(strict=False, reason="README model snippets are being rewritten for the model(x, hierarchy) API")
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"block{i + 1}" for i in range(len(BLOCKS))])
 def test_readme_block_runs(index, session):
     session(index)
