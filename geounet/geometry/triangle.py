@@ -1,6 +1,6 @@
 """The reference triangle T = {x, y >= 0, x + y <= 1}, its IFS and address layouts.
 
-The paper's construction (PAPER.md §3.2): four similarity maps
+The paper's construction (Williams, Falck et al. 2023, §3.2): four similarity maps
 
     f0(x) = x/2,   f1(x) = x/2 + (0, 1/2),   f2(x) = x/2 + (1/2, 0),
     f3(x) = -x/2 + (1/2, 1/2)          (the inverted middle triangle)

@@ -5,7 +5,7 @@ One 1 -> 4 midpoint subdivision splits face ``(v0, v1, v2)`` with edge midpoints
 
     0: (v0, m01, m02)   1: (m01, v1, m12)   2: (m02, m12, v2)   3: (m12, m02, m01)
 
-which is the paper's triangle IFS (PAPER.md §3.2): child d is the image of the parent
+which is the paper's triangle IFS (Williams, Falck et al. 2023, §3.2): child d is the image of the parent
 under f_d, with the inverted middle triangle last. After ``I`` subdivisions the face
 ``f`` of the finest mesh lies in coarse face ``f // 4**(I - i)`` of level ``i``.
 

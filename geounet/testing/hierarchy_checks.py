@@ -3,7 +3,7 @@
 Each check raises ``AssertionError`` with the level and the size of the violation.
 They run in float64 on random signals; ``check_hierarchy`` runs them all.
 
-The invariants (../DESIGN.md):
+The invariants:
   1. nestedness: restrict(prolong(x)) == x;
   2. Q = prolong ∘ restrict is an orthogonal projection in the mass inner product:
      Q Q = Q and <Q x, y> = <x, Q y>;

@@ -27,7 +27,7 @@ def test_children_are_equal_area_and_cover_the_triangle():
 
 
 def test_cells_are_the_ifs_images():
-    """Cell n of the subdivision is f_{a1} ∘ ... ∘ f_{aJ}(T) (PAPER.md §3.2), for the centroid."""
+    """Cell n of the subdivision is f_{a1} ∘ ... ∘ f_{aJ}(T) (the paper's §3.2), for the centroid."""
     h = TriangleHierarchy(5)
     for level in range(h.num_levels):
         positions = h.graph(level).positions.numpy()
