@@ -350,9 +350,14 @@ def _checked_fields(ds: xr.Dataset, variables: list[str], layout: str, nside: in
     return arrays, grid
 
 
+def known_constants(ds: xr.Dataset) -> list[str]:
+    """The variables of ``ds`` named like a land-sea mask or orography (:data:`KNOWN_CONSTANTS`), without time."""
+    return [str(n) for n in ds.data_vars if str(n).lower() in KNOWN_CONSTANTS and TIME_DIM not in ds[n].dims]
+
+
 def _constant_fields(ds: xr.Dataset, names: list[str] | None, grid: SourceGrid, nside: int, method: str):
     if names is None:
-        names = [n for n in ds.data_vars if str(n).lower() in KNOWN_CONSTANTS and TIME_DIM not in ds[n].dims]
+        names = known_constants(ds)
     fields = []
     for name in names:
         da = select_variable(ds, name)

@@ -44,7 +44,9 @@ from geounet.data.climate_dataset import (
     ClimateDataError,
     ForecastSamples,
     TrainingStatistics,
+    known_constants,
     open_archive,
+    open_climate,
     split_inits,
     window,
 )
@@ -176,11 +178,13 @@ class Autoregressive(nn.Module):
 
 def structure(config: Config, num_levels: int, stats: TrainingStatistics | None = None,
               num_constants: int | None = None) -> TaskStructure:
-    """The hierarchy and channels; ``num_constants`` (default: read from the data's cache)."""
+    """The hierarchy, channels and model wrapper; ``num_constants`` defaults to the number of
+    ``config.constants``, or of the known constant fields in the file's metadata (nothing is read)."""
     hierarchy = HealpixHaarHierarchy(config.nside, num_levels)
     channels = len(config.variables)
-    if num_constants is None:
-        num_constants = len(config.constants) if config.constants is not None else archive(config).constants.shape[1]
+    if num_constants is None:  # without reading any data: the names, or the file's metadata
+        num_constants = len(config.constants if config.constants is not None else known_constants(
+            open_climate(config.data)))
     in_channels = config.input_steps * channels + config.output_steps * len(FORCINGS) + num_constants
 
     def wrap(net: nn.Module) -> Autoregressive:
