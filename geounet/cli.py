@@ -6,6 +6,7 @@ geounet train    [--config FILE] [--set ...] [--out DIR] [--resume | --overwrite
 geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a run's checkpoint
 geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
 geounet bench    NAME [script options, e.g. --device cuda]  |  geounet bench --list
+geounet analyse  noise --config FILE [--out DIR]                 per-level SNR of diffusion noise on the data
 geounet forecast RUN_DIR --init DATE --steps N --out FILE        a forecast run's rollout as netCDF / zarr
 
 ``--config`` takes a TOML file or the name of a packaged config (geounet/configs/, e.g.
@@ -29,6 +30,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 from geounet import configs  # noqa: E402
+from geounet.cli_analyse import add_analyse_parser  # noqa: E402
 from geounet.models.unet import VARIANTS  # noqa: E402
 from geounet.train.curves import model_name  # noqa: E402
 
@@ -332,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     from geounet.forecast_command import add_forecast_parser
 
     add_forecast_parser(commands)
+    add_analyse_parser(commands)
     return parser
 
 
