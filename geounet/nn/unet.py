@@ -103,14 +103,20 @@ class UNet(nn.Module):
                           self.nonfinite, self._warned)
         return self.head(self.evaluate(self.lift(x), levels, finest, cond))
 
-    def evaluate(self, v: Tensor, hierarchy: Hierarchy, level: int, cond: Tensor | None = None) -> Tensor:
+    def evaluate(self, v: Tensor, hierarchy: Hierarchy, level: int, cond: Tensor | None = None,
+                 outputs: list[Tensor] | None = None) -> Tensor:
         """U_level(v) for ``v [B, N_level, C_v]`` in V_level of ``hierarchy`` (already cut to this
-        U-Net's levels), returning W_level features."""
+        U-Net's levels), returning W_level features. ``outputs``, when given, receives the W_j
+        features of every level j = 0 .. level, coarsest first (for per-level heads)."""
         if level == 0:
-            return self.bottleneck(v, hierarchy, cond)
-        encoded = self.encoders[str(level)](v, hierarchy, cond)  # E_i(v_i)
-        coarse = self.evaluate(hierarchy.restrict(encoded, level), hierarchy, level - 1, cond)
-        return self.decoders[str(level)](coarse, encoded, hierarchy, cond)  # D_i(U_{i-1}(P E v), E v)
+            w = self.bottleneck(v, hierarchy, cond)
+        else:
+            encoded = self.encoders[str(level)](v, hierarchy, cond)  # E_i(v_i)
+            coarse = self.evaluate(hierarchy.restrict(encoded, level), hierarchy, level - 1, cond, outputs)
+            w = self.decoders[str(level)](coarse, encoded, hierarchy, cond)  # D_i(U_{i-1}(P E v), E v)
+        if outputs is not None:
+            outputs.append(w)
+        return w
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part: lift, encoder, bottleneck, decoder, head, total."""

@@ -1,0 +1,138 @@
+"""Per-level heads, multi-resolution inference and staged (coarse-to-fine) training.
+
+The U-Net of resolution j, U_j, is a sub-network of U_I (Def. 1: U_j contains U_{j-1}), so
+one set of weights answers at every resolution. :class:`StagedUNet` gives every decoder
+level j a pointwise head W_j -> output (the finest one is the U-Net's own head) and
+evaluates U_stage on input at level ``stage``, returning the outputs of every level
+0 .. stage, coarsest first:
+
+    y_j = head_j(w_j),    w_j = the W_j features inside U_stage(lift(x_stage)).
+
+For a Multi-ResNet (E_i = id, a lift that commutes with restriction) the coarse outputs
+of a fine evaluation equal those of the coarse evaluation on the projected input:
+y_j(x) = y_j(P_j x), so multi-resolution inference is consistent.
+
+:func:`train_staged` trains stage after stage (paper §5.2): stage j uses the data projected
+to level j (``hierarchy.project``; Haar averages or band truncation), a fresh Adam, and
+optionally freezes everything trained in earlier stages (the lift, U_0 and levels < j).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from geounet.hierarchy.base import Hierarchy
+from geounet.nn.inputs import check_model_input
+from geounet.nn.unet import UNet, geometry_for
+from geounet.train.loop import batch_indices, weighted_mse
+
+
+def decoder_widths(unet: UNet) -> list[int]:
+    """Width of W_j for j = 0 .. I, read from the bottleneck's and decoders' ``channel_map``."""
+    parts = [unet.bottleneck] + [unet.decoders[str(j)] for j in range(1, unet.num_levels)]
+    if not all(isinstance(getattr(part, "channel_map", None), nn.Linear) for part in parts):
+        raise ValueError("cannot read the decoder widths of this U-Net; pass widths=[C_0, ..., C_I] to StagedUNet")
+    return [part.channel_map.out_features for part in parts]
+
+
+class StagedUNet(nn.Module):
+    """A U-Net with a pointwise head on every decoder level, called
+    ``staged(x, hierarchy, cond=None, stage=None) -> [y_0, ..., y_stage]``.
+
+    Args:
+        unet: the U-Net; its ``head`` is the finest level's head, so ``staged(x, h)[-1] == unet(x, h)``.
+        widths: W_j widths (default: read from the U-Net, :func:`decoder_widths`).
+    """
+
+    def __init__(self, unet: UNet, widths: Sequence[int] | None = None):
+        super().__init__()
+        widths = list(widths) if widths is not None else decoder_widths(unet)
+        if len(widths) != unet.num_levels:
+            raise ValueError(f"need one width per level ({unet.num_levels}), got {widths}")
+        self.unet = unet
+        self.heads = nn.ModuleList(nn.Linear(width, unet.out_channels) for width in widths[:-1])
+
+    @property
+    def num_levels(self) -> int:
+        return self.unet.num_levels
+
+    def head(self, level: int) -> nn.Module:
+        return self.unet.head if level == self.num_levels - 1 else self.heads[level]
+
+    def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None,
+                stage: int | None = None) -> list[Tensor]:
+        """``x [B, N_stage, C_in]`` on level ``stage`` (default: the finest) of the U-Net's levels
+        of ``hierarchy`` -> outputs ``[B, N_j, C_out]`` for j = 0 .. stage."""
+        levels = geometry_for(self, hierarchy, self.unet.kind, self.num_levels)
+        stage = levels.finest_level if stage is None else stage
+        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < self.num_levels:
+            raise ValueError(f"stage must be a level in [0, {self.num_levels - 1}], got {stage!r}")
+        check_model_input(x, levels.num_nodes(stage), self.unet.in_channels, self.unet.lift.weight.dtype,
+                          "StagedUNet", self.unet.nonfinite, self.unet._warned)
+        features: list[Tensor] = []
+        self.unet.evaluate(self.unet.lift(x), levels, stage, cond, features)
+        return [self.head(level)(w) for level, w in enumerate(features)]
+
+    def level_parameters(self, level: int) -> list[nn.Parameter]:
+        """The parameters a stage adds at ``level``: lift, U_0 and head_0 for level 0; E_j, D_j
+        and head_j for j >= 1."""
+        if level == 0:
+            modules = [self.unet.lift, self.unet.bottleneck, self.head(0)]
+        else:
+            modules = [self.unet.encoders[str(level)], self.unet.decoders[str(level)], self.head(level)]
+        return [p for module in modules for p in module.parameters()]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of :func:`train_staged`: train U_level on data projected to ``level``."""
+
+    level: int
+    steps: int
+    lr: float = 1e-3
+    #: keep the parameters of levels < ``level`` (and the lift) fixed
+    freeze_coarser: bool = False
+    #: sum the losses of every level <= ``level`` against the targets projected there
+    multi_res_loss: bool = False
+
+
+def train_staged(staged: StagedUNet, inputs: Tensor, targets: Tensor, hierarchy: Hierarchy,
+                 stages: Sequence[Stage], batch_size: int = 8, seed: int = 0) -> list[list[float]]:
+    """Train ``staged`` stage by stage on ``inputs [S, N_I, C_in]``, ``targets [S, N_I, C_out]``
+    (finest level of ``hierarchy``); returns the loss of every step, one list per stage.
+
+    The loss at level j is the mass-weighted MSE (:func:`geounet.train.loop.weighted_mse`
+    with level j's masses) against the targets projected to level j.
+    """
+    levels = geometry_for(staged, hierarchy, staged.unet.kind, staged.num_levels)
+    finest = levels.finest_level
+    histories = []
+    for stage in stages:
+        if not 0 <= stage.level <= finest:
+            raise ValueError(f"stage levels must lie in [0, {finest}], got {stage.level}")
+        for level in range(staged.num_levels):
+            trainable = level <= stage.level and not (stage.freeze_coarser and level < stage.level)
+            for p in staged.level_parameters(level):
+                p.requires_grad_(trainable)
+        params = [p for level in range(stage.level + 1) for p in staged.level_parameters(level) if p.requires_grad]
+        optimiser = torch.optim.Adam(params, lr=stage.lr)
+        history = []
+        for step in range(stage.steps):
+            index = batch_indices(len(inputs), batch_size, step, seed)
+            x = levels.project(inputs[index], finest, stage.level)
+            y = targets[index]
+            outputs = staged(x, levels, stage=stage.level)
+            scored = range(stage.level + 1) if stage.multi_res_loss else [stage.level]
+            loss = sum(weighted_mse(outputs[j], levels.project(y, finest, j), levels.mass(j)) for j in scored)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            history.append(float(loss.detach()))
+        histories.append(history)
+    for p in staged.parameters():
+        p.requires_grad_(True)
+    return histories
