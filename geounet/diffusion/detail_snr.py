@@ -61,6 +61,7 @@ spectrum E(κ) = κ^{d-1} κ^-β ∝ κ^{-(1+α)}), a dyadic refinement gives th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -146,3 +147,25 @@ def measured_decays(signal: Tensor, noise: Tensor) -> list[float]:
     """e_{i-1} / e_i for i = 1..I, with e_i = E‖D_i x_0‖² / E‖D_i ε‖²."""
     per_dof = (signal / noise).tolist()
     return [coarse / fine for coarse, fine in zip(per_dof, per_dof[1:], strict=False)]
+
+
+def drowning_times(per_dof: Sequence[float], schedule: Schedule, threshold: float = 1.0) -> list[float]:
+    """For each level, the time t_i at which SNR_i(t) = SNR(t) e_i falls to ``threshold``
+    (bisection on the decreasing log SNR; t_min or t_max when it never crosses).
+
+    Staged diffusion (paper §5.2): the stage whose finest level is j models nothing finer,
+    so it is trained on t >= t_{j+1}, where the details of level j + 1 are drowned (pass it
+    as ``t_low`` to :meth:`Schedule.sample_times`).
+    """
+    times = []
+    for e in per_dof:
+        target = math.log(threshold / e)  # log SNR(t) at the crossing
+        low, high = schedule.t_min, schedule.t_max
+        for _ in range(100):
+            middle = (low + high) / 2
+            if float(schedule.log_snr(torch.tensor(middle, dtype=torch.float64))) > target:
+                low = middle
+            else:
+                high = middle
+        times.append((low + high) / 2)
+    return times

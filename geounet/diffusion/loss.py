@@ -26,11 +26,12 @@ from geounet.train.loop import weighted_mse
 
 
 def denoising_loss(denoiser: Denoiser, x0: Tensor, hierarchy: Hierarchy, generator: torch.Generator | None = None,
-                   context: Tensor | None = None, times: Tensor | None = None) -> Tensor:
-    """The loss above for one batch ``x0 [B, N, C]``; ``times [B]`` overrides the drawn times
-    (e.g. a staged stage's noise range)."""
+                   context: Tensor | None = None, times: Tensor | None = None, t_low: float | None = None) -> Tensor:
+    """The loss above for one batch ``x0 [B, N, C]``; ``times [B]`` overrides the drawn times,
+    ``t_low`` restricts them to t >= t_low (a stage's noise range,
+    :func:`geounet.diffusion.detail_snr.drowning_times`)."""
     schedule = denoiser.schedule
-    t = schedule.sample_times(x0.shape[0], generator) if times is None else times.to(torch.float64)
+    t = schedule.sample_times(x0.shape[0], generator, t_low) if times is None else times.to(torch.float64)
     t = t.to(x0.device)
     std = noise_lib.noise_std(hierarchy)
     eps = noise_lib.white_noise(std.cpu(), x0.shape[0], x0.shape[-1], generator, x0.dtype).to(x0.device)

@@ -42,8 +42,9 @@ class Schedule(ABC):
         """Noise scale s_t, same shape as ``t``."""
 
     @abstractmethod
-    def sample_times(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        """``num`` training times ``[num]`` float64 from the schedule's training distribution."""
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
+        """``num`` training times ``[num]`` float64 from the schedule's training distribution,
+        conditioned on t >= ``t_low`` when given (a coarse stage trains on high noise only)."""
 
     @abstractmethod
     def grid(self, steps: int) -> Tensor:
@@ -61,6 +62,15 @@ class Schedule(ABC):
         """x_t = a_t x_0 + s_t ε for ``x0, noise [B, N, C]`` and ``t [B]``."""
         a, s = self.a(t).to(x0.dtype), self.s(t).to(x0.dtype)
         return a[:, None, None] * x0 + s[:, None, None] * noise
+
+
+def _check_low(schedule: Schedule, t_low: float | None) -> float:
+    """The lower end of the training times: ``t_low`` (checked) or the schedule's t_min."""
+    if t_low is None:
+        return schedule.t_min
+    if not schedule.t_min <= t_low < schedule.t_max:
+        raise ValueError(f"t_low must lie in [{schedule.t_min}, {schedule.t_max}) for {schedule!r}, got {t_low}")
+    return float(t_low)
 
 
 def _check_steps(steps: int) -> None:
@@ -98,9 +108,10 @@ class VPCosine(Schedule):
     def s(self, t: Tensor) -> Tensor:
         return torch.sqrt((1 - self.a(t) ** 2).clamp_min(0))
 
-    def sample_times(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
+        low = _check_low(self, t_low)
         u = torch.rand(num, generator=generator, dtype=torch.float64)
-        return self.t_min + (self.t_max - self.t_min) * u
+        return low + (self.t_max - low) * u
 
     def grid(self, steps: int) -> Tensor:
         _check_steps(steps)
@@ -135,8 +146,13 @@ class EDM(Schedule):
     def s(self, t: Tensor) -> Tensor:
         return t
 
-    def sample_times(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        normal = torch.randn(num, generator=generator, dtype=torch.float64)
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
+        # ln σ = p_mean + p_std Φ⁻¹(u), u uniform on [Φ(z_low), 1): the log-normal conditioned on σ >= t_low
+        low = _check_low(self, t_low)
+        z_low = (math.log(low) - self.p_mean) / self.p_std if t_low is not None else -math.inf
+        u_low = 0.5 * (1 + math.erf(z_low / math.sqrt(2))) if t_low is not None else 0.0
+        u = u_low + (1 - u_low) * torch.rand(num, generator=generator, dtype=torch.float64)
+        normal = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-16, 1 - 1e-16))
         return torch.exp(self.p_mean + self.p_std * normal)
 
     def grid(self, steps: int) -> Tensor:

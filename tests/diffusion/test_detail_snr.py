@@ -14,6 +14,7 @@ from geounet.diffusion.detail_snr import (
     detail_dimensions,
     detail_energies,
     details,
+    drowning_times,
     level_snr,
     measured_decays,
     noise_energies,
@@ -128,3 +129,11 @@ def test_level_snr_is_the_schedule_snr_shifted_per_level():
     t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     snr = level_snr(torch.tensor([8.0, 2.0]), torch.tensor([1.0, 4.0]), schedule, t)
     assert torch.allclose(snr, schedule.snr(t)[:, None] * torch.tensor([[8.0, 0.5]]))
+
+
+def test_drowning_times_solve_snr_equals_threshold():
+    schedule = VPCosine()
+    times = drowning_times([1e4, 1.0, 1e-2], schedule, threshold=0.5)
+    assert times[0] > times[1] > times[2]  # finer (lower e_i) levels drown earlier
+    for t, e in zip(times, [1e4, 1.0, 1e-2], strict=True):
+        assert float(schedule.snr(torch.tensor(t, dtype=torch.float64))) * e == pytest.approx(0.5, rel=1e-6)

@@ -73,3 +73,17 @@ def test_bad_schedule_arguments_are_named():
         EDM(sigma_min=1.0, sigma_max=0.5)
     with pytest.raises(ValueError, match="sampling steps"):
         EDM().grid(0)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
+def test_training_times_above_a_stage_threshold_follow_the_conditioned_law(schedule):
+    # Conditioning on t >= t_low keeps the law's shape: compare with rejection sampling.
+    t_low = 0.6 if isinstance(schedule, VPCosine) else 0.5
+    drawn = schedule.sample_times(20_000, torch.Generator().manual_seed(3), t_low)
+    assert drawn.min() >= t_low
+    full = schedule.sample_times(200_000, torch.Generator().manual_seed(4))
+    kept = full[full >= t_low]
+    assert drawn.log().mean().item() == pytest.approx(kept.log().mean().item(), abs=0.02)
+    assert drawn.log().std().item() == pytest.approx(kept.log().std().item(), rel=0.03)
+    with pytest.raises(ValueError, match="t_low must lie in"):
+        schedule.sample_times(1, t_low=schedule.t_max)
