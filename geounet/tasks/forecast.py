@@ -255,16 +255,24 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
 
 
 def plot_skill(scores: dict[str, object], variables: list[str], path: str) -> None:
-    """RMSE and ACC against lead time per variable: model, persistence (dashed) and climatology."""
+    """Per variable: RMSE and ACC against lead time (model, persistence dashed, climatology) and
+    the angular power spectra of forecast and truth at the last lead."""
     import matplotlib.pyplot as plt
 
     leads = scores["lead_hours"]
-    fig, axes = plt.subplots(2, len(variables), figsize=(4 * len(variables), 6.5), squeeze=False)
+    fig, axes = plt.subplots(3, len(variables), figsize=(4 * len(variables), 9.5), squeeze=False)
     for column, name in enumerate(variables):
         for row, score in enumerate(("rmse", "acc")):
             curves = {label.capitalize(): (leads, scores[f"{label}_{score}_{name}"])
                       for label in ("model", "persistence", "climatology") if f"{label}_{score}_{name}" in scores}
             draw_rollout_curves(axes[row, column], curves, f"{score.upper()} {name}")
+        ax = axes[2, column]
+        for label in ("forecast", "truth"):
+            spectrum = scores[f"spectrum_{label}_{name}"]
+            ax.loglog(range(1, len(spectrum)), spectrum[1:], label=label)
+        ax.set_xlabel(f"degree l (lead {leads[-1]:g} h)")
+        ax.set_ylabel(f"C_l {name}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
