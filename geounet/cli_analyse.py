@@ -138,14 +138,14 @@ def _plot_decays(results: dict, path: Path) -> None:
     from geounet.train.plots import plt  # Agg backend
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    top = 1.0
+    low, top = 0.0, 1.0
     for name, result in results.items():
         pairs = [(p, m) for p, m in zip(_log2(result["decay_spectrum"]), _log2(result["decay_measured"]), strict=True)
                  if p is not None]
         if pairs:
             ax.plot(*zip(*pairs, strict=True), "o", label=name)
-            top = max(top, *(max(pair) for pair in pairs))
-    ax.plot([0, top], [0, top], "k:", lw=0.8)
+            low, top = min(low, *(min(pair) for pair in pairs)), max(top, *(max(pair) for pair in pairs))
+    ax.plot([low, top], [low, top], "k:", lw=0.8)
     ax.set_xlabel("predicted log2 decay per level (from the spectrum)")
     ax.set_ylabel("measured log2 decay per level")
     ax.legend(fontsize=7)

@@ -232,7 +232,7 @@ def analyse(data: StudyData, schedule: Schedule, draws: int, generator: torch.Ge
     if not complete:  # the modes do not span the finest level: its detail energy is not predicted
         per_dof_predicted[-1] = None
     beta = float(np.mean(betas))
-    times = torch.linspace(schedule.t_min, schedule.t_max, 400, dtype=torch.float64)
+    times = torch.linspace(schedule.t_min, schedule.t_max, 100, dtype=torch.float64)
     snr = level_snr(signal, noise, schedule, times)  # [T, levels]
     return StudyResult(
         dimensions=dims,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from geounet.diffusion import EDM, EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
-from geounet.hierarchy import SquareHaarHierarchy
+from geounet.hierarchy import SquareHaarHierarchy, batch_hierarchies
 from geounet.models import message_passing_unet
 
 
@@ -90,3 +90,14 @@ def test_ema_update_math():
     assert warm.current_decay() == pytest.approx(2 / 11)
     with pytest.raises(ValueError, match="decay"):
         EMA(model, decay=1.0)
+
+
+def test_a_union_of_geometries_shares_one_noise_level():
+    # x [1, N_1 + N_2, C] on a disjoint union: one batch element, one t, noise white per geometry.
+    denoiser, _ = small_denoiser(EDM())
+    union = batch_hierarchies([SquareHaarHierarchy(8, 3), SquareHaarHierarchy(16, 3)])
+    x0 = torch.randn(1, 64 + 256, 1)
+    loss = denoising_loss(denoiser, x0, union, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="one time per batch element"):
+        denoiser(x0, union, torch.ones(2, dtype=torch.float64))
