@@ -27,9 +27,12 @@ call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` memoised on 
 hierarchy (:func:`prepared_graph`). Two implementations of the same mathematics:
 
 - the table path for fixed-degree graphs (HEALPix, triangle, square, subdivision and
-  cluster meshes) from the level's ``neighbours [N, K]`` table: one gather of the
-  node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``
-  product per node;
+  cluster meshes) from the level's ``neighbours [N, K]`` table. For the linear kernel the
+  M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
+  memoised on the hierarchy) applied to each sample by :class:`SparseProduct`, which
+  saves nothing for the backward pass but the matrix's transpose; for the MLP kernel
+  (whose weights are learned) one gather of the node-major features ``[N, K, B * C_in]``
+  and one batched ``[M, K] @ [K, B C_in]`` product per node;
 - a PyTorch Geometric ``MessagePassing`` over ``edge_index`` / ``edge_attr`` for general
   graphs.
 
@@ -39,6 +42,7 @@ makes them for a hierarchy *kind*.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -229,6 +233,57 @@ def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
     return PreparedGraph(**union)
 
 
+def linear_operator(graph: PreparedGraph) -> tuple[Tensor, Tensor]:
+    """The M aggregations of the linear kernel as one sparse matrix and its transpose.
+
+    With phi = (1, e_1 .. e_F), ``A[t M + m, s] = phi_m(e_st) / deg_t`` stacks A_1 .. A_M
+    row-interleaved, so ``A @ x`` for node-major ``x [N, B C]`` is ``[N, M, B C]``. Both
+    are CSR with K entries a row (padded slots hold zeros), in the graph's dtype.
+    """
+    neighbours, features, norm = graph.neighbours, graph.neighbour_features, graph.neighbour_norm
+    n, k = neighbours.shape
+    phi = torch.cat([torch.ones_like(features[..., :1]), features], dim=-1) * norm[..., None]  # [N, K, M]
+    m = phi.shape[-1]
+    rows = torch.arange(n * m, device=neighbours.device).repeat_interleave(k)  # [N M K]
+    columns = neighbours.to(torch.int64)[:, None, :].expand(n, m, k).reshape(-1)
+    values = phi.transpose(1, 2).reshape(-1)  # [N M K], row t M + m, slot order
+    with warnings.catch_warnings():  # torch's notice that sparse CSR support is in beta
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return tuple(torch.sparse_coo_tensor(index, values, size, check_invariants=True).coalesce().to_sparse_csr()
+                     for index, size in ((torch.stack([rows, columns]), (n * m, n)),
+                                         (torch.stack([columns, rows]), (n, n * m))))
+
+
+class SparseProduct(torch.autograd.Function):
+    """``y[b] = A @ x[b]`` for every sample ``b`` of ``x [B, N, D]``, with a constant sparse
+    ``A`` (CSR) and its transpose for the backward pass ``dx[b] = A^T dy[b]``.
+
+    It saves nothing of ``x`` and never materialises gathered neighbour features; working
+    sample by sample on the contiguous ``[N, D]`` slices needs no node-major transpose of
+    ``x`` and gives ``y [B, R, D]`` in the layout the channel mixing reads.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, matrix: Tensor, transpose: Tensor) -> Tensor:  # [B, N, D] -> [B, R, D]
+        ctx.transpose = transpose
+        return _per_sample_product(matrix, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        return _per_sample_product(ctx.transpose, grad), None, None
+
+
+def _per_sample_product(matrix: Tensor, x: Tensor) -> Tensor:
+    """``[B, R, D]``: ``matrix [R, N]`` (sparse) times each ``x[b] [N, D]``, outside autocast (sparse
+    products have no bf16 kernels)."""
+    x = x.to(matrix.dtype).contiguous()
+    out = x.new_empty(x.shape[0], matrix.shape[0], x.shape[2])
+    with torch.autocast(x.device.type, enabled=False):
+        for sample, result in zip(x, out, strict=True):
+            torch.mm(matrix, sample, out=result)
+    return out
+
+
 class EdgeKernel(nn.Module):
     """phi : R^F -> R^M, the continuous kernel evaluated on edge features.
 
@@ -301,8 +356,10 @@ class KernelConv(_KernelConvMixin, MessagePassing):
 
     - the table path when the graph has a neighbour table: ``neighbours [N, K]`` (padded
       slots point at the node itself), ``neighbour_features [N, K, F]`` and
-      ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): one gather of the
-      node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``;
+      ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): for the linear kernel a
+      sparse product per sample (:class:`SparseProduct`), else (and under bf16
+      autocast) one gather of the node-major features ``[N, K, B * C_in]`` and one
+      batched ``[M, K] @ [K, B C_in]``;
     - else PyTorch Geometric's ``MessagePassing`` over ``edge_index`` / ``edge_features``
       / ``edge_norm``.
 
@@ -333,7 +390,11 @@ class KernelConv(_KernelConvMixin, MessagePassing):
                 f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
             )
         self._check_features(x, graph.num_nodes)
-        if graph.neighbours is not None:
+        if graph.neighbours is not None and self.kernel is None and x.dtype == graph.neighbour_features.dtype:
+            operator = hierarchy.cached(("linear_operator", self.edge_features, self.backend, x.dtype), self.level,
+                                        lambda: linear_operator(graph))
+            aggregated = self._aggregate_sparse(x, operator)
+        elif graph.neighbours is not None:
             aggregated = self._aggregate_table(x, graph)
         else:
             weights = self._edge_weights(graph.edge_features, graph.edge_norm)  # [E, M]
@@ -351,6 +412,11 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         gathered = node_major.index_select(0, neighbours.reshape(-1)).view(n, k, batch * channels)
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
         return aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
+
+    def _aggregate_sparse(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+        """``[B, N, M, C_in]`` neighbourhood sums of the linear kernel as one sparse product per sample."""
+        batch, n, channels = x.shape
+        return SparseProduct.apply(x, *operator).view(batch, n, self.num_kernels, channels)
 
     def message(self, x_j: Tensor, weights: Tensor) -> Tensor:  # [B, E, C_in], [E, M]
         return (weights[:, :, None] * x_j[..., None, :]).flatten(-2)  # [B, E, M C_in]
