@@ -7,6 +7,8 @@ geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a 
 geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
 geounet bench    NAME [script options, e.g. --device cuda]  |  geounet bench --list
 geounet analyse  noise --config FILE [--out DIR]                 per-level SNR of diffusion noise on the data
+geounet diffuse  --config FILE --out RUN_DIR [--set ...]          train a diffusion model on a task's fields
+geounet sample   RUN_DIR --num N --out samples.nc [--seed S]      samples of a diffusion run as netCDF
 geounet forecast RUN_DIR --init DATE --steps N --out FILE        a forecast run's rollout as netCDF / zarr
 
 ``--config`` takes a TOML file or the name of a packaged config (geounet/configs/, e.g.
@@ -31,6 +33,7 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
 
 from geounet import configs  # noqa: E402
 from geounet.cli_analyse import add_analyse_parser  # noqa: E402
+from geounet.cli_diffusion import add_diffusion_parsers  # noqa: E402
 from geounet.models.unet import VARIANTS  # noqa: E402
 from geounet.train.curves import model_name  # noqa: E402
 
@@ -335,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_forecast_parser(commands)
     add_analyse_parser(commands)
+    add_diffusion_parsers(commands)
     return parser
 
 
