@@ -46,6 +46,7 @@ def main() -> None:
     levels = args.nside.bit_length()
     h = HealpixHaarHierarchy(args.nside, levels)
     graphs, build, build_peak = phase(h.materialize)
+    resident = status_bytes("VmRSS")
     for level in range(h.num_levels):
         graph = h.graph(level)
         print(f"level {level:>2} nside {h.nside_at(level):>5}: {graph.num_edges:>10} edges, "
@@ -57,7 +58,7 @@ def main() -> None:
     pixels = np.arange(h.num_nodes(h.finest_level))
     _, reference, reference_peak = phase(lambda: healpy.get_all_neighbours(args.nside, pixels, nest=True))
     print(f"all {levels} levels: {show(build, build_peak)}, stored {stored / 2**30:.2f} GB (target < 5 s, < 2 GB); "
-          f"resident set now {status_bytes('VmRSS') / 2**30:.2f} GB")
+          f"resident set after it {resident / 2**30:.2f} GB")
     print(f"edge geometry of the finest level on demand: {show(geometry, geometry_peak)}")
     print(f"reference, healpy.get_all_neighbours at nside {args.nside}: {show(reference, reference_peak)}; "
           f"build / reference (wall) = {build[0] / reference[0]:.2f}")

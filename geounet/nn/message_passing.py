@@ -238,7 +238,8 @@ def linear_operator(graph: PreparedGraph) -> tuple[Tensor, Tensor]:
 
     With phi = (1, e_1 .. e_F), ``A[t M + m, s] = phi_m(e_st) / deg_t`` stacks A_1 .. A_M
     row-interleaved, so ``A @ x`` for node-major ``x [N, B C]`` is ``[N, M, B C]``. Both
-    are CSR with K entries a row (padded slots hold zeros), in the graph's dtype.
+    are CSR with K entries a row (padded slots hold zeros), in the graph's dtype, with
+    int32 indices where they fit.
     """
     neighbours, features, norm = graph.neighbours, graph.neighbour_features, graph.neighbour_norm
     n, k = neighbours.shape
@@ -247,11 +248,16 @@ def linear_operator(graph: PreparedGraph) -> tuple[Tensor, Tensor]:
     rows = torch.arange(n * m, device=neighbours.device).repeat_interleave(k)  # [N M K]
     columns = neighbours.to(torch.int64)[:, None, :].expand(n, m, k).reshape(-1)
     values = phi.transpose(1, 2).reshape(-1)  # [N M K], row t M + m, slot order
+    index_dtype = torch.int32 if values.numel() < 2**31 else torch.int64  # int32: faster sparse products
+    operators = []
     with warnings.catch_warnings():  # torch's notice that sparse CSR support is in beta
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return tuple(torch.sparse_coo_tensor(index, values, size, check_invariants=True).coalesce().to_sparse_csr()
-                     for index, size in ((torch.stack([rows, columns]), (n * m, n)),
-                                         (torch.stack([columns, rows]), (n, n * m))))
+        for index, size in ((torch.stack([rows, columns]), (n * m, n)), (torch.stack([columns, rows]), (n, n * m))):
+            csr = torch.sparse_coo_tensor(index, values, size, check_invariants=True).coalesce().to_sparse_csr()
+            operators.append(torch.sparse_csr_tensor(csr.crow_indices().to(index_dtype),
+                                                     csr.col_indices().to(index_dtype), csr.values(), size,
+                                                     check_invariants=True))
+    return operators[0], operators[1]
 
 
 class SparseProduct(torch.autograd.Function):
