@@ -26,6 +26,7 @@ from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import make_schedule
 from geounet.models.unet import build_unet
 from geounet.train.config import ConfigError, ExperimentConfig, config_from_dict, parse_override
+from geounet.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from geounet.train.loop import batch_indices
 
 DIFFUSION_DEFAULTS = {
@@ -99,8 +100,9 @@ def train_run(raw: dict, out: Path, progress: bool = True) -> dict:
         if progress and (step + 1) % max(1, diffusion["steps"] // 10) == 0:
             print(f"step {step + 1}/{diffusion['steps']}  loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": raw, "channels": fields.shape[-1], "ema": ema.module.state_dict()}, out / "checkpoint.pt")
-    (out / "losses.json").write_text(json.dumps({"loss": losses}))
+    save_checkpoint({"config": raw, "channels": fields.shape[-1], "ema": ema.module.state_dict()},
+                    out / "checkpoint.pt")  # atomic, hash-verified
+    atomic_write_text(out / "losses.json", json.dumps({"loss": losses}))
     return {"steps": len(losses), "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
 
 
@@ -113,7 +115,7 @@ def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = Non
         raise FileNotFoundError(f"{run_dir} holds no diffusion checkpoint.pt; train one with `geounet diffuse`")
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)  # hash-verified, weights_only
     cfg, diffusion = read_config(state["config"])
     structure = task_structure(cfg.task, cfg.model.num_levels)
     denoiser = build_denoiser(cfg, diffusion, structure, state["channels"])
