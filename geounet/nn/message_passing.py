@@ -174,14 +174,18 @@ def prepared_graph(hierarchy: Hierarchy, level: int, edge_features: Sequence[int
 
     A disjoint union of meshes is prepared mesh by mesh (each memoised on its own
     hierarchy, where a data set keeps it across batches) and the parts are concatenated,
-    which equals preparing the union: features are scaled per component anyway.
+    which equals preparing the union: features are scaled per component anyway. Under
+    ``"auto"`` the union takes the table path only when every part would.
     """
     columns = None if edge_features is None else tuple(edge_features)
 
     def build() -> PreparedGraph:
         parts = hierarchy.parts()
         if len(parts) > 1:
-            return concat_prepared([prepared_graph(p, level, columns, backend, dtype) for p in parts])
+            path = backend
+            if backend == "auto":
+                path = "table" if all(uses_table(part, level, "auto") for part in parts) else "pyg"
+            return concat_prepared([prepared_graph(p, level, columns, path, dtype) for p in parts])
         table = uses_table(hierarchy, level, backend)
         return prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=table,
                              components=hierarchy.components(level), dtype=dtype)

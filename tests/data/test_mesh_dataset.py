@@ -156,3 +156,22 @@ def test_cached_hierarchy_without_a_cache_dir_builds_in_memory():
     sample = _samples([0])[0]
     h = cached_hierarchy(sample.mesh, Clusters(2))
     assert h.content_key is not None and h.num_levels == 2
+
+
+def test_a_union_whose_meshes_choose_different_paths_uses_edge_lists():
+    """Under backend "auto" one vertex graph may fit a neighbour table and another not; their
+    union must still carry every edge (the PyG path), and equal the per-mesh outputs."""
+    from geounet.nn.message_passing import prepared_graph, uses_table
+
+    dataset = MeshDataset(_samples(range(6), at="vertex"), Eigenbases((4, 16)))
+    choices = [uses_table(dataset.hierarchy(i), 2, "auto") for i in range(6)]
+    assert len(set(choices)) == 2, choices  # the case under test: the meshes disagree
+    batch = dataset.batch(range(6))
+    union = prepared_graph(batch.hierarchy, 2, None, "auto", torch.float64)
+    assert union.neighbours is None and union.edge_features is not None
+    torch.manual_seed(0)
+    model = message_passing_unet(dataset.hierarchy(0), 1, 1, width=4).double()
+    together = batch.hierarchy.split(model(batch.inputs.double(), batch.hierarchy), 2)
+    for i, part in enumerate(together):
+        alone = dataset[i]
+        torch.testing.assert_close(part, model(alone.inputs.double(), alone.hierarchy), rtol=1e-10, atol=1e-12)
