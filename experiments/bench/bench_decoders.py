@@ -8,8 +8,8 @@ then timed forward + backward passes (one process) or one measured pass (another
   ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the rise of the peak resident
   set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the pass;
 - achieved FLOP/s (matmul / bmm / conv FLOPs counted by ``torch.utils.flop_counter``,
-  gathers and elementwise work not counted) as a fraction of a dense fp32 matmul's
-  FLOP/s measured in the same run; not reported for GraphUNet, whose sparse A @ A the
+  sparse products by their nonzeros, gathers and elementwise work not counted) as a
+  fraction of a dense fp32 matmul's FLOP/s measured in the same run; not reported for GraphUNet, whose sparse A @ A the
   counter books as a dense N x N product.
 
 All graph models are sized by width to the Multi-ResNet's parameter count (their counts
@@ -42,13 +42,13 @@ MODELS = ("multiresnet", "cheb_unet", "graph_unet", "sfno")
 def build(name: str, nside: int, width: int, levels: int, channels: int) -> torch.nn.Module:
     from geounet.hierarchy.healpix import HealpixHaarHierarchy
     from geounet.models.baselines import ChebUNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
-    from geounet.models.zoo import message_passing_unet
+    from geounet.models.unet import build_unet
 
     if name == "sfno":
         return SFNOBaseline(*equiangular_shape(12 * nside**2), channels, channels, width=width)
     hierarchy = HealpixHaarHierarchy(nside, levels)
     if name == "multiresnet":
-        return message_passing_unet(hierarchy, channels, channels, width=width)
+        return build_unet(hierarchy, channels, channels, width=width)
     if name == "cheb_unet":
         return ChebUNet(hierarchy, channels, channels, width=width, depth=levels)
     return GraphUNetBaseline(hierarchy, channels, channels, width=width, depth=levels - 1)
@@ -56,7 +56,7 @@ def build(name: str, nside: int, width: int, levels: int, channels: int) -> torc
 
 def matched_widths(args) -> tuple[dict[tuple[str, int], int], int]:
     """Width of every (model, nside) matching the Multi-ResNet's parameter count, and that count."""
-    from geounet.models.zoo import count_parameters, size_to_parameters
+    from geounet.models.sizing import count_parameters, size_to_parameters
 
     small = 2 ** (args.levels - 1)  # graph-model counts do not depend on nside
     target = count_parameters(build("multiresnet", small, args.width, args.levels, args.channels))
@@ -87,11 +87,22 @@ def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+def _mm_flops(a, b, *args, out_val=None, **kwargs) -> int:
+    """FLOPs of ``a @ b``: ``2 nnz(a) n`` for a sparse ``a`` (the flop counter's own formula
+    books a sparse matrix as dense), else ``2 m k n``."""
+    if a.layout != torch.strided:
+        return 2 * a.values().numel() * b.shape[-1]
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+_mm_flops._get_raw = True  # FlopCounterMode passes the tensors, not their shapes
+
+
 def measure(args) -> dict:
     """Child process: time (``--child-mode time``) or peak memory (``memory``) of one model."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from geounet.models.zoo import count_parameters
+    from geounet.models.sizing import count_parameters
 
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -122,7 +133,7 @@ def measure(args) -> dict:
         step()
         peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else status_bytes("VmHWM")) - base
         return {"peak_mb": max(peak, 0) / 2**20}
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: _mm_flops}) as counter:
         step()
     times = []
     for _ in range(args.repeats):

@@ -400,7 +400,9 @@ class KernelConv(_KernelConvMixin, MessagePassing):
                 f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
             )
         self._check_features(x, graph.num_nodes)
-        if graph.neighbours is not None and self.kernel is None and x.dtype == graph.neighbour_features.dtype:
+        sparse_ok = not torch.compiler.is_compiling()  # torch.compile does not trace sparse tensors
+        if graph.neighbours is not None and self.kernel is None and x.dtype == graph.neighbour_features.dtype \
+                and sparse_ok:
             operator = hierarchy.cached(("linear_operator", self.edge_features, self.backend, x.dtype), self.level,
                                         lambda: linear_operator(graph))
             aggregated = self._aggregate_sparse(x, operator)
