@@ -140,6 +140,12 @@ class Autoregressive(nn.Module):
         self.register_buffer("mean", torch.zeros(channels))
         self.register_buffer("std", torch.ones(channels))
 
+    def parameter_counts(self) -> dict[str, int]:
+        """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
+        if hasattr(self.net, "parameter_counts"):
+            return self.net.parameter_counts()
+        return {"total": sum(p.numel() for p in self.net.parameters()), "encoder": 0}
+
     def steps_in(self, x: Tensor) -> int:
         """How many steps the forcings in ``x`` cover; ValueError when the channels do not fit."""
         state = self.input_steps * self.channels
