@@ -21,9 +21,9 @@ import json
 import statistics
 from pathlib import Path
 
+from geounet.experiment.config import load_config
+from geounet.experiment.runner import run_experiment
 from geounet.train.checkpoint import atomic_write_text
-from geounet.train.config import load_config
-from geounet.train.experiment import run_experiment
 from geounet.train.plots import plot_loss_curves, plot_rollout_curves
 
 LABELS = {

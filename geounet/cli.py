@@ -56,14 +56,14 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from geounet.train.config import load_config
+    from geounet.experiment.config import load_config
 
     return load_config(configs.resolve(args.config), args.overrides)
 
 
 def _info(args: argparse.Namespace) -> int:
+    from geounet.experiment.runner import build_configured_unet
     from geounet.tasks import task_structure
-    from geounet.train.experiment import build_configured_unet
 
     cfg = _load(args)
     structure = task_structure(cfg.task, cfg.model.num_levels)
@@ -83,8 +83,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from geounet.experiment.runner import run_experiment
     from geounet.train import distributed
-    from geounet.train.experiment import run_experiment
 
     cfg = _load(args)
     out = args.out or Path("runs") / f"{cfg.task.name}-{_model_name(cfg)}-seed{cfg.train.seed}"
@@ -114,20 +114,24 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _datagen(args: argparse.Namespace) -> int:
+    import torch
+
     from geounet.tasks import prepare_task
 
     cfg = _load(args)
     task = prepare_task(cfg.task, cfg.model.num_levels)
     for split in ("train", "test"):
         data = getattr(task, split)
-        print(f"{split:<5} inputs {tuple(data.inputs.shape)}  targets {tuple(data.targets.shape)}")
+        first = data.batch(torch.arange(1))  # any data set: one grid, many meshes, or lazy files
+        print(f"{split:<5} {len(data)} samples; the first: inputs {tuple(first.inputs.shape)}  "
+              f"targets {tuple(first.targets.shape)}")
     print(f"cached in {cfg.task.cache_dir}/")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from geounet.experiment.runner import evaluate_transfers
     from geounet.train.checkpoint import atomic_write_text
-    from geounet.train.experiment import evaluate_transfers
     from geounet.train.loop import evaluate
     from geounet.train.plots import plot_test_predictions
 
@@ -164,10 +168,11 @@ def _load_run(run_dir: Path, device: str | None, task_overrides: list[str] = ())
     weights, in eval mode on ``device`` (default: the run's ``train.device``)."""
     import torch
 
+    from geounet.experiment.config import config_from_dict
+    from geounet.experiment.runner import build_model
     from geounet.tasks import prepare_task
     from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
-    from geounet.train.config import config_from_dict, parse_override
-    from geounet.train.experiment import build_model
+    from geounet.train.config import parse_override
 
     path = run_dir / "checkpoint.pt"
     state = load_checkpoint(path)

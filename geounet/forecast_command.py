@@ -57,10 +57,10 @@ def load_forecaster(run_dir: Path, device: str):
     """``(model in eval mode, its hierarchy, task config, archive)`` of a forecast run."""
     import torch
 
+    from geounet.experiment.config import config_from_dict
+    from geounet.experiment.runner import build_model
     from geounet.tasks import forecast
     from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
-    from geounet.train.config import config_from_dict
-    from geounet.train.experiment import build_model
 
     path = run_dir / "checkpoint.pt"
     state = load_checkpoint(path)

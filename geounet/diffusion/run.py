@@ -24,9 +24,10 @@ from geounet.diffusion.loss import denoising_loss
 from geounet.diffusion.noise import check_prediction, noise_std
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import make_schedule
+from geounet.experiment.config import ExperimentConfig, config_from_dict
 from geounet.models.unet import build_unet
-from geounet.train.config import ConfigError, ExperimentConfig, config_from_dict, parse_override
 from geounet.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from geounet.train.config import ConfigError, parse_override
 from geounet.train.loop import batch_indices
 
 DIFFUSION_DEFAULTS = {

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from geounet.experiment.config import ExperimentConfig
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
+from geounet.models.sizing import count_parameters, size_to_parameters
 from geounet.models.unet import build_unet
-from geounet.models.zoo import count_parameters, size_to_parameters
 from geounet.nn.unet import UNet
 from geounet.tasks import PreparedTask, TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
-from geounet.train.config import ExperimentConfig
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
 from geounet.train.plots import plot_test_predictions

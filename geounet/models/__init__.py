@@ -1,8 +1,8 @@
 """Ready-made model configurations and baselines."""
 
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline
+from geounet.models.sizing import count_parameters, size_to_parameters
 from geounet.models.unet import VARIANTS, build_unet, level_channels
-from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters
 
 __all__ = [
     "VARIANTS",
@@ -13,6 +13,5 @@ __all__ = [
     "build_unet",
     "count_parameters",
     "level_channels",
-    "message_passing_unet",
     "size_to_parameters",
 ]

@@ -13,7 +13,7 @@ Like the U-Nets they hold only parameters and take the geometry with every call.
   equiangular latitude-longitude grid (node layout of that grid; for HEALPix pixels in
   and out, regridded both ways, use :class:`geounet.models.sfno_healpix.SFNOHealpix`).
 
-Every constructor takes a ``width`` so :func:`geounet.models.zoo.size_to_parameters` can
+Every constructor takes a ``width`` so :func:`geounet.models.sizing.size_to_parameters` can
 match parameter counts.
 """
 

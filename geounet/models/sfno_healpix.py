@@ -39,7 +39,7 @@ output space is all pixel signals. The input map does lose: the round trip R_h R
 differs from the test increments Δ by 0.6 % (h), 4.2 % (ζ) and 1.3 % (δ) in relative L2.
 
 The SFNO itself is :class:`~geounet.models.baselines.SFNOBaseline` (library defaults,
-``width`` = its ``embed_dim``), so :func:`geounet.models.zoo.size_to_parameters` sizes
+``width`` = its ``embed_dim``), so :func:`geounet.models.sizing.size_to_parameters` sizes
 it like every other baseline; the regridding adds no parameters.
 """
 

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from torch import nn
 
 from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import OperatorFactory, ResidualBlock
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
+from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
 
 VARIANTS = ("multiresnet", "residual", "multiresnet_matched")
@@ -38,15 +40,21 @@ def build_unet(
     hierarchy: Hierarchy,
     in_channels: int,
     out_channels: int,
-    factory: OperatorFactory,
+    factory: OperatorFactory | None = None,
     *,
     variant: str = "multiresnet",
     width: int = 32,
+    depth: int | None = None,
     channel_mult: Sequence[int] | None = None,
     decoder_blocks: int = 0,
     encoder_blocks: int = 1,
     bottleneck_blocks: int = 1,
     cond_dim: int | None = None,
+    backend: str = "auto",
+    kernel: str = "linear",
+    num_kernels: int = 4,
+    kernel_hidden: int = 16,
+    edge_features: Sequence[int] | None = None,
 ) -> UNet:
     """Build one of the paper's U-Net variants for hierarchies of ``hierarchy``'s kind.
 
@@ -55,13 +63,24 @@ def build_unet(
     any hierarchy of that kind (e.g. ``hierarchy`` itself, another mesh, a batch of meshes).
 
     Args:
-        factory: makes the spatial operator of each level (the only geometric part).
+        factory: makes the spatial operator of each level (the only geometric part);
+            None: continuous-kernel message passing
+            (:class:`~geounet.nn.message_passing.MessagePassingFactory` with ``backend``,
+            ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``, which
+            are ignored when a factory is given).
+        depth: number of levels, the finest ones of the hierarchy the model is called
+            with (None: all of ``hierarchy``'s).
         variant: one of :data:`VARIANTS`.
         width: channels of the encoder spaces V_i and of the finest decoder.
         decoder_blocks: extra residual blocks per decoder, beyond its merge branch.
         encoder_blocks: residual blocks per learned encoder (``"residual"``), and the
             number whose parameters ``"multiresnet_matched"`` moves into the decoder.
     """
+    if depth is not None:
+        hierarchy = finest_levels(hierarchy, depth)
+    if factory is None:
+        factory = MessagePassingFactory(hierarchy, backend=backend, kernel=kernel, num_kernels=num_kernels,
+                                        kernel_hidden=kernel_hidden, edge_features=edge_features)
     if factory.kind != hierarchy.kind:
         raise ValueError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
     if variant not in VARIANTS:

@@ -15,9 +15,9 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
+from geounet.data.samples import Dataset
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory
-from geounet.train.loop import Dataset
 
 #: Test data are generated with this offset on the data seed, so they never overlap training data.
 TEST_SEED_OFFSET = 10_000

@@ -13,10 +13,10 @@ from typing import ClassVar
 from torch import Tensor
 
 from geounet.data.navier_stokes import NavierStokesConfig, load_or_generate_navier_stokes
+from geounet.data.samples import Dataset
 from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.nn.square import SquareConvFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.loop import Dataset
 from geounet.train.plots import plot_square_predictions
 
 

@@ -38,6 +38,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from geounet.data.samples import Dataset
 from geounet.data.shallow_water import VARIABLES, load_or_generate_shallow_water
 from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
@@ -46,7 +47,6 @@ from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.loop import Dataset
 from geounet.train.plots import plot_healpix_predictions
 
 HIERARCHIES = ("haar", "spectral")

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
+from geounet.data.samples import Dataset
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
@@ -44,7 +45,6 @@ from geounet.hierarchy.triangle import TriangleHierarchy
 from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.loop import Dataset
 from geounet.train.plots import plot_triangle_predictions
 
 HIERARCHIES = ("spectral", "haar")

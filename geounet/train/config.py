@@ -1,11 +1,8 @@
-"""Experiment configuration: TOML files with dotted command-line overrides.
+"""The ``[model]`` and ``[train]`` sections of a config, and the checks every section shares.
 
-A config has three sections: ``[task]`` (``name`` plus the task's own parameters),
-``[model]`` and ``[train]``. Every key is checked: unknown keys, wrong types and bad
-values are rejected with a message naming the key, never ignored.
-
-    cfg = load_config("experiments/square_navier_stokes/config.toml",
-                      overrides=["train.steps=200", "model.variant='residual'"])
+Every key is checked: unknown keys, wrong types and bad values are rejected with a
+message naming the key, never ignored. Whole experiment configs (with a ``[task]``
+section, which needs the task registry) are read by :mod:`geounet.experiment.config`.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from geounet.models.unet import VARIANTS
@@ -75,20 +71,6 @@ class TrainConfig:
         _non_negative(self, "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip")
         if self.min_lr_ratio > 1:
             raise ConfigError(f"train.min_lr_ratio must be at most 1, got {self.min_lr_ratio}")
-
-
-@dataclass
-class ExperimentConfig:
-    task: Any  # the task's own config dataclass (geounet.tasks)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "task": {"name": self.task.name, **dataclasses.asdict(self.task)},
-            "model": dataclasses.asdict(self.model),
-            "train": dataclasses.asdict(self.train),
-        }
 
 
 def _positive(cfg: Any, *names: str) -> None:
@@ -164,36 +146,3 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return path, value
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from error
-    for override in overrides:
-        (section, key), value = parse_override(override)
-        raw.setdefault(section, {})[key] = value
-    return config_from_dict(raw)
-
-
-def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
-    """The inverse of :meth:`ExperimentConfig.to_dict`, with the same checks as a file."""
-    from geounet.tasks import task_config_class
-
-    unknown = sorted(set(raw) - {"task", "model", "train"})
-    if unknown:
-        raise ConfigError(f"unknown section(s) {unknown}; a config has [task], [model] and [train]")
-    task_values = dict(raw.get("task", {}))
-    task_name = task_values.pop("name", "navier_stokes_square")
-    return ExperimentConfig(
-        task=build_dataclass(task_config_class(task_name), task_values, "task"),
-        model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
-        train=build_dataclass(TrainConfig, raw.get("train", {}), "train"),
-    )

@@ -18,7 +18,7 @@ from geounet.data.mesh_dataset import (
 from geounet.data.mesh_families import DarcyFamily
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import BatchedHierarchy, SquareHaarHierarchy
-from geounet.models import message_passing_unet
+from geounet.models import build_unet
 from geounet.train.config import TrainConfig
 from geounet.train.loop import evaluate, fit
 
@@ -55,7 +55,7 @@ def test_a_batch_of_different_meshes_is_their_union_and_each_mesh_gets_its_own_o
     sizes = [dataset.samples[i].mesh.num_faces for i in (0, 2, 3)]
     assert batch.inputs.shape == (1, sum(sizes), 1) and batch.hierarchy.components(2) == sizes
     torch.manual_seed(0)
-    model = message_passing_unet(dataset.hierarchy(0), 1, 1, width=4).double()
+    model = build_unet(dataset.hierarchy(0), 1, 1, width=4).double()
     together = batch.hierarchy.split(model(batch.inputs.double(), batch.hierarchy), 2)
     for part, i in zip(together, (0, 2, 3), strict=True):
         alone = dataset[i]
@@ -144,7 +144,7 @@ def test_a_model_learns_on_mixed_mesh_batches():
     train = MeshDataset([s for i, s in enumerate(samples) if i % 3 < 2], Clusters(3))
     test = MeshDataset([s for i, s in enumerate(samples) if i % 3 == 2], Clusters(3))
     torch.manual_seed(0)
-    model = message_passing_unet(train.hierarchy(0), 1, 1, width=4)
+    model = build_unet(train.hierarchy(0), 1, 1, width=4)
     before = evaluate(model, test, 4, torch.device("cpu"))["rel_l2_mean"]
     result = fit(model, train, TrainConfig(steps=40, batch_size=4, lr=5e-3, warmup_steps=4), progress=False)
     after = evaluate(model, test, 4, torch.device("cpu"))["rel_l2_mean"]
@@ -170,7 +170,7 @@ def test_a_union_whose_meshes_choose_different_paths_uses_edge_lists():
     union = prepared_graph(batch.hierarchy, 2, None, "auto", torch.float64)
     assert union.neighbours is None and union.edge_features is not None
     torch.manual_seed(0)
-    model = message_passing_unet(dataset.hierarchy(0), 1, 1, width=4).double()
+    model = build_unet(dataset.hierarchy(0), 1, 1, width=4).double()
     together = batch.hierarchy.split(model(batch.inputs.double(), batch.hierarchy), 2)
     for i, part in enumerate(together):
         alone = dataset[i]

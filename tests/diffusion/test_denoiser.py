@@ -8,13 +8,13 @@ from torch import nn
 
 from geounet.diffusion import EDM, EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
 from geounet.hierarchy import SquareHaarHierarchy, batch_hierarchies
-from geounet.models import message_passing_unet
+from geounet.models import build_unet
 
 
 def small_denoiser(schedule, prediction="eps", in_channels=1):
     torch.manual_seed(0)
     hierarchy = SquareHaarHierarchy(8, 3)
-    model = message_passing_unet(hierarchy, in_channels, 1, width=8, cond_dim=16)
+    model = build_unet(hierarchy, in_channels, 1, width=8, cond_dim=16)
     return Denoiser(model, schedule, prediction, cond_dim=16), hierarchy
 
 

@@ -9,7 +9,7 @@ from geounet.diffusion import EMA, Denoiser, VPCosine, denoising_loss, noise_std
 from geounet.diffusion.detail_snr import detail_energies
 from geounet.diffusion.spectra import healpix_harmonic_basis
 from geounet.hierarchy import HealpixHaarHierarchy
-from geounet.models import message_passing_unet
+from geounet.models import build_unet
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_samples_match_the_data_level_by_level():
     generator = torch.Generator().manual_seed(1)
     # Gaussian fields with C_l ∝ (1 + l)^-3 up to l = 8, about unit variance.
     data = ((torch.randn(2000, 81, generator=generator) * (1 + degree) ** -1.5) @ basis)[..., None] / 0.35
-    denoiser = Denoiser(message_passing_unet(hierarchy, 1, 1, width=16, cond_dim=32), VPCosine(), "v", 32)
+    denoiser = Denoiser(build_unet(hierarchy, 1, 1, width=16, cond_dim=32), VPCosine(), "v", 32)
     ema = EMA(denoiser, decay=0.99)
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=2e-3)
     for _ in range(600):

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from geounet.hierarchy import HealpixHaarHierarchy, SquareHaarHierarchy
-from geounet.models import message_passing_unet
+from geounet.models import build_unet
 from geounet.nn.staged import Stage, StagedUNet, train_staged
 
 
 def staged_model(hierarchy, variant="multiresnet", seed=0):
     torch.manual_seed(seed)
-    unet = message_passing_unet(hierarchy, 2, 1, variant=variant, width=8)
+    unet = build_unet(hierarchy, 2, 1, variant=variant, width=8)
     return StagedUNet(unet)
 
 

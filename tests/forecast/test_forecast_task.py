@@ -16,9 +16,9 @@ from torch import nn
 
 from geounet.cli import main
 from geounet.data.climate_dataset import FORCINGS
+from geounet.experiment.config import config_from_dict
 from geounet.hierarchy import HealpixHaarHierarchy
 from geounet.tasks import forecast, prepare_task
-from geounet.train.config import config_from_dict
 
 NSIDE = 8
 C, T_IN, T_OUT, K = 2, 2, 2, 1

@@ -5,7 +5,8 @@ import torch
 
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
-from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters
+from geounet.models.sizing import count_parameters, size_to_parameters
+from geounet.models.unet import build_unet
 
 HEALPIX = HealpixHaarHierarchy(8, 4)
 N = HEALPIX.num_nodes(3)
@@ -13,7 +14,7 @@ N = HEALPIX.num_nodes(3)
 
 def graph_models(width=8):
     return {
-        "multiresnet": message_passing_unet(HEALPIX, 2, 3, width=width),
+        "multiresnet": build_unet(HEALPIX, 2, 3, width=width),
         "cheb_unet": ChebUNet(HEALPIX, 2, 3, width=width),
         "graph_unet": GraphUNetBaseline(HEALPIX, 2, 3, width=width),
         "flat_resnet": FlatResNet(HEALPIX, 2, 3, width=width),
@@ -70,7 +71,7 @@ def test_sfno_wrapper_is_the_library_model_on_the_flattened_grid():
 
 
 def test_baselines_size_to_a_matched_parameter_count():
-    target = count_parameters(message_passing_unet(HEALPIX, 2, 3, width=16))
+    target = count_parameters(build_unet(HEALPIX, 2, 3, width=16))
     nlat, nlon = equiangular_shape(N)
     builders = {
         "cheb_unet": lambda w: ChebUNet(HEALPIX, 2, 3, width=w),
@@ -179,10 +180,10 @@ def test_sfno_healpix_is_the_library_sfno_between_the_two_regriddings():
 
 
 def test_sfno_healpix_is_built_for_the_shallow_water_task_at_matched_size(tmp_path):
+    from geounet.experiment.config import load_config
+    from geounet.experiment.runner import build_configured_unet, build_model
     from geounet.models.sfno_healpix import SFNOHealpix
     from geounet.tasks import task_structure
-    from geounet.train.config import load_config
-    from geounet.train.experiment import build_configured_unet, build_model
 
     overrides = ["task.name='shallow_water_healpix'", "task.nside=8", "task.nlat=16", "task.nlon=32",
                  "model.num_levels=2", "model.width=4", "model.architecture='sfno'"]

@@ -20,7 +20,7 @@ from geounet.hierarchy import (
     TriangleHierarchy,
     batch_hierarchies,
 )
-from geounet.models.zoo import message_passing_unet
+from geounet.models.unet import build_unet
 
 
 def _sphere() -> Mesh:
@@ -49,7 +49,7 @@ def _forward_backward(model, x, hierarchy):
 
 def _check_compiled(hierarchy, backend, compiler, tolerance):
     torch.manual_seed(0)
-    model = message_passing_unet(hierarchy, 2, 1, width=4, backend=backend)
+    model = build_unet(hierarchy, 2, 1, width=4, backend=backend)
     x = torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 2)
     expected, grads = _forward_backward(model, x, hierarchy)
     compiled = torch.compile(model, fullgraph=True, backend=compiler)

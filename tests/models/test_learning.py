@@ -5,7 +5,7 @@ import torch
 
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.models.zoo import message_passing_unet
+from geounet.models.unet import build_unet
 
 
 def five_point_laplacian(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ def fit(model, hierarchy, inputs, target_fn, steps=60, lr=5e-3):
 def test_learns_the_laplacian_on_the_square(variant):
     torch.manual_seed(0)
     hierarchy = SquareHaarHierarchy(16, 3, periodic=True)
-    model = message_passing_unet(hierarchy, 1, 1, variant=variant, width=8)
+    model = build_unet(hierarchy, 1, 1, variant=variant, width=8)
     losses = fit(model, hierarchy, lambda step: torch.randn(4, 256, 1), lambda x: five_point_laplacian(x, 16))
     assert sum(losses[-10:]) / 10 < 0.1 * losses[0], losses[::10]
 
@@ -48,6 +48,6 @@ def test_learns_the_laplacian_on_the_square(variant):
 def test_learns_graph_diffusion_on_healpix():
     torch.manual_seed(0)
     hierarchy = HealpixHaarHierarchy(4, 3)
-    model = message_passing_unet(hierarchy, 1, 1, width=8)
+    model = build_unet(hierarchy, 1, 1, width=8)
     losses = fit(model, hierarchy, lambda step: torch.randn(4, 192, 1), lambda x: graph_smoothing(x, hierarchy))
     assert sum(losses[-10:]) / 10 < 0.1 * losses[0], losses[::10]

@@ -14,7 +14,7 @@ from geounet.hierarchy import (
     SquareHaarHierarchy,
     TriangleHierarchy,
 )
-from geounet.models import message_passing_unet
+from geounet.models import build_unet
 from geounet.models.baselines import ChebUNet, FlatResNet
 from geounet.testing import (
     check_batch_independence,
@@ -51,7 +51,7 @@ def test_unets_pass_every_model_check(case):
     build, options, isotropic = CASES[case]
     hierarchies = build()
     torch.manual_seed(0)
-    model = message_passing_unet(hierarchies[0], 2, 1, width=2, variant="residual", **options)
+    model = build_unet(hierarchies[0], 2, 1, width=2, variant="residual", **options)
     check_model(model, hierarchies, 2, isotropic=isotropic)
 
 
@@ -79,7 +79,7 @@ def test_the_checks_fail_on_models_that_break_them():
     a geometry buffer is caught."""
     square = SquareHaarHierarchy(4, 2, periodic=True)
     with pytest.raises(AssertionError, match="not equivariant under rot90"):
-        check_equivariance(message_passing_unet(square, 2, 1, width=2), square, 2)
+        check_equivariance(build_unet(square, 2, 1, width=2), square, 2)
 
     class UnionNorm(nn.Module):
         def __init__(self):

@@ -4,7 +4,8 @@ import torch
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.hierarchy.finest import FinestLevels
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.models.zoo import count_parameters, message_passing_unet, size_to_parameters
+from geounet.models.sizing import count_parameters, size_to_parameters
+from geounet.models.unet import build_unet
 from geounet.nn.message_passing import KernelConv, prepared_graph
 from geounet.testing import check_hierarchy
 
@@ -24,7 +25,7 @@ def test_finest_levels_is_a_valid_hierarchy_delegating_to_its_base():
 def test_variants_on_square_and_healpix(variant):
     torch.manual_seed(0)
     for hierarchy in (SquareHaarHierarchy(16, 3, periodic=True), HealpixHaarHierarchy(4, 3)):
-        model = message_passing_unet(hierarchy, 2, 3, variant=variant, width=8, depth=3)
+        model = build_unet(hierarchy, 2, 3, variant=variant, width=8, depth=3)
         n = hierarchy.num_nodes(hierarchy.finest_level)
         out = model(torch.randn(2, n, 2), hierarchy)
         assert out.shape == (2, n, 3)
@@ -35,14 +36,14 @@ def test_variants_on_square_and_healpix(variant):
 
 def test_matched_variant_is_closer_to_the_residual_parameter_count():
     h = HealpixHaarHierarchy(8, 4)
-    total = {v: message_passing_unet(h, 1, 1, variant=v, width=16).parameter_counts()["total"]
+    total = {v: build_unet(h, 1, 1, variant=v, width=16).parameter_counts()["total"]
              for v in ("multiresnet", "residual", "multiresnet_matched")}
     assert abs(total["multiresnet_matched"] - total["residual"]) < abs(total["multiresnet"] - total["residual"])
 
 
 def test_depth_uses_the_finest_levels_and_backend_is_honoured():
     h = SquareHaarHierarchy(16, 5)
-    model = message_passing_unet(h, 1, 1, width=4, depth=2, backend="pyg")
+    model = build_unet(h, 1, 1, width=4, depth=2, backend="pyg")
     assert model.num_levels == 2
     convs = [m for m in model.modules() if isinstance(m, KernelConv)]
     assert {m.backend for m in convs} == {"pyg"} and {m.level for m in convs} == {0, 1}
@@ -53,9 +54,9 @@ def test_depth_uses_the_finest_levels_and_backend_is_honoured():
 
 def test_size_to_parameters_picks_the_nearest_width():
     h = SquareHaarHierarchy(16, 3)
-    width, model = size_to_parameters(lambda w: message_passing_unet(h, 1, 1, width=w), 20_000)
+    width, model = size_to_parameters(lambda w: build_unet(h, 1, 1, width=w), 20_000)
     count = count_parameters(model)
-    neighbours = [count_parameters(message_passing_unet(h, 1, 1, width=w)) for w in (width - 1, width + 1)]
+    neighbours = [count_parameters(build_unet(h, 1, 1, width=w)) for w in (width - 1, width + 1)]
     assert all(abs(count - 20_000) <= abs(c - 20_000) for c in neighbours)
     with pytest.raises(ValueError, match="below the target"):
         size_to_parameters(lambda w: torch.nn.Linear(w, 1), 10_000, widths=range(1, 10))
@@ -93,5 +94,5 @@ def test_table_and_pyg_agree_on_every_domain_and_models_run():
             torch.testing.assert_close(table(x, hierarchy), pyg(x, hierarchy), rtol=1e-10, atol=1e-10,
                                        msg=f"{name} level {level}")
         n = hierarchy.num_nodes(hierarchy.finest_level)
-        out = message_passing_unet(hierarchy, 1, 2, width=4)(torch.randn(2, n, 1), hierarchy)
+        out = build_unet(hierarchy, 1, 2, width=4)(torch.randn(2, n, 1), hierarchy)
         assert out.shape == (2, n, 2) and torch.isfinite(out).all(), name

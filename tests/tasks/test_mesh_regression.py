@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from geounet.experiment.config import load_config
+from geounet.experiment.runner import build_model, evaluate_transfers, run_experiment
 from geounet.hierarchy import BatchedHierarchy
 from geounet.tasks import prepare_task
-from geounet.train.config import load_config
-from geounet.train.experiment import build_model, evaluate_transfers, run_experiment
 
 
 def tiny(tmp_path, task: str, *overrides: str):

@@ -59,9 +59,9 @@ def test_haar_cannot_encode_the_boundary_condition(tmp_path):
 
 @pytest.mark.parametrize("architecture", ["unet", "cheb_unet", "flat_resnet", "graph_unet"])
 def test_every_model_is_wrapped_by_the_boundary_constraint(architecture):
+    from geounet.experiment.config import load_config
+    from geounet.experiment.runner import build_model, parameter_counts
     from geounet.tasks import task_structure
-    from geounet.train.config import load_config
-    from geounet.train.experiment import build_model, parameter_counts
 
     cfg = load_config(None, ["task.name='triangle_poisson'", "task.mesh_level=4", "task.band_limits=[4, 12, 24]",
                              f"model.architecture='{architecture}'", "model.width=4"])

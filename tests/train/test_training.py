@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from geounet.cli import main
+from geounet.experiment.config import load_config
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.train.checkpoint import load_checkpoint
-from geounet.train.config import ConfigError, TrainConfig, load_config
+from geounet.train.config import ConfigError, TrainConfig
 from geounet.train.loop import Dataset, batch_indices, fit, relative_l2, weighted_mse
 
 GRID = SquareHaarHierarchy(4, 1)  # 16 nodes of equal mass
@@ -112,7 +113,8 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 def test_nan_data_and_divergence_are_reported():
     x = torch.randn(4, 16, 1)
     x[2, 3, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) \(first: sample 2, node 3, channel 0\)"):
+    first = r"\(first: sample 2, node 3, channel 0\)"
+    with pytest.raises(ValueError, match=r"inputs contain NaN or Inf in 1 sample\(s\) " + first):
         Dataset(x, torch.zeros(4, 16, 1), GRID)
     data = _toy_data()
     model = Pointwise(torch.nn.Linear(2, 1))
@@ -170,9 +172,9 @@ def test_cli_info_and_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("architecture", ["flat_resnet", "cheb_unet"])
 def test_baselines_are_sized_to_the_configured_unet(tmp_path, architecture):
-    from geounet.models.zoo import count_parameters
+    from geounet.experiment.runner import build_configured_unet, build_model, parameter_counts
+    from geounet.models.sizing import count_parameters
     from geounet.tasks import task_structure
-    from geounet.train.experiment import build_configured_unet, build_model, parameter_counts
 
     cfg = _tiny_config(tmp_path, f"model.architecture='{architecture}'", "model.width=8")
     structure = task_structure(cfg.task, cfg.model.num_levels)

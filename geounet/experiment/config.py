@@ -1,0 +1,65 @@
+"""Experiment configuration: TOML files with dotted command-line overrides.
+
+A config has three sections: ``[task]`` (``name`` plus the task's own parameters),
+``[model]`` and ``[train]``. Every key is checked: unknown keys, wrong types and bad
+values are rejected with a message naming the key, never ignored.
+
+    cfg = load_config("experiments/square_navier_stokes/config.toml",
+                      overrides=["train.steps=200", "model.variant='residual'"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geounet.tasks import task_config_class
+from geounet.train.config import ConfigError, ModelConfig, TrainConfig, build_dataclass, parse_override
+
+
+@dataclass
+class ExperimentConfig:
+    task: Any  # the task's own config dataclass (geounet.tasks)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": {"name": self.task.name, **dataclasses.asdict(self.task)},
+            "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    for override in overrides:
+        (section, key), value = parse_override(override)
+        raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """The inverse of :meth:`ExperimentConfig.to_dict`, with the same checks as a file."""
+    unknown = sorted(set(raw) - {"task", "model", "train"})
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; a config has [task], [model] and [train]")
+    task_values = dict(raw.get("task", {}))
+    task_name = task_values.pop("name", "navier_stokes_square")
+    return ExperimentConfig(
+        task=build_dataclass(task_config_class(task_name), task_values, "task"),
+        model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
+        train=build_dataclass(TrainConfig, raw.get("train", {}), "train"),
+    )
