@@ -31,7 +31,7 @@ def _sphere() -> Mesh:
 KINDS = {
     "square": lambda: SquareHaarHierarchy(8, 2, periodic=True),
     "healpix": lambda: HealpixHaarHierarchy(4, 2),
-    "healpix_sh": lambda: HealpixSHHierarchy(4, 2),
+    "healpix_sh": lambda: HealpixSHHierarchy(2, 2),
     "triangle": lambda: TriangleHierarchy(3),
     "subdivision": lambda: SubdivisionHierarchy(_sphere(), 2),
     "clusters": lambda: ClusterHierarchy(_sphere(), 3),

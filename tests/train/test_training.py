@@ -155,7 +155,7 @@ def test_grid_errors_name_the_problem(tmp_path):
 def test_cli_datagen_reports_shapes(tmp_path, capsys):
     overrides = [o for pair in zip(["--set"] * len(TINY), TINY, strict=True) for o in pair]
     assert main(["datagen", *SQUARE, *overrides, "--set", f"task.cache_dir='{tmp_path}'"]) == 0
-    assert "train inputs (8, 256, 1)" in capsys.readouterr().out
+    assert "train 8 samples; the first: inputs (1, 256, 1)" in capsys.readouterr().out
     assert len(list(tmp_path.glob("navier_stokes-*.npz"))) == 2
 
 
