@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -92,6 +93,38 @@ def dataset_path(cache_dir: str | os.PathLike, name: str, params: Mapping[str, A
     if not suffix.startswith("."):
         raise ValueError(f"suffix must start with '.', got {suffix!r}")
     return Path(cache_dir) / f"{name}-{params_hash(params)}{suffix}"
+
+
+class HashHeaderError(ValueError):
+    """A hash-headed file failed its check: ``problem`` is ``"empty"``, ``"foreign"`` (no such
+    header), ``"length"`` (truncated or padded; ``detail`` gives the counts) or ``"hash"``."""
+
+    def __init__(self, problem: str, detail: str = ""):
+        super().__init__(f"{problem}: {detail}" if detail else problem)
+        self.problem, self.detail = problem, detail
+
+
+def hash_headed(magic: bytes, payload: bytes) -> bytes:
+    """``payload`` behind the line ``<magic> sha256=<64 hex digits> bytes=<n>``: a file whose
+    content can be verified before it is unpickled (checkpoints, hierarchy caches)."""
+    return magic + b" sha256=" + hashlib.sha256(payload).hexdigest().encode() + b" bytes=%d\n" % len(payload) + payload
+
+
+def read_hash_headed(path: Path, magic: bytes) -> bytes:
+    """The payload of a :func:`hash_headed` file after checking its header, length and SHA-256."""
+    data = path.read_bytes()
+    if not data:
+        raise HashHeaderError("empty")
+    end = data.find(b"\n", 0, len(magic) + 100) + 1
+    header = re.fullmatch(re.escape(magic) + rb" sha256=([0-9a-f]{64}) bytes=([0-9]+)\n", data[:end]) if end else None
+    if header is None:
+        raise HashHeaderError("foreign")
+    payload = data[end:]
+    if len(payload) != int(header[2]):
+        raise HashHeaderError("length", f"{len(payload)} payload bytes, the header says {int(header[2])}")
+    if hashlib.sha256(payload).hexdigest() != header[1].decode():
+        raise HashHeaderError("hash")
+    return payload
 
 
 def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> Path:

@@ -22,17 +22,17 @@ collate_fn=collate, num_workers=k)`` therefore works as it does for PyG data set
 
 Cache files hold the pickled hierarchy behind a header with its SHA-256 and length, which
 is verified before unpickling; they are written atomically and only by geounet into the
-cache directory the user chose (default ``$GEOUNET_CACHE`` or ``~/.cache/geounet``).
+cache directory the user chose (``cache_dir``; None keeps hierarchies in memory only).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import hashlib
 import multiprocessing
 import os
 import pickle
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geounet.data.cache import atomic_write
+from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
 from geounet.data.samples import Batch, check_finite
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
@@ -52,7 +52,6 @@ from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 
 _CACHE_VERSION = 1
 _MAGIC = b"geounet-hierarchy"
-_HEADER = re.compile(rb"geounet-hierarchy sha256=([0-9a-f]{64}) bytes=(\d+)\n")
 
 
 class HierarchyRecipe(Protocol):
@@ -91,10 +90,6 @@ class Eigenbases:
         return MeshSpectralHierarchy(mesh, list(self.band_limits), boundary=self.boundary, laplacian=self.laplacian)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GEOUNET_CACHE", Path.home() / ".cache" / "geounet"))
-
-
 def hierarchy_key(mesh: Mesh, recipe: HierarchyRecipe) -> str:
     """The content hash naming ``recipe``'s hierarchy on ``mesh``."""
     text = f"{_CACHE_VERSION}|{mesh.content_hash}|{recipe!r}"
@@ -113,24 +108,18 @@ def cached_hierarchy(mesh: Mesh, recipe: HierarchyRecipe, cache_dir: str | os.Pa
     else:
         path = Path(cache_dir) / "hierarchies" / f"{key}.pkl"
         if path.is_file():
-            hierarchy = pickle.loads(_verified(path))  # our own file, hash-checked
+            try:
+                payload = read_hash_headed(path, _MAGIC)
+            except HashHeaderError:
+                message = f"the hierarchy cache file {path} is damaged; delete it and it will be rebuilt"
+                raise ValueError(message) from None
+            hierarchy = pickle.loads(payload)  # our own file, hash-checked
         else:
             hierarchy = recipe.build(mesh).materialize()
             payload = pickle.dumps(hierarchy, protocol=pickle.HIGHEST_PROTOCOL)
-            header = _MAGIC + b" sha256=" + hashlib.sha256(payload).hexdigest().encode() + b" bytes=%d\n" % len(payload)
-            atomic_write(path, lambda tmp: tmp.write_bytes(header + payload))
+            atomic_write(path, lambda tmp: tmp.write_bytes(hash_headed(_MAGIC, payload)))
     hierarchy.content_key = key
     return hierarchy
-
-
-def _verified(path: Path) -> bytes:
-    data = path.read_bytes()
-    end = data.find(b"\n", 0, 200) + 1
-    match = _HEADER.fullmatch(data[:end]) if end else None
-    payload = data[end:]
-    if match is None or len(payload) != int(match[2]) or hashlib.sha256(payload).hexdigest() != match[1].decode():
-        raise ValueError(f"the hierarchy cache file {path} is damaged; delete it and it will be rebuilt")
-    return payload
 
 
 @dataclass
@@ -207,11 +196,16 @@ class MeshDataset:
         return self
 
     def to(self, device: torch.device | str) -> MeshDataset:
-        """Every hierarchy on ``device`` (built first); samples move batch by batch."""
+        """The data set with every hierarchy on ``device`` (built first; ``self`` when they are there
+        already); samples move batch by batch."""
         self.build_all()
-        self.device = torch.device(device)
-        self._hierarchies = {key: h.to(device) for key, h in self._hierarchies.items()}
-        return self
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = copy.copy(self)
+        moved.device = device
+        moved._hierarchies = {key: h.to(device) for key, h in self._hierarchies.items()}
+        return moved
 
     def __getitem__(self, index: int) -> Batch:
         sample = self.samples[index]

@@ -17,6 +17,7 @@ weights normalised to sum to one, so every mesh of a batch counts alike whatever
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -33,20 +34,20 @@ class Batch:
     targets: Tensor  # [B, N, C_out]
     hierarchy: Hierarchy
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.inputs.to(device), self.targets.to(device), self.hierarchy.to(device))
-
 
 def node_weights(hierarchy: Hierarchy) -> Tensor:
     """``[N]`` finest-level weights: each part's (mesh's) masses divided by its measure and by
-    the number of parts, so they sum to 1 over every part and to 1 in all."""
+    the number of parts, so they sum to 1 over every part and to 1 in all (memoised on the
+    hierarchy: a shared grid computes them once)."""
     level = hierarchy.finest_level
-    mass = hierarchy.mass(level)  # [N]
-    sizes = hierarchy.components(level)
-    part = torch.repeat_interleave(torch.arange(len(sizes), device=mass.device),
-                                   torch.tensor(sizes, device=mass.device))  # [N]
-    totals = torch.zeros(len(sizes), dtype=mass.dtype, device=mass.device).index_add_(0, part, mass)
-    return mass / totals[part] / len(sizes)
+
+    def build() -> Tensor:
+        mass, part = hierarchy.mass(level), hierarchy.batch(level)  # [N], [N]
+        parts = len(hierarchy.components(level))
+        totals = torch.zeros(parts, dtype=mass.dtype, device=mass.device).index_add_(0, part, mass)
+        return mass / totals[part] / parts
+
+    return hierarchy.cached("node_weights", level, build)
 
 
 def check_finite(values: Tensor, what: str) -> None:
@@ -90,10 +91,10 @@ class Dataset:
         return self.hierarchy.mass(self.hierarchy.finest_level)
 
     def to(self, device: torch.device | str) -> Dataset:
-        """The same samples (kept where they are; batches move) on the geometry moved to ``device``."""
-        moved = object.__new__(Dataset)
-        moved.inputs, moved.targets, moved.hierarchy = self.inputs, self.targets, self.hierarchy.to(device)
-        return moved
+        """The same samples (kept where they are; batches move) on the geometry moved to ``device``
+        (``self`` when it is there already)."""
+        moved = self.hierarchy.to(device)
+        return self if moved is self.hierarchy else dataclasses.replace(self, hierarchy=moved)
 
     def batch(self, indices: Tensor) -> Batch:
         """Samples ``indices`` as ``[B, N, C]`` on the shared hierarchy."""

@@ -323,6 +323,12 @@ class Hierarchy(ABC):
         normalisation) are taken over each separately."""
         return [self.num_nodes(level)]
 
+    def batch(self, level: int) -> Tensor:
+        """``[num_nodes(level)]`` int64: the geometry (mesh of a union) each node belongs to, as in
+        PyTorch Geometric's ``Batch``; all zeros for a single geometry."""
+        sizes = torch.tensor(self.components(level), device=self.device)
+        return torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes)
+
     def describe(self) -> list[dict[str, int]]:
         """One row per level: ``{"level", "nodes", "edges"}``."""
         return [

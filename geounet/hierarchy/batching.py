@@ -90,11 +90,6 @@ class BatchedHierarchy(Hierarchy):
         """Each mesh's own boundary nodes, concatenated."""
         return torch.cat([h.boundary_mask(level) for h in self.hierarchies])
 
-    def batch(self, level: int) -> Tensor:
-        """``[num_nodes(level)]`` int64: the index of the hierarchy each node belongs to."""
-        sizes = torch.tensor(self.sizes(level), device=self.device)
-        return torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes)
-
     def offsets(self, level: int) -> list[int]:
         """Start of each hierarchy's nodes at ``level``, and the total (m + 1 numbers)."""
         return torch.tensor([0] + self.sizes(level)).cumsum(0).tolist()

@@ -16,7 +16,6 @@ verified by reading it back before it replaces the old checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -27,11 +26,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from geounet.data.cache import atomic_write
+from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
 
 MAGIC = b"geounet-checkpoint 1"
-_HEADER = re.compile(rb"geounet-checkpoint 1 sha256=([0-9a-f]{64}) bytes=([0-9]+)\n")
-_MAX_HEADER = 128
+#: what each failed check of the header means for a checkpoint (geounet.data.cache.HashHeaderError)
+_PROBLEMS = {
+    "empty": "checkpoint {path} is empty (0 bytes); the run that wrote it did not finish a save",
+    "foreign": "{path} is not a geounet checkpoint (no '" + MAGIC.decode() + "' header); it was written by another "
+               "program or an older geounet, or its first bytes are damaged",
+    "length": "checkpoint {path} is truncated or padded: {detail}",
+    "hash": "checkpoint {path} is damaged: its content does not match the SHA-256 in its header",
+}
 
 
 class CheckpointError(ValueError):
@@ -46,10 +51,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    header = MAGIC + b" sha256=" + hashlib.sha256(payload).hexdigest().encode() + b" bytes=%d\n" % len(payload)
-
     def write(tmp: Path) -> None:
-        tmp.write_bytes(header + payload)
+        tmp.write_bytes(hash_headed(MAGIC, payload))
         _verified_payload(tmp)
 
     return atomic_write(path, write)
@@ -62,24 +65,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def _verified_payload(path: Path) -> bytes:
     """The payload of ``path`` after checking its header, length and SHA-256."""
-    data = path.read_bytes()
-    if not data:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); the run that wrote it did not finish a save")
-    end = data.find(b"\n", 0, _MAX_HEADER) + 1
-    match = _HEADER.fullmatch(data[:end]) if end else None
-    if match is None:
-        raise CheckpointError(
-            f"{path} is not a geounet checkpoint (no '{MAGIC.decode()}' header); it was written by another "
-            "program or an older geounet, or its first bytes are damaged"
-        )
-    payload = data[end:]
-    if len(payload) != int(match[2]):
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or padded: {len(payload)} payload bytes, the header says {int(match[2])}"
-        )
-    if hashlib.sha256(payload).hexdigest() != match[1].decode():
-        raise CheckpointError(f"checkpoint {path} is damaged: its content does not match the SHA-256 in its header")
-    return payload
+    try:
+        return read_hash_headed(path, MAGIC)
+    except HashHeaderError as error:
+        raise CheckpointError(_PROBLEMS[error.problem].format(path=path, detail=error.detail)) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
