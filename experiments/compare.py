@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
-from geounet.experiment.config import load_config
+from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import run_experiment
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.plots import plot_loss_curves, plot_rollout_curves
@@ -35,12 +36,6 @@ LABELS = {
     "flat_resnet": "Flat message-passing ResNet",
     "sfno": "SFNO (torch-harmonics, lat-lon regridded)",
 }
-
-
-def model_overrides(model: str) -> list[str]:
-    if model.startswith("unet:"):
-        return ["model.architecture='unet'", f"model.variant='{model.split(':', 1)[1]}'"]
-    return [f"model.architecture='{model}'"]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -163,7 +158,7 @@ def main() -> None:
         runs = []
         for seed in args.seeds:
             cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
-            name = model.replace(":", "-")
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model)  # a folder name for "unet:x|task.k=2"
             metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse)
             runs.append(metrics)
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)

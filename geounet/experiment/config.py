@@ -63,3 +63,13 @@ def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
         train=build_dataclass(TrainConfig, raw.get("train", {}), "train"),
     )
+
+
+def model_overrides(spec: str) -> list[str]:
+    """Config overrides that select the model ``spec``: ``"unet:<variant>"`` (a U-Net variant)
+    or a baseline architecture name (``"sfno"``, ``"cheb_unet"``, ...); a spec may carry extra
+    overrides after ``|``, e.g. ``"unet:multiresnet|task.train_rollout=2"``."""
+    model, *extra = spec.split("|")
+    if model.startswith("unet:"):
+        return ["model.architecture='unet'", f"model.variant='{model.split(':', 1)[1]}'", *extra]
+    return [f"model.architecture='{model}'", *extra]

@@ -9,6 +9,13 @@ standardised per variable, (x_t - μ) / σ, and predicts the standardised increm
 relative L2 error is therefore measured on increments: below 1 means better than
 persistence.
 
+With ``train_rollout = k > 1`` the network is trained on k-step rollouts: the model is
+wrapped in :class:`Unrolled`, which in training mode applies it k times in normalised
+units, x ← x + (σ_Δ / σ) · net(x), and returns the k increments, and the training targets
+are the k true increments (x_{t+j} - x_{t+j-1}) / σ_Δ, j = 1..k, so the loss is the mean
+over the k steps and the gradient flows through the rollout. Evaluation (one-step error,
+rollouts) uses the same network one step at a time, so the scores are those of k = 1.
+
 The spaces are ``hierarchy = "haar"`` (nested HEALPix pixels; restrict is the mean of
 the 4 children) or ``"spectral"`` (:class:`~geounet.hierarchy.HealpixSHHierarchy`:
 band-limited functions, degree L_i = 2 nside_i, on the same grids; restrict is the
@@ -71,6 +78,8 @@ class Config:
     nlon: int = 128
     regrid: str = "bilinear"
     rollout_steps: int = 24
+    #: autoregressive steps in the training loss (1: one-step training)
+    train_rollout: int = 1
     seed: int = 0
     cache_dir: str = "data"
     galewsky_test: bool = True
@@ -86,6 +95,8 @@ class Config:
         data_splits(self)
         if not 1 <= self.rollout_steps <= self.steps:
             raise ValueError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
+        if not 1 <= self.train_rollout <= self.steps:
+            raise ValueError(f"task.train_rollout must lie in [1, steps={self.steps}], got {self.train_rollout}")
 
 
 def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
@@ -95,10 +106,48 @@ def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
     return HealpixSHHierarchy(config.nside, num_levels, iterations=config.sh_iterations)
 
 
-def structure(config: Config, num_levels: int) -> TaskStructure:
+class Unrolled(nn.Module):
+    """A one-step network trained on ``steps``-step rollouts (see the module docstring).
+
+    Training mode: ``x [B, N, C] -> [B, N, steps C]``, the increments of the rollout
+    x_{j} = x_{j-1} + r · net(x_{j-1}) in normalised units, r = σ_Δ / σ the buffer
+    ``increment_scale [C]`` (training statistics). Evaluation mode: one step, ``[B, N, C]``.
+    """
+
+    def __init__(self, net: nn.Module, channels: int, steps: int) -> None:
+        super().__init__()
+        self.net, self.steps = net, steps
+        self.register_buffer("increment_scale", torch.ones(channels))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
+        if hasattr(self.net, "parameter_counts"):
+            return self.net.parameter_counts()
+        return {"total": sum(p.numel() for p in self.net.parameters()), "encoder": 0}
+
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
+        increments = []
+        for _ in range(self.steps if self.training else 1):
+            increment = self.net(x, hierarchy)
+            increments.append(increment)
+            x = x + self.increment_scale * increment
+        return torch.cat(increments, dim=-1)
+
+
+def structure(config: Config, num_levels: int, stats: Standardisation | None = None) -> TaskStructure:
+    """Hierarchy, channels and (for ``train_rollout > 1``) the :class:`Unrolled` wrapper, whose
+    scale comes from ``stats`` when given (else from the checkpoint it is loaded from)."""
     hierarchy = sphere_hierarchy(config, num_levels)
     channels = len(config.variables)
-    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels)
+
+    def wrap(net: nn.Module) -> Unrolled:
+        model = Unrolled(net, channels, config.train_rollout)
+        if stats is not None:
+            model.increment_scale.copy_(stats.increment_std / stats.std)
+        return model
+
+    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels,
+                         wrap_model=wrap if config.train_rollout > 1 else None)
 
 
 def load_trajectories(config: Config, split: str) -> Tensor:
@@ -148,11 +197,14 @@ class Standardisation:
         dims = (0, 1, 2)
         return cls(trajectories.mean(dim=dims), trajectories.std(dim=dims), increments.std(dim=dims))
 
-    def samples(self, trajectories: Tensor, hierarchy: Hierarchy) -> Dataset:
-        """Inputs (x_t - μ)/σ and targets (x_{t+1} - x_t)/σ_Δ, ``[S (T-1), N, C]`` each."""
-        n, c = trajectories.shape[-2:]
-        now, later = trajectories[:, :-1].reshape(-1, n, c), trajectories[:, 1:].reshape(-1, n, c)
-        return Dataset((now - self.mean) / self.std, (later - now) / self.increment_std, hierarchy)
+    def samples(self, trajectories: Tensor, hierarchy: Hierarchy, steps: int = 1) -> Dataset:
+        """Inputs (x_t - μ)/σ ``[S (T-k), N, C]`` and targets, the next k increments
+        (x_{t+j} - x_{t+j-1})/σ_Δ for j = 1..k side by side, ``[S (T-k), N, k C]``."""
+        s, t, n, c = trajectories.shape
+        increments = (trajectories[:, 1:] - trajectories[:, :-1]) / self.increment_std  # [S, T-1, N, C]
+        windows = torch.cat([increments[:, j : t - steps + j] for j in range(steps)], dim=-1)  # [S, T-k, N, k C]
+        now = trajectories[:, : t - steps]
+        return Dataset(((now - self.mean) / self.std).reshape(-1, n, c), windows.reshape(-1, n, steps * c), hierarchy)
 
     def step(self, model: nn.Module, hierarchy: Hierarchy, state: Tensor) -> Tensor:
         """One forecast step in physical units, ``[B, N, C] -> [B, N, C]``."""
@@ -195,11 +247,12 @@ def rollout_scores(model: nn.Module, hierarchy: Hierarchy, stats: Standardisatio
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
-    geometry = structure(config, num_levels)
-    hierarchy = geometry.hierarchy
     trajectories = {split: load_trajectories(config, split) for split in ("train", "test")}
     stats = Standardisation.of(trajectories["train"])
-    train, test = (stats.samples(trajectories[split], hierarchy) for split in ("train", "test"))
+    geometry = structure(config, num_levels, stats)
+    hierarchy = geometry.hierarchy
+    train = stats.samples(trajectories["train"], hierarchy, config.train_rollout)
+    test = stats.samples(trajectories["test"], hierarchy)  # scored one step ahead
     climatology = trajectories["train"].mean(dim=(0, 1))  # [N, C], physical units
 
     def evaluate_rollout(model: nn.Module, device: torch.device) -> dict[str, object]:

@@ -1,5 +1,7 @@
 """The shallow-water HEALPix task at toy size: spaces, splits, Galewsky out-of-distribution scores."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -92,3 +94,69 @@ def test_spectral_spaces_are_spherical_harmonic_bands(tmp_path):
 def test_bad_sphere_space_settings_are_rejected(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):
         tiny(tmp_path, **{key: value}).validate()
+
+
+class Linear(nn.Module):
+    """x -> x A: a one-step network whose k-step rollout has a closed form."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.a = nn.Parameter(0.1 * torch.randn(channels, channels, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x, hierarchy):
+        return x @ self.a
+
+
+def test_multi_step_training_targets_are_the_next_increments(tmp_path):
+    config = tiny(tmp_path, train_rollout=2)
+    task = prepare(config, num_levels=2)
+    trajectories = load_trajectories(config, "train")  # [S, T, N, C]
+    one_step = prepare(tiny(tmp_path), num_levels=2).train
+    s, t, n, c = trajectories.shape
+    assert task.train.targets.shape == (s * (t - 2), n, 2 * c)
+    assert task.test.targets.shape[-1] == c  # scored one step ahead
+    # sample (trajectory 1, time 0): increments 0->1 and 1->2, in the one-step data set's units
+    index = 1 * (t - 2)
+    torch.testing.assert_close(task.train.targets[index, :, :c], one_step.targets[1 * (t - 1)])
+    torch.testing.assert_close(task.train.targets[index, :, c:], one_step.targets[1 * (t - 1) + 1])
+    torch.testing.assert_close(task.train.inputs[index], one_step.inputs[1 * (t - 1)])
+
+
+def test_unrolled_model_rolls_out_in_training_and_steps_once_in_evaluation(tmp_path):
+    config = tiny(tmp_path, train_rollout=3)
+    task = prepare(config, num_levels=2)
+    net = Linear(3)
+    model = task.structure.wrap_model(net)
+    scale = model.increment_scale
+    x = task.train.inputs[:2]
+    hierarchy = task.train.hierarchy
+    with torch.no_grad():
+        increments, state = [], x
+        for _ in range(3):  # x_j = x_{j-1} + r (x_{j-1} A)
+            increments.append(state @ net.a)
+            state = state + scale * increments[-1]
+        torch.testing.assert_close(model.train()(x, hierarchy), torch.cat(increments, dim=-1))
+        torch.testing.assert_close(model.eval()(x, hierarchy), x @ net.a)
+    assert not torch.allclose(scale, torch.ones(3))  # the training statistics' σ_Δ / σ
+
+
+def test_multi_step_training_runs_and_its_checkpoint_reloads(tmp_path):
+    from geounet.experiment.config import config_from_dict
+    from geounet.experiment.runner import build_model, run_experiment
+    from geounet.tasks import task_structure
+    from geounet.train.checkpoint import load_checkpoint
+
+    task = {"name": "shallow_water_healpix", **dataclasses.asdict(tiny(tmp_path, train_rollout=2))}
+    raw = {"task": task, "model": {"width": 4, "num_levels": 2, "channel_mult": [1, 1]},
+           "train": {"steps": 3, "batch_size": 2, "eval_every": 3, "checkpoint_every": 3}}
+    cfg = config_from_dict(raw)
+    metrics = run_experiment(cfg, tmp_path / "run")
+    assert metrics["test"]["rel_l2_mean"] > 0  # one-step error of the trained network
+    model = build_model(cfg, task_structure(cfg.task, cfg.model.num_levels))
+    model.load_state_dict(load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"])
+    assert not torch.allclose(model.increment_scale, torch.ones(3))  # restored from the checkpoint
+
+
+def test_train_rollout_longer_than_the_trajectories_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="task.train_rollout must lie in"):
+        tiny(tmp_path, train_rollout=4).validate()
