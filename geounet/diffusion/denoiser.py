@@ -42,6 +42,11 @@ class Denoiser(nn.Module):
         self.embedding = NoiseLevelEmbedding(cond_dim)
 
     def forward(self, x_t: Tensor, hierarchy: Hierarchy, t: Tensor, context: Tensor | None = None) -> Tensor:
+        x, cond = self.network_input(x_t, t, context)
+        return self.model(x, hierarchy, cond)
+
+    def network_input(self, x_t: Tensor, t: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The model's ``x`` (x_t / r_t and the context channels) and ``cond`` (the noise-level embedding)."""
         # x_t: [B, N, C], t: [B], context: [B, N, C_ctx]
         if t.shape != (x_t.shape[0],):
             raise ValueError(f"t must hold one time per batch element, shape [{x_t.shape[0]}], got {tuple(t.shape)}")
@@ -49,7 +54,7 @@ class Denoiser(nn.Module):
         scaled = x_t / torch.sqrt(a**2 + s**2).to(x_t.dtype)[:, None, None]
         if context is not None:
             scaled = torch.cat([scaled, context], dim=-1)
-        return self.model(scaled, hierarchy, self.embedding(self.schedule.log_snr(t).to(x_t.dtype)))
+        return scaled, self.embedding(self.schedule.log_snr(t).to(x_t.dtype))
 
     def denoise(self, x_t: Tensor, hierarchy: Hierarchy, t: Tensor, context: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:

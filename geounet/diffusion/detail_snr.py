@@ -153,9 +153,8 @@ def drowning_times(per_dof: Sequence[float], schedule: Schedule, threshold: floa
     """For each level, the time t_i at which SNR_i(t) = SNR(t) e_i falls to ``threshold``
     (bisection on the decreasing log SNR; t_min or t_max when it never crosses).
 
-    Staged diffusion (paper §5.2): the stage whose finest level is j models nothing finer,
-    so it is trained on t >= t_{j+1}, where the details of level j + 1 are drowned (pass it
-    as ``t_low`` to :meth:`Schedule.sample_times`).
+    Staged diffusion (paper §5.2) derives each stage's noise range from these times:
+    :func:`geounet.diffusion.staged.stage_time_ranges`.
     """
     times = []
     for e in per_dof:

@@ -11,6 +11,10 @@ with w the finest level's masses normalised per geometry
 (:func:`geounet.data.samples.node_weights`): the L2 error of the prediction as a function,
 whatever the mesh. (Within a union of meshes all meshes share t_b; see
 :mod:`geounet.diffusion.denoiser`.)
+
+On a coarser level j (a stage of :mod:`geounet.diffusion.staged`) the noise is the
+projection P_j ε of the finest level's white noise, so the level-j process is the
+projection of the finest one, x_t^{(j)} = P_j x_t.
 """
 
 from __future__ import annotations
@@ -21,20 +25,36 @@ from torch import Tensor
 from geounet.data.samples import node_weights
 from geounet.diffusion import noise as noise_lib
 from geounet.diffusion.denoiser import Denoiser
+from geounet.diffusion.schedules import Schedule
 from geounet.hierarchy.base import Hierarchy
 from geounet.train.loop import weighted_mse
 
 
-def denoising_loss(denoiser: Denoiser, x0: Tensor, hierarchy: Hierarchy, generator: torch.Generator | None = None,
-                   context: Tensor | None = None, times: Tensor | None = None, t_low: float | None = None) -> Tensor:
-    """The loss above for one batch ``x0 [B, N, C]``; ``times [B]`` overrides the drawn times,
-    ``t_low`` restricts them to t >= t_low (a stage's noise range,
-    :func:`geounet.diffusion.detail_snr.drowning_times`)."""
-    schedule = denoiser.schedule
-    t = schedule.sample_times(x0.shape[0], generator, t_low) if times is None else times.to(torch.float64)
+def noised(schedule: Schedule, prediction: str, x0: Tensor, hierarchy: Hierarchy,
+           generator: torch.Generator | None = None, level: int | None = None, times: Tensor | None = None,
+           t_range: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x_t, t, y)`` for ``x0 [B, N_level, C]`` on ``level`` (default: the finest): times ``t [B]``
+    (``times``, or drawn from the schedule's law conditioned on ``t_range = (low, high)``),
+    x_t = a_t x_0 + s_t P_level ε and the regression target ``y`` (ε or v at that level)."""
+    if times is None:
+        low, high = t_range if t_range is not None else (None, None)
+        t = schedule.sample_times(x0.shape[0], generator, low, high)
+    else:
+        t = times.to(torch.float64)
     t = t.to(x0.device)
+    finest = hierarchy.finest_level
     std = noise_lib.noise_std(hierarchy)
     eps = noise_lib.white_noise(std.cpu(), x0.shape[0], x0.shape[-1], generator, x0.dtype).to(x0.device)
+    eps = hierarchy.project(eps, finest, finest if level is None else level)
     x_t = schedule.marginal(x0, t, eps)
-    y = noise_lib.target(denoiser.prediction, x0, eps, schedule.a(t), schedule.s(t))
+    return x_t, t, noise_lib.target(prediction, x0, eps, schedule.a(t), schedule.s(t))
+
+
+def denoising_loss(denoiser: Denoiser, x0: Tensor, hierarchy: Hierarchy, generator: torch.Generator | None = None,
+                   context: Tensor | None = None, times: Tensor | None = None,
+                   t_range: tuple[float, float] | None = None) -> Tensor:
+    """The loss above for one batch ``x0 [B, N, C]``; ``times [B]`` overrides the drawn times,
+    ``t_range = (low, high)`` restricts them to low <= t <= high (a stage's noise range,
+    :func:`geounet.diffusion.staged.stage_time_ranges`)."""
+    x_t, t, y = noised(denoiser.schedule, denoiser.prediction, x0, hierarchy, generator, times=times, t_range=t_range)
     return weighted_mse(denoiser(x_t, hierarchy, t, context), y, node_weights(hierarchy))

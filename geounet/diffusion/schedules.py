@@ -42,9 +42,11 @@ class Schedule(ABC):
         """Noise scale s_t, same shape as ``t``."""
 
     @abstractmethod
-    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None,
+                     t_high: float | None = None) -> Tensor:
         """``num`` training times ``[num]`` float64 from the schedule's training distribution,
-        conditioned on t >= ``t_low`` when given (a coarse stage trains on high noise only)."""
+        conditioned on t >= ``t_low`` and t <= ``t_high`` when given (a stage's noise range,
+        :mod:`geounet.diffusion.staged`)."""
 
     @abstractmethod
     def grid(self, steps: int) -> Tensor:
@@ -64,13 +66,15 @@ class Schedule(ABC):
         return a[:, None, None] * x0 + s[:, None, None] * noise
 
 
-def _check_low(schedule: Schedule, t_low: float | None) -> float:
-    """The lower end of the training times: ``t_low`` (checked) or the schedule's t_min."""
-    if t_low is None:
-        return schedule.t_min
-    if not schedule.t_min <= t_low < schedule.t_max:
+def _check_range(schedule: Schedule, t_low: float | None, t_high: float | None) -> tuple[float, float]:
+    """The range of the training times: ``t_low`` and ``t_high`` (checked), by default t_min and t_max."""
+    low = schedule.t_min if t_low is None else float(t_low)
+    high = schedule.t_max if t_high is None else float(t_high)
+    if not schedule.t_min <= low < schedule.t_max:
         raise ValueError(f"t_low must lie in [{schedule.t_min}, {schedule.t_max}) for {schedule!r}, got {t_low}")
-    return float(t_low)
+    if not low < high <= schedule.t_max:
+        raise ValueError(f"t_high must lie in ({low}, {schedule.t_max}] for {schedule!r}, got {t_high}")
+    return low, high
 
 
 def _check_steps(steps: int) -> None:
@@ -108,10 +112,11 @@ class VPCosine(Schedule):
     def s(self, t: Tensor) -> Tensor:
         return torch.sqrt((1 - self.a(t) ** 2).clamp_min(0))
 
-    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
-        low = _check_low(self, t_low)
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None,
+                     t_high: float | None = None) -> Tensor:
+        low, high = _check_range(self, t_low, t_high)
         u = torch.rand(num, generator=generator, dtype=torch.float64)
-        return low + (self.t_max - low) * u
+        return low + (high - low) * u
 
     def grid(self, steps: int) -> Tensor:
         _check_steps(steps)
@@ -146,12 +151,18 @@ class EDM(Schedule):
     def s(self, t: Tensor) -> Tensor:
         return t
 
-    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None) -> Tensor:
-        # ln σ = p_mean + p_std Φ⁻¹(u), u uniform on [Φ(z_low), 1): the log-normal conditioned on σ >= t_low
-        low = _check_low(self, t_low)
-        z_low = (math.log(low) - self.p_mean) / self.p_std if t_low is not None else -math.inf
-        u_low = 0.5 * (1 + math.erf(z_low / math.sqrt(2))) if t_low is not None else 0.0
-        u = u_low + (1 - u_low) * torch.rand(num, generator=generator, dtype=torch.float64)
+    def sample_times(self, num: int, generator: torch.Generator | None = None, t_low: float | None = None,
+                     t_high: float | None = None) -> Tensor:
+        # ln σ = p_mean + p_std Φ⁻¹(u), u uniform on [Φ(z_low), Φ(z_high)): the log-normal
+        # conditioned on t_low <= σ <= t_high (unbounded on a side not given)
+        low, high = _check_range(self, t_low, t_high)
+
+        def cdf(sigma: float) -> float:
+            return 0.5 * (1 + math.erf((math.log(sigma) - self.p_mean) / (self.p_std * math.sqrt(2))))
+
+        u_low = cdf(low) if t_low is not None else 0.0
+        u_high = cdf(high) if t_high is not None else 1.0
+        u = u_low + (u_high - u_low) * torch.rand(num, generator=generator, dtype=torch.float64)
         normal = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-16, 1 - 1e-16))
         return torch.exp(self.p_mean + self.p_std * normal)
 

@@ -1,0 +1,193 @@
+"""Staged diffusion (paper §5.2): stage j denoises data projected to level j on the noise
+levels where level j or a finer one still carries information; a staged sampler hands the
+noise levels from coarse stages to fine ones.
+
+**The process at level j.** With ε white noise on the finest level I (covariance c M_I⁻¹,
+:mod:`geounet.diffusion.noise`) and P_j = P_{I→j}, stage j sees the projection of the
+finest process,
+
+    x_t^{(j)} = P_j x_t = a_t P_j x_0 + s_t P_j ε,
+
+with the same time t (the same log-SNR embedding) as every other stage. P_j ε is white in
+V_j with the same constant c (on Haar levels: node variance c / m_n; it is drawn as the
+projection of finest-level noise, which is exact for every hierarchy), so the coarse part of
+a finer stage sees what the coarse stage saw: P_j x_t^{(k)} = x_t^{(j)} for k >= j. (The
+official code adds fresh unit-variance noise at the coarse resolution instead; that raises
+the coarse noise by the factor N_I / N_j and breaks this identity.)
+
+**Which noise levels a stage trains on.** Level i's detail SNR is SNR_i(t) = SNR(t) e_i,
+e_i = E‖D_i x_0‖² / E‖D_i ε‖² (:mod:`geounet.diffusion.detail_snr`), decreasing in t; it
+falls to the threshold τ at the drowning time t_i (:func:`~geounet.diffusion.detail_snr.drowning_times`).
+At time t the finest level that still carries information is
+
+    k(t) = max{i : SNR_i(t) >= τ}      (0 when there is none),
+
+and the levels above k(t) hold signal below τ times their noise: a model of the levels
+<= k(t) loses only that. Stage j is needed wherever level j or a finer one carries
+information, k(t) >= j, which is the interval
+
+    T_j = [t_min, u_j],     u_j = max_{i >= j} t_i,     u_0 = t_max,
+
+so stage j trains on t in T_j (:func:`stage_time_ranges`): the coarsest stage on every noise
+level, each finer stage on lower noise only, up to the time where its finest detail (or a
+finer one) drowns. The ranges are nested, T_I ⊂ ... ⊂ T_0, which frozen staged training
+needs: a frozen coarse sub-network inside stage j was trained on every time stage j feeds
+it. They also make every stage a sampler of its own resolution down to t = 0
+(multi-resolution inference). For white data all e_i are equal, so all levels drown
+together: the coarsest stage takes the high noise, the finest stage everything else and the
+middle stages are never needed. The official diff_mnist code trains stage j on the other
+side, t >= t_{j+1}, where the levels above j are drowned; that suits unfrozen training whose
+last stage sees every time, but a stage so trained cannot sample its resolution to t = 0.
+
+**Sampling** (:func:`staged_sample`). The sampler walks t from t_max to 0 on the finest
+level, and at time t the denoiser runs only stage j = min(k(t), J) (J the output
+resolution; k(t) = max{j : t <= u_j}) on P_j x_t. The noise-dominated details above j get
+their Wiener estimate, the posterior mean for Gaussian details independent of the coarse
+part:
+
+    x̂_0 = ι x̂_0^{(j)} + Σ_{i > j} w_i(t) D_i x_t,     w_i = a_t e_i / (a_t² e_i + s_t²),
+    ε̂ = (x_t - a_t x̂_0) / s_t,
+
+(the recursion x̂ ← ι x̂ + w_i D_i x_t from level j + 1 up to I). So a DDIM step keeps the
+drowned details nearly pure noise, scaled from s_t to s_{t'}, and a stage hand-off needs no
+special step. P_J of the sample depends on P_J x_t alone (P_J ι = id, P_J D_i = 0 for
+i > J), so the projection of a sample capped at stage J *is* the resolution-J sample; the
+network only ever runs on the coarse levels, and the finest-level bookkeeping (projections,
+noise) costs little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from geounet.diffusion import noise as noise_lib
+from geounet.diffusion.denoiser import Denoiser
+from geounet.diffusion.detail_snr import detail_energies, drowning_times, noise_energies
+from geounet.diffusion.loss import noised
+from geounet.diffusion.samplers import DenoiseFn, sample
+from geounet.diffusion.schedules import Schedule
+from geounet.hierarchy.base import Hierarchy
+from geounet.nn.staged import Stage, StagedUNet, run_stages, stage_loss
+from geounet.nn.unet import geometry_for
+from geounet.train.loop import batch_indices
+
+
+def per_dof_energies(data: Tensor, hierarchy: Hierarchy) -> Tensor:
+    """e_i = E‖D_i x_0‖² / E‖D_i ε‖² of data ``[S, N_I, C]`` for every level, ``[levels]`` float64."""
+    return detail_energies(data, hierarchy).to(torch.float64).cpu() / noise_energies(hierarchy)
+
+
+def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: float = 0.1
+                      ) -> list[tuple[float, float]]:
+    """T_j = (t_min, u_j) for every stage j, u_j = max_{i >= j} t_i with t_i the time where
+    SNR_i(t) = ``threshold`` and u_0 = t_max (module docstring)."""
+    if not threshold > 0:
+        raise ValueError(f"the SNR threshold must be positive, got {threshold}")
+    if any(not e > 0 for e in per_dof):
+        raise ValueError(f"per-level energies must be positive (a level without signal has no stage), got {per_dof}")
+    drowned = drowning_times(per_dof, schedule, threshold)
+    uppers = [schedule.t_max] + [max(drowned[j:]) for j in range(1, len(drowned))]
+    return [(schedule.t_min, upper) for upper in uppers]
+
+
+def active_stage(t: float, ranges: Sequence[tuple[float, float]], resolution: int) -> int:
+    """min(k(t), resolution) with k(t) = max{j : t <= u_j}: the stage that denoises at time t."""
+    return min(max(j for j, (_, upper) in enumerate(ranges) if t <= upper or j == 0), resolution)
+
+
+class StagedDenoiser(Denoiser):
+    """A :class:`Denoiser` around a :class:`~geounet.nn.staged.StagedUNet`:
+    ``denoiser(x_t, hierarchy, t, context=None, stage=None)`` with ``x_t [B, N_stage, C]`` on
+    level ``stage`` (default: the finest) -> the prediction at that level."""
+
+    def __init__(self, staged: StagedUNet, schedule: Schedule, prediction: str, cond_dim: int):
+        super().__init__(staged, schedule, prediction, cond_dim)
+
+    def level_outputs(self, x_t: Tensor, hierarchy: Hierarchy, t: Tensor, context: Tensor | None = None,
+                      stage: int | None = None) -> list[Tensor]:
+        """Predictions ``[B, N_j, C]`` at every level j = 0 .. ``stage``."""
+        x, cond = self.network_input(x_t, t, context)
+        return self.model(x, hierarchy, cond, stage=stage)
+
+    def forward(self, x_t: Tensor, hierarchy: Hierarchy, t: Tensor, context: Tensor | None = None,
+                stage: int | None = None) -> Tensor:
+        return self.level_outputs(x_t, hierarchy, t, context, stage)[-1]
+
+    def denoise(self, x_t: Tensor, hierarchy: Hierarchy, t: Tensor, context: Tensor | None = None,
+                stage: int | None = None) -> tuple[Tensor, Tensor]:
+        return noise_lib.split(self.prediction, self(x_t, hierarchy, t, context, stage), x_t,
+                               self.schedule.a(t), self.schedule.s(t))
+
+
+def train_staged_diffusion(denoiser: StagedDenoiser, data: Tensor, hierarchy: Hierarchy, stages: Sequence[Stage],
+                           ranges: Sequence[tuple[float, float]], batch_size: int = 8, seed: int = 0
+                           ) -> list[list[float]]:
+    """Train ``denoiser`` stage by stage on ``data [S, N_I, C]``: stage j on P_j x_0 with times
+    from the schedule's law conditioned on ``ranges[j]`` (:func:`stage_time_ranges`); the loss
+    is the mass-weighted MSE of the ε / v prediction at level j (and, with ``multi_res_loss``,
+    of every coarser output against the target projected there). The noise-level embedding
+    trains with level 0. Returns the losses, one list per stage."""
+    staged = denoiser.model
+    levels = geometry_for(staged, hierarchy, staged.unet.kind, staged.num_levels)
+    if len(ranges) != staged.num_levels:
+        raise ValueError(f"need one time range per level ({staged.num_levels}), got {len(ranges)}")
+    finest = levels.finest_level
+    generator = torch.Generator().manual_seed(seed)
+
+    def step_loss(stage: Stage, step: int) -> Tensor:
+        index = batch_indices(len(data), batch_size, step, seed)
+        x0 = levels.project(data[index], finest, stage.level)
+        x_t, t, y = noised(denoiser.schedule, denoiser.prediction, x0, levels, generator, stage.level,
+                           t_range=ranges[stage.level])
+        return stage_loss(denoiser.level_outputs(x_t, levels, t, stage=stage.level), y, levels, stage)
+
+    return run_stages(staged, stages, step_loss, shared=[denoiser.embedding])
+
+
+def staged_denoise_fn(denoiser: StagedDenoiser, hierarchy: Hierarchy, ranges: Sequence[tuple[float, float]],
+                      per_dof: Tensor, resolution: int | None = None) -> DenoiseFn:
+    """``denoise(x_t [B, N_I, C], t [B]) -> (x̂_0, ε̂)`` on the finest level that runs stage
+    :func:`active_stage` on P_j x_t and Wiener-estimates the details above j (module docstring);
+    all times of a batch must be equal (the samplers' case)."""
+    levels = geometry_for(denoiser.model, hierarchy, denoiser.model.unet.kind, denoiser.model.num_levels)
+    finest = levels.finest_level
+    resolution = finest if resolution is None else resolution
+    schedule = denoiser.schedule
+
+    def denoise(x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        if not torch.all(t == t[0]):
+            raise ValueError("staged denoising runs one stage per call: give every batch element the same time")
+        stage = active_stage(float(t[0]), ranges, resolution)
+        a, s = float(schedule.a(t[0])), float(schedule.s(t[0]))
+        projected = [x_t]  # P_i x_t for i = I .. stage
+        for level in range(finest, stage, -1):
+            projected.append(levels.restrict(projected[-1], level))
+        x0, _ = denoiser.denoise(projected[-1], levels, t, stage=stage)
+        for level in range(stage + 1, finest + 1):
+            fine = projected[finest - level]
+            detail = fine - levels.prolong(projected[finest - level + 1], level - 1)  # D_level x_t
+            e = float(per_dof[level])
+            x0 = levels.prolong(x0, level - 1) + a * e / (a**2 * e + s**2) * detail
+        return x0, (x_t - a * x0) / s
+
+    return denoise
+
+
+def staged_sample(sampler: str, denoiser: StagedDenoiser, hierarchy: Hierarchy, ranges: Sequence[tuple[float, float]],
+                  per_dof: Tensor, num: int, channels: int, steps: int, generator: torch.Generator | None = None,
+                  resolution: int | None = None) -> Tensor:
+    """``num`` samples ``[num, N_resolution, channels]`` at level ``resolution`` (default: the
+    finest) from the staged sampler (module docstring) with ``sampler`` (ddim, heun or ddpm)."""
+    levels = geometry_for(denoiser.model, hierarchy, denoiser.model.unet.kind, denoiser.model.num_levels)
+    finest = levels.finest_level
+    resolution = finest if resolution is None else resolution
+    if not 0 <= resolution <= finest:
+        raise ValueError(f"resolution must be a level in [0, {finest}], got {resolution}")
+    denoise = staged_denoise_fn(denoiser, levels, ranges, per_dof, resolution)
+    samples = sample(sampler, denoise, denoiser.schedule, noise_lib.noise_std(levels), num, channels, steps,
+                     generator)
+    return levels.project(samples, finest, resolution)
+
