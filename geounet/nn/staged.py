@@ -15,6 +15,8 @@ y_j(x) = y_j(P_j x), so multi-resolution inference is consistent.
 :func:`train_staged` trains stage after stage (paper §5.2): stage j uses the data projected
 to level j (``hierarchy.project``; Haar averages or band truncation), a fresh Adam, and
 optionally freezes everything trained in earlier stages (the lift, U_0 and levels < j).
+:func:`run_stages` is that loop for any per-step loss; staged diffusion
+(:mod:`geounet.diffusion.staged`) runs it with a denoising loss on each stage's noise range.
 """
 
 from __future__ import annotations
