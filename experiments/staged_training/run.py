@@ -29,8 +29,8 @@ Variants:
   with the staged sampler (stage j on (u_{j+1}, u_j], Wiener-estimated drowned details).
 
 Usage: ``python experiments/staged_training/run.py {regression,diffusion} --seeds 0 1 2``
-writes ``<part>.json``; ``python experiments/staged_training/run.py summary`` writes
-results.md and staged_training.png from the JSON files.
+writes ``<part>.json``; ``python experiments/staged_training/summarise.py`` writes
+tables.md and staged_training.png from the JSON files.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["regression", "diffusion", "summary"])
+    parser.add_argument("part", choices=["regression", "diffusion"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="end-to-end steps (the CPU budget)")
     parser.add_argument("--width", type=int, default=8)
@@ -228,11 +228,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.part == "summary":
-        from summarise import summarise
-
-        summarise(args.out)
-        return
     if args.part == "regression":
         result = regression(args.seeds, args.steps or 300, args.width, args.probe_steps)
     else:
