@@ -88,6 +88,12 @@ def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: f
         raise ValueError(f"the SNR threshold must be positive, got {threshold}")
     if any(not e > 0 for e in per_dof):
         raise ValueError(f"per-level energies must be positive (a level without signal has no stage), got {per_dof}")
+    best = float(schedule.snr(torch.tensor(schedule.t_min, dtype=torch.float64)))  # SNR at the least noise
+    for level in range(1, len(per_dof)):
+        if best * max(per_dof[level:]) < threshold:
+            raise ValueError(f"levels >= {level} never reach detail SNR {threshold} (at t_min their SNR is "
+                             f"{best * max(per_dof[level:]):.3g}), so stage {level} is never needed: build the "
+                             f"U-Net with {level} levels or lower the threshold")
     drowned = drowning_times(per_dof, schedule, threshold)
     uppers = [schedule.t_max] + [max(drowned[j:]) for j in range(1, len(drowned))]
     return [(schedule.t_min, upper) for upper in uppers]

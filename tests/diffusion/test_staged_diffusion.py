@@ -58,6 +58,10 @@ def test_edm_ranges_have_the_closed_form():
     # blue data (a fine level richer than the one below): the middle stage is needed until the finest drowns
     ranges = stage_time_ranges([100.0, 0.01, 1.0], schedule, tau)
     assert [high for _, high in ranges] == pytest.approx([schedule.t_max, math.sqrt(10), math.sqrt(10)], rel=1e-6)
+    with pytest.raises(ValueError, match="levels >= 2 never reach detail SNR"):  # σ_min² τ > e_2: no stage 2
+        stage_time_ranges([100.0, 1.0, 1e-8], schedule, tau)
+    with pytest.raises(ValueError, match="threshold must be positive"):
+        stage_time_ranges([1.0, 1.0], schedule, 0.0)
 
 
 def test_white_data_drown_together_and_red_data_level_by_level():
