@@ -82,8 +82,10 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
         channel_mult=m.channel_mult,
         decoder_blocks=m.decoder_blocks,
         encoder_blocks=m.encoder_blocks,
+        encoder_channel_mult=m.encoder_channel_mult,
         bottleneck_blocks=m.bottleneck_blocks,
         cond_dim=task.cond_dim,
+        zero_init=m.zero_init,
     )
 
 

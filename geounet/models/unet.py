@@ -5,17 +5,24 @@
 - ``"multiresnet_matched"``: E_i = id, and the parameters a residual encoder would have
   used at level i are spent on extra residual blocks in decoder D_i ("Multi-ResNet,
   saved params added in dec." in the paper's Table 1).
+
+The learned encoder keeps ``width`` channels on every level by default (a small encoder,
+about 5 % of the parameters). ``encoder_channel_mult`` widens it per level as the
+official code's encoder does (channels doubling per coarser level, about half the
+parameters); ``"multiresnet_matched"`` then matches that larger encoder's budget.
+``zero_init`` starts every residual branch at zero (:func:`zero_init_residuals`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
-from geounet.nn.blocks import OperatorFactory, ResidualBlock
+from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
 from geounet.nn.message_passing import MessagePassingFactory
@@ -48,8 +55,10 @@ def build_unet(
     channel_mult: Sequence[int] | None = None,
     decoder_blocks: int = 0,
     encoder_blocks: int = 1,
+    encoder_channel_mult: Sequence[int] | None = None,
     bottleneck_blocks: int = 1,
     cond_dim: int | None = None,
+    zero_init: bool = False,
     backend: str = "auto",
     kernel: str = "linear",
     num_kernels: int = 4,
@@ -75,6 +84,16 @@ def build_unet(
         decoder_blocks: extra residual blocks per decoder, beyond its merge branch.
         encoder_blocks: residual blocks per learned encoder (``"residual"``), and the
             number whose parameters ``"multiresnet_matched"`` moves into the decoder.
+        encoder_channel_mult: channels of the learned encoder per level, as multiples of
+            ``width`` listed from the finest level down (the last entry repeats, as in
+            ``channel_mult``). None or ``[1]``: ``width`` on every level. E.g. ``[1, 2, 4]``
+            doubles them per coarser level like the paper's code: E_i then opens with a
+            channel change (:class:`~geounet.nn.encoder.ChannelChange`) applied after the
+            restriction, the skips and the bottleneck input get wider, and
+            ``"multiresnet_matched"`` moves all of that into its decoders. Not for
+            ``"multiresnet"``, which has no learned encoder to widen.
+        zero_init: zero the last operator of every residual branch, so the U-Net starts as
+            its prolonged bottleneck path (:func:`zero_init_residuals`).
     """
     if depth is not None:
         hierarchy = finest_levels(hierarchy, depth)
@@ -88,39 +107,82 @@ def build_unet(
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if variant == "multiresnet" and any(m != 1 for m in encoder_channel_mult or [1]):
+        raise ValueError(f"encoder_channel_mult {list(encoder_channel_mult)} widens a learned encoder, but variant "
+                         "'multiresnet' has none; use 'residual' or 'multiresnet_matched', or drop the option")
     levels = range(1, hierarchy.num_levels)
     channels = level_channels(hierarchy.num_levels, width, channel_mult)
+    encoder_channels = level_channels(hierarchy.num_levels, width, encoder_channel_mult or [1])
 
-    encoders: dict[int, nn.Module] = {
-        i: ResidualEncoder(factory, i, width, encoder_blocks, cond_dim) if variant == "residual" else IdentityEncoder()
-        for i in levels
-    }
+    def learned_encoder(i: int) -> ResidualEncoder:
+        # E_i reads the lift on the finest level, else the restriction of E_{i+1}'s output
+        source = width if i == hierarchy.finest_level else encoder_channels[i + 1]
+        return ResidualEncoder(factory, i, encoder_channels[i], encoder_blocks, cond_dim, in_channels=source)
+
+    def wider_skip_parameters(i: int) -> int:
+        # what the learned encoder's skip width adds to D_i's merge (and at level 1 to the bottleneck's input map)
+        counts = []
+        for skip in (encoder_channels[i], width):
+            with torch.device("meta"):  # counted without memory or draws from the global RNG
+                decoder = ResidualDecoder(factory, i, channels[i - 1], skip, channels[i], 0, cond_dim)
+                bottleneck = Bottleneck(factory, skip, channels[0], 0, cond_dim) if i == 1 else nn.Identity()
+            counts.append(_count(decoder) + _count(bottleneck))
+        return counts[0] - counts[1]
+
+    learned = variant == "residual"
+    encoders: dict[int, nn.Module] = {i: learned_encoder(i) if learned else IdentityEncoder() for i in levels}
+    skips = {i: encoder_channels[i] if learned else width for i in levels}
     extra_blocks = {i: decoder_blocks for i in levels}
     if variant == "multiresnet_matched":
-        # Spend each level's saved encoder parameters on extra decoder blocks, rounding
-        # to the nearest whole block and carrying the remainder from coarse to fine
-        # (error diffusion), so the totals match to within half a finest-level block.
+        # Spend what the residual variant has beyond the Multi-ResNet at each level (its
+        # encoder E_i, and the wider skip into D_i) on extra decoder blocks, rounding to
+        # the nearest whole block and carrying the remainder from coarse to fine (error
+        # diffusion), so the totals match to within half a finest-level block.
         carry = 0.0
         for i in levels:
-            budget = carry + encoder_blocks * _count(ResidualBlock(factory, i, width, cond_dim))
+            budget = carry + _count(learned_encoder(i)) + wider_skip_parameters(i)
             cost = _count(ResidualBlock(factory, i, channels[i], cond_dim))
             added = max(0, round(budget / cost))
             extra_blocks[i] += added
             carry = budget - added * cost
 
     decoders = {
-        i: ResidualDecoder(factory, i, channels[i - 1], width, channels[i], extra_blocks[i], cond_dim)
+        i: ResidualDecoder(factory, i, channels[i - 1], skips[i], channels[i], extra_blocks[i], cond_dim)
         for i in levels
     }
-    return UNet(
+    unet = UNet(
         hierarchy.kind,
         hierarchy.num_levels,
         lift=nn.Linear(in_channels, width),
         encoders=encoders,
-        bottleneck=Bottleneck(factory, width, channels[0], bottleneck_blocks, cond_dim),
+        bottleneck=Bottleneck(factory, skips.get(1, width), channels[0], bottleneck_blocks, cond_dim),
         decoders=decoders,
         head=nn.Linear(channels[-1], out_channels),
     )
+    return zero_init_residuals(unet) if zero_init else unet
+
+
+@torch.no_grad()
+def zero_init_residuals(model: nn.Module) -> nn.Module:
+    """Zero the last operator of every residual branch in ``model``, in place; returns it.
+
+    Every residual block ``h + R(h)`` then starts as the identity and every decoder as
+    ``D_i(w, v) = ι(L_i w)`` (its merge branch is zero), so a U-Net starts as its
+    prolonged bottleneck path
+
+        U(x) = head ι L_I ... ι L_1 U_0( P_0 E_1 ... P_{I-1} E_I lift(x) ),
+
+    with E_i = id for constant-width encoders (a linear map of x when the bottleneck's
+    blocks are zeroed too), and E_i = its channel change for widened ones. This is the
+    preconditioned start of the paper's §2.3: each resolution begins as the coarser
+    U-Net prolonged, and learns only the residual. Gradients still reach every branch
+    through the zeroed operator, whose input is not zero.
+    """
+    for module in model.modules():
+        if isinstance(module, ResidualBranch):
+            for parameter in module.op2.parameters():
+                parameter.zero_()
+    return model
 
 
 def _count(module: nn.Module) -> int:

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory, ResidualBlock
+from geounet.nn.norm import NodeGroupNorm
 
 
 class IdentityEncoder(nn.Module):
@@ -16,7 +17,16 @@ class IdentityEncoder(nn.Module):
 
 
 class ResidualEncoder(nn.Module):
-    """A learned E_i : V_i -> V_i, one or more residual blocks on level i."""
+    """A learned E_i on level i: an optional channel change, then residual blocks.
+
+    With ``in_channels == channels`` (the default) this is E_i : V_i -> V_i, ``num_blocks``
+    residual blocks ``h <- h + R(h)``. With ``in_channels != channels`` the encoder
+    receives the restriction of the finer level's encoder output (``in_channels``
+    channels) and first changes its width the way the paper's official encoder does
+    after each average pooling: ``h = act(norm(op(x)))`` with a spatial operator
+    ``op : C_in -> C_out`` on level i (a 3 x 3 convolution on the square), then the
+    residual blocks at ``channels``. Restriction itself stays a pure projection.
+    """
 
     def __init__(
         self,
@@ -25,14 +35,34 @@ class ResidualEncoder(nn.Module):
         channels: int,
         num_blocks: int = 1,
         cond_dim: int | None = None,
+        in_channels: int | None = None,
     ):
         super().__init__()
+        in_channels = channels if in_channels is None else in_channels
+        self.widen = None if in_channels == channels else ChannelChange(factory, level, in_channels, channels)
         self.blocks = nn.ModuleList(ResidualBlock(factory, level, channels, cond_dim) for _ in range(num_blocks))
 
     def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
+        if self.widen is not None:
+            x = self.widen(x, hierarchy)  # [B, N_i, C_in] -> [B, N_i, C_out]
         for block in self.blocks:
             x = block(x, hierarchy, cond)
         return x
+
+
+class ChannelChange(nn.Module):
+    """``x -> act(norm(op(x)))``, ``[B, N, C_in] -> [B, N, C_out]`` on one level: the
+    opening layer of the official code's encoder blocks (conv 3x3, GroupNorm(1), GELU)."""
+
+    def __init__(self, factory: OperatorFactory, level: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.level = level
+        self.op = factory(level, in_channels, out_channels)
+        self.norm = NodeGroupNorm(1, out_channels)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
+        return self.act(self.norm(self.op(x, hierarchy), hierarchy.components(self.level)))
 
 
 class MultiResolutionEncoder(nn.Module):

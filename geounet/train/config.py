@@ -28,7 +28,15 @@ ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet", "sfno")
 @dataclass
 class ModelConfig:
     """The U-Net (one of the paper's variants at a given width and depth), or a baseline
-    with the parameter count of that U-Net."""
+    with the parameter count of that U-Net.
+
+    ``encoder_channel_mult``: the learned encoder's channels per level as multiples of
+    ``width``, finest first, last entry repeating; ``[1]`` (default) keeps ``width`` on
+    every level, ``[1, 2, 4]`` doubles them per coarser level like the paper's code
+    (variants ``residual`` and ``multiresnet_matched``, which matches its budget).
+    ``zero_init``: start every residual branch at zero, so the U-Net starts as its
+    prolonged bottleneck path.
+    """
 
     architecture: str = "unet"
     variant: str = "multiresnet"
@@ -37,7 +45,9 @@ class ModelConfig:
     num_levels: int = 4
     decoder_blocks: int = 0
     encoder_blocks: int = 1
+    encoder_channel_mult: list[int] = field(default_factory=lambda: [1])
     bottleneck_blocks: int = 1
+    zero_init: bool = False
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -46,8 +56,14 @@ class ModelConfig:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
         _positive(self, "width", "num_levels", "encoder_blocks")
         _non_negative(self, "decoder_blocks", "bottleneck_blocks")
-        if not self.channel_mult or any(m < 1 for m in self.channel_mult):
-            raise ConfigError(f"model.channel_mult must be positive integers, got {self.channel_mult}")
+        for name in ("channel_mult", "encoder_channel_mult"):
+            mult = getattr(self, name)
+            if not mult or any(m < 1 for m in mult):
+                raise ConfigError(f"model.{name} must be positive integers, got {mult}")
+        if self.variant == "multiresnet" and any(m != 1 for m in self.encoder_channel_mult):
+            raise ConfigError(f"model.encoder_channel_mult = {self.encoder_channel_mult} widens a learned encoder, "
+                              "but variant 'multiresnet' has none; use [1] or variant 'residual' / "
+                              "'multiresnet_matched'")
 
 
 @dataclass
