@@ -1,4 +1,5 @@
-"""``geounet analyse noise``: the noise-dominance study of a TOML config, as JSON and PNGs.
+"""``geounet analyse noise`` (the noise-dominance study of a TOML config, as JSON and PNGs) and
+``geounet analyse samples`` (sample metrics of diffusion runs against held-out data).
 
 The config has an ``[analysis]`` table (``schedule``, ``noise_draws``, ``seed``,
 ``cache_dir``) and one ``[[study]]`` table per data set: ``name``, ``source`` and that
@@ -7,6 +8,12 @@ source's options (:mod:`geounet.diffusion.noise_study`). The command writes
 ``OUT/<name>.png`` per study (per-level SNR against t; detail energy per degree of
 freedom against level, measured and predicted) and ``OUT/decays.png`` (measured against
 predicted decay, every study and level).
+
+``geounet analyse samples RUN_DIR ... --num N --out DIR`` draws N samples from every run
+and compares them with the task's test split (:mod:`geounet.diffusion.sample_eval`,
+metrics in :mod:`geounet.diffusion.sample_metrics`); it writes ``DIR/sample_metrics.json``
+(every run's and data reference's metrics), ``DIR/sample_metrics.md`` (mean ± std over
+seeds), ``DIR/samples.png`` (samples next to test data) and ``DIR/spectra.png``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,17 @@ def add_analyse_parser(commands) -> None:
     noise.add_argument("--out", type=Path, default=Path("noise_analysis"), help="output folder")
     noise.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this study (repeatable)")
     noise.set_defaults(run=_noise)
+    samples = kinds.add_parser(
+        "samples", help="sample metrics of `geounet diffuse` runs against the task's held-out data",
+        description="Draw samples from every run and compare them with the task's test split: band-energy and "
+        "angular-power-spectrum errors, sliced Wasserstein and MMD on band energies and random features; "
+        "disjoint training subsets give the data's own floor. Runs are grouped by model.variant.")
+    samples.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="runs written by `geounet diffuse`")
+    samples.add_argument("--num", type=int, default=64, help="samples per run (and size of each data reference)")
+    samples.add_argument("--seed", type=int, default=0, help="seed of the samplers, data subsets and metric features")
+    samples.add_argument("--show", type=int, default=4, help="fields per row in samples.png")
+    samples.add_argument("--out", type=Path, required=True, help="output folder")
+    samples.set_defaults(run=_samples)
 
 
 def _read_config(path: Path) -> tuple[dict, list[dict]]:
@@ -84,6 +102,48 @@ def _noise(args: argparse.Namespace) -> int:
     (args.out / "noise_analysis.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}/noise_analysis.json, {args.out}/decays.png and one PNG per study")
     return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from geounet.diffusion.sample_eval import DATA_LABEL, evaluate_runs, markdown_table
+    from geounet.diffusion.sample_plots import plot_field_grid, plot_spectra
+
+    if args.num < 2 or args.show < 1:
+        raise ValueError(f"--num must be >= 2 and --show >= 1, got {args.num} and {args.show}")
+    evaluation = evaluate_runs(args.run_dirs, args.num, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [{"label": row.label, "name": row.name, "parameters": row.parameters, "metrics": row.metrics}
+            for row in evaluation.rows]
+    summary = {"command": "geounet analyse samples", "num": args.num, "seed": args.seed, "task": evaluation.task,
+               "field": evaluation.field, "hierarchy": repr(evaluation.hierarchy), "test_samples": len(evaluation.test),
+               "summary": evaluation.summary(), "rows": rows}
+    (args.out / "sample_metrics.json").write_text(json.dumps(summary, indent=1))
+    table = markdown_table(evaluation)
+    (args.out / "sample_metrics.md").write_text(table)
+    print(table)
+    shown = {"data (test)": evaluation.test[: args.show]}
+    for label in evaluation.labels()[1:]:  # the first run of every model
+        shown[label] = next(row for row in evaluation.rows if row.label == label).fields[: args.show]
+    plot_field_grid(shown, evaluation.hierarchy, str(args.out / "samples.png"))
+    curves = {"data (test)": _curves(evaluation.rows[0].metrics, "data")}
+    for label in evaluation.labels():
+        group = [row.metrics for row in evaluation.rows if row.label == label]
+        name = "data (train subsets)" if label == DATA_LABEL else label
+        curves[name] = {key: np.mean([_curves(m, "samples")[key] for m in group], axis=0).tolist()
+                        for key in _curves(group[0], "samples")}
+    plot_spectra(curves, str(args.out / "spectra.png"))
+    print(f"wrote {args.out}/sample_metrics.json, sample_metrics.md, samples.png and spectra.png")
+    return 0
+
+
+def _curves(metrics: dict, which: str) -> dict[str, list[float]]:
+    """The mean band energies (and C_l on HEALPix) of the ``which`` ("samples" / "data") set of a row."""
+    curves = {"bands": metrics[f"band_energy_{which}"]}
+    if f"cl_{which}" in metrics:
+        curves["cl"] = metrics[f"cl_{which}"]
+    return curves
 
 
 def _log2(values) -> list[float | None]:

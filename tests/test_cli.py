@@ -3,12 +3,15 @@
 import json
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from geounet import bench, configs
 from geounet.cli import main
+from geounet.diffusion.run import read_config
+from geounet.tasks import task_names
 from geounet.train.curves import read_curves
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,7 +246,8 @@ def test_evaluate_under_a_changed_task(run_dir, capsys):
 
 def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monkeypatch, capsys):
     """Without --config every command uses the packaged main job; --config also takes a
-    packaged config's name; experiments/*/config.toml are those same files."""
+    packaged config's name; experiments/*/config.toml are those same files, except diffusion
+    experiments (a [diffusion] table), which must be valid `geounet diffuse` configs."""
     monkeypatch.chdir(tmp_path)  # no experiments/ here
     assert main(["info", "--set", "model.width=4"]) == 0
     assert "task      shallow_water_healpix" in capsys.readouterr().out
@@ -254,7 +258,14 @@ def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monke
         "geounet info: error: config file no_such_config does not exist, and it is not a packaged config "
         f"({', '.join(configs.names())})\n"
     )
-    experiments = sorted((REPO / "experiments").glob("*/config.toml"))
-    assert len(experiments) == len(configs.names()) == 5
-    for path in experiments:
+    experiments = {path: tomllib.loads(path.read_text()) for path in (REPO / "experiments").glob("*/config.toml")}
+    tasks = [path for path, raw in experiments.items() if "diffusion" not in raw]
+    assert len(tasks) == len(configs.names()) == 5
+    for path in tasks:
         assert path.resolve().parent == Path(configs.__file__).parent
+    diffusion = [path for path in experiments if path not in tasks]
+    assert {path.parent.name for path in diffusion} >= {"diffusion_sphere", "diffusion_triangle"}
+    for path in diffusion:
+        assert not path.is_symlink()
+        cfg, table = read_config(experiments[path])  # every [task], [model] and [diffusion] key checked
+        assert table["steps"] == experiments[path]["diffusion"]["steps"] and cfg.task.name in task_names()

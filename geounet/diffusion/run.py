@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from geounet.data.samples import Dataset
 from geounet.diffusion.denoiser import Denoiser
@@ -25,6 +26,7 @@ from geounet.diffusion.noise import check_prediction, noise_std
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import make_schedule
 from geounet.experiment.config import ExperimentConfig, config_from_dict
+from geounet.hierarchy.base import Hierarchy
 from geounet.models.unet import build_unet
 from geounet.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from geounet.train.config import ConfigError, parse_override
@@ -107,24 +109,42 @@ def train_run(raw: dict, out: Path, progress: bool = True) -> dict:
     return {"steps": len(losses), "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
 
 
-def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = None, steps: int | None = None):
-    """``num`` samples ``[num, N, C]`` (float32) of the run in ``run_dir`` and the geometry they live on."""
+def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict]:
+    """The EMA denoiser (eval mode) of the run in ``run_dir``, the geometry it was trained on
+    (rebuilt from the config, no data needed), its task / model config and ``[diffusion]`` table."""
     from geounet.tasks import task_structure
 
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no diffusion checkpoint.pt; train one with `geounet diffuse`")
-    if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
     state = load_checkpoint(path)  # hash-verified, weights_only
     cfg, diffusion = read_config(state["config"])
     structure = task_structure(cfg.task, cfg.model.num_levels)
     denoiser = build_denoiser(cfg, diffusion, structure, state["channels"])
     denoiser.load_state_dict(state["ema"])
-    denoiser.eval()
-    hierarchy = structure.hierarchy
-    steps = steps or diffusion["sample_steps"]
-    samples = sample(sampler or diffusion["sampler"], lambda x, t: denoiser.denoise(x, hierarchy, t),
-                     denoiser.schedule, noise_std(hierarchy), num, state["channels"], steps,
-                     torch.Generator().manual_seed(seed))
-    return samples, hierarchy, cfg
+    return denoiser.eval(), structure.hierarchy, cfg, {**diffusion, "channels": state["channels"]}
+
+
+def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num: int, seed: int = 0,
+                 sampler: str | None = None, steps: int | None = None, batch_size: int = 32) -> Tensor:
+    """``num`` samples ``[num, N, C]`` of a loaded run (:func:`load_run`), drawn ``batch_size`` at a
+    time from one generator seeded with ``seed``: the same (seed, batch_size) gives the same samples."""
+    if num < 1:
+        raise ValueError(f"--num must be >= 1, got {num}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [batch_size] * (num // batch_size) + ([num % batch_size] if num % batch_size else [])
+    return torch.cat([
+        sample(sampler or diffusion["sampler"], lambda x, t: denoiser.denoise(x, hierarchy, t), denoiser.schedule,
+               noise_std(hierarchy), count, diffusion["channels"], steps or diffusion["sample_steps"], generator)
+        for count in sizes
+    ])
+
+
+def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = None, steps: int | None = None):
+    """``num`` samples ``[num, N, C]`` (float32) of the run in ``run_dir`` and the geometry they live on."""
+    if num < 1:
+        raise ValueError(f"--num must be >= 1, got {num}")
+    denoiser, hierarchy, cfg, diffusion = load_run(run_dir)
+    return draw_samples(denoiser, hierarchy, diffusion, num, seed, sampler, steps), hierarchy, cfg
