@@ -285,12 +285,18 @@ class SparseProduct(torch.autograd.Function):
 
 def _per_sample_product(matrix: Tensor, x: Tensor) -> Tensor:
     """``[B, R, D]``: ``matrix [R, N]`` (sparse) times each ``x[b] [N, D]``, outside autocast (sparse
-    products have no bf16 kernels)."""
+    products have no bf16 kernels).
+
+    Each product is written in place by ``addmm_`` with ``beta=0`` (the uninitialised output
+    is ignored, NaN included): ``torch.mm(matrix, sample, out=result)`` would zero a
+    temporary of the output's size, accumulate into it and copy it over, 3x the time of
+    the product itself on the CPU.
+    """
     x = x.to(matrix.dtype).contiguous()
     out = x.new_empty(x.shape[0], matrix.shape[0], x.shape[2])
     with torch.autocast(x.device.type, enabled=False):
         for sample, result in zip(x, out, strict=True):
-            torch.mm(matrix, sample, out=result)
+            result.addmm_(matrix, sample, beta=0)
     return out
 
 
