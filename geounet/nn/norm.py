@@ -32,20 +32,62 @@ class NodeGroupNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def _normalise(self, grouped: Tensor) -> Tensor:  # [B, N, G, C/G]
-        var, mean = torch.var_mean(grouped, dim=(-3, -1), keepdim=True, correction=0)
-        return (grouped - mean) * torch.rsqrt(var + self.eps)
-
     def forward(self, x: Tensor, components: Sequence[int] | None = None) -> Tensor:  # [B, N, C]
         *lead, n, c = x.shape
         grouped = x.reshape(*lead, n, self.num_groups, c // self.num_groups)
+        weight, bias = self.weight.view(grouped.shape[-2:]), self.bias.view(grouped.shape[-2:])
         if components is None or len(components) == 1:
-            normed = self._normalise(grouped)
+            normed = GroupNormFunction.apply(grouped, weight, bias, self.eps)
         elif sum(components) != n:
             raise ValueError(f"components {list(components)} hold {sum(components)} nodes, got {n} nodes")
         else:
-            normed = torch.cat([self._normalise(part) for part in grouped.split(list(components), dim=-3)], dim=-3)
-        return normed.reshape(x.shape) * self.weight + self.bias
+            normed = torch.cat([GroupNormFunction.apply(part, weight, bias, self.eps)
+                                for part in grouped.split(list(components), dim=-3)], dim=-3)
+        return normed.reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"groups={self.num_groups}, channels={self.weight.numel()}"
+
+
+class GroupNormFunction(torch.autograd.Function):
+    """``y = (x - μ) / sqrt(σ² + eps) · γ + β`` on ``x [..., N, G, C/G]``, with the mean μ and
+    the biased variance σ² of each sample and group over the nodes and the group's
+    channels (dims -3 and -1), and the affine ``γ, β [G, C/G]``.
+
+    It saves only ``x`` and the per-group μ and 1/σ (autograd through the elementwise
+    expression would keep three tensors of ``x``'s size) and computes the gradient in
+    closed form: with x̂ = (x - μ)/σ, g the output gradient and means over a group,
+
+        dx = (γ g - mean(γ g) - x̂ mean(γ g x̂)) / σ,   dγ = Σ g x̂,   dβ = Σ g.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        # Sums over the centred values (the mean, corrected once by the mean of x - mean,
+        # then the sum of squares): as accurate as var_mean, and on the CPU an order of
+        # magnitude faster than its strided reduction (torch.linalg.vector_norm is as
+        # fast but loses four digits of the variance on 10^6 float32 values).
+        groups = (-3, -1)
+        mean = x.mean(groups, keepdim=True)  # [..., 1, G, 1]
+        centred = x - mean
+        correction = centred.mean(groups, keepdim=True)  # the first mean's rounding error
+        squares = centred.square()
+        var = squares.sum(groups, keepdim=True) / (x.shape[-3] * x.shape[-1]) - correction.square()
+        rstd = torch.rsqrt(var + eps)
+        scale = rstd * weight  # [..., 1, G, C/G]
+        ctx.save_for_backward(x, mean + correction, rstd, weight)
+        return torch.addcmul(bias - correction * scale, centred, scale, out=squares)  # reuses the buffer
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        x, mean, rstd, weight = ctx.saved_tensors
+        normed = (x - mean) * rstd  # x̂
+        nodes = tuple(range(x.dim() - 2))  # every dim but the (group, channel) ones
+        grad_weight = (grad * normed).sum(nodes[-1], keepdim=True)  # [..., 1, G, C/G]: per sample Σ_n g x̂
+        grad_bias = grad.sum(nodes[-1], keepdim=True)
+        count = x.shape[-3] * x.shape[-1]
+        mean_g = (grad_bias * weight).sum(-1, keepdim=True) / count  # [..., 1, G, 1]: mean(γ g)
+        mean_gx = (grad_weight * weight).sum(-1, keepdim=True) / count  # mean(γ g x̂)
+        grad_x = torch.addcmul(-mean_g * rstd, grad, weight * rstd).sub_(normed.mul_(mean_gx * rstd))
+        per_sample = (-1, *weight.shape)  # summed over the samples for the parameters
+        return grad_x, grad_weight.reshape(per_sample).sum(0), grad_bias.reshape(per_sample).sum(0), None
