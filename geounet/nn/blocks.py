@@ -8,13 +8,20 @@ square, message passing on a graph). Spatial operators are made by an
 parameters: the hierarchy comes with every call, and also says which nodes form
 independent geometries (``hierarchy.components(level)``), over which the group norms
 take their statistics separately.
+
+Blocks can trade compute for memory (:func:`set_checkpointing`): a checkpointed block
+keeps only its inputs for the backward pass and recomputes its branch's activations
+there (one more forward pass of the branch), instead of keeping every intermediate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.norm import NodeGroupNorm
@@ -66,7 +73,31 @@ class ResidualBranch(nn.Module):
         return self.op2(self.act(h), hierarchy)  # [B, N, C_out]
 
 
-class ResidualBlock(nn.Module):
+class Checkpointable(nn.Module):
+    """A module whose expensive part may run under activation checkpointing (``self.checkpoint``,
+    off by default; switched for a whole model by :func:`set_checkpointing`)."""
+
+    checkpoint: bool = False
+
+    def _run(self, fn: Callable[..., Tensor], *args) -> Tensor:
+        """``fn(*args)``; with checkpointing on and gradients recorded, its intermediate
+        activations are recomputed in the backward pass instead of kept."""
+        if self.checkpoint and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch activation checkpointing of every residual branch in ``model`` on or off
+    (returns ``model``). Outputs and gradients are unchanged; the backward pass keeps
+    each block's inputs instead of its activations and recomputes the branch once more."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpoint = enabled
+    return model
+
+
+class ResidualBlock(Checkpointable):
     """x + R(x) on one level, channels preserved."""
 
     def __init__(
@@ -81,7 +112,7 @@ class ResidualBlock(nn.Module):
         self.branch = ResidualBranch(factory, level, channels, channels, cond_dim, num_groups)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:
-        return x + self.branch(x, hierarchy, cond)
+        return x + self._run(self.branch, x, hierarchy, cond)
 
 
 def _groups(requested: int, channels: int) -> int:
