@@ -3,7 +3,9 @@
 For every nside and model, fresh subprocesses build the model and run a warm-up and
 then timed forward + backward passes (one process) or one measured pass (another):
 
-- seconds per sample (median over repeats) and pixels per second;
+- seconds per sample (median over repeats) and pixels per second, in wall-clock time and
+  in the process's CPU time (user + system: what a run with ``--threads 1`` costs, which
+  other processes on a loaded machine do not inflate; the ratios use it then);
 - peak memory of one forward + backward after a warm-up pass:
   ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the rise of the peak resident
   set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the pass;
@@ -15,11 +17,16 @@ then timed forward + backward passes (one process) or one measured pass (another
 All graph models are sized by width to the Multi-ResNet's parameter count (their counts
 do not depend on nside); SFNO runs on the equiangular grid with about as many points as
 the HEALPix map (``geounet.models.baselines.equiangular_shape``) and is sized there.
-The summary prints the ratios against the baselines and the log-log slope of the
-Multi-ResNet's time against pixels.
+The summary prints each Multi-ResNet's throughput and peak-memory ratios against the
+baselines and the log-log slopes of time against pixels. ``multiresnet_ckpt`` is the
+same Multi-ResNet with activation checkpointing of its residual branches
+(geounet.nn.blocks.set_checkpointing). ``--before DIR`` also runs the Multi-ResNet from
+another source tree (e.g. ``git archive`` of an earlier commit) as ``multiresnet@before``,
+right after the current one at every nside, so both see the same load.
 
     .venv/bin/python experiments/bench/bench_decoders.py                      # small, a few minutes
     .venv/bin/python experiments/bench/bench_decoders.py --nsides 32 64 128 256 --device cuda --compile
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bench/bench_decoders.py --threads 1 --models multiresnet sfno
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import time
 import torch
 from peak_memory import reset_peak, status_bytes
 
-MODELS = ("multiresnet", "cheb_unet", "graph_unet", "sfno")
+MODELS = ("multiresnet", "multiresnet_ckpt", "cheb_unet", "graph_unet", "sfno")
+MULTIRESNETS = ("multiresnet", "multiresnet_ckpt", "multiresnet@before")
 
 
 def build(name: str, nside: int, width: int, levels: int, channels: int) -> torch.nn.Module:
@@ -47,7 +55,11 @@ def build(name: str, nside: int, width: int, levels: int, channels: int) -> torc
     if name == "sfno":
         return SFNOBaseline(*equiangular_shape(12 * nside**2), channels, channels, width=width)
     hierarchy = HealpixHaarHierarchy(nside, levels)
-    if name == "multiresnet":
+    if name == "multiresnet_ckpt":
+        from geounet.nn.blocks import set_checkpointing
+
+        return set_checkpointing(build_unet(hierarchy, channels, channels, width=width))
+    if name.startswith("multiresnet"):  # the current one, or another source tree's (PYTHONPATH)
         return build_unet(hierarchy, channels, channels, width=width)
     if name == "cheb_unet":
         return ChebUNet(hierarchy, channels, channels, width=width, depth=levels)
@@ -63,7 +75,7 @@ def matched_widths(args) -> tuple[dict[tuple[str, int], int], int]:
     widths = {}
     for name in args.models:
         for nside in args.nsides:
-            if name == "multiresnet":
+            if name in MULTIRESNETS:
                 widths[name, nside] = args.width
             elif name != "sfno" and (name, args.nsides[0]) in widths:
                 widths[name, nside] = widths[name, args.nsides[0]]
@@ -76,15 +88,17 @@ def matched_widths(args) -> tuple[dict[tuple[str, int], int], int]:
     return widths, target
 
 
-def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """A dense fp32 matmul's FLOP/s in wall-clock and in process CPU time."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     (a @ b).sum().item()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         c = a @ b
     c.sum().item()
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+    flops = 2 * size**3 * repeats
+    return flops / (time.perf_counter() - start), flops / (time.process_time() - cpu_start)
 
 
 def _mm_flops(a, b, *args, out_val=None, **kwargs) -> int:
@@ -135,23 +149,26 @@ def measure(args) -> dict:
         return {"peak_mb": max(peak, 0) / 2**20}
     with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: _mm_flops}) as counter:
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - start) / args.batch)
-    seconds = statistics.median(times)
+        cpu_times.append((time.process_time() - cpu_start) / args.batch)
+    seconds, cpu_seconds = statistics.median(times), statistics.median(cpu_times)
     return {
         "model": args.child_model, "nside": args.child_nside, "nodes": num_nodes,
         "params": count_parameters(model), "width": args.child_width,
-        "s_per_sample": seconds, "pixels_per_s": num_nodes / seconds,
+        "s_per_sample": seconds, "pixels_per_s": num_nodes / seconds, "cpu_s_per_sample": cpu_seconds,
         "flops_per_s": counter.get_total_flops() / args.batch / seconds,
+        "flops_per_cpu_s": counter.get_total_flops() / args.batch / cpu_seconds,
     }
 
 
 def run_child(args, name: str, nside: int, width: int) -> dict:
     """Time one model in a fresh process, then measure its peak memory in another."""
     row = {}
+    source = {"PYTHONPATH": args.before} if name.endswith("@before") else {}
     for mode in ("time", "memory"):
         command = [sys.executable, __file__, "--child-model", name, "--child-nside", str(nside),
                    "--child-width", str(width), "--child-mode", mode, "--device", args.device,
@@ -161,7 +178,7 @@ def run_child(args, name: str, nside: int, width: int) -> dict:
         # For the memory run, a fixed mmap threshold makes glibc return freed large buffers
         # to the OS, so the resident set after the warm-up pass is the model's, not the
         # allocator's cache (it slows the pass down, hence the separate timing run).
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if mode == "memory" else None
+        env = {**os.environ, **source, **({"MALLOC_MMAP_THRESHOLD_": "65536"} if mode == "memory" else {})}
         result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode:
             return {"model": name, "nside": nside, "error": result.stderr.strip().splitlines()[-1]}
@@ -169,15 +186,16 @@ def run_child(args, name: str, nside: int, width: int) -> dict:
     return row
 
 
-def efficiency(row: dict, reference: float) -> str:
-    """Achieved FLOP/s as a percentage of the dense matmul's."""
-    return "n/a" if row["model"] == "graph_unet" else f"{100 * row['flops_per_s'] / reference:.1f}%"
+def efficiency(row: dict, reference: float, clock: str) -> str:
+    """Achieved FLOP/s as a percentage of the dense matmul's, both in the same clock."""
+    flops = row["flops_per_cpu_s" if clock == "cpu" else "flops_per_s"]
+    return "n/a" if row["model"] == "graph_unet" else f"{100 * flops / reference:.1f}%"
 
 
-def slope(rows: list[dict]) -> float:
+def slope(rows: list[dict], key: str) -> float:
     """Least-squares slope of log(time) against log(pixels)."""
     xs = [math.log(r["nodes"]) for r in rows]
-    ys = [math.log(r["s_per_sample"]) for r in rows]
+    ys = [math.log(r[key]) for r in rows]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
@@ -194,6 +212,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--compile", action="store_true", help="torch.compile every model but GraphUNet")
+    parser.add_argument("--before", metavar="DIR", help="also run the Multi-ResNet of the source tree DIR")
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     parser.add_argument("--child-nside", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-width", type=int, help=argparse.SUPPRESS)
@@ -207,44 +226,52 @@ def main() -> None:
     if "multiresnet" not in args.models:
         parser.error("--models must include multiresnet, the model the others are matched to")
 
+    models = list(args.models)
+    if args.before:
+        models.insert(models.index("multiresnet") + 1, "multiresnet@before")
     widths, target = matched_widths(args)
-    reference = matmul_flops_per_second(torch.device(args.device))
-    print(f"device {args.device}, batch {args.batch}, target parameters {target}, "
-          f"dense matmul {reference / 1e9:.1f} GFLOP/s")
-    header = (f"{'model':<12}{'nside':>6}{'nodes':>9}{'params':>9}"
-              f"{'s/sample':>10}{'Mpix/s':>8}{'peak MB':>9}{'%matmul':>8}")
-    print(header)
+    for nside in args.nsides:
+        widths["multiresnet@before", nside] = args.width
+    wall_reference, cpu_reference = matmul_flops_per_second(torch.device(args.device))
+    # One thread on the CPU: CPU time is the work done, whatever else runs on the machine.
+    clock = "cpu" if args.device == "cpu" and torch.get_num_threads() == 1 else "wall"
+    time_key, reference = ("cpu_s_per_sample", cpu_reference) if clock == "cpu" else ("s_per_sample", wall_reference)
+    print(f"device {args.device}, batch {args.batch}, threads {torch.get_num_threads()}, target parameters {target}, "
+          f"dense matmul {wall_reference / 1e9:.1f} GFLOP/s wall, {cpu_reference / 1e9:.1f} GFLOP/s CPU time; "
+          f"ratios and %matmul in {clock} time")
+    print(f"{'model':<20}{'nside':>6}{'nodes':>9}{'params':>9}{'s/sample':>10}{'CPU s':>8}"
+          f"{'Mpix/s':>8}{'peak MB':>9}{'%matmul':>8}")
     rows = []
     for nside in args.nsides:
-        for name in args.models:
+        for name in models:
             row = run_child(args, name, nside, widths[name, nside])
             rows.append(row)
             if "error" in row:
-                print(f"{name:<12}{nside:>6}  failed: {row['error']}")
+                print(f"{name:<20}{nside:>6}  failed: {row['error']}")
                 continue
-            print(f"{name:<12}{nside:>6}{row['nodes']:>9}{row['params']:>9}{row['s_per_sample']:>10.4f}"
-                  f"{row['pixels_per_s'] / 1e6:>8.3f}{row['peak_mb']:>9.1f}{efficiency(row, reference):>8}",
-                  flush=True)
+            print(f"{name:<20}{nside:>6}{row['nodes']:>9}{row['params']:>9}{row['s_per_sample']:>10.4f}"
+                  f"{row['cpu_s_per_sample']:>8.3f}{row['nodes'] / row[time_key] / 1e6:>8.3f}{row['peak_mb']:>9.1f}"
+                  f"{efficiency(row, reference, clock):>8}", flush=True)
 
     ok = {(r["model"], r["nside"]): r for r in rows if "error" not in r}
-    print("\nratios against the Multi-ResNet in this run (speed: baseline time / Multi-ResNet time per pixel)")
-    for nside in args.nsides:
-        mr = ok.get(("multiresnet", nside))
-        if mr is None:
-            continue
-        parts = []
-        for name in [m for m in args.models if m != "multiresnet"]:
-            other = ok.get((name, nside))
-            if other:
-                speed = mr["pixels_per_s"] / other["pixels_per_s"]
-                memory = mr["peak_mb"] / other["peak_mb"] if other["peak_mb"] > 0 else float("nan")
-                parts.append(f"{name}: {speed:.2f}x faster, {memory:.2f}x memory")
-        print(f"nside {nside}: " + "; ".join(parts))
-    for name in args.models:
+    print(f"\nratios in this run ({clock} time; throughput: baseline time / Multi-ResNet time per pixel)")
+    baselines = [m for m in models if m not in MULTIRESNETS]
+    for mr_name in [m for m in models if m in MULTIRESNETS]:
+        for nside in args.nsides:
+            mr = ok.get((mr_name, nside))
+            parts = []
+            for name in baselines:
+                other = ok.get((name, nside))
+                if mr and other:
+                    speed = other[time_key] / other["nodes"] / (mr[time_key] / mr["nodes"])
+                    memory = mr["peak_mb"] / other["peak_mb"] if other["peak_mb"] > 0 else float("nan")
+                    parts.append(f"{name}: throughput {speed:.2f}x, memory {memory:.2f}x")
+            if parts:
+                print(f"{mr_name} nside {nside}: " + "; ".join(parts))
+    for name in models:
         series = [ok[name, n] for n in args.nsides if (name, n) in ok]
         if len(series) > 1:
-            print(f"log-log slope of time vs pixels, {name}: {slope(series):.2f}")
-
+            print(f"log-log slope of time vs pixels, {name}: {slope(series, time_key):.2f}")
 
 if __name__ == "__main__":
     main()
