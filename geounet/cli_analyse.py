@@ -106,6 +106,7 @@ def _noise(args: argparse.Namespace) -> int:
 
 def _samples(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from geounet.diffusion.sample_eval import DATA_LABEL, evaluate_runs, markdown_table
     from geounet.diffusion.sample_plots import plot_field_grid, plot_spectra
@@ -123,7 +124,8 @@ def _samples(args: argparse.Namespace) -> int:
     table = markdown_table(evaluation)
     (args.out / "sample_metrics.md").write_text(table)
     print(table)
-    shown = {"data (test)": evaluation.test[: args.show]}
+    spread = torch.linspace(0, len(evaluation.test) - 1, min(args.show, len(evaluation.test))).round().long()
+    shown = {"data (test)": evaluation.test[spread]}  # spread over the test set (neighbours may be one trajectory)
     for label in evaluation.labels()[1:]:  # the first run of every model
         shown[label] = next(row for row in evaluation.rows if row.label == label).fields[: args.show]
     plot_field_grid(shown, evaluation.hierarchy, str(args.out / "samples.png"))

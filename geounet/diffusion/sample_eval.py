@@ -24,7 +24,7 @@ from geounet.hierarchy.base import Hierarchy
 
 REFERENCE_DRAWS = 3
 #: the scalar metrics of :func:`compare`, in table order
-SCALARS = ("band_error", "cl_error", "sw_bands", "mmd2_bands", "sw_features", "mmd2_features")
+SCALARS = ("band_error", "cl_error", "cl_tail", "sw_bands", "mmd2_bands", "sw_features", "mmd2_features")
 DATA_LABEL = "data (train vs test)"
 
 

@@ -18,7 +18,13 @@ HEALPix the angular power spectrum C_l = Σ_m |a_lm|² / (2l + 1) of each channe
 
 the mean factor (in log) by which the samples' spectrum misses the data's: 0 when the
 spectra agree, log 2 ≈ 0.69 when every band is off by a factor 2. It checks the
-second-order statistics only, band by band.
+second-order statistics only, band by band. For C_l it is taken over the degrees the data
+populate, 1 <= l <= L with L the last degree where C̄_l(y) >= ``cl_floor`` · max_l C̄_l(y)
+(l = 0, the mean of a zero-mean field, is left out): fields from a truncated spectral
+solver are band-limited, and beyond L the log ratio would only compare noise floors. What
+the samples put beyond L is reported as the energy share
+
+    tail(x) = Σ_{l>L} (2l + 1) C̄_l(x) / Σ_l (2l + 1) C̄_l(x).
 
 **Distributional distances** between the sets {f(x_s)} and {f(y_s)} of per-sample features,
 with two embeddings f: the log band energies (log E_i(x_s))_i, which compare how energy
@@ -172,15 +178,20 @@ def mmd2(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     return float(within(x) + within(y) - 2 * kernel(x, y).mean())
 
 
+def band_limit(spectrum: Tensor, floor: float) -> int:
+    """L: the last degree whose mean ``spectrum [L_max + 1]`` reaches ``floor`` times its maximum."""
+    return int((spectrum >= floor * spectrum.max()).nonzero().max())
+
+
 def compare(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: int = 0, projections: int = 256,
-            features: int = 64) -> dict[str, float | list[float]]:
+            features: int = 64, cl_floor: float = 1e-4) -> dict[str, float | list[float]]:
     """Every metric of the module docstring for ``samples [S, N, C]`` against ``data [S', N, C]``.
 
     ``seed`` fixes the random features and the slicing directions, so every call with the
-    same seed measures along the same axes. Returns ``band_error`` (and ``cl_error`` on
-    HEALPix, degrees 1..2 nside: the mean l = 0 of a zero-mean field is left out),
-    ``sw_bands`` / ``mmd2_bands`` on log band energies, ``sw_features`` / ``mmd2_features``
-    on the random features, and the mean band energies of both sets.
+    same seed measures along the same axes. Returns ``band_error``, ``sw_bands`` /
+    ``mmd2_bands`` on log band energies, ``sw_features`` / ``mmd2_features`` on the random
+    features, the mean band energies of both sets, and on HEALPix ``cl_error`` over the
+    data's degrees 1..L (``cl_floor``), ``cl_tail`` beyond L, L itself and both mean spectra.
     """
     _check_fields(samples, hierarchy, "samples")
     _check_fields(data, hierarchy, "data")
@@ -201,7 +212,13 @@ def compare(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: int = 0, 
     }
     if is_healpix(hierarchy):
         spectra = angular_spectra(samples, hierarchy), angular_spectra(data, hierarchy)
-        result["cl_error"] = spectrum_error(spectra[0][:, 1:], spectra[1][:, 1:])
+        limit = band_limit(spectra[1].mean(0), cl_floor)
+        if limit < 1:
+            raise ValueError(f"the data's C_l are below {cl_floor} of their maximum beyond l = 0: nothing to compare")
+        result["cl_error"] = spectrum_error(spectra[0][:, 1:limit + 1], spectra[1][:, 1:limit + 1])
+        energy = spectra[0].mean(0) * (2 * torch.arange(len(spectra[0][0]), dtype=torch.float64) + 1)
+        result["cl_tail"] = float(energy[limit + 1:].sum() / energy.sum())
+        result["cl_band_limit"] = limit
         result["cl_samples"] = spectra[0].mean(0).tolist()
         result["cl_data"] = spectra[1].mean(0).tolist()
     return result

@@ -12,6 +12,7 @@ from geounet.diffusion.noise import noise_std, white_noise
 from geounet.diffusion.sample_metrics import (
     angular_spectra,
     band_energies,
+    band_limit,
     compare,
     mmd2,
     random_directions,
@@ -20,6 +21,7 @@ from geounet.diffusion.sample_metrics import (
     spectrum_error,
     wasserstein_1d,
 )
+from geounet.diffusion.spectra import healpix_harmonic_basis
 from geounet.hierarchy import HealpixHaarHierarchy, TriangleHierarchy
 
 
@@ -138,3 +140,17 @@ def test_compare_of_data_with_itself_and_bad_inputs():
     bad[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="1 NaN / Inf"):
         compare(bad, x, hierarchy)
+
+
+def test_angular_spectrum_error_stops_at_the_datas_band_limit_and_reports_the_tail():
+    assert band_limit(torch.tensor([1.0, 0.5, 1e-3, 1e-6, 1e-7]), 1e-4) == 2
+    hierarchy = HealpixHaarHierarchy(8, 3)
+    basis = healpix_harmonic_basis(8, 4, hierarchy.mass(2))  # [25, 768]: degrees l <= 4
+    generator = torch.Generator().manual_seed(9)
+    limited = (torch.randn(32, 25, generator=generator, dtype=torch.float64) @ basis)[..., None]
+    other = (torch.randn(32, 25, generator=generator, dtype=torch.float64) @ basis)[..., None]
+    same = compare(other, limited, hierarchy, projections=8, features=8)
+    assert same["cl_band_limit"] == 4 and same["cl_tail"] < 1e-9 and same["cl_error"] < 0.3
+    white = compare(_white(hierarchy, 64, 10), limited, hierarchy, projections=8, features=8)
+    # white noise has a flat C_l: its share beyond l = 4 of the degrees up to 16 is 1 - 5² / 17²
+    assert white["cl_tail"] == pytest.approx(1 - 25 / 289, rel=0.02)
