@@ -20,7 +20,7 @@ the HEALPix map (``geounet.models.baselines.equiangular_shape``) and is sized th
 The summary prints each Multi-ResNet's throughput and peak-memory ratios against the
 baselines and the log-log slopes of time against pixels. ``multiresnet_ckpt`` is the
 same Multi-ResNet with activation checkpointing of its residual branches
-(geounet.nn.blocks.set_checkpointing). ``--before DIR`` also runs the Multi-ResNet from
+(``build_unet(..., checkpoint=True)``). ``--before DIR`` also runs the Multi-ResNet from
 another source tree (e.g. ``git archive`` of an earlier commit) as ``multiresnet@before``,
 right after the current one at every nside, so both see the same load.
 
@@ -56,9 +56,7 @@ def build(name: str, nside: int, width: int, levels: int, channels: int) -> torc
         return SFNOBaseline(*equiangular_shape(12 * nside**2), channels, channels, width=width)
     hierarchy = HealpixHaarHierarchy(nside, levels)
     if name == "multiresnet_ckpt":
-        from geounet.nn.blocks import set_checkpointing
-
-        return set_checkpointing(build_unet(hierarchy, channels, channels, width=width))
+        return build_unet(hierarchy, channels, channels, width=width, checkpoint=True)
     if name.startswith("multiresnet"):  # the current one, or another source tree's (PYTHONPATH)
         return build_unet(hierarchy, channels, channels, width=width)
     if name == "cheb_unet":

@@ -86,6 +86,7 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
         bottleneck_blocks=m.bottleneck_blocks,
         cond_dim=task.cond_dim,
         zero_init=m.zero_init,
+        checkpoint=m.checkpoint,
     )
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
-from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
+from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch, set_checkpointing
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
 from geounet.nn.message_passing import MessagePassingFactory
@@ -59,6 +59,7 @@ def build_unet(
     bottleneck_blocks: int = 1,
     cond_dim: int | None = None,
     zero_init: bool = False,
+    checkpoint: bool = False,
     backend: str = "auto",
     kernel: str = "linear",
     num_kernels: int = 4,
@@ -94,6 +95,9 @@ def build_unet(
             ``"multiresnet"``, which has no learned encoder to widen.
         zero_init: zero the last operator of every residual branch, so the U-Net starts as
             its prolonged bottleneck path (:func:`zero_init_residuals`).
+        checkpoint: recompute every residual branch in the backward pass instead of keeping
+            its activations (:func:`~geounet.nn.blocks.set_checkpointing`): same numbers,
+            less memory, one more forward pass of the branches.
     """
     if depth is not None:
         hierarchy = finest_levels(hierarchy, depth)
@@ -159,6 +163,7 @@ def build_unet(
         decoders=decoders,
         head=nn.Linear(channels[-1], out_channels),
     )
+    set_checkpointing(unet, checkpoint)
     return zero_init_residuals(unet) if zero_init else unet
 
 

@@ -36,6 +36,8 @@ class ModelConfig:
     (variants ``residual`` and ``multiresnet_matched``, which matches its budget).
     ``zero_init``: start every residual branch at zero, so the U-Net starts as its
     prolonged bottleneck path.
+    ``checkpoint``: activation checkpointing of the residual branches (same numbers,
+    less memory, one more forward pass of the branches in training).
     """
 
     architecture: str = "unet"
@@ -48,6 +50,7 @@ class ModelConfig:
     encoder_channel_mult: list[int] = field(default_factory=lambda: [1])
     bottleneck_blocks: int = 1
     zero_init: bool = False
+    checkpoint: bool = False
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
