@@ -132,3 +132,20 @@ def test_zero_init_branches_receive_gradients_and_leave_the_bottleneck_path():
         for p in model.parameters():
             p -= 0.1 * p.grad
         assert (model(x, hierarchy) - prolonged_bottleneck(model, x, hierarchy)).abs().max() > 1e-4
+
+
+def test_config_keys_reach_the_model():
+    from pathlib import Path
+
+    from geounet.experiment.config import load_config
+    from geounet.experiment.runner import build_configured_unet
+    from geounet.tasks import task_structure
+
+    config = Path(__file__).resolve().parents[2] / "experiments/square_navier_stokes/config.toml"
+    cfg = load_config(config, ["model.variant='residual'", "model.encoder_channel_mult=[1, 2]", "model.zero_init=true",
+                               "model.width=4"])
+    unet = build_configured_unet(cfg, task_structure(cfg.task, cfg.model.num_levels))
+    # widths 8, 8, 4 on levels 1-3: only E_2 changes channels (4 -> 8); E_3 reads the lift's 4
+    assert [unet.encoders[str(i)].widen is None for i in (1, 2, 3)] == [True, False, True]
+    branches = [m for m in unet.modules() if isinstance(m, ResidualBranch)]
+    assert branches and all(not p.any() for b in branches for p in b.op2.parameters())
