@@ -30,7 +30,10 @@ hierarchy (:func:`prepared_graph`). Two implementations of the same mathematics:
   cluster meshes) from the level's ``neighbours [N, K]`` table. For the linear kernel the
   M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
   memoised on the hierarchy) applied to each sample by :class:`SparseProduct`, which
-  saves nothing for the backward pass but the matrix's transpose; for the MLP kernel
+  saves nothing for the backward pass but the matrix's transpose; when C_out <= C_in the
+  M + 1 channel maps come first and one sparse matrix ``[N, N (M + 1)]`` sums their
+  outputs over each neighbourhood (fewer channels moved, only the input kept for the
+  backward pass); for the MLP kernel
   (whose weights are learned) one gather of the node-major features ``[N, K, B * C_in]``
   and one batched ``[M, K] @ [K, B C_in]`` product per node;
 - a PyTorch Geometric ``MessagePassing`` over ``edge_index`` / ``edge_attr`` for general
@@ -237,29 +240,44 @@ def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
     return PreparedGraph(**union)
 
 
-def linear_operator(graph: PreparedGraph) -> tuple[Tensor, Tensor]:
+def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> tuple[Tensor, Tensor]:
     """The M aggregations of the linear kernel as one sparse matrix and its transpose.
 
     With phi = (1, e_1 .. e_F), ``A[t M + m, s] = phi_m(e_st) / deg_t`` stacks A_1 .. A_M
-    row-interleaved, so ``A @ x`` for node-major ``x [N, B C]`` is ``[N, M, B C]``. Both
-    are CSR with K entries a row (padded slots hold zeros), in the graph's dtype, with
-    int32 indices where they fit.
+    row-interleaved, so ``A @ x`` for node-major ``x [N, B C]`` is ``[N, M, B C]``.
+
+    ``mixed_first``: the matrix ``[N, N (M + 1)]`` that sums channel-mixed features
+    ``z [N, M + 1, C]`` (``z[s, 0] = W_0 x_s``, ``z[s, m] = W_m x_s``) into
+    ``y_t = z[t, 0] + sum_m sum_s A_m(t, s) z[s, m]``: entries ``phi_m(e_st) / deg_t`` at
+    column ``s (M + 1) + m`` and 1 at ``t (M + 1)``.
+
+    Both are CSR with K entries a row (+ 1 for the mixed-first self term; padded slots
+    hold zeros), in the graph's dtype, with int32 indices where they fit.
     """
     neighbours, features, norm = graph.neighbours, graph.neighbour_features, graph.neighbour_norm
     n, k = neighbours.shape
     phi = torch.cat([torch.ones_like(features[..., :1]), features], dim=-1) * norm[..., None]  # [N, K, M]
     m = phi.shape[-1]
-    rows = torch.arange(n * m, device=neighbours.device).repeat_interleave(k)  # [N M K]
-    columns = neighbours.to(torch.int64)[:, None, :].expand(n, m, k).reshape(-1)
-    values = phi.transpose(1, 2).reshape(-1)  # [N M K], row t M + m, slot order
+    device = neighbours.device
+    targets = torch.arange(n, device=device)[:, None, None].expand(n, m, k)
+    kernels = torch.arange(m, device=device)[None, :, None].expand(n, m, k)
+    sources = neighbours.to(torch.int64)[:, None, :].expand(n, m, k)
+    values = phi.transpose(1, 2).reshape(-1)  # [N M K], target-major, slot order
+    if mixed_first:
+        self_index = torch.arange(n, device=device)
+        rows = torch.cat([targets.reshape(-1), self_index])
+        columns = torch.cat([(sources * (m + 1) + kernels + 1).reshape(-1), self_index * (m + 1)])
+        values, size = torch.cat([values, values.new_ones(n)]), (n, n * (m + 1))
+    else:
+        rows, columns, size = (targets * m + kernels).reshape(-1), sources.reshape(-1), (n * m, n)
     index_dtype = torch.int32 if values.numel() < 2**31 else torch.int64  # int32: faster sparse products
     operators = []
     with warnings.catch_warnings():  # torch's notice that sparse CSR support is in beta
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        for index, size in ((torch.stack([rows, columns]), (n * m, n)), (torch.stack([columns, rows]), (n, n * m))):
-            csr = torch.sparse_coo_tensor(index, values, size, check_invariants=True).coalesce().to_sparse_csr()
+        for index, shape in ((torch.stack([rows, columns]), size), (torch.stack([columns, rows]), size[::-1])):
+            csr = torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce().to_sparse_csr()
             operators.append(torch.sparse_csr_tensor(csr.crow_indices().to(index_dtype),
-                                                     csr.col_indices().to(index_dtype), csr.values(), size,
+                                                     csr.col_indices().to(index_dtype), csr.values(), shape,
                                                      check_invariants=True))
     return operators[0], operators[1]
 
@@ -409,8 +427,11 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         sparse_ok = not torch.compiler.is_compiling()  # torch.compile does not trace sparse tensors
         if graph.neighbours is not None and self.kernel is None and x.dtype == graph.neighbour_features.dtype \
                 and sparse_ok:
-            operator = hierarchy.cached(("linear_operator", self.edge_features, self.backend, x.dtype), self.level,
-                                        lambda: linear_operator(graph))
+            mixed_first = self.out_channels <= self.in_channels
+            operator = hierarchy.cached(("linear_operator", self.edge_features, self.backend, x.dtype, mixed_first),
+                                        self.level, lambda: linear_operator(graph, mixed_first))
+            if mixed_first:
+                return self._mix_then_aggregate(x, operator)
             aggregated = self._aggregate_sparse(x, operator)
         elif graph.neighbours is not None:
             aggregated = self._aggregate_table(x, graph)
@@ -435,6 +456,21 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         """``[B, N, M, C_in]`` neighbourhood sums of the linear kernel as one sparse product per sample."""
         batch, n, channels = x.shape
         return SparseProduct.apply(x, *operator).view(batch, n, self.num_kernels, channels)
+
+    def _mix_then_aggregate(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+        """The linear kernel with the channel maps first: ``z = [W_0 | W_1 .. W_M] x`` per node,
+        then one sparse product sums ``z`` over each node and its neighbours
+        (:func:`linear_operator` with ``mixed_first``). The same sums as aggregating first;
+        the sparse product then moves C_out instead of C_in channels and autograd keeps
+        only ``x`` (not its M aggregations). Taken when C_out <= C_in: in an interleaved
+        micro-benchmark (nside 64, forward + backward, CPU time) 1.8x faster for 64 -> 32
+        channels and 1.1x for 32 -> 32."""
+        batch, n, channels = x.shape
+        weight = self.linear.weight.view(self.out_channels, self.num_kernels + 1, channels)
+        blocks = weight.transpose(0, 1).reshape(-1, channels)  # [(M + 1) C_out, C_in], W_0 first
+        mixed = nn.functional.linear(x, blocks).view(batch, n * (self.num_kernels + 1), self.out_channels)
+        summed = SparseProduct.apply(mixed, *operator).to(mixed.dtype)  # autocast's dtype, as the other paths
+        return summed.add_(self.linear.bias)  # [B, N, C_out]
 
     def message(self, x_j: Tensor, weights: Tensor) -> Tensor:  # [B, E, C_in], [E, M]
         return (weights[:, :, None] * x_j[..., None, :]).flatten(-2)  # [B, E, M C_in]

@@ -302,3 +302,24 @@ def test_linear_table_path_saves_no_gathered_features():
         op(x, h)
     activations = x.numel()
     assert sum(saved) <= (op.num_kernels + 2) * activations + op.linear.weight.numel(), saved
+
+
+@pytest.mark.parametrize("channels", [(6, 3), (4, 4), (3, 5)], ids=["mix-first", "mix-first-equal", "aggregate-first"])
+def test_linear_kernel_sparse_paths_equal_pyg_with_gradients(channels):
+    """Both sparse orders (channel maps before the aggregation when C_out <= C_in, after it
+    otherwise) give the PyG operator's values and gradients."""
+    from geounet.hierarchy.healpix import HealpixHaarHierarchy
+
+    torch.manual_seed(0)
+    h = HealpixHaarHierarchy(4, 1)
+    op = KernelConv(0, *channels, 3, "linear", backend="table").double()
+    pyg = KernelConv(0, *channels, 3, "linear", backend="pyg").double()
+    pyg.load_state_dict(op.state_dict())
+    x = torch.randn(2, 192, channels[0], dtype=torch.float64, requires_grad=True)
+    outs = [conv(x, h) for conv in (op, pyg)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    weights = torch.randn_like(outs[0])
+    grads = [torch.autograd.grad((out * weights).sum(), [x, *conv.parameters()])
+             for out, conv in zip(outs, (op, pyg), strict=True)]
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
