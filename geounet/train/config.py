@@ -33,7 +33,8 @@ class ModelConfig:
     ``encoder_channel_mult``: the learned encoder's channels per level as multiples of
     ``width``, finest first, last entry repeating; ``[1]`` (default) keeps ``width`` on
     every level, ``[1, 2, 4]`` doubles them per coarser level like the paper's code
-    (variants ``residual`` and ``multiresnet_matched``, which matches its budget).
+    (variants ``residual`` and ``multiresnet_matched``, which matches its budget; a
+    ``multiresnet`` refuses it when built, so one config can list all three variants).
     ``zero_init``: start every residual branch at zero, so the U-Net starts as its
     prolonged bottleneck path.
     ``checkpoint``: activation checkpointing of the residual branches (same numbers,
@@ -63,10 +64,6 @@ class ModelConfig:
             mult = getattr(self, name)
             if not mult or any(m < 1 for m in mult):
                 raise ConfigError(f"model.{name} must be positive integers, got {mult}")
-        if self.variant == "multiresnet" and any(m != 1 for m in self.encoder_channel_mult):
-            raise ConfigError(f"model.encoder_channel_mult = {self.encoder_channel_mult} widens a learned encoder, "
-                              "but variant 'multiresnet' has none; use [1] or variant 'residual' / "
-                              "'multiresnet_matched'")
 
 
 @dataclass
