@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from geounet.diffusion.schedules import VPCosine
+from geounet.diffusion.staged import active_stage
 
 NAMES = {
     "e2e": "end-to-end",
@@ -48,18 +49,21 @@ def regression_table(result: dict) -> list[str]:
 
 
 def diffusion_tables(result: dict) -> list[str]:
-    log_snr = result["eval_log_snr"]
-    bands = {"high noise (log SNR < -2)": lambda v: v < -2, "middle": lambda v: -2 <= v <= 2,
-             "low noise (log SNR > 2)": lambda v: v > 2}
-    lines = ["| variant | steps per stage | train CPU s | held-out loss, mean over t | " + " | ".join(bands)
+    """Held-out loss per variant, averaged over the evaluation times in each stage's sampling
+    region (u_{j+1}, u_j] (the times where the staged sampler runs stage j)."""
+    ranges = result["stage_ranges"]
+    region = [active_stage(t, ranges, len(ranges) - 1) for t in result["eval_times"]]
+    stages = sorted(set(region), reverse=True)
+    lines = ["| variant | steps per stage | train CPU s | held-out loss, mean over t | "
+             + " | ".join(f"t where stage {j} runs ({region.count(j)} t)" for j in stages)
              + " | band-energy log error | sampling CPU s |",
-             "|---|---|---:|---:|" + "---:|" * len(bands) + "---:|---:|"]
+             "|---|---|---:|---:|" + "---:|" * len(stages) + "---:|---:|"]
     for variant, runs in by_variant(result["runs"]).items():
         cells = [NAMES[variant], steps_column(runs), mean_std([sum(run["cpu_s"]) for run in runs], 1),
                  mean_std([run["mean_held_out_loss"] for run in runs])]
-        for keep in bands.values():
-            cells.append(mean_std([statistics.mean(loss for loss, v in zip(run["held_out_loss"], log_snr, strict=True)
-                                                   if keep(v)) for run in runs]))
+        for stage in stages:
+            cells.append(mean_std([statistics.mean(loss for loss, j in zip(run["held_out_loss"], region, strict=True)
+                                                   if j == stage) for run in runs]))
         cells += [mean_std([run["band_energy_log_error"] for run in runs], 3),
                   mean_std([run["sample_cpu_s"] for run in runs], 1)]
         lines.append("| " + " | ".join(cells) + " |")
