@@ -64,16 +64,15 @@ class GroupNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
         # Sums over the centred values (the mean, corrected once by the mean of x - mean,
-        # then the sum of squares): as accurate as var_mean, and on the CPU an order of
-        # magnitude faster than its strided reduction (torch.linalg.vector_norm is as
-        # fast but loses four digits of the variance on 10^6 float32 values).
-        groups = (-3, -1)
-        mean = x.mean(groups, keepdim=True)  # [..., 1, G, 1]
+        # then the sum of squares), each over the group's channels and then the nodes: as
+        # accurate as var_mean and on the CPU an order of magnitude faster than its strided
+        # reduction (one reduction over both dims loses 20x more digits; vector_norm 4e-4).
+        count = x.shape[-3] * x.shape[-1]
+        mean = _group_sum(x) / count  # [..., 1, G, 1]
         centred = x - mean
-        correction = centred.mean(groups, keepdim=True)  # the first mean's rounding error
+        correction = _group_sum(centred) / count  # the first mean's rounding error
         squares = centred.square()
-        var = squares.sum(groups, keepdim=True) / (x.shape[-3] * x.shape[-1]) - correction.square()
-        rstd = torch.rsqrt(var + eps)
+        rstd = torch.rsqrt(_group_sum(squares) / count - correction.square() + eps)
         scale = rstd * weight  # [..., 1, G, C/G]
         ctx.save_for_backward(x, mean + correction, rstd, weight)
         return torch.addcmul(bias - correction * scale, centred, scale, out=squares)  # reuses the buffer
@@ -91,3 +90,8 @@ class GroupNormFunction(torch.autograd.Function):
         grad_x = torch.addcmul(-mean_g * rstd, grad, weight * rstd).sub_(normed.mul_(mean_gx * rstd))
         per_sample = (-1, *weight.shape)  # summed over the samples for the parameters
         return grad_x, grad_weight.reshape(per_sample).sum(0), grad_bias.reshape(per_sample).sum(0), None
+
+
+def _group_sum(x: Tensor) -> Tensor:
+    """``[..., N, G, C/G] -> [..., 1, G, 1]``: sums over each group's channels, then over the nodes."""
+    return x.sum(-1, keepdim=True).sum(-3, keepdim=True)

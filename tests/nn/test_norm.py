@@ -46,11 +46,13 @@ def test_output_has_zero_mean_and_unit_variance_per_group():
 
 
 def test_float32_statistics_of_a_large_offset_field_stay_accurate():
-    """10^6 values with mean 100 and spread 1: float32 errors at the input's own rounding."""
+    """10^6 values with mean 100 and spread 1: float32 errors at the input's own rounding
+    (7.6e-6 = ulp(100) / 2), where a one-pass variance loses 1e-3."""
+    torch.manual_seed(0)
     x = torch.randn(1, 2**18, 4, dtype=torch.float64) + 100
-    norm = NodeGroupNorm(1, 4)
+    norm = NodeGroupNorm(2, 4)
     expected = reference(norm.double(), x)
-    assert (norm.float()(x.float()).double() - expected).abs().max() < 1e-4
+    assert (norm.float()(x.float()).double() - expected).abs().max() < 1.5e-5
 
 
 def test_components_are_normalised_separately():
