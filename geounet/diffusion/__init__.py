@@ -1,10 +1,12 @@
-"""Diffusion models on any hierarchy: schedules, white noise, the denoising loss, samplers, EMA."""
+"""Diffusion models on any hierarchy: schedules, white noise, the denoising loss, samplers, EMA,
+and metrics of samples against data."""
 
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.ema import EMA
 from geounet.diffusion.embedding import NoiseLevelEmbedding
 from geounet.diffusion.loss import denoising_loss
 from geounet.diffusion.noise import noise_std, white_noise
+from geounet.diffusion.sample_metrics import band_energies, compare_samples, mmd2, sliced_wasserstein, spectrum_error
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import EDM, SCHEDULES, Schedule, VPCosine, make_schedule
 
@@ -17,9 +19,14 @@ __all__ = [
     "NoiseLevelEmbedding",
     "Schedule",
     "VPCosine",
+    "band_energies",
+    "compare_samples",
     "denoising_loss",
     "make_schedule",
+    "mmd2",
     "noise_std",
     "sample",
+    "sliced_wasserstein",
+    "spectrum_error",
     "white_noise",
 ]

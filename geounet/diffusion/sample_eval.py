@@ -2,7 +2,7 @@
 
 All runs must learn the same fields (one ``[task]`` table, ``diffusion.field`` and
 ``model.num_levels``): their samples are compared, with
-:func:`geounet.diffusion.sample_metrics.compare`, against the task's *test* split. The
+:func:`geounet.diffusion.sample_metrics.compare_samples`, against the task's *test* split. The
 metrics' floor comes from the data themselves: up to :data:`REFERENCE_DRAWS` disjoint
 subsets of the *training* split, each as large as a run's sample set, compared with the
 same test split ("data" rows). Runs are grouped by ``model.variant``; a group's row is the
@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 
 from geounet.diffusion.run import draw_samples, load_run
-from geounet.diffusion.sample_metrics import compare
+from geounet.diffusion.sample_metrics import compare_samples
 from geounet.hierarchy.base import Hierarchy
 
 REFERENCE_DRAWS = 3
-#: the scalar metrics of :func:`compare`, in table order
+#: the scalar metrics of :func:`compare_samples`, in table order
 SCALARS = ("band_error", "cl_error", "cl_tail", "sw_bands", "mmd2_bands", "sw_features", "mmd2_features")
 DATA_LABEL = "data (train vs test)"
 
@@ -90,11 +90,12 @@ def evaluate_runs(run_dirs: list[Path], num: int, seed: int = 0, progress: bool 
     size = min(num, len(train))
     for k in range(min(REFERENCE_DRAWS, len(train) // size)):
         subset = train[order[k * size:(k + 1) * size]]
-        rows.append(Row(DATA_LABEL, f"train subset {k}", compare(subset, test, hierarchy, seed), subset))
+        rows.append(Row(DATA_LABEL, f"train subset {k}", compare_samples(subset, test, hierarchy, seed), subset))
     for run_dir, (denoiser, run_hierarchy, run_cfg, run_diffusion) in zip(run_dirs, loaded, strict=True):
         samples = draw_samples(denoiser, run_hierarchy, run_diffusion, num, seed)
         counts = {**denoiser.model.parameter_counts(), "denoiser": sum(p.numel() for p in denoiser.parameters())}
-        rows.append(Row(run_cfg.model.variant, str(run_dir), compare(samples, test, hierarchy, seed), samples, counts))
+        metrics = compare_samples(samples, test, hierarchy, seed)
+        rows.append(Row(run_cfg.model.variant, str(run_dir), metrics, samples, counts))
         if progress:
             print(f"{run_dir}: band error {rows[-1].metrics['band_error']:.3f}")
     return SampleEvaluation(hierarchy, cfg.to_dict()["task"], diffusion["field"], test, rows)

@@ -34,7 +34,10 @@ at each scale is distributed over samples, and a fixed random projection
 
 where the g_k are white-noise fields drawn once from a fixed seed (covariance c M⁻¹,
 :mod:`geounet.diffusion.noise`; c the mean node mass, |Ω| the domain's measure), so that
-E_g f_k(x)² = ‖x‖²_M / (|Ω| C) is the field's mean square, on any mesh.
+E_g f_k(x)² = ‖x‖²_M / (|Ω| C) is the field's mean square, on any mesh. The metrics'
+random stream is derived from their seed by hashing (:func:`metric_generator`): a DDIM
+sample stays correlated with the white noise it started from, so features drawn from the
+sampler's own stream (the same integer seed) would see that noise instead of the field.
 
 - *Sliced Wasserstein* (Rabin et al. 2011; Bonneel et al. 2015):
   SW_p(μ, ν) = (E_θ W_p^p(θ_#μ, θ_#ν))^{1/p}, θ uniform on the unit sphere, estimated with
@@ -49,11 +52,12 @@ E_g f_k(x)² = ‖x‖²_M / (|Ω| C) is the field's mean square, on any mesh.
   has mean 0 when both sets come from one distribution (it can be slightly negative).
 
 Every distance has a floor set by the finite sample counts: compare with the same metrics
-between two draws of the data (:func:`compare` on a training subset against the test set).
+between two draws of the data (:func:`compare_samples` on a training subset against the test set).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -111,13 +115,20 @@ def spectrum_error(energy: Tensor, reference: Tensor) -> float:
     return float((mean.log() - ref.log()).abs().mean())
 
 
+def metric_generator(seed: int) -> torch.Generator:
+    """The metrics' generator for ``seed``: seeded with a hash of it, never with ``seed`` itself
+    (module docstring)."""
+    digest = hashlib.sha256(f"geounet.diffusion.sample_metrics {seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 def random_features(x: Tensor, hierarchy: Hierarchy, dim: int = 64, seed: int = 0) -> Tensor:
     """f_k(x_s) = <x_s, g_k>_M / sqrt(c |Ω| C) with fixed white-noise fields g_k, ``[S, N, C]`` -> ``[S, dim]``."""
     _check_fields(x, hierarchy, "fields")
     level = hierarchy.finest_level
     mass = hierarchy.mass(level).to(torch.float64)  # [N]
     channels = x.shape[-1]
-    g = white_noise(noise_std(hierarchy), dim, channels, torch.Generator().manual_seed(seed), torch.float64)
+    g = white_noise(noise_std(hierarchy), dim, channels, metric_generator(seed), torch.float64)
     scale = math.sqrt(float(mass.mean() * mass.sum()) * channels)
     return torch.einsum("snc,n,knc->sk", x.to(torch.float64), mass, g.cpu()) / scale
 
@@ -183,7 +194,7 @@ def band_limit(spectrum: Tensor, floor: float) -> int:
     return int((spectrum >= floor * spectrum.max()).nonzero().max())
 
 
-def compare(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: int = 0, projections: int = 256,
+def compare_samples(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: int = 0, projections: int = 256,
             features: int = 64, cl_floor: float = 1e-4) -> dict[str, float | list[float]]:
     """Every metric of the module docstring for ``samples [S, N, C]`` against ``data [S', N, C]``.
 
@@ -197,7 +208,7 @@ def compare(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: int = 0, 
     _check_fields(data, hierarchy, "data")
     if samples.shape[-1] != data.shape[-1]:
         raise ValueError(f"samples have {samples.shape[-1]} channels but the data have {data.shape[-1]}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = metric_generator(seed + 1)  # the directions: another stream than the features'
     bands = band_energies(samples, hierarchy), band_energies(data, hierarchy)
     embedded = [random_features(z, hierarchy, features, seed) for z in (samples, data)]
     log_bands = [e.clamp_min(torch.finfo(torch.float64).tiny).log() for e in bands]

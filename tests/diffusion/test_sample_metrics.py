@@ -13,7 +13,7 @@ from geounet.diffusion.sample_metrics import (
     angular_spectra,
     band_energies,
     band_limit,
-    compare,
+    compare_samples,
     mmd2,
     random_directions,
     random_features,
@@ -125,21 +125,24 @@ def test_random_features_have_the_fields_mean_square():
     assert (features**2).mean(1).tolist() == pytest.approx([1.0, 9.0], rel=0.08)
     torch.testing.assert_close(features[1], 3 * features[0])  # linear, with the same g_k for every field
     torch.testing.assert_close(random_features(ones, hierarchy, 8, seed=1), random_features(ones, hierarchy, 8, 1))
+    # fields drawn from a generator with the same integer seed are not the features' own noise
+    noise = white_noise(noise_std(hierarchy), 8, 1, torch.Generator().manual_seed(0), torch.float64)
+    assert (random_features(noise, hierarchy, 8, seed=0) ** 2).mean() < 4  # ~1; the same noise as features: ~9
 
 
 def test_compare_of_data_with_itself_and_bad_inputs():
     hierarchy = HealpixHaarHierarchy(4, 2)
     x = _red(hierarchy, 12, 8).float()
-    result = compare(x, x, hierarchy, projections=16, features=8)
+    result = compare_samples(x, x, hierarchy, projections=16, features=8)
     assert result["band_error"] == 0.0 and result["cl_error"] == 0.0
     assert result["sw_bands"] == 0.0 and result["sw_features"] == 0.0
     assert len(result["band_energy_data"]) == 2 and len(result["cl_data"]) == 9
     with pytest.raises(ValueError, match=r"must be \[samples, 192 nodes"):
-        compare(x[:, :10], x, hierarchy)
+        compare_samples(x[:, :10], x, hierarchy)
     bad = x.clone()
     bad[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="1 NaN / Inf"):
-        compare(bad, x, hierarchy)
+        compare_samples(bad, x, hierarchy)
 
 
 def test_angular_spectrum_error_stops_at_the_datas_band_limit_and_reports_the_tail():
@@ -149,8 +152,8 @@ def test_angular_spectrum_error_stops_at_the_datas_band_limit_and_reports_the_ta
     generator = torch.Generator().manual_seed(9)
     limited = (torch.randn(32, 25, generator=generator, dtype=torch.float64) @ basis)[..., None]
     other = (torch.randn(32, 25, generator=generator, dtype=torch.float64) @ basis)[..., None]
-    same = compare(other, limited, hierarchy, projections=8, features=8)
+    same = compare_samples(other, limited, hierarchy, projections=8, features=8)
     assert same["cl_band_limit"] == 4 and same["cl_tail"] < 1e-9 and same["cl_error"] < 0.3
-    white = compare(_white(hierarchy, 64, 10), limited, hierarchy, projections=8, features=8)
+    white = compare_samples(_white(hierarchy, 64, 10), limited, hierarchy, projections=8, features=8)
     # white noise has a flat C_l: its share beyond l = 4 of the degrees up to 16 is 1 - 5² / 17²
     assert white["cl_tail"] == pytest.approx(1 - 25 / 289, rel=0.02)
