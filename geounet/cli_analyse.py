@@ -43,7 +43,8 @@ def add_analyse_parser(commands) -> None:
         "samples", help="sample metrics of `geounet diffuse` runs against the task's held-out data",
         description="Draw samples from every run and compare them with the task's test split: band-energy and "
         "angular-power-spectrum errors, sliced Wasserstein and MMD on band energies and random features; "
-        "disjoint training subsets give the data's own floor. Runs are grouped by model.variant.")
+        "disjoint training subsets give the data's own floor. Runs that differ only in diffusion.seed are "
+        "grouped (mean ± std).")
     samples.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="runs written by `geounet diffuse`")
     samples.add_argument("--num", type=int, default=64, help="samples per run (and size of each data reference)")
     samples.add_argument("--seed", type=int, default=0, help="seed of the samplers, data subsets and metric features")

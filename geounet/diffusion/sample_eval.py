@@ -5,13 +5,15 @@ All runs must learn the same fields (one ``[task]`` table, ``diffusion.field`` a
 :func:`geounet.diffusion.sample_metrics.compare_samples`, against the task's *test* split. The
 metrics' floor comes from the data themselves: up to :data:`REFERENCE_DRAWS` disjoint
 subsets of the *training* split, each as large as a run's sample set, compared with the
-same test split ("data" rows). Runs are grouped by ``model.variant``; a group's row is the
-mean ± standard deviation over its runs (seeds).
+same test split ("data" rows). Runs that differ only in ``diffusion.seed`` form a group,
+labelled by ``model.variant`` (and the first run's directory when two groups share a
+variant); a group's row is the mean ± standard deviation over its runs (seeds).
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +70,20 @@ def _fields_key(cfg, diffusion: dict) -> tuple:
     return repr(cfg.to_dict()["task"]), diffusion["field"], cfg.model.num_levels
 
 
+def group_labels(run_dirs: list[Path], configs: list[tuple]) -> list[str]:
+    """One label per run: runs whose configs differ only in ``diffusion.seed`` share it."""
+    first: dict[str, Path] = {}  # group (the config without the seed) -> its first run
+    variants: dict[str, str] = {}  # group -> model.variant
+    groups = []
+    for run_dir, (cfg, diffusion) in zip(run_dirs, configs, strict=True):
+        group = repr((cfg.to_dict(), {k: v for k, v in diffusion.items() if k != "seed"}))
+        first.setdefault(group, run_dir)
+        variants[group] = cfg.model.variant
+        groups.append(group)
+    shared = Counter(variants.values())
+    return [variants[g] if shared[variants[g]] == 1 else f"{variants[g]} ({first[g].name})" for g in groups]
+
+
 def evaluate_runs(run_dirs: list[Path], num: int, seed: int = 0, progress: bool = True) -> SampleEvaluation:
     """Draw ``num`` samples (seed ``seed``) from every run and compare them and the data
     references with the test split (module docstring)."""
@@ -91,11 +107,12 @@ def evaluate_runs(run_dirs: list[Path], num: int, seed: int = 0, progress: bool 
     for k in range(min(REFERENCE_DRAWS, len(train) // size)):
         subset = train[order[k * size:(k + 1) * size]]
         rows.append(Row(DATA_LABEL, f"train subset {k}", compare_samples(subset, test, hierarchy, seed), subset))
-    for run_dir, (denoiser, run_hierarchy, run_cfg, run_diffusion) in zip(run_dirs, loaded, strict=True):
+    labels = group_labels(run_dirs, [(run_cfg, run_diffusion) for _, _, run_cfg, run_diffusion in loaded])
+    for run_dir, label, (denoiser, run_hierarchy, _, run_diffusion) in zip(run_dirs, labels, loaded, strict=True):
         samples = draw_samples(denoiser, run_hierarchy, run_diffusion, num, seed)
         counts = {**denoiser.model.parameter_counts(), "denoiser": sum(p.numel() for p in denoiser.parameters())}
         metrics = compare_samples(samples, test, hierarchy, seed)
-        rows.append(Row(run_cfg.model.variant, str(run_dir), metrics, samples, counts))
+        rows.append(Row(label, str(run_dir), metrics, samples, counts))
         if progress:
             print(f"{run_dir}: band error {rows[-1].metrics['band_error']:.3f}")
     return SampleEvaluation(hierarchy, cfg.to_dict()["task"], diffusion["field"], test, rows)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from geounet.cli import main
-from geounet.diffusion.sample_eval import DATA_LABEL, Row, SampleEvaluation, markdown_table
+from geounet.diffusion.run import read_config
+from geounet.diffusion.sample_eval import DATA_LABEL, Row, SampleEvaluation, group_labels, markdown_table
 from geounet.hierarchy import TriangleHierarchy
 
 CONFIG = """
@@ -90,3 +92,15 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert summary[DATA_LABEL]["band_error"] == (0.1, 0.0)
     assert summary["m"]["band_error"] == pytest.approx((3.0, (((1 - 3) ** 2 + (2 - 3) ** 2 + 3**2) / 2) ** 0.5))
     assert "| m | 3 | 10 (0) | 3 ± 2.6 |" in markdown_table(evaluation)
+
+
+def test_runs_differing_in_more_than_the_seed_are_separate_groups():
+    def config(variant: str, seed: int, width: int = 8):
+        return read_config({"task": {"name": "triangle_poisson"}, "model": {"variant": variant, "width": width},
+                            "diffusion": {"seed": seed}})
+
+    configs = [config("multiresnet", 0), config("multiresnet", 1), config("residual", 0),
+               config("multiresnet", 0, width=16)]
+    runs = [Path(name) for name in ("runs/a", "runs/b", "runs/c", "runs/d")]
+    assert group_labels(runs, configs) == ["multiresnet (a)", "multiresnet (a)", "residual", "multiresnet (d)"]
+    assert group_labels(runs[:3], configs[:3]) == ["multiresnet", "multiresnet", "residual"]
