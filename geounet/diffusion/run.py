@@ -26,8 +26,8 @@ from geounet.diffusion.noise import check_prediction, noise_std
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import make_schedule
 from geounet.experiment.config import ExperimentConfig, config_from_dict
+from geounet.experiment.runner import build_configured_unet
 from geounet.hierarchy.base import Hierarchy
-from geounet.models.unet import build_unet
 from geounet.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from geounet.train.config import ConfigError, parse_override
 from geounet.train.loop import batch_indices
@@ -66,10 +66,7 @@ def load_config_file(path: Path, overrides: list[str] = ()) -> dict:
 
 
 def build_denoiser(cfg: ExperimentConfig, diffusion: dict, structure, channels: int) -> Denoiser:
-    m = cfg.model
-    unet = build_unet(structure.hierarchy, channels, channels, structure.factory, variant=m.variant, width=m.width,
-                      channel_mult=m.channel_mult, decoder_blocks=m.decoder_blocks, encoder_blocks=m.encoder_blocks,
-                      bottleneck_blocks=m.bottleneck_blocks, cond_dim=diffusion["cond_dim"])
+    unet = build_configured_unet(cfg, structure, (channels, channels), diffusion["cond_dim"])  # every [model] key
     return Denoiser(unet, make_schedule(diffusion["schedule"]), diffusion["prediction"], diffusion["cond_dim"])
 
 

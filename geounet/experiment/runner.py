@@ -69,13 +69,16 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     return {"total": count_parameters(model), "encoder": 0}
 
 
-def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
-    """The U-Net of ``cfg.model`` on the task's hierarchy."""
+def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure, channels: tuple[int, int] | None = None,
+                          cond_dim: int | None = None) -> UNet:
+    """The U-Net of ``cfg.model`` on the task's hierarchy, with the task's ``(in, out)``
+    channels and conditioning unless ``channels`` / ``cond_dim`` are given (a denoiser)."""
     m = cfg.model
+    in_channels, out_channels = channels or (task.in_channels, task.out_channels)
     return build_unet(
         task.hierarchy,
-        task.in_channels,
-        task.out_channels,
+        in_channels,
+        out_channels,
         task.factory,
         variant=m.variant,
         width=m.width,
@@ -84,7 +87,7 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure) -> UNet:
         encoder_blocks=m.encoder_blocks,
         encoder_channel_mult=m.encoder_channel_mult,
         bottleneck_blocks=m.bottleneck_blocks,
-        cond_dim=task.cond_dim,
+        cond_dim=task.cond_dim if cond_dim is None else cond_dim,
         zero_init=m.zero_init,
         checkpoint=m.checkpoint,
     )

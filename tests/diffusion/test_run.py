@@ -55,3 +55,21 @@ def test_bad_diffusion_inputs_are_one_line_errors(tmp_path, capsys):
     assert "unknown [diffusion] keys ['colour']" in capsys.readouterr().err
     assert main(["sample", str(tmp_path), "--num", "2", "--out", str(tmp_path / "x.nc")]) == 2
     assert "no diffusion checkpoint.pt" in capsys.readouterr().err
+
+
+def test_every_model_key_reaches_the_denoiser(tmp_path):
+    """The denoiser is built from the whole [model] table: a wide learned encoder and zero-init."""
+    import tomllib
+
+    from geounet.diffusion.run import build_denoiser, read_config
+    from geounet.nn.encoder import ResidualEncoder
+    from geounet.tasks import task_structure
+
+    raw = tomllib.loads(CONFIG.format(cache=tmp_path / "data"))
+    raw["model"].update(variant="residual", encoder_channel_mult=[1, 2], zero_init=True)
+    cfg, diffusion = read_config(raw)
+    denoiser = build_denoiser(cfg, diffusion, task_structure(cfg.task, cfg.model.num_levels), channels=1)
+    encoders = [m for m in denoiser.modules() if isinstance(m, ResidualEncoder)]
+    assert encoders and any(m.widen is not None for m in encoders)  # channels change on the coarser level
+    last_operators = [p for name, p in denoiser.named_parameters() if ".op2." in name]
+    assert last_operators and all(not p.any() for p in last_operators)  # zero-initialised branches
