@@ -1,5 +1,5 @@
 """Diffusion models on any hierarchy: schedules, white noise, the denoising loss, samplers, EMA,
-and metrics of samples against data."""
+staged (coarse-to-fine) denoisers, and metrics of samples against data."""
 
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.ema import EMA
@@ -9,6 +9,7 @@ from geounet.diffusion.noise import noise_std, white_noise
 from geounet.diffusion.sample_metrics import band_energies, compare_samples, mmd2, sliced_wasserstein, spectrum_error
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import EDM, SCHEDULES, Schedule, VPCosine, make_schedule
+from geounet.diffusion.staged import StagedDenoiser, stage_time_ranges, staged_sample, train_staged_diffusion
 
 __all__ = [
     "EDM",
@@ -18,6 +19,7 @@ __all__ = [
     "Denoiser",
     "NoiseLevelEmbedding",
     "Schedule",
+    "StagedDenoiser",
     "VPCosine",
     "band_energies",
     "compare_samples",
@@ -28,5 +30,8 @@ __all__ = [
     "sample",
     "sliced_wasserstein",
     "spectrum_error",
+    "stage_time_ranges",
+    "staged_sample",
+    "train_staged_diffusion",
     "white_noise",
 ]
