@@ -19,7 +19,7 @@ from torch import nn
 from geounet.experiment.config import ExperimentConfig
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
-from geounet.models.sizing import count_parameters, size_to_parameters
+from geounet.models.sizing import count_parameters, parameter_counts, size_to_parameters
 from geounet.models.unet import build_unet
 from geounet.nn.unet import UNet
 from geounet.tasks import PreparedTask, TaskStructure, prepare_task
@@ -59,14 +59,6 @@ def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTa
     """Relative L2 / MSE of the trained ``model`` on each of the task's transfer tests (the
     same weights, another geometry passed in)."""
     return {name: evaluate(model, test.data, cfg.train.batch_size, device) for name, test in task.transfer.items()}
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Per-part counts for U-Nets; for baselines the total, and 0 for the encoder (they have no
-    separable parameter-free encoder to count); a constrained model counts as the model it wraps."""
-    if hasattr(model, "parameter_counts"):
-        return model.parameter_counts()
-    return {"total": count_parameters(model), "encoder": 0}
 
 
 def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure, channels: tuple[int, int] | None = None,

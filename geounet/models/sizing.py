@@ -17,6 +17,15 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Per-part counts of a model that reports them (U-Nets, and wrappers of models, which
+    report what they wrap); else the total, and 0 for the encoder (baselines have no
+    separable parameter-free encoder to count)."""
+    if hasattr(model, "parameter_counts"):
+        return model.parameter_counts()
+    return {"total": count_parameters(model), "encoder": 0}
+
+
 def size_to_parameters(
     build: Callable[[int], nn.Module], target: int, widths: Sequence[int] = range(1, 1025)
 ) -> tuple[int, nn.Module]:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.constraints import FunctionConstraint
+from geounet.models.sizing import parameter_counts
 
 
 class ConstrainedUNet(nn.Module):
@@ -40,9 +41,7 @@ class ConstrainedUNet(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """The wrapped model's counts: the projection Π has no parameters."""
-        if hasattr(self.unet, "parameter_counts"):
-            return self.unet.parameter_counts()
-        return {"total": sum(p.numel() for p in self.unet.parameters() if p.requires_grad), "encoder": 0}
+        return parameter_counts(self.unet)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy, cond: Tensor | None = None) -> Tensor:  # [B, N_I, C_in]
         out = self.unet(x, hierarchy) if cond is None else self.unet(x, hierarchy, cond)  # [B, N_I, C_out]

@@ -53,6 +53,7 @@ from geounet.data.climate_dataset import (
 from geounet.functional.metrics import acc, angular_power_spectrum, bias, rmse
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.models.sizing import parameter_counts
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure
 from geounet.train.plots import draw_rollout_curves, plot_healpix_predictions
@@ -142,9 +143,7 @@ class Autoregressive(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
-        if hasattr(self.net, "parameter_counts"):
-            return self.net.parameter_counts()
-        return {"total": sum(p.numel() for p in self.net.parameters()), "encoder": 0}
+        return parameter_counts(self.net)
 
     def steps_in(self, x: Tensor) -> int:
         """How many steps the forcings in ``x`` cover; ValueError when the channels do not fit."""

@@ -52,6 +52,7 @@ from geounet.functional.regrid import latlon_to_healpix
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
+from geounet.models.sizing import parameter_counts
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.train.plots import plot_healpix_predictions
@@ -121,9 +122,7 @@ class Unrolled(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
-        if hasattr(self.net, "parameter_counts"):
-            return self.net.parameter_counts()
-        return {"total": sum(p.numel() for p in self.net.parameters()), "encoder": 0}
+        return parameter_counts(self.net)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
         increments = []
