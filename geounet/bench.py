@@ -16,6 +16,8 @@ import runpy
 import sys
 from pathlib import Path
 
+from geounet.errors import GeounetError, MissingFileError
+
 #: where the benchmarks live, relative to a checkout's root
 BENCH_DIR = Path("experiments") / "bench"
 PREFIX = "bench_"
@@ -30,7 +32,7 @@ def find_bench_dir(start: str | Path | None = None) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"no {BENCH_DIR}/ in {start}, its parents or {package_root}: the benchmarks are scripts in a geounet "
         "checkout, not part of the installed package; run `geounet bench` inside a checkout"
     )
@@ -53,7 +55,7 @@ def resolve(name: str, directory: Path) -> Path:
     known = benchmarks(directory)
     key = name.removesuffix(".py").removeprefix(PREFIX)
     if key not in known:
-        raise ValueError(
+        raise GeounetError(
             f"unknown benchmark {name!r}; the benchmarks in {directory} are: {', '.join(known) or 'none'} "
             "(see `geounet bench --list`)"
         )

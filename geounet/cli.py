@@ -27,6 +27,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from geounet.errors import GeounetError, TrainingDivergedError
+
 # PyTorch Geometric calls the deprecated torch.jit.script when imported; the warning says
 # nothing to a user of the command (libraries importing geounet keep their own filters).
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
@@ -141,7 +143,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         test.update(task.evaluate_extra(model, device))
     test.update(evaluate_transfers(cfg, model, task, device))
     if not math.isfinite(test["rel_l2_mean"]):
-        raise FloatingPointError(
+        raise TrainingDivergedError(
             f"the checkpoint's predictions on the test data are not finite (relative L2 {test['rel_l2_mean']}); "
             f"nothing written to {args.run_dir}"
         )
@@ -180,7 +182,7 @@ def _load_run(run_dir: Path, device: str | None, task_overrides: list[str] = ())
     for override in task_overrides:
         (section, key), value = parse_override(override)
         if section != "task":
-            raise ValueError(f"evaluate --set changes [task] only (the model is the checkpoint's), got {override!r}")
+            raise GeounetError(f"evaluate --set changes [task] only (the model is the checkpoint's), got {override!r}")
         raw = {**raw, "task": {**raw["task"], key: value}}
     cfg = config_from_dict(raw)
     task = prepare_task(cfg.task, cfg.model.num_levels)
@@ -214,13 +216,13 @@ def _bench(args: argparse.Namespace) -> int:
     directory = bench.find_bench_dir()
     if args.list:
         if args.name is not None:
-            raise ValueError("pass either --list or a benchmark name, not both")
+            raise GeounetError("pass either --list or a benchmark name, not both")
         print(f"benchmarks in {directory} (geounet bench NAME --help for a benchmark's options):")
         for name, script in bench.benchmarks(directory).items():
             print(f"  {name:<18} {bench.summary(script)}")
         return 0
     if args.name is None:
-        raise ValueError("name a benchmark (geounet bench --list shows them)")
+        raise GeounetError("name a benchmark (geounet bench --list shows them)")
     script = bench.resolve(args.name, directory)
     return bench.run_benchmark(script, args.script_args)
 
@@ -347,16 +349,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: errors in what the user gave (config, files, run folder): one line and status 2, no traceback
-INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
-                FloatingPointError)
+def _is_user_error(error: BaseException) -> bool:
+    """A :class:`GeounetError`, or an OS error about a path the user named (missing, a folder
+    where a file was meant, no permission, disk full): the user can fix those."""
+    return isinstance(error, GeounetError) or (isinstance(error, OSError) and error.filename is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Errors in what the user gave print as one line with status 2;
+    anything else is a defect and raises with its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except INPUT_ERRORS as error:
+    except Exception as error:
+        if not _is_user_error(error):
+            raise
         print(f"geounet {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line
         return 2
 

@@ -25,6 +25,8 @@ import math
 import tomllib
 from pathlib import Path
 
+from geounet.errors import GeounetError, MissingFileError
+
 ANALYSIS_KEYS = {"schedule": "vp_cosine", "noise_draws": 64, "seed": 0, "cache_dir": "data"}
 
 
@@ -55,22 +57,22 @@ def add_analyse_parser(commands) -> None:
 
 def _read_config(path: Path) -> tuple[dict, list[dict]]:
     if not path.is_file():
-        raise FileNotFoundError(f"no config file {path}")
+        raise MissingFileError(f"no config file {path}")
     with path.open("rb") as handle:
         config = tomllib.load(handle)
     unknown = sorted(set(config) - {"analysis", "study"})
     if unknown:
-        raise ValueError(f"{path}: unknown tables {unknown}; the config has [analysis] and [[study]] tables")
+        raise GeounetError(f"{path}: unknown tables {unknown}; the config has [analysis] and [[study]] tables")
     analysis = dict(config.get("analysis", {}))
     bad = sorted(set(analysis) - set(ANALYSIS_KEYS))
     if bad:
-        raise ValueError(f"{path}: unknown [analysis] keys {bad}; it takes {sorted(ANALYSIS_KEYS)}")
+        raise GeounetError(f"{path}: unknown [analysis] keys {bad}; it takes {sorted(ANALYSIS_KEYS)}")
     studies = config.get("study", [])
     if not studies or any("name" not in study for study in studies):
-        raise ValueError(f"{path}: give at least one [[study]] table, each with a name")
+        raise GeounetError(f"{path}: give at least one [[study]] table, each with a name")
     names = [study["name"] for study in studies]
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: study names must be unique, got {names}")
+        raise GeounetError(f"{path}: study names must be unique, got {names}")
     return {**ANALYSIS_KEYS, **analysis}, studies
 
 
@@ -83,7 +85,7 @@ def _noise(args: argparse.Namespace) -> int:
     analysis, studies = _read_config(args.config)
     missing = sorted(set(args.only) - {study["name"] for study in studies})
     if missing:
-        raise ValueError(f"--only names {missing} are not studies of {args.config}")
+        raise GeounetError(f"--only names {missing} are not studies of {args.config}")
     studies = [s for s in studies if not args.only or s["name"] in args.only]
     schedule = make_schedule(analysis["schedule"])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def _samples(args: argparse.Namespace) -> int:
     from geounet.diffusion.sample_plots import plot_field_grid, plot_spectra
 
     if args.num < 2 or args.show < 1:
-        raise ValueError(f"--num must be >= 2 and --show >= 1, got {args.num} and {args.show}")
+        raise GeounetError(f"--num must be >= 2 and --show >= 1, got {args.num} and {args.show}")
     evaluation = evaluate_runs(args.run_dirs, args.num, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [{"label": row.label, "name": row.name, "parameters": row.parameters, "metrics": row.metrics}

@@ -18,6 +18,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from geounet.errors import GeounetError
+
 
 def add_forecast_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``geounet forecast`` on the ``geounet`` command's sub-parsers."""
@@ -34,11 +36,11 @@ def add_forecast_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix not in (".nc", ".zarr"):
-        raise ValueError(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
+        raise GeounetError(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
     if args.out.exists() and not args.overwrite:
-        raise ValueError(f"{args.out} exists; pass --overwrite to replace it")
+        raise GeounetError(f"{args.out} exists; pass --overwrite to replace it")
     if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        raise GeounetError(f"--steps must be >= 1, got {args.steps}")
     model, hierarchy, config, data = load_forecaster(args.run_dir, args.device)
     forecast = rollout_dataset(model, hierarchy, config, data, args.init, args.steps)
     forecast.attrs["run_dir"] = str(args.run_dir)
@@ -66,7 +68,7 @@ def load_forecaster(run_dir: Path, device: str):
     state = load_checkpoint(path)
     cfg = config_from_dict(run_config(state, path))
     if cfg.task.name != forecast.Config.name:
-        raise ValueError(f"{run_dir} is a {cfg.task.name!r} run; geounet forecast needs a run of task 'forecast'")
+        raise GeounetError(f"{run_dir} is a {cfg.task.name!r} run; geounet forecast needs a run of task 'forecast'")
     data = forecast.archive(cfg.task)
     structure = forecast.structure(cfg.task, cfg.model.num_levels, num_constants=data.constants.shape[1])
     model = build_model(cfg, structure)
@@ -88,11 +90,11 @@ def rollout_dataset(model, hierarchy, config, data, init: str, leads: int):
     try:
         when = np.datetime64(init, "ns")
     except ValueError as error:
-        raise ValueError(f"--init must be a date like 2017-03-01T00, got {init!r}") from error
+        raise GeounetError(f"--init must be a date like 2017-03-01T00, got {init!r}") from error
     (index,) = np.flatnonzero(data.times == when) if (data.times == when).any() else (None,)
     first = -win.offsets(1)[0]
     if index is None or index < first:
-        raise ValueError(f"--init {init} is not a time of the data with {config.input_steps} input states up to it "
+        raise GeounetError(f"--init {init} is not a time of the data with {config.input_steps} input states up to it "
                          f"(the data run {data.times[first]} .. {data.times[-1]} every {data.dt})")
     steps = -(-leads // config.output_steps)
     stats = TrainingStatistics(model.mean.cpu(), model.std.cpu(), torch.empty(0))

@@ -11,6 +11,7 @@ import pytest
 from geounet import bench, configs
 from geounet.cli import main
 from geounet.diffusion.run import read_config
+from geounet.errors import GeounetError
 from geounet.tasks import task_names
 from geounet.train.curves import read_curves
 
@@ -269,3 +270,31 @@ def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monke
         assert not path.is_symlink()
         cfg, table = read_config(experiments[path])  # every [task], [model] and [diffusion] key checked
         assert table["steps"] == experiments[path]["diffusion"]["steps"] and cfg.task.name in task_names()
+
+
+def test_user_errors_print_one_line_and_defects_keep_their_traceback(monkeypatch, capsys):
+    """A GeounetError (or an OS error naming a path) is the user's to fix: one line, status 2.
+    Any other exception is a defect in geounet: it must reach the user with its traceback."""
+    import argparse
+
+    import geounet.cli as cli
+
+    def command_raising(error):
+        def run(args):
+            raise error
+
+        parser = argparse.ArgumentParser()
+        parser.set_defaults(command="info", run=run)
+        return lambda: parser
+
+    for error in (GeounetError("task.nside must be a power of two;\n  got 3"),
+                  FileNotFoundError(2, "No such file or directory", "missing.nc")):
+        monkeypatch.setattr(cli, "build_parser", command_raising(error))
+        assert main([]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("geounet info: error: ")
+    for defect in (ValueError("shapes [3, 4] and [5, 6] cannot be multiplied"), KeyError("level"),
+                   FileNotFoundError("no filename attached")):
+        monkeypatch.setattr(cli, "build_parser", command_raising(defect))
+        with pytest.raises(type(defect)):
+            main([])

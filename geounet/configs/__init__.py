@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from geounet.errors import MissingFileError
+
 #: the main job: shallow water on HEALPix
 DEFAULT = "shallow_water_healpix"
 
@@ -29,6 +31,6 @@ def resolve(config: str | Path | None) -> Path:
         return Path(config)
     if str(config) in names():
         return Path(str(resources.files(__package__) / f"{config}.toml"))
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"config file {config} does not exist, and it is not a packaged config ({', '.join(names())})"
     )

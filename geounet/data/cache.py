@@ -33,20 +33,22 @@ from typing import Any
 
 import numpy as np
 
+from geounet.errors import GeounetError
+
 PARAMS_ATTR = "cache_params"
 _HASH_DIGITS = 16
 _FORMAT_SUFFIX = {"netcdf": ".nc", "npz": ".npz"}
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(GeounetError):
     """A cache file exists under the requested key but holds different parameters."""
 
 
-class DamagedDataError(ValueError):
+class DamagedDataError(GeounetError):
     """A cache file cannot be read (truncated, overwritten, not a data file)."""
 
 
-class NonFiniteDataError(ValueError):
+class NonFiniteDataError(GeounetError):
     """A cache file holds NaN or Inf values."""
 
 
@@ -59,7 +61,7 @@ def _to_json_value(value: Any, where: str) -> Any:
     if isinstance(value, float | np.floating):
         value = float(value)
         if not np.isfinite(value):
-            raise ValueError(f"cache parameter {where} is {value}; only finite numbers can be hashed")
+            raise GeounetError(f"cache parameter {where} is {value}; only finite numbers can be hashed")
         return value
     if isinstance(value, Path):
         return str(value)
@@ -67,7 +69,7 @@ def _to_json_value(value: Any, where: str) -> Any:
         return [_to_json_value(v, f"{where}[{i}]") for i, v in enumerate(list(value))]
     if isinstance(value, Mapping):
         return {str(k): _to_json_value(v, f"{where}.{k}") for k, v in value.items()}
-    raise ValueError(
+    raise GeounetError(
         f"cache parameter {where} has type {type(value).__name__}; use numbers, strings, "
         "booleans, lists or dicts so the key can be hashed reproducibly"
     )
@@ -76,7 +78,7 @@ def _to_json_value(value: Any, where: str) -> Any:
 def canonical_params(params: Mapping[str, Any]) -> str:
     """Canonical JSON of ``params``: sorted keys, compact separators, plain types."""
     if not isinstance(params, Mapping):
-        raise ValueError(f"cache params must be a dict, got {type(params).__name__}")
+        raise GeounetError(f"cache params must be a dict, got {type(params).__name__}")
     plain = {str(k): _to_json_value(v, str(k)) for k, v in params.items()}
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
@@ -89,13 +91,13 @@ def params_hash(params: Mapping[str, Any]) -> str:
 def dataset_path(cache_dir: str | os.PathLike, name: str, params: Mapping[str, Any], suffix: str) -> Path:
     """``cache_dir / f"{name}-{params_hash(params)}{suffix}"`` (the directory is not created)."""
     if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ValueError(f"dataset name must be a plain file-name stem, got {name!r}")
+        raise GeounetError(f"dataset name must be a plain file-name stem, got {name!r}")
     if not suffix.startswith("."):
-        raise ValueError(f"suffix must start with '.', got {suffix!r}")
+        raise GeounetError(f"suffix must start with '.', got {suffix!r}")
     return Path(cache_dir) / f"{name}-{params_hash(params)}{suffix}"
 
 
-class HashHeaderError(ValueError):
+class HashHeaderError(GeounetError):
     """A hash-headed file failed its check: ``problem`` is ``"empty"``, ``"foreign"`` (no such
     header), ``"length"`` (truncated or padded; ``detail`` gives the counts) or ``"hash"``."""
 
@@ -224,7 +226,7 @@ def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
 def save_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
     """Write a dict of arrays atomically as ``.npz`` with ``params`` under ``cache_params``."""
     if PARAMS_ATTR in arrays:
-        raise ValueError(f"array name '{PARAMS_ATTR}' is reserved for the cache record")
+        raise GeounetError(f"array name '{PARAMS_ATTR}' is reserved for the cache record")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[PARAMS_ATTR] = np.array(canonical_params(params))
 
@@ -278,7 +280,7 @@ def cached(
         CacheMismatchError: the file exists but records different parameters.
     """
     if fmt not in _FORMAT_SUFFIX:
-        raise ValueError(f"fmt must be one of {sorted(_FORMAT_SUFFIX)}, got {fmt!r}")
+        raise GeounetError(f"fmt must be one of {sorted(_FORMAT_SUFFIX)}, got {fmt!r}")
     path = dataset_path(cache_dir, name, params, _FORMAT_SUFFIX[fmt])
     load, save = (load_netcdf, save_netcdf) if fmt == "netcdf" else (load_npz, save_npz)
     if not path.exists():

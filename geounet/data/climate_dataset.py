@@ -53,6 +53,7 @@ from torch import Tensor
 
 from geounet.data.climate_io import PIXEL_DIM, find_latlon, healpix_dims
 from geounet.data.samples import Batch
+from geounet.errors import GeounetError, MissingFileError
 from geounet.functional.regrid import latlon_to_healpix
 from geounet.geometry.healpix import ORDERINGS, from_nest, npix, pixel_vectors, to_nest, validate_nside
 from geounet.hierarchy.base import Hierarchy
@@ -66,7 +67,7 @@ CHUNK_BYTES = 16 * 2**20
 CACHE_VERSION = 2
 
 
-class ClimateDataError(ValueError):
+class ClimateDataError(GeounetError):
     """The climate data do not fit the request (variables, grid, ordering, values, time axis)."""
 
 
@@ -79,10 +80,10 @@ def source_files(path: str | os.PathLike) -> list[Path]:
     if any(ch in text for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(text))
         if not matches:
-            raise FileNotFoundError(f"no file matches {text!r}; check the pattern and the directory")
+            raise MissingFileError(f"no file matches {text!r}; check the pattern and the directory")
         return matches
     if not Path(text).exists():
-        raise FileNotFoundError(f"climate data {text} not found")
+        raise MissingFileError(f"climate data {text} not found")
     return [Path(text)]
 
 

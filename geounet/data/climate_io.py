@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from geounet.errors import GeounetError
 from geounet.functional.regrid import healpix_to_latlon, latlon_to_healpix
 from geounet.geometry.healpix import is_face_layout, validate_nside
 
@@ -40,7 +41,7 @@ def find_latlon(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
     for names, what in ((LAT_NAMES, "latitude"), (LON_NAMES, "longitude")):
         matches = [d for d in obj.dims if str(d).lower() in names]
         if len(matches) != 1:
-            raise ValueError(
+            raise GeounetError(
                 f"expected exactly one {what} dimension named one of {names}, found "
                 f"{matches or 'none'} among dims {list(obj.dims)}; rename it, e.g. "
                 f"obj.rename({{'y': '{names[0]}'}})"
@@ -51,7 +52,7 @@ def find_latlon(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
 
 def _coordinate(obj: xr.DataArray | xr.Dataset, dim: str) -> np.ndarray:
     if dim not in obj.coords:
-        raise ValueError(f"dimension {dim!r} has no coordinate values; assign them with obj.assign_coords")
+        raise GeounetError(f"dimension {dim!r} has no coordinate values; assign them with obj.assign_coords")
     return np.asarray(obj[dim].values, dtype=np.float64)
 
 
@@ -67,7 +68,7 @@ def _map_arrays(obj, fn, spatial: tuple[str, ...]):
         return fn(obj)
     converted = {name: fn(var) for name, var in obj.data_vars.items() if set(spatial) <= set(var.dims)}
     if not converted:
-        raise ValueError(f"no data variable has the dimensions {spatial}")
+        raise GeounetError(f"no data variable has the dimensions {spatial}")
     untouched = {name: var for name, var in obj.data_vars.items() if name not in converted}
     return xr.Dataset({**converted, **untouched}, attrs=obj.attrs)
 
@@ -126,7 +127,7 @@ def healpix_to_latlon_xr(
     def convert(da: xr.DataArray) -> xr.DataArray:
         stored = da.attrs.get("healpix_order")
         if stored is not None and stored != ordering:
-            raise ValueError(f"variable {da.name!r} is stored in {stored!r} order but ordering={ordering!r} was "
+            raise GeounetError(f"variable {da.name!r} is stored in {stored!r} order but ordering={ordering!r} was "
                              "requested; pass the ordering the data is in")
         out = _regrid_array(da, regrid, in_dims, {lat_name: lat.size, lon_name: lon.size})
         for key in ("healpix_nside", "healpix_order"):
@@ -135,6 +136,6 @@ def healpix_to_latlon_xr(
         return out.assign_coords({lat_name: lat, lon_name: lon})
 
     if not set(in_dims) <= set(obj.dims):
-        raise ValueError(f"ordering {ordering!r} keeps HEALPix pixels in the dimension(s) {in_dims}, got dims "
+        raise GeounetError(f"ordering {ordering!r} keeps HEALPix pixels in the dimension(s) {in_dims}, got dims "
                          f"{list(obj.dims)}; pass the ordering the data is in or rename its dimensions")
     return _map_arrays(obj, convert, in_dims)

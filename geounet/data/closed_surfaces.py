@@ -32,6 +32,7 @@ import trimesh
 
 from geounet.data.fem import random_fourier_field, solve_darcy
 from geounet.data.planar_domains import MEAN_AREA_FRACTION, random_planar_domain, triangulate_domain
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import mesh_problems
 
 
@@ -39,7 +40,7 @@ def _resolution_exponent(resolution: float) -> int:
     """k with resolution = 4^k, or a ValueError."""
     k = int(round(np.log(resolution) / np.log(4))) if resolution > 0 else 0
     if not (resolution > 0 and np.isclose(4.0**k, resolution)):
-        raise ValueError(f"surface resolution must be a power of 4 (1/16, 1/4, 1, 4, ...), got {resolution}")
+        raise GeounetError(f"surface resolution must be a power of 4 (1/16, 1/4, 1, 4, ...), got {resolution}")
     return k
 
 
@@ -52,7 +53,7 @@ def _sphere(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
     subdivisions = int(rng.integers(2, 4)) + k  # 320 or 1280 faces at resolution 1
     amplitude, length_scale = rng.uniform(0.1, 0.35), rng.uniform(0.5, 1.0)
     if subdivisions < 0:
-        raise ValueError(f"resolution 4^{k} is coarser than the icosahedron for this sphere")
+        raise GeounetError(f"resolution 4^{k} is coarser than the icosahedron for this sphere")
     sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
     x = np.asarray(sphere.vertices, dtype=np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)  # [V, 3] on the unit sphere
@@ -66,7 +67,7 @@ def _torus(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
     amplitude, length_scale = rng.uniform(0.1, 0.35), rng.uniform(0.5, 1.0)
     scale = 2.0**k
     if minor_sections * scale % 1 or major_sections * scale % 1:
-        raise ValueError(f"resolution 4^{k} does not divide this torus' {major_sections} x {minor_sections} sections")
+        raise GeounetError(f"resolution 4^{k} does not divide this torus' {major_sections} x {minor_sections} sections")
     torus = trimesh.creation.torus(1.0, minor, major_sections=int(major_sections * scale),
                                    minor_sections=int(minor_sections * scale))
     x = np.asarray(torus.vertices, dtype=np.float64)  # [V, 3]
@@ -117,7 +118,7 @@ def random_closed_surface(rng: np.random.Generator, genus: int, resolution: floa
         ValueError: ``genus`` is negative or ``resolution`` is not a power of 4.
     """
     if not (isinstance(genus, int | np.integer) and genus >= 0):
-        raise ValueError(f"genus must be a non-negative integer, got {genus!r}")
+        raise GeounetError(f"genus must be a non-negative integer, got {genus!r}")
     k = _resolution_exponent(resolution)
     if genus == 0:
         vertices, faces = _sphere(rng, k)

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from geounet.data.cache import cached
+from geounet.errors import GeounetError
 
 GENERATOR_VERSION = 1
 
@@ -48,11 +49,11 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces)
     if vertices.ndim != 2 or vertices.shape[1] not in (2, 3):
-        raise ValueError(f"vertices must be [V, 2] or [V, 3], got shape {vertices.shape}")
+        raise GeounetError(f"vertices must be [V, 2] or [V, 3], got shape {vertices.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be an integer array [F, 3], got {faces.dtype} {faces.shape}")
+        raise GeounetError(f"faces must be an integer array [F, 3], got {faces.dtype} {faces.shape}")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"faces index vertices outside [0, {len(vertices)})")
+        raise GeounetError(f"faces index vertices outside [0, {len(vertices)})")
     return vertices, faces.astype(np.int64)
 
 
@@ -98,7 +99,7 @@ def refine(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndar
 def structured_square(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit square split into n x n cells, each cut into two triangles along its diagonal."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise GeounetError(f"n must be >= 1, got {n}")
     x, y = np.meshgrid(np.linspace(0, 1, n + 1), np.linspace(0, 1, n + 1), indexing="ij")
     vertices = np.stack([x.ravel(), y.ravel()], axis=1)
     idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
@@ -139,7 +140,7 @@ def make_planar_domain(spec: Mapping) -> tuple[np.ndarray, np.ndarray]:
     elif kind == "annulus":
         n_r, n_t, r0 = int(spec["n_radial"]), int(spec["n_angular"]), float(spec["inner_radius"])
         if not (0 < r0 < 0.5 and n_r >= 1 and n_t >= 3):
-            raise ValueError(f"annulus needs 0 < inner_radius < 0.5, n_radial >= 1, n_angular >= 3; got {spec}")
+            raise GeounetError(f"annulus needs 0 < inner_radius < 0.5, n_radial >= 1, n_angular >= 3; got {spec}")
         radius, theta = np.meshgrid(np.linspace(r0, 0.5, n_r + 1), np.arange(n_t) * 2 * np.pi / n_t, indexing="ij")
         vertices = 0.5 + np.stack([radius * np.cos(theta), radius * np.sin(theta)], -1).reshape(-1, 2)
         idx = np.arange((n_r + 1) * n_t).reshape(n_r + 1, n_t)
@@ -147,7 +148,7 @@ def make_planar_domain(spec: Mapping) -> tuple[np.ndarray, np.ndarray]:
         v00, v10, v01, v11 = idx[:-1].ravel(), idx[1:].ravel(), nxt[:-1].ravel(), nxt[1:].ravel()
         faces = np.concatenate([np.stack([v00, v10, v11], 1), np.stack([v00, v11, v01], 1)])
     else:
-        raise ValueError(f"domain kind must be 'square_holes', 'l_shape' or 'annulus', got {kind!r}")
+        raise GeounetError(f"domain kind must be 'square_holes', 'l_shape' or 'annulus', got {kind!r}")
     for _ in range(int(spec.get("refine", 0))):
         vertices, faces = refine(vertices, faces)
     return vertices, faces
@@ -166,10 +167,10 @@ def p1_matrices(
     vertices, faces = _check_mesh(vertices, faces)
     area = face_areas(vertices, faces)  # [F]
     if (area <= 0).any():
-        raise ValueError(f"{int((area <= 0).sum())} faces have zero area; the mesh is degenerate")
+        raise GeounetError(f"{int((area <= 0).sum())} faces have zero area; the mesh is degenerate")
     coefficient = np.ones(len(faces)) if coefficient is None else np.asarray(coefficient, dtype=np.float64)
     if coefficient.shape != (len(faces),):
-        raise ValueError(f"coefficient must be per face [F={len(faces)}], got {coefficient.shape}")
+        raise GeounetError(f"coefficient must be per face [F={len(faces)}], got {coefficient.shape}")
     x = vertices[faces]  # [F, 3, D]
     edges = np.roll(x, -2, axis=1) - np.roll(x, -1, axis=1)  # e_i = x_{i+2} - x_{i+1}, [F, 3, D]
     local_k = np.einsum("fid,fjd->fij", edges, edges) * (coefficient / (4 * area))[:, None, None]
@@ -189,7 +190,7 @@ def solve_dirichlet(matrix: sp.spmatrix, rhs: np.ndarray, fixed: np.ndarray) -> 
     """
     free = ~fixed
     if not free.any():
-        raise ValueError("every vertex is fixed by the boundary condition; refine the mesh")
+        raise GeounetError("every vertex is fixed by the boundary condition; refine the mesh")
     u = np.zeros(rhs.shape)
     u[free] = spla.splu(matrix[free][:, free].tocsc()).solve(np.ascontiguousarray(rhs[free]))
     return u
@@ -214,7 +215,7 @@ def random_fourier_field(
     on any mesh of the same domain (resolution transfer).
     """
     if not length_scale > 0:
-        raise ValueError(f"length_scale must be positive, got {length_scale}")
+        raise GeounetError(f"length_scale must be positive, got {length_scale}")
     dim = points.shape[1]
     omega = rng.standard_normal((num, num_features, dim)) / length_scale  # [S, N, D]
     phase = rng.uniform(0, 2 * np.pi, (num, num_features, 1))  # [S, N, 1]
@@ -255,7 +256,7 @@ def reference_triangle_mesh(level: int) -> tuple[np.ndarray, np.ndarray]:
     As a set of triangles this equals ``level`` midpoint subdivisions of the triangle.
     """
     if level < 0:
-        raise ValueError(f"level must be >= 0, got {level}")
+        raise GeounetError(f"level must be >= 0, got {level}")
     n = 2**level
     i, j = (a.ravel() for a in np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij"))
     inside = i + j <= n
@@ -277,10 +278,10 @@ def evaluate_on_reference_triangle(values: np.ndarray, level: int, points: np.nd
     n = 2**level
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must be [P, 2], got {points.shape}")
+        raise GeounetError(f"points must be [P, 2], got {points.shape}")
     tol = 1e-12
     if (points < -tol).any() or (points.sum(axis=1) > 1 + tol).any():
-        raise ValueError("points must lie in the reference triangle x, y >= 0, x + y <= 1")
+        raise GeounetError("points must lie in the reference triangle x, y >= 0, x + y <= 1")
     vertices, _ = reference_triangle_mesh(level)
     grid = np.full((n + 2, n + 2), -1, dtype=np.int64)
     ij = np.rint(vertices * n).astype(np.int64)
@@ -324,7 +325,7 @@ def triangle_face_averages(values: np.ndarray, level: int, triangles: np.ndarray
     """
     triangles = np.asarray(triangles, dtype=np.float64)
     if triangles.ndim != 3 or triangles.shape[1:] != (3, 2):
-        raise ValueError(f"triangles must be [F, 3, 2], got {triangles.shape}")
+        raise GeounetError(f"triangles must be [F, 3, 2], got {triangles.shape}")
     a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
     area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])  # [F]
     cell_area = 0.5 / 4**level
@@ -344,7 +345,7 @@ def _params(problem: str, **kwargs) -> dict:
 
 def _check_count(name: str, value: int) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise GeounetError(f"{name} must be a positive integer, got {value!r}")
 
 
 def generate_darcy_dataset(
@@ -369,7 +370,7 @@ def darcy_samples(vertices: np.ndarray, faces: np.ndarray, num_samples: int, see
     _check_count("num_samples", num_samples)
     vertices, faces = _check_mesh(vertices, faces)
     if vertices.shape[1] != 2:
-        raise ValueError(f"Darcy meshes are planar: vertices must be [V, 2], got {vertices.shape}")
+        raise GeounetError(f"Darcy meshes are planar: vertices must be [V, 2], got {vertices.shape}")
     rng = np.random.default_rng(seed)
     points = np.concatenate([vertices, vertices[faces].mean(axis=1)])  # vertices then centroids
     log_k = log_std * random_fourier_field(points, num_samples, length_scale, rng)  # [S, V + F]
@@ -397,9 +398,9 @@ def generate_surface_poisson_dataset(
     _check_count("num_samples", num_samples)
     vertices, faces = _check_mesh(vertices, faces)
     if vertices.shape[1] != 3:
-        raise ValueError(f"surface vertices must be [V, 3], got {vertices.shape}")
+        raise GeounetError(f"surface vertices must be [V, 3], got {vertices.shape}")
     if boundary_vertices(faces, len(vertices)).any():
-        raise ValueError("the surface mesh has boundary edges; -Δu + u = f here needs a closed surface")
+        raise GeounetError("the surface mesh has boundary edges; -Δu + u = f here needs a closed surface")
     forcing = random_fourier_field(vertices, num_samples, length_scale, np.random.default_rng(seed))
     u_vertex = solve_surface_poisson(vertices, faces, forcing)
     return {
@@ -464,7 +465,7 @@ def surface_mesh(spec: Mapping) -> tuple[np.ndarray, np.ndarray]:
             major_sections=int(spec.get("major_sections", 48)), minor_sections=int(spec.get("minor_sections", 24)),
         )
         return np.asarray(torus.vertices, dtype=np.float64), np.asarray(torus.faces, dtype=np.int64)
-    raise ValueError(f"surface kind must be 'icosphere', 'bumpy_sphere' or 'torus', got {kind!r}")
+    raise GeounetError(f"surface kind must be 'icosphere', 'bumpy_sphere' or 'torus', got {kind!r}")
 
 
 def load_or_generate_surface_poisson(cache_dir: str | os.PathLike, num_samples: int, surface: Mapping, seed: int,

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
 from geounet.data.samples import Batch, check_finite
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.batching import batch_hierarchies
@@ -112,7 +113,7 @@ def cached_hierarchy(mesh: Mesh, recipe: HierarchyRecipe, cache_dir: str | os.Pa
                 payload = read_hash_headed(path, _MAGIC)
             except HashHeaderError:
                 message = f"the hierarchy cache file {path} is damaged; delete it and it will be rebuilt"
-                raise ValueError(message) from None
+                raise GeounetError(message) from None
             hierarchy = pickle.loads(payload)  # our own file, hash-checked
         else:
             hierarchy = recipe.build(mesh).materialize()
@@ -143,7 +144,7 @@ class MeshDataset:
     def __init__(self, samples: Sequence[MeshSample], recipe: HierarchyRecipe,
                  cache_dir: str | os.PathLike | None = None):
         if not samples:
-            raise ValueError("a MeshDataset needs at least one sample")
+            raise GeounetError("a MeshDataset needs at least one sample")
         self.samples = list(samples)
         self.recipe = recipe
         self.cache_dir = cache_dir
@@ -154,11 +155,11 @@ class MeshDataset:
             for name in ("inputs", "targets"):
                 values = getattr(sample, name)
                 if values.dim() != 2 or values.shape[0] != nodes:
-                    raise ValueError(f"sample {index}: {name} must be [{nodes}, channels] ({recipe.at} values of its "
+                    raise GeounetError(f"sample {index}: {name} must be [{nodes}, channels] ({recipe.at} values of its "
                                      f"mesh), got {tuple(values.shape)}")
                 check_finite(values[None], f"sample {index}'s {name}")
                 if values.shape[1] != getattr(self.samples[0], name).shape[1]:
-                    raise ValueError(f"sample {index} has {values.shape[1]} {name} channels, sample 0 has "
+                    raise GeounetError(f"sample {index} has {values.shape[1]} {name} channels, sample 0 has "
                                      f"{getattr(self.samples[0], name).shape[1]}")
             key = sample.mesh.content_hash
             self._meshes.setdefault(key, sample.mesh)
@@ -220,7 +221,7 @@ def collate(items: Sequence[Batch]) -> Batch:
     """Join one-geometry batches: stacked ``[B, N, C]`` when all share one geometry (same object
     or same ``content_key``), else their disjoint union ``[1, Σ N_j, C]``."""
     if not items:
-        raise ValueError("collate needs at least one item")
+        raise GeounetError("collate needs at least one item")
     first = items[0].hierarchy
     shared = all(item.hierarchy is first or _same_content(item.hierarchy, first) for item in items)
     if shared:
@@ -247,9 +248,9 @@ def from_pyg(data, at: str = "vertex") -> MeshSample:
     (``[V, C]`` for ``at="vertex"``, ``[F, C]`` for ``at="face"``; 1-D fields get one channel)."""
     for name in ("pos", "face", "x", "y"):
         if getattr(data, name, None) is None:
-            raise ValueError(f"the PyG Data needs '{name}' (pos [V, D], face [3, F], x and y); it has {data.keys()}")
+            raise GeounetError(f"the PyG Data needs '{name}' (pos [V, D], face [3, F], x and y); it has {data.keys()}")
     if data.face.dim() != 2 or data.face.shape[0] != 3:
-        raise ValueError(f"PyG's face must be [3, F], got {tuple(data.face.shape)}")
+        raise GeounetError(f"PyG's face must be [3, F], got {tuple(data.face.shape)}")
     mesh = Mesh(data.pos.detach().cpu().double().numpy(), data.face.t().cpu().numpy())
 
     def field(values: Tensor) -> Tensor:

@@ -47,6 +47,7 @@ from geounet.data.planar_domains import (
     random_planar_domain,
     triangulate_domain,
 )
+from geounet.errors import GeounetError
 
 FAMILY_VERSION = 1
 _GEOMETRY_STREAM, _FIELD_STREAM = 0, 1
@@ -59,12 +60,12 @@ def split_by_geometry(num_meshes: int, test_fraction: float, seed: int) -> tuple
     fraction of 2^64, are below ``test_fraction``.
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        raise GeounetError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     ids = np.arange(num_meshes)
     draw = np.array([int.from_bytes(hashlib.sha256(f"{seed}:{i}".encode()).digest()[:8], "big") for i in ids])
     test = draw < test_fraction * 2.0**64
     if test.all() or not test.any():
-        raise ValueError(f"splitting {num_meshes} meshes with test_fraction={test_fraction} left one side empty; "
+        raise GeounetError(f"splitting {num_meshes} meshes with test_fraction={test_fraction} left one side empty; "
                          "use more meshes")
     return ids[~test], ids[test]
 
@@ -86,13 +87,13 @@ class _MeshFamily(abc.ABC):
         for field in ("num_meshes", "samples_per_mesh"):
             value = getattr(self, field)
             if not (isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1):
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+                raise GeounetError(f"{field} must be a positive integer, got {value!r}")
         if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+            raise GeounetError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
 
     def _check_id(self, mesh_id: int) -> int:
         if not (isinstance(mesh_id, int | np.integer) and 0 <= mesh_id < self.num_meshes):
-            raise ValueError(f"mesh_id must be an integer in [0, {self.num_meshes}), got {mesh_id!r}")
+            raise GeounetError(f"mesh_id must be an integer in [0, {self.num_meshes}), got {mesh_id!r}")
         return int(mesh_id)
 
     def _rng(self, mesh_id: int, stream: int) -> np.random.Generator:
@@ -146,9 +147,9 @@ class DarcyFamily(_MeshFamily):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not (len(self.faces) == 2 and 0 < self.faces[0] <= self.faces[1]):
-            raise ValueError(f"faces must be a range (min, max) of positive counts, got {self.faces!r}")
+            raise GeounetError(f"faces must be a range (min, max) of positive counts, got {self.faces!r}")
         if not (self.length_scale > 0 and self.log_std > 0):
-            raise ValueError(f"length_scale and log_std must be positive, got {self.length_scale}, {self.log_std}")
+            raise GeounetError(f"length_scale and log_std must be positive, got {self.length_scale}, {self.log_std}")
 
     def _domain_and_area_bound(self, mesh_id: int) -> tuple[PlanarDomain, float]:
         rng = self._rng(mesh_id, _GEOMETRY_STREAM)
@@ -164,7 +165,7 @@ class DarcyFamily(_MeshFamily):
         """``vertices [V, 2]``, ``faces [F, 3]`` of the domain with about ``resolution`` times its
         resolution-1 face count (the Triangle area bound divided by ``resolution``)."""
         if not resolution > 0:
-            raise ValueError(f"resolution must be positive, got {resolution}")
+            raise GeounetError(f"resolution must be positive, got {resolution}")
         domain, max_area = self._domain_and_area_bound(mesh_id)
         return triangulate_domain(domain, max_area / resolution)
 
@@ -198,9 +199,9 @@ class SurfaceFamily(_MeshFamily):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not (len(self.genera) and all(isinstance(g, int | np.integer) and g >= 0 for g in self.genera)):
-            raise ValueError(f"genera must be a non-empty sequence of non-negative integers, got {self.genera!r}")
+            raise GeounetError(f"genera must be a non-empty sequence of non-negative integers, got {self.genera!r}")
         if not self.length_scale > 0:
-            raise ValueError(f"length_scale must be positive, got {self.length_scale}")
+            raise GeounetError(f"length_scale must be positive, got {self.length_scale}")
 
     def genus(self, mesh_id: int) -> int:
         return int(self.genera[int(mesh_id) % len(self.genera)])
@@ -226,6 +227,6 @@ def generate_family(cache_dir: str | os.PathLike, family: _MeshFamily, mesh_ids:
     if workers == 1:
         return [family.load(cache_dir, i, resolution) for i in mesh_ids]
     if not (isinstance(workers, int) and workers > 1):
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        raise GeounetError(f"workers must be a positive integer, got {workers!r}")
     with ProcessPoolExecutor(workers) as pool:
         return list(pool.map(family.load, [cache_dir] * len(mesh_ids), mesh_ids, [resolution] * len(mesh_ids)))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geounet.errors import GeounetError, MissingFileError
 from geounet.geometry.mesh import Mesh, unique_rows
 from geounet.geometry.mesh_repair import repair_mesh
 
@@ -52,7 +53,7 @@ def load_mesh(path: str | Path, repair: bool = True, weld_tol: float = 1e-9) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no mesh file at {path}")
+        raise MissingFileError(f"no mesh file at {path}")
     file_type = mesh_file_type(path)
     vertices, faces = _read_trimesh(path, file_type) if _use_trimesh(file_type) else _read_meshio(path)
     if file_type == "stl":
@@ -60,7 +61,7 @@ def load_mesh(path: str | Path, repair: bool = True, weld_tol: float = 1e-9) -> 
     try:
         return repair_mesh(vertices, faces, weld_tol=weld_tol) if repair else Mesh(vertices, faces)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+        raise GeounetError(f"{path}: {error}") from error
 
 
 def mesh_file_type(path: Path) -> str:
@@ -92,14 +93,17 @@ def _read_trimesh(path: Path, file_type: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         loaded = trimesh.load(path, file_type=ARCHIVES.get(file_type, file_type), process=False)
     except (Exception, SystemExit) as error:
-        raise ValueError(f"trimesh cannot read {path}: {type(error).__name__}: {error}") from error
+        raise GeounetError(f"trimesh cannot read {path}: {type(error).__name__}: {error}") from error
     if isinstance(loaded, trimesh.Scene):
         meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)]
         if not meshes:
-            raise ValueError(f"{path} holds no triangle mesh that trimesh can read ({len(loaded.geometry)} geometries)")
+            raise GeounetError(
+                f"{path} holds no triangle mesh that trimesh can read "
+                f"({len(loaded.geometry)} geometries)"
+            )
         loaded = trimesh.util.concatenate(meshes)
     if not isinstance(loaded, trimesh.Trimesh):
-        raise ValueError(f"{path} does not contain a triangle mesh (trimesh read a {type(loaded).__name__})")
+        raise GeounetError(f"{path} does not contain a triangle mesh (trimesh read a {type(loaded).__name__})")
     return np.asarray(loaded.vertices, dtype=np.float64), np.asarray(loaded.faces, dtype=np.int64)
 
 
@@ -114,7 +118,7 @@ def _read_meshio(path: Path) -> tuple[np.ndarray, list]:
         reason = " ".join(printed.getvalue().split())
         if not isinstance(error, SystemExit):
             reason = f"{type(error).__name__}: {error}" + (f" ({reason})" if reason else "")
-        raise ValueError(f"meshio cannot read {path}: {reason}") from error
+        raise GeounetError(f"meshio cannot read {path}: {reason}") from error
     if printed.getvalue().strip():
         warnings.warn(f"meshio, reading {path}: {' '.join(printed.getvalue().split())}", MeshReadWarning, stacklevel=3)
     faces: list = []
@@ -125,9 +129,9 @@ def _read_meshio(path: Path) -> tuple[np.ndarray, list]:
         elif block.type not in _IGNORED_CELLS:
             others.add(block.type)
     if others:
-        raise ValueError(f"{path} has cells of type {sorted(others)}; only surface meshes (triangles, quads) load")
+        raise GeounetError(f"{path} has cells of type {sorted(others)}; only surface meshes (triangles, quads) load")
     if not faces:
-        raise ValueError(f"{path} has no triangle or quad cells")
+        raise GeounetError(f"{path} has no triangle or quad cells")
     return np.asarray(data.points, dtype=np.float64), faces
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from geounet.data.cache import cached
+from geounet.errors import GeounetError
 
 #: Bump when the solver's numerics change so cached files are regenerated.
 GENERATOR_VERSION = 1
@@ -80,9 +81,9 @@ class VorticitySolver:
 
     def __init__(self, n: int, viscosity: float, dt: float):
         if n < 8 or n & (n - 1):
-            raise ValueError(f"resolution must be a power of two >= 8, got {n}")
+            raise GeounetError(f"resolution must be a power of two >= 8, got {n}")
         if viscosity <= 0 or dt <= 0:
-            raise ValueError(f"viscosity and dt must be positive, got {viscosity} and {dt}")
+            raise GeounetError(f"viscosity and dt must be positive, got {viscosity} and {dt}")
         self.n, self.viscosity, self.dt = n, viscosity, dt
         ky, kx = _wavenumbers(n, torch.float64)
         k2 = ky**2 + kx**2
@@ -112,7 +113,7 @@ class VorticitySolver:
         """Integrate ``w [B, n, n]`` (float64) forward by ``time``; returns the new field."""
         steps = round(time / self.dt)
         if abs(steps * self.dt - time) > 1e-9 * max(1.0, time):
-            raise ValueError(f"time {time} is not a whole number of steps dt={self.dt}")
+            raise GeounetError(f"time {time} is not a whole number of steps dt={self.dt}")
         w_hat = torch.fft.rfft2(w)
         for _ in range(steps):
             tendency = self._tendency(w_hat)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import triangle
 
+from geounet.errors import GeounetError
+
 MIN_ANGLE_DEGREES = 30
 #: Mean triangle area of Triangle's 30° quality meshes as a fraction of the area bound
 #: (measured: 0.63 on disc and annulus meshes from 100 to 2000 faces).
@@ -130,11 +132,11 @@ def random_planar_domain(rng: np.random.Generator, holes: tuple[int, int] = (0, 
     ``num_holes`` can be smaller than the number drawn (on these outlines this is rare).
     """
     if not (len(holes) == 2 and all(isinstance(h, int | np.integer) for h in holes) and 0 <= holes[0] <= holes[1]):
-        raise ValueError(f"holes must be a range (min, max) of non-negative integers, got {holes!r}")
+        raise GeounetError(f"holes must be a range (min, max) of non-negative integers, got {holes!r}")
     if not (0 < hole_radius[0] <= hole_radius[1] and margin > 0):
-        raise ValueError(f"need 0 < hole_radius[0] <= hole_radius[1] and margin > 0, got {hole_radius}, {margin}")
+        raise GeounetError(f"need 0 < hole_radius[0] <= hole_radius[1] and margin > 0, got {hole_radius}, {margin}")
     if outline not in ("any", "polygon", "smooth"):
-        raise ValueError(f"outline must be 'any', 'polygon' or 'smooth', got {outline!r}")
+        raise GeounetError(f"outline must be 'any', 'polygon' or 'smooth', got {outline!r}")
     polygon = rng.random() < 0.5 if outline == "any" else outline == "polygon"
     outline = _star_polygon(rng, int(rng.integers(5, 13)), min_radius=0.5) if polygon else _smooth_outline(rng)
     aspect = np.exp(rng.uniform(-0.3, 0.3))
@@ -167,7 +169,7 @@ def triangulate_domain(domain: PlanarDomain, max_area: float) -> tuple[np.ndarra
     ``MEAN_AREA_FRACTION * max_area``, so F ≈ area / (0.63 max_area).
     """
     if not max_area > 0:
-        raise ValueError(f"max_area must be positive, got {max_area}")
+        raise GeounetError(f"max_area must be positive, got {max_area}")
     loops = (domain.outline, *domain.holes)
     vertices = np.concatenate(loops)
     start = np.cumsum([0] + [len(loop) for loop in loops])[:-1]

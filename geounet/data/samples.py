@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 
 
@@ -57,7 +58,7 @@ def check_finite(values: Tensor, what: str) -> None:
         bad = (~finite).nonzero()
         samples = int((~finite).reshape(len(values), -1).any(dim=1).sum())
         sample, node, channel = bad[0].tolist()
-        raise ValueError(f"{what} contain NaN or Inf in {samples} sample(s) (first: sample {sample}, node {node}, "
+        raise GeounetError(f"{what} contain NaN or Inf in {samples} sample(s) (first: sample {sample}, node {node}, "
                          f"channel {channel}); clean or drop them before training")
 
 
@@ -72,12 +73,12 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.inputs.shape[:2] != self.targets.shape[:2]:
-            raise ValueError(
+            raise GeounetError(
                 f"inputs {tuple(self.inputs.shape)} and targets {tuple(self.targets.shape)} must share [samples, nodes]"
             )
         nodes = self.hierarchy.num_nodes(self.hierarchy.finest_level)
         if self.inputs.shape[1] != nodes:
-            raise ValueError(f"the samples have {self.inputs.shape[1]} nodes but the hierarchy's finest level has "
+            raise GeounetError(f"the samples have {self.inputs.shape[1]} nodes but the hierarchy's finest level has "
                              f"{nodes}; pass the hierarchy the data live on")
         check_finite(self.inputs, "inputs")
         check_finite(self.targets, "targets")

@@ -49,6 +49,7 @@ import xarray as xr
 from torch import Tensor
 
 from geounet.data.cache import cached
+from geounet.errors import GeounetError
 
 GENERATOR_VERSION = 1
 VARIABLES = ("h", "u", "v", "vorticity", "divergence")
@@ -107,16 +108,16 @@ def make_solver(nlat: int, nlon: int, dt_solver: float, lmax: int | None = None,
                 dtype: torch.dtype = torch.float64):
     """The batched torch-harmonics solver on an ``nlat x nlon`` grid (default lmax = ceil(nlat/3))."""
     if grid not in _GRIDS:
-        raise ValueError(f"grid must be one of {_GRIDS}, got {grid!r}")
+        raise GeounetError(f"grid must be one of {_GRIDS}, got {grid!r}")
     if nlat < 8 or nlon < 2 * (nlat - 1) or nlon % 2:
-        raise ValueError(
+        raise GeounetError(
             f"need nlat >= 8 and an even nlon >= 2 (nlat - 1) for an alias-free grid, got {nlat} x {nlon}"
         )
     lmax = lmax or math.ceil(nlat / 3)
     if not 2 <= lmax <= nlat:
-        raise ValueError(f"lmax must lie in [2, nlat={nlat}], got {lmax}")
+        raise GeounetError(f"lmax must lie in [2, nlat={nlat}], got {lmax}")
     if not dt_solver > 0:
-        raise ValueError(f"dt_solver must be positive (seconds), got {dt_solver}")
+        raise GeounetError(f"dt_solver must be positive (seconds), got {dt_solver}")
     solver_cls = _shallow_water_solver_cls()
     return solver_cls(nlat, nlon, dt_solver, lmax=lmax, mmax=lmax, grid=grid).to(dtype)
 
@@ -218,13 +219,13 @@ def random_initial_conditions(solver, num: int, seed: int, mach: float) -> Tenso
 
 def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise GeounetError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _substeps(dt_hours: float, dt_solver: float) -> int:
     ratio = dt_hours * 3600.0 / dt_solver
     if not dt_hours > 0 or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        raise ValueError(
+        raise GeounetError(
             f"dt_hours * 3600 = {dt_hours * 3600.0} s must be a positive multiple of the solver step "
             f"dt_solver = {dt_solver} s"
         )
@@ -280,17 +281,17 @@ def generate_shallow_water(
     _check_positive_int("chunk_size", chunk_size)
     _check_positive_int("seed", seed, minimum=0)
     if initial_condition not in _INITIAL_CONDITIONS:
-        raise ValueError(f"initial_condition must be one of {_INITIAL_CONDITIONS}, got {initial_condition!r}")
+        raise GeounetError(f"initial_condition must be one of {_INITIAL_CONDITIONS}, got {initial_condition!r}")
     if initial_condition == "galewsky" and num_trajectories != 1:
-        raise ValueError(f"the Galewsky case is deterministic: use num_trajectories=1, got {num_trajectories}")
+        raise GeounetError(f"the Galewsky case is deterministic: use num_trajectories=1, got {num_trajectories}")
     if not mach > 0:
-        raise ValueError(f"mach must be positive, got {mach}")
+        raise GeounetError(f"mach must be positive, got {mach}")
     dt_solver = float(dt_solver) if dt_solver is not None else stable_solver_dt(nlat, lmax)
     solver = make_solver(nlat, nlon, dt_solver, lmax=lmax, grid=grid)
     substeps = _substeps(dt_hours, dt_solver)
     spinup_outputs = spinup_hours / dt_hours
     if spinup_hours < 0 or abs(spinup_outputs - round(spinup_outputs)) > 1e-9:
-        raise ValueError(f"spinup_hours must be a non-negative multiple of dt_hours={dt_hours}, got {spinup_hours}")
+        raise GeounetError(f"spinup_hours must be a non-negative multiple of dt_hours={dt_hours}, got {spinup_hours}")
     spinup_outputs = round(spinup_outputs)
 
     if initial_condition == "galewsky":
@@ -385,7 +386,7 @@ def normalization_stats(ds: xr.Dataset, variables: Sequence[str] = VARIABLES,
     """
     missing = [v for v in variables if v not in ds]
     if missing:
-        raise ValueError(f"variables {missing} are not in the dataset (it has {list(ds.data_vars)})")
+        raise GeounetError(f"variables {missing} are not in the dataset (it has {list(ds.data_vars)})")
     weights = ds["quad_weight"].astype(np.float64) if area_weighted else xr.ones_like(ds["lat"], dtype=np.float64)
     stats = {}
     for name in variables:

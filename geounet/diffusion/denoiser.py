@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from geounet.diffusion import noise as noise_lib
 from geounet.diffusion.embedding import NoiseLevelEmbedding
 from geounet.diffusion.schedules import Schedule
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 
 
@@ -49,7 +50,7 @@ class Denoiser(nn.Module):
         """The model's ``x`` (x_t / r_t and the context channels) and ``cond`` (the noise-level embedding)."""
         # x_t: [B, N, C], t: [B], context: [B, N, C_ctx]
         if t.shape != (x_t.shape[0],):
-            raise ValueError(f"t must hold one time per batch element, shape [{x_t.shape[0]}], got {tuple(t.shape)}")
+            raise GeounetError(f"t must hold one time per batch element, shape [{x_t.shape[0]}], got {tuple(t.shape)}")
         a, s = self.schedule.a(t), self.schedule.s(t)
         scaled = x_t / torch.sqrt(a**2 + s**2).to(x_t.dtype)[:, None, None]
         if context is not None:

@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from geounet.errors import GeounetError
+
 
 class EMA(nn.Module):
     """Holds ``module``, a frozen copy of a model whose weights track the model's average.
@@ -26,7 +28,7 @@ class EMA(nn.Module):
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
         super().__init__()
         if not 0 < decay < 1:
-            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+            raise GeounetError(f"EMA decay must lie in (0, 1), got {decay}")
         self.decay = decay
         self.warmup = warmup
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
@@ -44,7 +46,7 @@ class EMA(nn.Module):
         averaged = dict(self.module.named_parameters())
         for name, param in model.named_parameters():
             if name not in averaged:
-                raise ValueError(f"the model has parameter {name!r} that the EMA copy lacks; build the EMA from it")
+                raise GeounetError(f"the model has parameter {name!r} that the EMA copy lacks; build the EMA from it")
             averaged[name].lerp_(param.detach(), 1 - beta)
         for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)

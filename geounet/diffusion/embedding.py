@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
+
 
 class NoiseLevelEmbedding(nn.Module):
     """``log_snr [B] -> cond [B, cond_dim]``: sinusoidal features, then Linear-SiLU-Linear.
@@ -29,7 +31,7 @@ class NoiseLevelEmbedding(nn.Module):
     def __init__(self, cond_dim: int, features: int = 64, max_period: float = 200.0):
         super().__init__()
         if features < 2 or features % 2:
-            raise ValueError(f"features must be an even number >= 2, got {features}")
+            raise GeounetError(f"features must be an even number >= 2, got {features}")
         half = features // 2
         self.register_buffer("frequencies", torch.exp(-math.log(max_period) * torch.arange(half) / max(half - 1, 1)))
         self.mlp = nn.Sequential(nn.Linear(features, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 
 PREDICTIONS = ("eps", "v")
@@ -52,7 +53,7 @@ def white_noise(std: Tensor, batch: int, channels: int, generator: torch.Generat
 
 def check_prediction(prediction: str) -> str:
     if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        raise GeounetError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     return prediction
 
 

@@ -47,6 +47,7 @@ from geounet.diffusion.spectra import (
     orthonormalise,
     square_fourier_basis,
 )
+from geounet.errors import GeounetError
 from geounet.hierarchy import (
     ClusterHierarchy,
     HealpixHaarHierarchy,
@@ -107,12 +108,12 @@ class ShallowWaterStudy:
         from geounet.functional.regrid import latlon_to_healpix
 
         if self.hierarchy not in ("haar", "spectral"):
-            raise ValueError(f"shallow_water studies take hierarchy 'haar' or 'spectral', got {self.hierarchy!r}")
+            raise GeounetError(f"shallow_water studies take hierarchy 'haar' or 'spectral', got {self.hierarchy!r}")
         ds = load_or_generate_shallow_water(
             cache_dir, num_trajectories=self.num_trajectories, steps=self.steps, dt_hours=self.dt_hours,
             nlat=self.nlat, nlon=self.nlon, seed=self.seed, spinup_hours=self.spinup_hours)
         if self.variable not in ds:
-            raise ValueError(f"unknown shallow-water variable {self.variable!r}; choose one of {list(ds.data_vars)}")
+            raise GeounetError(f"unknown shallow-water variable {self.variable!r}; choose one of {list(ds.data_vars)}")
         grid = torch.from_numpy(ds[self.variable].values).to(torch.float64)  # [S, T, lat, lon]
         maps = latlon_to_healpix(grid, ds["lat"].values, ds["lon"].values, self.nside).reshape(-1, 12 * self.nside**2)
         maps = (maps - maps.mean()) / maps.std()  # units do not change decays
@@ -146,7 +147,7 @@ class MeshFamilyStudy:
         from geounet.geometry.mesh import Mesh
 
         if self.hierarchy not in ("clusters", "spectral"):
-            raise ValueError(f"mesh studies take hierarchy 'clusters' or 'spectral', got {self.hierarchy!r}")
+            raise GeounetError(f"mesh studies take hierarchy 'clusters' or 'spectral', got {self.hierarchy!r}")
         family = self._family()
         parts, fields, bases = [], [], []
         for mesh_id in range(self.num_meshes):
@@ -154,7 +155,7 @@ class MeshFamilyStudy:
             key = f"{self.field}_vertex"
             if key not in sample:
                 names = sorted(k[: -len("_vertex")] for k in sample if k.endswith("_vertex"))
-                raise ValueError(f"{self.family} samples have no field {self.field!r}; choose one of {names}")
+                raise GeounetError(f"{self.family} samples have no field {self.field!r}; choose one of {names}")
             mesh = Mesh(sample["vertices"], sample["faces"])
             values = sample[key].astype(np.float64)  # [S, V]
             if self.hierarchy == "clusters":
@@ -183,12 +184,12 @@ def make_study(options: dict):
     options = dict(options)
     source = options.pop("source", None)
     if source not in SOURCES:
-        raise ValueError(f"a study needs source = one of {sorted(SOURCES)}, got {source!r}")
+        raise GeounetError(f"a study needs source = one of {sorted(SOURCES)}, got {source!r}")
     cls = SOURCES[source]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"unknown keys {unknown} for source {source!r}; it takes {sorted(known)}")
+        raise GeounetError(f"unknown keys {unknown} for source {source!r}; it takes {sorted(known)}")
     if "band_limits" in options:
         options["band_limits"] = tuple(options["band_limits"])
     return cls(**options)

@@ -25,6 +25,7 @@ from geounet.diffusion.loss import denoising_loss
 from geounet.diffusion.noise import check_prediction, noise_std
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import make_schedule
+from geounet.errors import GeounetError, MissingFileError
 from geounet.experiment.config import ExperimentConfig, config_from_dict
 from geounet.experiment.runner import build_configured_unet
 from geounet.hierarchy.base import Hierarchy
@@ -57,7 +58,7 @@ def read_config(raw: dict) -> tuple[ExperimentConfig, dict]:
 def load_config_file(path: Path, overrides: list[str] = ()) -> dict:
     """The raw config dict of a TOML file, with ``section.key=value`` overrides (TOML values)."""
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise MissingFileError(f"config file {path} does not exist")
     raw = tomllib.loads(path.read_text())
     for override in overrides:
         (section, key), value = parse_override(override)
@@ -76,10 +77,10 @@ def train_run(raw: dict, out: Path, progress: bool = True) -> dict:
 
     cfg, diffusion = read_config(raw)
     if (out / "checkpoint.pt").exists():
-        raise ValueError(f"{out} already holds a diffusion run (checkpoint.pt); choose another --out")
+        raise GeounetError(f"{out} already holds a diffusion run (checkpoint.pt); choose another --out")
     task = prepare_task(cfg.task, cfg.model.num_levels)
     if not isinstance(task.train, Dataset):
-        raise ValueError(f"diffusion runs need a task whose samples share one geometry; {cfg.task.name} has "
+        raise GeounetError(f"diffusion runs need a task whose samples share one geometry; {cfg.task.name} has "
                          "one mesh per sample")
     fields = getattr(task.train, diffusion["field"])  # [S, N, C]
     hierarchy = task.train.hierarchy
@@ -113,7 +114,7 @@ def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict
 
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no diffusion checkpoint.pt; train one with `geounet diffuse`")
+        raise MissingFileError(f"{run_dir} holds no diffusion checkpoint.pt; train one with `geounet diffuse`")
     state = load_checkpoint(path)  # hash-verified, weights_only
     cfg, diffusion = read_config(state["config"])
     structure = task_structure(cfg.task, cfg.model.num_levels)
@@ -127,9 +128,9 @@ def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num:
     """``num`` samples ``[num, N, C]`` of a loaded run (:func:`load_run`), drawn ``batch_size`` at a
     time from one generator seeded with ``seed``: the same (seed, batch_size) gives the same samples."""
     if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
+        raise GeounetError(f"--num must be >= 1, got {num}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise GeounetError(f"batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator().manual_seed(seed)
     sizes = [batch_size] * (num // batch_size) + ([num % batch_size] if num % batch_size else [])
     return torch.cat([
@@ -142,6 +143,6 @@ def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num:
 def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = None, steps: int | None = None):
     """``num`` samples ``[num, N, C]`` (float32) of the run in ``run_dir`` and the geometry they live on."""
     if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
+        raise GeounetError(f"--num must be >= 1, got {num}")
     denoiser, hierarchy, cfg, diffusion = load_run(run_dir)
     return draw_samples(denoiser, hierarchy, diffusion, num, seed, sampler, steps), hierarchy, cfg

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from geounet.diffusion.run import draw_samples, load_run
 from geounet.diffusion.sample_metrics import compare_samples
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 
 REFERENCE_DRAWS = 3
@@ -90,14 +91,14 @@ def evaluate_runs(run_dirs: list[Path], num: int, seed: int = 0, progress: bool 
     from geounet.tasks import prepare_task
 
     if not run_dirs:
-        raise ValueError("give at least one run directory")
+        raise GeounetError("give at least one run directory")
     if len(set(run_dirs)) != len(run_dirs):
-        raise ValueError(f"run directories repeat: {[str(d) for d in run_dirs]}")
+        raise GeounetError(f"run directories repeat: {[str(d) for d in run_dirs]}")
     loaded = [load_run(run_dir) for run_dir in run_dirs]
     _, hierarchy, cfg, diffusion = loaded[0]
     for run_dir, (_, _, other_cfg, other) in zip(run_dirs[1:], loaded[1:], strict=True):
         if _fields_key(other_cfg, other) != _fields_key(cfg, diffusion):
-            raise ValueError(f"{run_dir} learns other fields than {run_dirs[0]} (its [task], diffusion.field or "
+            raise GeounetError(f"{run_dir} learns other fields than {run_dirs[0]} (its [task], diffusion.field or "
                              "model.num_levels differ); evaluate runs of one data set together")
     task = prepare_task(cfg.task, cfg.model.num_levels)
     train, test = (getattr(split, diffusion["field"]) for split in (task.train, task.test))  # [S, N, C]

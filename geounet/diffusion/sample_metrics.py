@@ -65,6 +65,7 @@ from torch import Tensor
 
 from geounet.diffusion.detail_snr import details
 from geounet.diffusion.noise import noise_std, white_noise
+from geounet.errors import GeounetError
 from geounet.functional.metrics import angular_power_spectrum
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
@@ -74,10 +75,10 @@ from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 def _check_fields(x: Tensor, hierarchy: Hierarchy, name: str) -> None:
     expected = hierarchy.num_nodes(hierarchy.finest_level)
     if x.dim() != 3 or x.shape[1] != expected:
-        raise ValueError(f"{name} must be [samples, {expected} nodes of the finest level, channels], "
+        raise GeounetError(f"{name} must be [samples, {expected} nodes of the finest level, channels], "
                          f"got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name} holds {int((~torch.isfinite(x)).sum())} NaN / Inf values")
+        raise GeounetError(f"{name} holds {int((~torch.isfinite(x)).sum())} NaN / Inf values")
 
 
 def band_energies(x: Tensor, hierarchy: Hierarchy, chunk: int = 64) -> Tensor:
@@ -98,7 +99,7 @@ def angular_spectra(x: Tensor, hierarchy: Hierarchy, lmax: int | None = None) ->
     """C_l per sample, mean over channels, of HEALPix NEST fields ``[S, N, C]`` -> ``[S, lmax + 1]``
     float64 (lmax defaults to 2 nside, the degrees the finest pixels resolve well)."""
     if not is_healpix(hierarchy):
-        raise ValueError(f"angular power spectra need a HEALPix hierarchy, got {hierarchy.kind}")
+        raise GeounetError(f"angular power spectra need a HEALPix hierarchy, got {hierarchy.kind}")
     _check_fields(x, hierarchy, "fields")
     lmax = 2 * hierarchy.nside if lmax is None else lmax
     maps = x.to(torch.float64).transpose(1, 2)  # [S, C, N]
@@ -109,9 +110,9 @@ def spectrum_error(energy: Tensor, reference: Tensor) -> float:
     """mean_b |log(Ē_b / Ē_b^ref)| of per-sample energies ``[S, B]`` against ``[S', B]`` (module docstring)."""
     mean, ref = energy.mean(0), reference.mean(0)
     if mean.shape != ref.shape:
-        raise ValueError(f"energies have {mean.shape[0]} bands but the reference has {ref.shape[0]}")
+        raise GeounetError(f"energies have {mean.shape[0]} bands but the reference has {ref.shape[0]}")
     if not (mean > 0).all() or not (ref > 0).all():
-        raise ValueError("band energies must be positive to compare in log; drop bands the data leave empty")
+        raise GeounetError("band energies must be positive to compare in log; drop bands the data leave empty")
     return float((mean.log() - ref.log()).abs().mean())
 
 
@@ -154,7 +155,7 @@ def wasserstein_1d(a: Tensor, b: Tensor, p: float = 2.0) -> Tensor:
 def sliced_wasserstein(x: Tensor, y: Tensor, directions: Tensor, p: float = 2.0) -> float:
     """SW_p = (mean_θ W_p^p(θ·x, θ·y))^{1/p} of point sets ``x [m, d]``, ``y [n, d]`` along ``directions [K, d]``."""
     if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1] or directions.shape[1] != x.shape[1]:
-        raise ValueError(f"need x [m, d], y [n, d] and directions [K, d] with one d, got {tuple(x.shape)}, "
+        raise GeounetError(f"need x [m, d], y [n, d] and directions [K, d] with one d, got {tuple(x.shape)}, "
                          f"{tuple(y.shape)}, {tuple(directions.shape)}")
     projected = [z.to(torch.float64) @ directions.T for z in (x, y)]  # [m, K], [n, K]
     return float(wasserstein_1d(*projected, p).mean() ** (1 / p))
@@ -167,7 +168,7 @@ def median_bandwidth(x: Tensor, y: Tensor) -> float:
     off = distances[~torch.eye(len(pooled), dtype=torch.bool)]
     bandwidth = float(off.median())
     if bandwidth <= 0:
-        raise ValueError("the median pairwise distance is 0 (most points coincide): give the bandwidth explicitly")
+        raise GeounetError("the median pairwise distance is 0 (most points coincide): give the bandwidth explicitly")
     return bandwidth
 
 
@@ -175,7 +176,7 @@ def mmd2(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     """Unbiased MMD² of ``x [m, d]`` and ``y [n, d]`` with the RBF kernel of ``bandwidth``
     (default: :func:`median_bandwidth`); m, n >= 2."""
     if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"MMD needs at least 2 points per set, got {len(x)} and {len(y)}")
+        raise GeounetError(f"MMD needs at least 2 points per set, got {len(x)} and {len(y)}")
     h = median_bandwidth(x, y) if bandwidth is None else bandwidth
     x, y = x.to(torch.float64), y.to(torch.float64)
 
@@ -207,7 +208,7 @@ def compare_samples(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: i
     _check_fields(samples, hierarchy, "samples")
     _check_fields(data, hierarchy, "data")
     if samples.shape[-1] != data.shape[-1]:
-        raise ValueError(f"samples have {samples.shape[-1]} channels but the data have {data.shape[-1]}")
+        raise GeounetError(f"samples have {samples.shape[-1]} channels but the data have {data.shape[-1]}")
     generator = metric_generator(seed + 1)  # the directions: another stream than the features'
     bands = band_energies(samples, hierarchy), band_energies(data, hierarchy)
     embedded = [random_features(z, hierarchy, features, seed) for z in (samples, data)]
@@ -225,7 +226,7 @@ def compare_samples(samples: Tensor, data: Tensor, hierarchy: Hierarchy, seed: i
         spectra = angular_spectra(samples, hierarchy), angular_spectra(data, hierarchy)
         limit = band_limit(spectra[1].mean(0), cl_floor)
         if limit < 1:
-            raise ValueError(f"the data's C_l are below {cl_floor} of their maximum beyond l = 0: nothing to compare")
+            raise GeounetError(f"the data's C_l are below {cl_floor} of their maximum beyond l = 0: nothing to compare")
         result["cl_error"] = spectrum_error(spectra[0][:, 1:limit + 1], spectra[1][:, 1:limit + 1])
         energy = spectra[0].mean(0) * (2 * torch.arange(len(spectra[0][0]), dtype=torch.float64) + 1)
         result["cl_tail"] = float(energy[limit + 1:].sum() / energy.sum())

@@ -11,6 +11,7 @@ import numpy as np
 from torch import Tensor
 
 from geounet.diffusion.sample_metrics import is_healpix
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.train.plots import plt  # Agg backend
@@ -20,7 +21,10 @@ def _planar_mesh(hierarchy: Hierarchy):
     mesh = getattr(hierarchy, "mesh", None)
     vertices = None if mesh is None else np.asarray(mesh.vertices)
     if vertices is None or (vertices.shape[1] == 3 and np.ptp(vertices[:, 2]) > 1e-12):
-        raise ValueError(f"sample pictures are drawn on HEALPix, the square and planar meshes, not on {hierarchy.kind}")
+        raise GeounetError(
+            f"sample pictures are drawn on HEALPix, the square and "
+            f"planar meshes, not on {hierarchy.kind}"
+        )
     return vertices[:, :2], np.asarray(mesh.faces)
 
 
@@ -61,7 +65,7 @@ def _draw(fig, slot: tuple[int, int, int], hierarchy: Hierarchy, values: np.ndar
         elif len(values) == len(vertices):
             ax.tripcolor(mesh, values, shading="gouraud", **colours)
         else:
-            raise ValueError(f"{len(values)} values fit neither {len(faces)} faces nor {len(vertices)} vertices")
+            raise GeounetError(f"{len(values)} values fit neither {len(faces)} faces nor {len(vertices)} vertices")
         ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()

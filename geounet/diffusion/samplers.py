@@ -28,6 +28,7 @@ from torch import Tensor
 
 from geounet.diffusion.noise import white_noise
 from geounet.diffusion.schedules import Schedule
+from geounet.errors import GeounetError
 
 #: ``denoise(x_t [B, N, C], t [B]) -> (x̂_0, ε̂)``
 DenoiseFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -77,7 +78,7 @@ def sample(name: str, denoise: DenoiseFn, schedule: Schedule, std: Tensor, batch
     """Samples ``[batch, N, channels]`` from the sampler called ``name`` (``"ddim"``, ``"heun"``
     or ``"ddpm"``) in ``steps`` steps; ``std [N]`` are the white noise's node deviations."""
     if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+        raise GeounetError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     step = SAMPLERS[name]
 
     def noise() -> Tensor:

@@ -26,6 +26,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
+
 
 class Schedule(ABC):
     """x_t = a_t x_0 + s_t ε on t in [t_min, t_max]; time 0 is the data."""
@@ -71,15 +73,15 @@ def _check_range(schedule: Schedule, t_low: float | None, t_high: float | None) 
     low = schedule.t_min if t_low is None else float(t_low)
     high = schedule.t_max if t_high is None else float(t_high)
     if not schedule.t_min <= low < schedule.t_max:
-        raise ValueError(f"t_low must lie in [{schedule.t_min}, {schedule.t_max}) for {schedule!r}, got {t_low}")
+        raise GeounetError(f"t_low must lie in [{schedule.t_min}, {schedule.t_max}) for {schedule!r}, got {t_low}")
     if not low < high <= schedule.t_max:
-        raise ValueError(f"t_high must lie in ({low}, {schedule.t_max}] for {schedule!r}, got {t_high}")
+        raise GeounetError(f"t_high must lie in ({low}, {schedule.t_max}] for {schedule!r}, got {t_high}")
     return low, high
 
 
 def _check_steps(steps: int) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"the number of sampling steps must be an int >= 1, got {steps!r}")
+        raise GeounetError(f"the number of sampling steps must be an int >= 1, got {steps!r}")
 
 
 class VPCosine(Schedule):
@@ -93,14 +95,14 @@ class VPCosine(Schedule):
 
     def __init__(self, offset: float = 0.008, a_min: float = 1e-3, t_min: float = 1e-4):
         if not offset >= 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+            raise GeounetError(f"offset must be >= 0, got {offset}")
         if not 0 < a_min < 1:
-            raise ValueError(f"a_min must lie in (0, 1), got {a_min}")
+            raise GeounetError(f"a_min must lie in (0, 1), got {a_min}")
         self.offset = offset
         self._f0 = math.cos(math.pi / 2 * offset / (1 + offset))
         self.t_max = (1 + offset) * 2 / math.pi * math.acos(a_min * self._f0) - offset
         if not 0 < t_min < self.t_max:
-            raise ValueError(f"t_min must lie in (0, {self.t_max:.4f}), got {t_min}")
+            raise GeounetError(f"t_min must lie in (0, {self.t_max:.4f}), got {t_min}")
         self.t_min = t_min
 
     def __repr__(self) -> str:
@@ -136,9 +138,9 @@ class EDM(Schedule):
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                  p_mean: float = -1.2, p_std: float = 1.2):
         if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+            raise GeounetError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         if not rho > 0 or not p_std > 0:
-            raise ValueError(f"rho and p_std must be positive, got {rho}, {p_std}")
+            raise GeounetError(f"rho and p_std must be positive, got {rho}, {p_std}")
         self.t_min, self.t_max = sigma_min, sigma_max
         self.rho, self.p_mean, self.p_std = rho, p_mean, p_std
 
@@ -180,5 +182,5 @@ SCHEDULES = {"vp_cosine": VPCosine, "edm": EDM}
 def make_schedule(name: str, **options) -> Schedule:
     """The schedule called ``name`` (``"vp_cosine"`` or ``"edm"``) with its keyword options."""
     if name not in SCHEDULES:
-        raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+        raise GeounetError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     return SCHEDULES[name](**options)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from geounet.diffusion.detail_snr import details
+from geounet.errors import GeounetError
 from geounet.functional.sht import HealpixSHT, real_to_complex
 from geounet.geometry.laplacian import laplacian_eigenbasis
 from geounet.geometry.mesh import Mesh
@@ -100,7 +101,7 @@ def mode_transfer(basis: Tensor, hierarchy: Hierarchy, chunk: int = 512) -> Tens
 def fit_exponent(power: Tensor, d: int, low: int, high: int) -> float:
     """β of P_k ∝ k^{-β/d}, least squares in log-log over ranks [low, high)."""
     if not 1 <= low < high - 1 or high > len(power):
-        raise ValueError(f"need 1 <= low < high - 1 <= {len(power)} ranks to fit, got [{low}, {high})")
+        raise GeounetError(f"need 1 <= low < high - 1 <= {len(power)} ranks to fit, got [{low}, {high})")
     rank = torch.arange(low, high, dtype=torch.float64) + 0.5
     y = torch.log(power[low:high].clamp_min(torch.finfo(torch.float64).tiny))
     x = torch.log(rank)

@@ -69,6 +69,7 @@ from geounet.diffusion.detail_snr import detail_energies, drowning_times, noise_
 from geounet.diffusion.loss import noised
 from geounet.diffusion.samplers import DenoiseFn, sample
 from geounet.diffusion.schedules import Schedule
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.staged import Stage, StagedUNet, run_stages, stage_loss
 from geounet.nn.unet import geometry_for
@@ -85,13 +86,13 @@ def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: f
     """T_j = (t_min, u_j) for every stage j, u_j = max_{i >= j} t_i with t_i the time where
     SNR_i(t) = ``threshold`` and u_0 = t_max (module docstring)."""
     if not threshold > 0:
-        raise ValueError(f"the SNR threshold must be positive, got {threshold}")
+        raise GeounetError(f"the SNR threshold must be positive, got {threshold}")
     if any(not e > 0 for e in per_dof):
-        raise ValueError(f"per-level energies must be positive (a level without signal has no stage), got {per_dof}")
+        raise GeounetError(f"per-level energies must be positive (a level without signal has no stage), got {per_dof}")
     best = float(schedule.snr(torch.tensor(schedule.t_min, dtype=torch.float64)))  # SNR at the least noise
     for level in range(1, len(per_dof)):
         if best * max(per_dof[level:]) < threshold:
-            raise ValueError(f"levels >= {level} never reach detail SNR {threshold} (at t_min their SNR is "
+            raise GeounetError(f"levels >= {level} never reach detail SNR {threshold} (at t_min their SNR is "
                              f"{best * max(per_dof[level:]):.3g}), so stage {level} is never needed: build the "
                              f"U-Net with {level} levels or lower the threshold")
     drowned = drowning_times(per_dof, schedule, threshold)
@@ -139,7 +140,7 @@ def train_staged_diffusion(denoiser: StagedDenoiser, data: Tensor, hierarchy: Hi
     staged = denoiser.model
     levels = geometry_for(staged, hierarchy, staged.unet.kind, staged.num_levels)
     if len(ranges) != staged.num_levels:
-        raise ValueError(f"need one time range per level ({staged.num_levels}), got {len(ranges)}")
+        raise GeounetError(f"need one time range per level ({staged.num_levels}), got {len(ranges)}")
     finest = levels.finest_level
     generator = torch.Generator().manual_seed(seed)
 
@@ -165,7 +166,7 @@ def staged_denoise_fn(denoiser: StagedDenoiser, hierarchy: Hierarchy, ranges: Se
 
     def denoise(x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         if not torch.all(t == t[0]):
-            raise ValueError("staged denoising runs one stage per call: give every batch element the same time")
+            raise GeounetError("staged denoising runs one stage per call: give every batch element the same time")
         stage = active_stage(float(t[0]), ranges, resolution)
         a, s = float(schedule.a(t[0])), float(schedule.s(t[0]))
         projected = [x_t]  # P_i x_t for i = I .. stage
@@ -191,7 +192,7 @@ def staged_sample(sampler: str, denoiser: StagedDenoiser, hierarchy: Hierarchy, 
     finest = levels.finest_level
     resolution = finest if resolution is None else resolution
     if not 0 <= resolution <= finest:
-        raise ValueError(f"resolution must be a level in [0, {finest}], got {resolution}")
+        raise GeounetError(f"resolution must be a level in [0, {finest}], got {resolution}")
     denoise = staged_denoise_fn(denoiser, levels, ranges, per_dof, resolution)
     samples = sample(sampler, denoise, denoiser.schedule, noise_lib.noise_std(levels), num, channels, steps,
                      generator)

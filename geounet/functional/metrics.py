@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.functional.regrid import LatLonGrid
 from geounet.functional.sht import HealpixSHT, max_lmax, power_spectrum
 from geounet.geometry.healpix import nside_of, to_nest
@@ -41,11 +42,11 @@ def latlon_weights(lat, lon) -> Tensor:
 def _weighted_mean(x: Tensor, weights: Tensor, dims: Sequence[int]) -> Tensor:
     weights = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
     if (weights < 0).any() or not torch.isfinite(weights).all():
-        raise ValueError("weights must be finite and non-negative")
+        raise GeounetError("weights must be finite and non-negative")
     try:
         weights = torch.broadcast_to(weights, x.shape)
     except RuntimeError as error:
-        raise ValueError(f"weights of shape {tuple(weights.shape)} do not broadcast to the fields' "
+        raise GeounetError(f"weights of shape {tuple(weights.shape)} do not broadcast to the fields' "
                          f"shape {tuple(x.shape)}; align the spatial axes last") from error
     dims = tuple(dims)
     return (weights * x).sum(dims) / weights.sum(dims)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.geometry.healpix import from_nest, npix, nside_of, to_nest, validate_nside
 
 METHODS = ("bilinear", "conservative")
@@ -66,20 +67,20 @@ class LatLonGrid:
         lon = np.asarray(lon, dtype=np.float64)
         for name, values in (("latitude", lat), ("longitude", lon)):
             if values.ndim != 1 or values.size < 2 or not np.isfinite(values).all():
-                raise ValueError(f"{name} must be a 1-D array of at least 2 finite values, got shape {values.shape}")
+                raise GeounetError(f"{name} must be a 1-D array of at least 2 finite values, got shape {values.shape}")
         if np.abs(lat).max() > 90:
-            raise ValueError(f"latitudes must lie in [-90, 90] degrees, got range [{lat.min()}, {lat.max()}]")
+            raise GeounetError(f"latitudes must lie in [-90, 90] degrees, got range [{lat.min()}, {lat.max()}]")
         steps = np.diff(lat)
         if not ((steps > 0).all() or (steps < 0).all()):
-            raise ValueError("latitudes must be strictly monotonic (ascending or descending)")
+            raise GeounetError("latitudes must be strictly monotonic (ascending or descending)")
         if lon.min() < -180 or lon.max() > 360:
-            raise ValueError(f"longitudes must lie in [-180, 360] degrees, got range [{lon.min()}, {lon.max()}]")
+            raise GeounetError(f"longitudes must lie in [-180, 360] degrees, got range [{lon.min()}, {lon.max()}]")
         wrapped = np.sort(np.mod(lon, 360.0))
         gaps = np.diff(np.append(wrapped, wrapped[0] + 360.0))
         if (gaps <= 0).any():
-            raise ValueError("longitudes must be distinct modulo 360 (drop the duplicated 360° / -180° column)")
+            raise GeounetError("longitudes must be distinct modulo 360 (drop the duplicated 360° / -180° column)")
         if gaps.max() > 1.5 * np.median(gaps):
-            raise ValueError(
+            raise GeounetError(
                 f"the longitudes leave a gap of {gaps.max():.3g}° (spacing {np.median(gaps):.3g}°): only "
                 "global grids are supported"
             )
@@ -118,14 +119,14 @@ class LatLonGrid:
 
 def _check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"unknown regridding method {method!r}; choose one of {METHODS}")
+        raise GeounetError(f"unknown regridding method {method!r}; choose one of {METHODS}")
     return method
 
 
 def _check_finite(data: Tensor) -> None:
     if torch.isnan(data).any():
         count = int(torch.isnan(data).sum())
-        raise ValueError(
+        raise GeounetError(
             f"regridding input contains {count} NaN value(s); fill or mask them first "
             "(e.g. DataArray.fillna or interpolate_na), regridding would spread them"
         )
@@ -190,7 +191,7 @@ def default_subdivisions(grid: LatLonGrid, nside: int) -> int:
 def _overlaps(grid: LatLonGrid, nside: int, subdivisions: int) -> Tensor:
     """A[p, c]: measured overlap areas ``[12 nside², H W]`` (sparse COO, float64)."""
     if subdivisions < 0 or nside << subdivisions > 2**20:
-        raise ValueError(f"subdivisions must be >= 0 with nside * 2**subdivisions <= 2**20, got {subdivisions}")
+        raise GeounetError(f"subdivisions must be >= 0 with nside * 2**subdivisions <= 2**20, got {subdivisions}")
     fine = nside << subdivisions
     lon, lat = healpy.pix2ang(fine, np.arange(npix(fine)), nest=True, lonlat=True)
     lat_edges, lon_edges = grid.edges()
@@ -258,7 +259,7 @@ def latlon_to_healpix(
     """``[..., H, W]`` on the lat-lon grid -> ``[..., 12 nside²]`` HEALPix in ``ordering``."""
     grid = LatLonGrid.from_coords(lat, lon)
     if tuple(data.shape[-2:]) != grid.shape:
-        raise ValueError(f"data must end with [lat, lon] = {list(grid.shape)} axes, got shape {tuple(data.shape)}")
+        raise GeounetError(f"data must end with [lat, lon] = {list(grid.shape)} axes, got shape {tuple(data.shape)}")
     _check_finite(data)
     operator = regrid_operator(lat, lon, nside, method, "to_healpix", subdivisions)
     flat = data.reshape(*data.shape[:-2], -1)  # [..., H W]

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.geometry.healpix import nest_of_ring, npix, validate_nside
 
 RING_METHODS = ("auto", "grouped", "chirp")
@@ -65,7 +66,7 @@ def check_lmax(nside: int, lmax: int) -> int:
     """Return ``lmax`` if ``0 <= lmax <= 3 nside - 1``, else a ValueError naming the fix."""
     limit = max_lmax(nside)
     if isinstance(lmax, bool) or not isinstance(lmax, int) or not 0 <= lmax <= limit:
-        raise ValueError(
+        raise GeounetError(
             f"lmax must be an int in [0, {limit}] for nside {nside} (HEALPix resolves at most "
             f"3 * nside - 1), got {lmax!r}; use a finer grid or a smaller lmax"
         )
@@ -213,11 +214,11 @@ class HealpixSHT:
         self.lmax = check_lmax(nside, 2 * nside if lmax is None else lmax)
         self.mmax = self.lmax if mmax is None else mmax
         if not 0 <= self.mmax <= self.lmax:
-            raise ValueError(f"mmax must lie in [0, lmax={self.lmax}], got {mmax}")
+            raise GeounetError(f"mmax must lie in [0, lmax={self.lmax}], got {mmax}")
         if iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}")
+            raise GeounetError(f"iterations must be >= 0, got {iterations}")
         if ring_method not in RING_METHODS:
-            raise ValueError(f"unknown ring_method {ring_method!r}; choose one of {RING_METHODS}")
+            raise GeounetError(f"unknown ring_method {ring_method!r}; choose one of {RING_METHODS}")
         self.ring_method = ring_method
         self.iterations = iterations
         self.npix = npix(nside)
@@ -429,7 +430,7 @@ class HealpixSHT:
         """a_lm ``[..., lmax+1, mmax+1]`` complex -> real NEST map ``[..., 12 nside²]``."""
         shape = (self.lmax + 1, self.mmax + 1)
         if not alm.is_complex() or tuple(alm.shape[-2:]) != shape:
-            raise ValueError(f"expected complex coefficients [..., {shape[0]}, {shape[1]}], got "
+            raise GeounetError(f"expected complex coefficients [..., {shape[0]}, {shape[1]}], got "
                              f"{alm.dtype} {tuple(alm.shape)}")
         lead = alm.shape[:-2]
         flat = alm.reshape(-1, *shape)  # [K, L, M]
@@ -442,7 +443,7 @@ class HealpixSHT:
     def analysis(self, x: Tensor, iterations: int | None = None) -> Tensor:
         """Real NEST map ``[..., 12 nside²]`` -> a_lm ``[..., lmax+1, mmax+1]`` complex."""
         if x.is_complex() or x.shape[-1:] != (self.npix,):
-            raise ValueError(f"expected real maps [..., {self.npix}] (nside {self.nside}, NEST), got "
+            raise GeounetError(f"expected real maps [..., {self.npix}] (nside {self.nside}, NEST), got "
                              f"{x.dtype} {tuple(x.shape)}")
         iterations = self.iterations if iterations is None else iterations
         lead = x.shape[:-1]
@@ -468,7 +469,7 @@ def from_healpy_alm(packed: Tensor, lmax: int, mmax: int | None = None) -> Tenso
     mmax = lmax if mmax is None else mmax
     l_idx, m_idx = _packed_lm(lmax, mmax)
     if packed.shape[-1] != l_idx.numel():
-        raise ValueError(f"healpy alm for lmax={lmax}, mmax={mmax} has {l_idx.numel()} entries, "
+        raise GeounetError(f"healpy alm for lmax={lmax}, mmax={mmax} has {l_idx.numel()} entries, "
                          f"got {packed.shape[-1]}")
     out = packed.new_zeros(*packed.shape[:-1], lmax + 1, mmax + 1)
     out[..., l_idx, m_idx] = packed
@@ -500,7 +501,7 @@ def real_to_complex(coeffs: Tensor) -> Tensor:
     """Inverse of :func:`complex_to_real`: ``[..., (L+1)²]`` -> ``[..., L+1, L+1]`` complex."""
     lmax = math.isqrt(coeffs.shape[-1]) - 1
     if (lmax + 1) ** 2 != coeffs.shape[-1]:
-        raise ValueError(f"real coefficients need (lmax+1)**2 entries, got {coeffs.shape[-1]}")
+        raise GeounetError(f"real coefficients need (lmax+1)**2 entries, got {coeffs.shape[-1]}")
     l_idx, m_idx = _real_lm(lmax)
     sign = torch.where(m_idx % 2 == 0, 1.0, -1.0).to(coeffs.dtype)
     scaled = coeffs * torch.where(m_idx == 0, 1.0, sign / math.sqrt(2.0))  # c_{l,0}, (-1)^m c_{l,±m} / sqrt2

@@ -66,6 +66,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
+
 #: Face corners in counter-clockwise order (seen from outside the sphere) and their
 #: face coordinates (x, y) in units of ``nside - 1``.
 FACE_CORNERS = {"s": (0, 0), "e": (1, 0), "n": (1, 1), "w": (0, 1)}
@@ -90,12 +92,12 @@ _Y_BITS = 0x2AAAAAAAAAAAAAAA  # odd bits below bit 63 (int64-safe; nside <= 2**2
 def validate_nside(nside: int) -> int:
     """Return ``nside`` if it is a power of two, else raise a ValueError naming the fix."""
     if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)) or nside < 1 or nside & (nside - 1):
-        raise ValueError(
+        raise GeounetError(
             f"nside must be a power of two (1, 2, 4, ..., 1024, ...), got {nside!r}; "
             "NEST ordering and the Haar hierarchy need nside = 2**k"
         )
     if nside > 2**29:
-        raise ValueError(f"nside must be at most 2**29 (HEALPix's limit), got {nside}")
+        raise GeounetError(f"nside must be at most 2**29 (HEALPix's limit), got {nside}")
     return int(nside)
 
 
@@ -108,7 +110,7 @@ def nside_from_npix(num_pixels: int) -> int:
     """The nside with ``12 nside² = num_pixels``; ValueError when no power-of-two nside fits."""
     nside = math.isqrt(max(int(num_pixels), 0) // 12)
     if num_pixels < 12 or 12 * nside * nside != num_pixels or nside & (nside - 1):
-        raise ValueError(
+        raise GeounetError(
             f"{num_pixels} pixels is not a HEALPix map with power-of-two nside "
             "(expected 12 * nside**2 = 12, 48, 192, 768, ...); check which axis holds the "
             "pixels and that the map is complete"
@@ -118,7 +120,7 @@ def nside_from_npix(num_pixels: int) -> int:
 
 def _check_ordering(ordering: str) -> str:
     if ordering not in ORDERINGS:
-        raise ValueError(f"unknown HEALPix ordering {ordering!r}; choose one of {ORDERINGS}")
+        raise GeounetError(f"unknown HEALPix ordering {ordering!r}; choose one of {ORDERINGS}")
     return ordering
 
 
@@ -182,7 +184,7 @@ def nest_of_face(nside: int, layout: str = "face") -> Tensor:
     ``(x, y) = (n-1) c + w (a - c) + h (b - c)``.
     """
     if not is_face_layout(layout):
-        raise ValueError(f"{layout!r} is not a face layout; choose one of {tuple(FACE_LAYOUTS)}")
+        raise GeounetError(f"{layout!r} is not a face layout; choose one of {tuple(FACE_LAYOUTS)}")
     corner, clockwise = FACE_LAYOUTS[layout]
     cycle = list(FACE_CORNERS)
     k = cycle.index(corner)
@@ -213,15 +215,15 @@ def nside_of(x: Tensor, ordering: str, channels_last: bool = False) -> int:
     elif face and len(pixel_axes) >= 1 and pixel_axes[-1] >= 12 and pixel_axes[-1] % 12 == 0:
         hint = "; its last axis looks like a flat map: pass 'nest' or 'ring'"
     if len(pixel_axes) < _pixel_axes(ordering):
-        raise ValueError(wrong + hint)
+        raise GeounetError(wrong + hint)
     if not face:
         try:
             return nside_from_npix(pixel_axes[-1])
         except ValueError as error:
-            raise ValueError(f"{wrong} ({error}){hint}") from None
+            raise GeounetError(f"{wrong} ({error}){hint}") from None
     faces, rows, cols = pixel_axes[-3:]
     if faces != 12 or rows != cols:
-        raise ValueError(wrong + hint)
+        raise GeounetError(wrong + hint)
     return validate_nside(rows)
 
 
@@ -406,7 +408,7 @@ def neighbour_table(nside: int, dtype: torch.dtype = torch.int64) -> Tensor:
     """
     validate_nside(nside)
     if dtype == torch.int32 and npix(nside) > 2**31 - 1:
-        raise ValueError(f"nside {nside} has more pixels than int32 can index; use dtype=torch.int64")
+        raise GeounetError(f"nside {nside} has more pixels than int32 can index; use dtype=torch.int64")
     area = nside * nside
     local = torch.arange(area, dtype=torch.int64)  # in-face NEST index
     xbits, ybits = local & _X_BITS, local & _Y_BITS

@@ -43,6 +43,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 
 _CACHE_VERSION = 4
@@ -58,7 +59,7 @@ def cache_dir() -> Path:
 def resolve_laplacian(mesh: Mesh, kind: str) -> str:
     """``kind``, with ``"auto"`` replaced by ``"cotangent"`` or (non-manifold) ``"robust"``."""
     if kind not in LAPLACIANS:
-        raise ValueError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
+        raise GeounetError(f"laplacian must be one of {LAPLACIANS}, got {kind!r}")
     if kind == "auto":
         return "cotangent" if mesh.is_manifold else "robust"
     return kind
@@ -93,7 +94,7 @@ def point_cloud_laplacian(points: np.ndarray, num_neighbors: int = 30) -> tuple[
 
     points = np.ascontiguousarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
-        raise ValueError(f"points must be finite with shape [N, 3], got {points.shape}")
+        raise GeounetError(f"points must be finite with shape [N, 3], got {points.shape}")
     laplacian, mass = robust_laplacian.point_cloud_laplacian(points, n_neighbors=num_neighbors)
     return sp.csr_matrix(laplacian, dtype=np.float64), np.asarray(mass.diagonal(), dtype=np.float64)
 
@@ -115,15 +116,15 @@ def laplacian_eigenbasis(
     the eigenvalues), which loads about twice as fast as an ``.npz`` (a zip archive).
     """
     if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        raise GeounetError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
     kind = resolve_laplacian(mesh, kind)
     free = np.ones(mesh.num_vertices, dtype=bool)
     if boundary == "dirichlet":
         if len(mesh.boundary_vertices) == 0:
-            raise ValueError("a Dirichlet eigenbasis needs a mesh with boundary; this mesh is closed")
+            raise GeounetError("a Dirichlet eigenbasis needs a mesh with boundary; this mesh is closed")
         free[mesh.boundary_vertices] = False
     if not isinstance(num, int) or not 1 <= num < int(free.sum()):
-        raise ValueError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
+        raise GeounetError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
     params = {"num": num, "boundary": boundary, "kind": kind, "version": _CACHE_VERSION}
     key = hashlib.sha256((mesh.content_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()
     path = cache_dir() / f"eigenbasis-{key}.npy"
@@ -156,7 +157,7 @@ def _check_components(mesh: Mesh, num: int) -> None:
     graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     count = connected_components(graph, directed=False)[0]
     if count >= num:
-        raise ValueError(
+        raise GeounetError(
             f"the mesh has {count} connected components, so its Laplacian has (at least) {count} zero "
             f"eigenvalues and the {num} smallest eigenpairs are just piecewise constants. A triangle soup "
             "(no shared vertices) must be welded first: geounet.geometry.mesh_repair.repair_mesh or "
@@ -183,16 +184,16 @@ def smallest_eigenpairs(
 
     n = stiffness.shape[0]
     if not (np.isfinite(mass).all() and (mass > 0).all()):
-        raise ValueError("the mass matrix must be positive: every vertex needs a face of positive area")
+        raise GeounetError("the mass matrix must be positive: every vertex needs a face of positive area")
     if not isinstance(num, int) or not 1 <= num < n:
-        raise ValueError(f"num must be an int in [1, {n - 1}], got {num!r}")
+        raise GeounetError(f"num must be an int in [1, {n - 1}], got {num!r}")
     stiffness = sp.csc_matrix(stiffness, dtype=np.float64)
     mass_matrix = sp.diags(mass).tocsc()
     # σ below the spectrum keeps L - σM positive definite (L is only semi-definite).
     sigma = -1e-6 * float((stiffness.diagonal() / mass).max())
     shifted = SymmetricFactor(stiffness - sigma * mass_matrix)
     if shifted.negative_pivots:
-        raise ValueError(f"the stiffness matrix has {shifted.negative_pivots} negative eigenvalues; it must be "
+        raise GeounetError(f"the stiffness matrix has {shifted.negative_pivots} negative eigenvalues; it must be "
                          "positive semi-definite (a Laplacian)")
     inverse = spla.LinearOperator((n, n), matvec=shifted.solve, dtype=np.float64)
     with threadpool_limits(blas_threads):
@@ -256,7 +257,7 @@ def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -
     """Rotate the null-space block so that its first vector is the constant ``1/sqrt(A)``."""
     zero = int(np.sum(values <= 1e-8 * max(values[-1], 1.0)))
     if zero == 0:
-        raise ValueError("the Laplacian has no zero eigenvalue: the mesh or solver is broken")
+        raise GeounetError("the Laplacian has no zero eigenvalue: the mesh or solver is broken")
     block = vectors[:, :zero]
     coefficients = block.T @ mass  # coordinates of the constant 1 in the block
     rotation, _ = np.linalg.qr(np.concatenate([coefficients[:, None], np.eye(zero)], axis=1))

@@ -28,6 +28,8 @@ import hashlib
 import numpy as np
 import scipy.sparse as sp
 
+from geounet.errors import GeounetError
+
 
 class Mesh:
     """A validated triangle mesh (no nn.Module; numpy / scipy.sparse data).
@@ -44,28 +46,28 @@ class Mesh:
         try:
             faces = np.asarray(faces)
         except ValueError as error:  # ragged polygons
-            raise ValueError(
+            raise GeounetError(
                 "faces must have shape [F, 3] (triangles), got polygons of different sizes; triangulate "
                 "them with geounet.geometry.mesh_repair.repair_mesh"
             ) from error
         if vertices.ndim != 2 or vertices.shape[1] not in (2, 3):
-            raise ValueError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
+            raise GeounetError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
         if faces.ndim != 2 or faces.shape[1] != 3:
-            raise ValueError(
+            raise GeounetError(
                 f"faces must have shape [F, 3] (triangles), got {faces.shape}; "
                 "triangulate polygons with geounet.geometry.mesh_repair.repair_mesh"
             )
         if faces.shape[0] == 0:
-            raise ValueError("the mesh is empty (no faces)")
+            raise GeounetError("the mesh is empty (no faces)")
         if not np.issubdtype(faces.dtype, np.integer):
-            raise ValueError(f"faces must hold integer vertex indices, got dtype {faces.dtype}")
+            raise GeounetError(f"faces must hold integer vertex indices, got dtype {faces.dtype}")
         faces = np.ascontiguousarray(faces, dtype=np.int64)
         if faces.min() < 0 or faces.max() >= len(vertices):
-            raise ValueError(
+            raise GeounetError(
                 f"face indices must lie in [0, {len(vertices) - 1}], got range [{faces.min()}, {faces.max()}]"
             )
         if not np.isfinite(vertices).all():
-            raise ValueError("vertices contain NaN or infinite coordinates; repair_mesh drops unused ones")
+            raise GeounetError("vertices contain NaN or infinite coordinates; repair_mesh drops unused ones")
         self.vertices = vertices
         self.faces = faces
         self.vertices.setflags(write=False)
@@ -78,7 +80,7 @@ class Mesh:
     def _validate_topology(self) -> None:
         problems = mesh_problems(self.vertices, self.faces)
         if problems:
-            raise ValueError(
+            raise GeounetError(
                 "invalid mesh: " + "; ".join(problems) + ". Clean it with "
                 "geounet.geometry.mesh_repair.repair_mesh (or load_mesh(..., repair=True))"
             )
@@ -126,7 +128,7 @@ class Mesh:
     def face_normals(self) -> np.ndarray:
         """Unit normals ``[F, 3]`` (right-hand rule over the face's vertex order); 3-D only."""
         if self.dim != 3:
-            raise ValueError("face normals are defined for surfaces in 3-D; this mesh is planar")
+            raise GeounetError("face normals are defined for surfaces in 3-D; this mesh is planar")
         c = self.corners
         n = np.cross(c[:, 1] - c[:, 0], c[:, 2] - c[:, 0])
         return n / np.linalg.norm(n, axis=1, keepdims=True)
@@ -204,7 +206,7 @@ class Mesh:
     def require_manifold(self, what: str) -> None:
         """Raise a ``ValueError`` naming ``what`` when the mesh has non-manifold edges."""
         if not self.is_manifold:
-            raise ValueError(
+            raise GeounetError(
                 f"{what} needs a manifold mesh, but {len(self.nonmanifold_edges)} edges have three or more faces "
                 f"(e.g. vertices {tuple(self.nonmanifold_edges[0].tolist())}); split them with "
                 "geounet.geometry.mesh_repair.split_nonmanifold_edges"

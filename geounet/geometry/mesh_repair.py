@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh, face_areas, unique_rows
 
 
@@ -52,19 +53,22 @@ def repair_mesh(vertices, faces, *, tol: float = 1e-14, weld_tol: float = 1e-9) 
             used vertices are merged (transitively); 0 merges exact copies only.
     """
     if not weld_tol >= 0:
-        raise ValueError(f"weld_tol must be a non-negative fraction of the bounding-box diagonal, got {weld_tol}")
+        raise GeounetError(f"weld_tol must be a non-negative fraction of the bounding-box diagonal, got {weld_tol}")
     vertices = np.asarray(vertices, dtype=np.float64)
     if vertices.ndim != 2 or vertices.shape[1] not in (2, 3):
-        raise ValueError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
+        raise GeounetError(f"vertices must have shape [V, 2] or [V, 3], got {vertices.shape}")
     changes: list[str] = []
     faces = _triangulate(faces, changes)
     if len(faces) == 0:
-        raise ValueError("the mesh is empty (no faces)")
+        raise GeounetError("the mesh is empty (no faces)")
     if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ValueError(f"face indices must lie in [0, {len(vertices) - 1}], got range [{faces.min()}, {faces.max()}]")
+        raise GeounetError(
+            f"face indices must lie in [0, {len(vertices) - 1}], got "
+            f"range [{faces.min()}, {faces.max()}]"
+        )
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad[faces].any():
-        raise ValueError(
+        raise GeounetError(
             f"{int(bad[np.unique(faces)].sum())} vertices used by faces have NaN or infinite "
             f"coordinates (e.g. vertex {int(np.flatnonzero(bad & np.isin(np.arange(len(bad)), faces))[0])}); "
             "fix or remove those faces"
@@ -73,7 +77,7 @@ def repair_mesh(vertices, faces, *, tol: float = 1e-14, weld_tol: float = 1e-9) 
     faces = _drop_degenerate_faces(vertices, faces, tol, changes)
     faces = _drop_duplicate_faces(faces, changes)
     if len(faces) == 0:
-        raise ValueError("the mesh is empty after removing degenerate and duplicate faces")
+        raise GeounetError("the mesh is empty after removing degenerate and duplicate faces")
     vertices, faces = _drop_unused_vertices(vertices, faces, changes)
     if changes:
         warnings.warn("repaired mesh: " + "; ".join(changes), MeshRepairWarning, stacklevel=2)
@@ -93,10 +97,10 @@ def _triangulate(faces, changes: list[str]) -> np.ndarray:
     triangles = []
     for group in polygons:
         if group.size and not np.issubdtype(group.dtype, np.integer):
-            raise ValueError(f"faces must hold integer vertex indices, got dtype {group.dtype}")
+            raise GeounetError(f"faces must hold integer vertex indices, got dtype {group.dtype}")
         k = group.shape[1] if group.ndim == 2 else 0
         if len(group) and k < 3:
-            raise ValueError(f"faces need at least 3 vertices, got faces with {k}")
+            raise GeounetError(f"faces need at least 3 vertices, got faces with {k}")
         if k > 3 and len(group):
             changes.append(f"fan-triangulated {len(group)} faces with {k} corners into {k - 2} triangles each")
         for j in range(1, k - 1):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from geounet.errors import GeounetError
+
 #: Vertices of T in the order (v0, v1, v2) for which child d is the corner child at v_d.
 REFERENCE_VERTICES = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
 #: Linear parts and offsets of f0..f3.
@@ -93,4 +95,4 @@ def representative_points(level: int, point=(1 / 3, 1 / 3)) -> np.ndarray:
 
 def _check_level(level: int) -> None:
     if not isinstance(level, (int, np.integer)) or level < 0:
-        raise ValueError(f"subdivision level must be a non-negative int, got {level!r}")
+        raise GeounetError(f"subdivision level must be a non-negative int, got {level!r}")

@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
+
 
 def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarsest: str) -> int:
     """Check ``num_levels`` for a hierarchy that halves a power-of-two ``finest_size`` per level.
@@ -45,7 +47,10 @@ def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarses
     """
     max_levels = finest_size.bit_length()
     if isinstance(num_levels, bool) or not isinstance(num_levels, int) or not 1 <= num_levels <= max_levels:
-        raise ValueError(f"{what} allows 1 to {max_levels} levels (down to {coarsest}), got num_levels={num_levels!r}")
+        raise GeounetError(
+            f"{what} allows 1 to {max_levels} levels (down to "
+            f"{coarsest}), got num_levels={num_levels!r}"
+        )
     return num_levels
 
 
@@ -126,10 +131,10 @@ class LevelGraph:
 
     def __post_init__(self) -> None:
         if self.stored("edge_index") is None and self.neighbours is None:
-            raise ValueError("a LevelGraph needs edge_index / edge_attr or a neighbour table (neighbours, "
+            raise GeounetError("a LevelGraph needs edge_index / edge_attr or a neighbour table (neighbours, "
                              "neighbour_mask), got neither")
         if self.neighbours is not None and self.neighbour_mask is None:
-            raise ValueError("a LevelGraph with a neighbour table also needs its neighbour_mask")
+            raise GeounetError("a LevelGraph with a neighbour table also needs its neighbour_mask")
 
     def stored(self, name: str) -> Tensor | None:
         """The field ``name`` as stored (None where it is derived on access)."""
@@ -277,7 +282,7 @@ class Hierarchy(ABC):
     def boundary_mask(self, level: int) -> Tensor:
         """Boolean ``[num_nodes(level)]``: the nodes whose values a zero-Dirichlet condition
         fixes. Hierarchies of closed domains have none; those that cannot say raise."""
-        raise ValueError(
+        raise GeounetError(
             f"{self.kind} does not define boundary nodes, so zero-boundary constraints cannot be applied to it"
         )
 
@@ -302,7 +307,7 @@ class Hierarchy(ABC):
     def project(self, x: Tensor, level: int, to_level: int) -> Tensor:
         """Project from ``level`` down to ``to_level <= level`` by repeated restriction."""
         if not 0 <= to_level <= level:
-            raise ValueError(f"to_level must lie in [0, {level}], got {to_level}")
+            raise GeounetError(f"to_level must lie in [0, {level}], got {to_level}")
         for current in range(level, to_level, -1):
             x = self.restrict(x, current)
         return x
@@ -340,20 +345,20 @@ class Hierarchy(ABC):
     def _check_level(self, level: int, lowest: int = 0, highest: int | None = None) -> None:
         highest = self.finest_level if highest is None else highest
         if not isinstance(level, int) or not lowest <= level <= highest:
-            raise ValueError(
+            raise GeounetError(
                 f"level must be an int in [{lowest}, {highest}] for this operation on a "
                 f"{self.num_levels}-level {type(self).__name__}, got {level!r}"
             )
 
     def _check_nodes(self, x: Tensor, level: int) -> None:
         if x.device.type != self.device.type:
-            raise ValueError(
+            raise GeounetError(
                 f"features are on {x.device} but this {self.kind} is on {self.device}; move the geometry "
                 f"with hierarchy = hierarchy.to({str(x.device)!r})"
             )
         expected = self.num_nodes(level)
         if x.dim() < 2 or x.shape[-2] != expected:
-            raise ValueError(
+            raise GeounetError(
                 f"expected features of shape [..., {expected}, channels] at level {level} "
                 f"of {type(self).__name__}, got {tuple(x.shape)}; features are laid out "
                 "[batch, num_nodes, channels]"

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 from geounet.hierarchy.haar import PartitionHaarHierarchy
 
@@ -30,16 +31,16 @@ class BatchedHierarchy(Hierarchy):
     def __init__(self, hierarchies: Sequence[Hierarchy]):
         hierarchies = list(hierarchies)
         if not hierarchies:
-            raise ValueError("batch_hierarchies needs at least one hierarchy")
+            raise GeounetError("batch_hierarchies needs at least one hierarchy")
         kinds = {h.kind for h in hierarchies}
         if len(kinds) != 1:
-            raise ValueError(f"hierarchies to batch must be of one kind, got {sorted(kinds)}")
+            raise GeounetError(f"hierarchies to batch must be of one kind, got {sorted(kinds)}")
         levels = {h.num_levels for h in hierarchies}
         if len(levels) != 1:
-            raise ValueError(f"all hierarchies must have the same number of levels, got {sorted(levels)}")
+            raise GeounetError(f"all hierarchies must have the same number of levels, got {sorted(levels)}")
         devices = {h.device for h in hierarchies}
         if len(devices) != 1:
-            raise ValueError(f"hierarchies to batch must be on one device, got {sorted(map(str, devices))}")
+            raise GeounetError(f"hierarchies to batch must be on one device, got {sorted(map(str, devices))}")
         self.device = devices.pop()
         self.hierarchies = hierarchies
         self._num_levels = levels.pop()
@@ -149,7 +150,7 @@ def _union_graph(graphs: Sequence[LevelGraph], offsets: Sequence[int]) -> LevelG
     """Block-diagonal union; optional fields are kept only when every graph has them."""
     widths = {g.num_edge_features for g in graphs}
     if len(widths) != 1:
-        raise ValueError(f"graphs to batch must have the same number of edge features, got {sorted(widths)}")
+        raise GeounetError(f"graphs to batch must have the same number of edge features, got {sorted(widths)}")
     edge_index = torch.cat([g.edge_index + offsets[j] for j, g in enumerate(graphs)], dim=1)
     edge_attr = torch.cat([g.edge_attr for g in graphs])
     positions = torch.cat([g.positions for g in graphs]) if all(g.positions is not None for g in graphs) else None

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 
 
@@ -58,9 +59,9 @@ class FunctionConstraint:
         self, hierarchy: Hierarchy, zero_boundary: bool = False, integral: float | Sequence[float] | None = None
     ):
         if not zero_boundary and integral is None:
-            raise ValueError("a FunctionConstraint needs zero_boundary=True and/or an integral")
+            raise GeounetError("a FunctionConstraint needs zero_boundary=True and/or an integral")
         if integral is not None and not hierarchy.reproduces_constants:
-            raise ValueError(
+            raise GeounetError(
                 f"{hierarchy!r} does not contain the constants, so its integral cannot be adjusted "
                 "by adding a constant; constrain the integral on a hierarchy that reproduces constants"
             )
@@ -95,7 +96,7 @@ class FunctionConstraint:
         e = free.expand(-1, x.shape[-1])  # [N, C]
         free_measure = self.hierarchy.integrate(e, level)  # [C]
         if not bool((free_measure > 0).all()):
-            raise ValueError(
+            raise GeounetError(
                 f"level {level} has no free nodes (every node touches the boundary), so no function "
                 "there vanishes on the boundary with a prescribed integral; use a finer coarsest level"
             )

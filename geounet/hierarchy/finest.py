@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 T = TypeVar("T")
@@ -22,7 +23,7 @@ class FinestLevels(Hierarchy):
 
     def __init__(self, base: Hierarchy, num_levels: int):
         if not isinstance(num_levels, int) or not 1 <= num_levels <= base.num_levels:
-            raise ValueError(f"depth must be an int in [1, {base.num_levels}] for {base!r}, got {num_levels!r}")
+            raise GeounetError(f"depth must be an int in [1, {base.num_levels}] for {base!r}, got {num_levels!r}")
         self.base = base
         self.offset = base.num_levels - num_levels
         self._num_levels = num_levels

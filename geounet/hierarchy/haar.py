@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 
@@ -36,19 +37,19 @@ class PartitionHaarHierarchy(Hierarchy):
 
     def __init__(self, parents: Sequence[Tensor | None], finest_mass: Tensor):
         if len(parents) < 1 or parents[0] is not None:
-            raise ValueError("parents[0] must be None: the coarsest level has no parent level")
+            raise GeounetError("parents[0] must be None: the coarsest level has no parent level")
         self._parents = [None] + [p.to(torch.int64) for p in parents[1:]]
         masses = [finest_mass.to(torch.float64)]
         for level in range(len(parents) - 1, 0, -1):
             parent = self._parents[level]
             if parent.shape != masses[0].shape:
-                raise ValueError(
+                raise GeounetError(
                     f"parents[{level}] has {parent.numel()} entries but level {level} has {masses[0].numel()} nodes"
                 )
             num_coarse = int(parent.max()) + 1 if parent.numel() else 0
             coarse = torch.zeros(num_coarse, dtype=torch.float64).index_add_(0, parent, masses[0])
             if (coarse <= 0).any():
-                raise ValueError(f"level {level - 1} has cells with no children or zero mass")
+                raise GeounetError(f"level {level - 1} has cells with no children or zero mass")
             masses.insert(0, coarse)
         self._masses = masses
         # Child weight m_c / M_parent(c), the row weights of the restriction.

@@ -42,6 +42,7 @@ import itertools
 
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.functional.sht import HealpixSHT, check_lmax
 from geounet.hierarchy.healpix import HealpixLevels
 
@@ -69,16 +70,16 @@ class HealpixSHHierarchy(HealpixLevels):
     ):
         super().__init__(nside, num_levels)
         if projection not in ("pixel", "spectral"):
-            raise ValueError(f"projection must be 'pixel' or 'spectral', got {projection!r}")
+            raise GeounetError(f"projection must be 'pixel' or 'spectral', got {projection!r}")
         self.projection = projection
         if not lmax_ratio > 0:
-            raise ValueError(f"lmax_ratio must be positive, got {lmax_ratio}")
+            raise GeounetError(f"lmax_ratio must be positive, got {lmax_ratio}")
         self.lmax_ratio = lmax_ratio
         self.iterations = iterations
         nsides = [self.nside_at(i) for i in range(num_levels)]
         self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
         if any(coarse > fine for coarse, fine in itertools.pairwise(self.lmax)):
-            raise ValueError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
+            raise GeounetError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
         # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1}.
         self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax, strict=True)]
         self._down = [None] + [

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.cell_graph import FaceCellHierarchy, contract_edges
 
@@ -87,16 +88,16 @@ class ClusterHierarchy(FaceCellHierarchy):
 
     def __init__(self, mesh: Mesh, num_levels: int, passes_per_level: int | Sequence[int] = 2, seed: int = 0):
         if not isinstance(num_levels, int) or num_levels < 1:
-            raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
+            raise GeounetError(f"num_levels must be a positive int, got {num_levels!r}")
         if isinstance(passes_per_level, int):
             if passes_per_level < 1:
-                raise ValueError(f"passes_per_level must be a positive int, got {passes_per_level!r}")
+                raise GeounetError(f"passes_per_level must be a positive int, got {passes_per_level!r}")
             passes_per_level = [passes_per_level] * (num_levels - 1)
         passes_per_level = list(passes_per_level)
         if len(passes_per_level) != num_levels - 1 or any(
             not isinstance(p, int) or p < 0 for p in passes_per_level
         ):
-            raise ValueError(
+            raise GeounetError(
                 f"passes_per_level must be a positive int or {num_levels - 1} ints >= 0 (one per coarsening "
                 f"step, finest first), got {passes_per_level!r}"
             )
@@ -114,7 +115,7 @@ class ClusterHierarchy(FaceCellHierarchy):
                 areas = np.bincount(labels, weights=areas, minlength=num_cells)
                 parent = labels[parent]
             if passes and len(areas) == len(parent):
-                raise ValueError(
+                raise GeounetError(
                     f"cannot coarsen level {num_levels - 1 - step}: its {len(areas)} cells are "
                     f"already one per connected component; ask for at most {step + 1} levels"
                 )

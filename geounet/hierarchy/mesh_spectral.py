@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.geometry.laplacian import laplacian_eigenbasis, stiffness_matrix
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy, LevelGraph
@@ -62,7 +63,7 @@ def cut_at_gaps(eigenvalues: np.ndarray, band_limits: Sequence[int], gap_tol: fl
         while cut > 0 and not eigenvalues[cut] - eigenvalues[cut - 1] > gap_tol * abs(eigenvalues[cut]):
             cut -= 1
         if cut == 0 or (limits and cut <= limits[-1]):
-            raise ValueError(
+            raise GeounetError(
                 f"band limit {k} falls inside a degenerate eigenspace and lowering it to the gap "
                 f"gives {cut}, not above the previous level's {limits[-1] if limits else 0}; "
                 f"eigenvalues near it: {np.round(eigenvalues[max(0, k - 4) : k + 2], 6).tolist()}"
@@ -110,7 +111,7 @@ class MeshSpectralHierarchy(Hierarchy):
             or any(not isinstance(k, int) or k < 1 for k in band_limits)
             or band_limits != sorted(set(band_limits))
         ):
-            raise ValueError(f"band_limits must be increasing positive ints, got {band_limits}")
+            raise GeounetError(f"band_limits must be increasing positive ints, got {band_limits}")
         self.mesh = mesh
         self.boundary = boundary
         self.laplacian_kind = laplacian
@@ -119,7 +120,7 @@ class MeshSpectralHierarchy(Hierarchy):
         if boundary == "dirichlet":
             num = min(num, mesh.num_vertices - len(mesh.boundary_vertices) - 1)
         if num <= band_limits[-1]:
-            raise ValueError(f"the mesh has too few vertices ({mesh.num_vertices}) for band limit {band_limits[-1]}")
+            raise GeounetError(f"the mesh has too few vertices ({mesh.num_vertices}) for band limit {band_limits[-1]}")
         values, vectors = laplacian_eigenbasis(mesh, num, boundary, laplacian, use_cache)
         self.band_limits = cut_at_gaps(values, band_limits, gap_tol)
         self.eigenvalues = values[: self.band_limits[-1]]
@@ -186,7 +187,7 @@ class MeshSpectralHierarchy(Hierarchy):
     def analyze(self, x: Tensor, level: int) -> Tensor:
         """M-orthogonal projection of vertex values onto V_level, as coefficients ``[..., k_i, C]``."""
         if x.dim() < 2 or x.shape[-2] != self.mesh.num_vertices:
-            raise ValueError(f"expected vertex values [..., {self.mesh.num_vertices}, C], got {tuple(x.shape)}")
+            raise GeounetError(f"expected vertex values [..., {self.mesh.num_vertices}, C], got {tuple(x.shape)}")
 
         def build():
             return (self.basis(level) * self.mesh.lumped_mass[:, None]).T / self._weights[level]
@@ -207,7 +208,7 @@ class MeshSpectralHierarchy(Hierarchy):
             return torch.from_numpy(mask).to(self.device)
         if self.boundary == "dirichlet":
             return torch.zeros(self.num_nodes(level), dtype=torch.bool, device=self.device)
-        raise ValueError(
+        raise GeounetError(
             "coefficient levels of a Neumann spectral hierarchy cannot be masked to zero on the boundary; "
             "build it with boundary='dirichlet'"
         )

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.cell_graph import FaceCellHierarchy
 
@@ -48,7 +49,7 @@ def loop_positions(coarse: Mesh) -> np.ndarray:
     """
     coarse.require_manifold("Loop smoothing")  # its stencils assume two faces per edge
     if len(coarse.boundary_edges):
-        raise ValueError("Loop smoothing is implemented for closed meshes; use scheme='midpoint'")
+        raise GeounetError("Loop smoothing is implemented for closed meshes; use scheme='midpoint'")
     v, n, edges = coarse.vertices, coarse.num_vertices, coarse.edges
     adjacency = sp.coo_matrix(
         (np.ones(2 * len(edges)), (edges.reshape(-1), edges[:, ::-1].reshape(-1))), shape=(n, n)
@@ -91,9 +92,9 @@ class SubdivisionHierarchy(FaceCellHierarchy):
         project: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         if not isinstance(num_levels, int) or num_levels < 1:
-            raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
+            raise GeounetError(f"num_levels must be a positive int, got {num_levels!r}")
         if scheme not in ("midpoint", "loop"):
-            raise ValueError(f"scheme must be 'midpoint' or 'loop', got {scheme!r}")
+            raise GeounetError(f"scheme must be 'midpoint' or 'loop', got {scheme!r}")
         meshes = [coarse]
         for _ in range(num_levels - 1):
             fine = subdivide(meshes[-1])

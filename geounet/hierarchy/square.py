@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.functional.grid import grid_prolong, grid_restrict
 from geounet.hierarchy.base import Hierarchy, LevelGraph, validate_dyadic_levels
 
@@ -32,7 +33,7 @@ class SquareHaarHierarchy(Hierarchy):
 
     def __init__(self, size: int, num_levels: int, periodic: bool = False):
         if not isinstance(size, int) or size < 1 or size & (size - 1):
-            raise ValueError(f"grid side must be a power of two, got {size!r}")
+            raise GeounetError(f"grid side must be a power of two, got {size!r}")
         self.size = size
         self._num_levels = validate_dyadic_levels(num_levels, size, f"a {size}x{size} grid", "a 1x1 grid")
         self.periodic = periodic

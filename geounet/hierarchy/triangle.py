@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.geometry.triangle import REFERENCE_VERTICES, address_to_square, square_to_address
 from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
@@ -37,9 +38,9 @@ class TriangleHierarchy(SubdivisionHierarchy):
 
     def __init__(self, num_levels: int, coarsest_depth: int = 0):
         if not isinstance(coarsest_depth, int) or coarsest_depth < 0:
-            raise ValueError(f"coarsest_depth must be a non-negative int, got {coarsest_depth!r}")
+            raise GeounetError(f"coarsest_depth must be a non-negative int, got {coarsest_depth!r}")
         if not isinstance(num_levels, int) or num_levels < 1:
-            raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
+            raise GeounetError(f"num_levels must be a positive int, got {num_levels!r}")
         self.coarsest_depth = coarsest_depth
         base = SubdivisionHierarchy(Mesh(REFERENCE_VERTICES, [[0, 1, 2]]), coarsest_depth + 1)
         super().__init__(base.mesh, num_levels)

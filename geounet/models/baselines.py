@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import ChebConv, GraphUNet
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import ResidualBlock
@@ -110,7 +111,7 @@ class ChebUNet(nn.Module):
                  depth: int = 4, K: int = 3, max_mult: int = 8):
         super().__init__()
         if not isinstance(depth, int) or not 1 <= depth <= hierarchy.num_levels:
-            raise ValueError(f"depth must be an int in [1, {hierarchy.num_levels}] for {hierarchy!r}, got {depth!r}")
+            raise GeounetError(f"depth must be an int in [1, {hierarchy.num_levels}] for {hierarchy!r}, got {depth!r}")
         self.kind = hierarchy.kind
         self.num_levels = depth
         finest = depth - 1

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.functional.regrid import regrid_operator
 from geounet.hierarchy.healpix import HealpixLevels
 from geounet.models.baselines import SFNOBaseline
@@ -90,7 +91,7 @@ class SFNOHealpix(nn.Module):
                  num_layers: int = 4, scale_factor: int = 3):
         super().__init__()
         if not isinstance(hierarchy, HealpixLevels):
-            raise ValueError(f"SFNOHealpix needs a HEALPix hierarchy (HealpixLevels), got {type(hierarchy).__name__}")
+            raise GeounetError(f"SFNOHealpix needs a HEALPix hierarchy (HealpixLevels), got {type(hierarchy).__name__}")
         self.nside = hierarchy.nside_at(hierarchy.finest_level)
         self.num_pixels = hierarchy.num_nodes(hierarchy.finest_level)
         self.in_channels = in_channels
@@ -107,7 +108,7 @@ class SFNOHealpix(nn.Module):
         """The SFNO is tied to its lat-lon grid, so unlike the U-Nets it keeps its regridding
         operators (non-persistent buffers); ``hierarchy``, when given, must have its nside."""
         if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != self.num_pixels:
-            raise ValueError(f"this SFNOHealpix runs at nside {self.nside}; the hierarchy's finest level has "
+            raise GeounetError(f"this SFNOHealpix runs at nside {self.nside}; the hierarchy's finest level has "
                              f"{hierarchy.num_nodes(hierarchy.finest_level)} pixels, not {self.num_pixels}")
         check_model_input(x, self.num_pixels, self.in_channels, next(self.sfno.parameters()).dtype, "SFNOHealpix")
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32

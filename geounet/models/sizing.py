@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from geounet.errors import GeounetError
+
 
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters of ``module``."""
@@ -36,7 +38,7 @@ def size_to_parameters(
     """
     widths = list(widths)
     if target < 1 or not widths:
-        raise ValueError(f"need a positive target and at least one width, got {target} and {len(widths)} widths")
+        raise GeounetError(f"need a positive target and at least one width, got {target} and {len(widths)} widths")
     counts: dict[int, int] = {}
 
     def count(index: int) -> int:
@@ -46,7 +48,7 @@ def size_to_parameters(
 
     lo, hi = 0, len(widths) - 1
     if count(hi) < target:
-        raise ValueError(f"the widest model ({widths[hi]}) has {count(hi)} parameters, below the target {target}")
+        raise GeounetError(f"the widest model ({widths[hi]}) has {count(hi)} parameters, below the target {target}")
     while lo < hi:  # smallest index with count >= target
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)

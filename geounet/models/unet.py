@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch, set_checkpointing
@@ -39,7 +40,7 @@ def level_channels(num_levels: int, width: int, channel_mult: Sequence[int] | No
     """
     mult = list(channel_mult) if channel_mult else [1, 2, 4]
     if any(m < 1 for m in mult):
-        raise ValueError(f"channel_mult entries must be positive integers, got {mult}")
+        raise GeounetError(f"channel_mult entries must be positive integers, got {mult}")
     return [width * mult[min(num_levels - 1 - i, len(mult) - 1)] for i in range(num_levels)]
 
 
@@ -105,14 +106,14 @@ def build_unet(
         factory = MessagePassingFactory(hierarchy, backend=backend, kernel=kernel, num_kernels=num_kernels,
                                         kernel_hidden=kernel_hidden, edge_features=edge_features)
     if factory.kind != hierarchy.kind:
-        raise ValueError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
+        raise GeounetError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+        raise GeounetError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise GeounetError(f"{name} must be a positive int, got {value!r}")
     if variant == "multiresnet" and any(m != 1 for m in encoder_channel_mult or [1]):
-        raise ValueError(f"encoder_channel_mult {list(encoder_channel_mult)} widens a learned encoder, but variant "
+        raise GeounetError(f"encoder_channel_mult {list(encoder_channel_mult)} widens a learned encoder, but variant "
                          "'multiresnet' has none; use 'residual' or 'multiresnet_matched', or drop the option")
     levels = range(1, hierarchy.num_levels)
     channels = level_channels(hierarchy.num_levels, width, channel_mult)

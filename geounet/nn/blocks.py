@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.norm import NodeGroupNorm
 
@@ -67,7 +68,7 @@ class ResidualBranch(nn.Module):
         h = self.norm2(h, components)  # [B, N, C_out]
         if self.film is not None:
             if cond is None:
-                raise ValueError("this block was built with cond_dim, so it needs a cond tensor")
+                raise GeounetError("this block was built with cond_dim, so it needs a cond tensor")
             scale, shift = self.film(cond)[:, None, :].chunk(2, dim=-1)  # [B, 1, C_out] each
             h = h * (1 + scale) + shift
         return self.op2(self.act(h), hierarchy)  # [B, N, C_out]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.constraints import FunctionConstraint
 from geounet.models.sizing import parameter_counts
@@ -30,7 +31,7 @@ class ConstrainedUNet(nn.Module):
                  integral: float | Sequence[float] | None = None):
         super().__init__()
         if not zero_boundary and integral is None:
-            raise ValueError("a ConstrainedUNet needs zero_boundary=True and/or an integral")
+            raise GeounetError("a ConstrainedUNet needs zero_boundary=True and/or an integral")
         self.unet = model
         self.zero_boundary = zero_boundary
         self.integral = integral

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import Checkpointable, OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.fused_prolong import children_layout, prolong_add_, prolong_concat
@@ -37,7 +38,7 @@ class ResidualDecoder(Checkpointable):
     ):
         super().__init__()
         if level < 1:
-            raise ValueError(f"decoders exist for levels >= 1, got level {level}")
+            raise GeounetError(f"decoders exist for levels >= 1, got level {level}")
         self.level = level
         self.channel_map = nn.Linear(coarse_channels, channels)
         self.merge = ResidualBranch(factory, level, channels + skip_channels, channels, cond_dim)
@@ -59,7 +60,7 @@ class ResidualDecoder(Checkpointable):
             return self.merge(torch.cat([up, skip], dim=-1), hierarchy, cond).add_(up)  # in place: no new tensor
         for x, level in ((mapped, coarse_level), (skip, self.level)):
             if x.dim() != 3 or x.shape[1] != hierarchy.num_nodes(level):
-                raise ValueError(f"ResidualDecoder at level {self.level} expects [batch, "
+                raise GeounetError(f"ResidualDecoder at level {self.level} expects [batch, "
                                  f"{hierarchy.num_nodes(level)}, channels] on level {level}, got {tuple(x.shape)}")
         merged = self.merge(prolong_concat(mapped, skip, layout), hierarchy, cond)  # [B, N_i, C_i]
         return prolong_add_(merged, mapped, layout)

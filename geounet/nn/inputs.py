@@ -7,6 +7,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from geounet.errors import GeounetError
+
 NONFINITE_POLICIES = ("raise", "warn")
 
 
@@ -31,7 +33,7 @@ def check_model_input(x: object, num_nodes: int, channels: int, dtype: torch.dty
         raise TypeError(f"{name} takes a torch.Tensor [batch, {num_nodes}, {channels}], got {type(x).__name__}; "
                         f"convert it{hint} and move it to the model's device and dtype")
     if x.dim() != 3 or x.shape[1] != num_nodes or x.shape[2] != channels:
-        raise ValueError(f"{name} expects input of shape [batch, {num_nodes}, {channels}] (batch, nodes of the "
+        raise GeounetError(f"{name} expects input of shape [batch, {num_nodes}, {channels}] (batch, nodes of the "
                          f"hierarchy's finest level, in_channels), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} takes floating-point features, got {x.dtype}; convert with x.to({dtype})")
@@ -48,7 +50,7 @@ def check_model_input(x: object, num_nodes: int, channels: int, dtype: torch.dty
         message = (f"{name} input holds {len(bad)} NaN/Inf value(s) (first: sample {sample}, node {node}, "
                    f"channel {channel}); every output that depends on them would be NaN. Clean the input")
         if nonfinite == "raise":
-            raise ValueError(message)
+            raise GeounetError(message)
         if warned is not None and "nonfinite" not in warned:
             warned.add("nonfinite")
             warnings.warn(message, NonFiniteInputWarning, stacklevel=3)

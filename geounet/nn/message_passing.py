@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 BACKENDS = ("auto", "table", "pyg")
@@ -134,11 +135,11 @@ def prepare_graph(
     """
     components = [num_nodes] if components is None else list(components)
     if sum(components) != num_nodes:
-        raise ValueError(f"components {components} hold {sum(components)} nodes, but the graph has {num_nodes}")
+        raise GeounetError(f"components {components} hold {sum(components)} nodes, but the graph has {num_nodes}")
     if table and graph.neighbours is not None:
         neighbours, mask, attr = graph.neighbours, graph.neighbour_mask, graph.neighbour_attr
         if attr is None:
-            raise ValueError("a LevelGraph with a neighbour table also needs neighbour_attr (stored or derived)")
+            raise GeounetError("a LevelGraph with a neighbour table also needs neighbour_attr (stored or derived)")
     elif table:
         neighbours, mask, attr = table_from_edges(graph.edge_index, graph.edge_attr, num_nodes)
     else:
@@ -146,7 +147,7 @@ def prepare_graph(
     width = attr.shape[-1]
     columns = list(range(width)) if edge_features is None else list(edge_features)
     if any(not 0 <= c < width for c in columns):
-        raise ValueError(f"edge_features {columns} out of range for a graph with {width} edge features")
+        raise GeounetError(f"edge_features {columns} out of range for a graph with {width} edge features")
     attr = attr.to(torch.float64)[..., columns]
     if table:  # [N, K, F], zero in the padded slots
         attr = torch.where(mask[..., None], attr, 0.0)
@@ -341,11 +342,11 @@ class _KernelConvMixin:
         self, in_channels: int, out_channels: int, num_features: int, kernel: str, num_kernels: int, hidden: int
     ) -> None:
         if kernel not in KERNELS:
-            raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
+            raise GeounetError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("num_kernels", num_kernels), ("kernel_hidden", hidden)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise GeounetError(f"{name} must be a positive int, got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_kernels = num_kernels if kernel == "mlp" else num_features + 1
@@ -363,7 +364,7 @@ class _KernelConvMixin:
 
     def _check_features(self, x: Tensor, num_nodes: int) -> None:
         if x.dim() != 3 or x.shape[1] != num_nodes or x.shape[2] != self.in_channels:
-            raise ValueError(
+            raise GeounetError(
                 f"{type(self).__name__} expects features [batch, {num_nodes}, {self.in_channels}], "
                 f"got {tuple(x.shape)}"
             )
@@ -409,7 +410,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
                  edge_features: Sequence[int] | None = None):
         MessagePassing.__init__(self, aggr="add", node_dim=-2)
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+            raise GeounetError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self._init_parameters(in_channels, out_channels, num_features, kernel, num_kernels, kernel_hidden)
         self.level = level
         self.num_features = num_features
@@ -419,7 +420,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
     def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
         graph = prepared_graph(hierarchy, self.level, self.edge_features, self.backend, self.linear.weight.dtype)
         if graph.num_features != self.num_features:
-            raise ValueError(
+            raise GeounetError(
                 f"level {self.level} of this {hierarchy.kind} has {graph.num_features} edge features, but the "
                 f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
             )
@@ -496,16 +497,16 @@ class MessagePassingFactory:
     def __init__(self, hierarchy: Hierarchy, backend: str = "auto", kernel: str = "linear", num_kernels: int = 4,
                  kernel_hidden: int = 16, edge_features: Sequence[int] | None = None):
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+            raise GeounetError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if kernel not in KERNELS:
-            raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
+            raise GeounetError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
         self.kind = hierarchy.kind
         self.num_levels = hierarchy.num_levels
         self.edge_features = None if edge_features is None else tuple(edge_features)
         widths = [hierarchy.num_edge_features(level) for level in range(hierarchy.num_levels)]
         for level, width in enumerate(widths):
             if self.edge_features is not None and any(not 0 <= c < width for c in self.edge_features):
-                raise ValueError(f"edge_features {list(self.edge_features)} out of range for level {level}, "
+                raise GeounetError(f"edge_features {list(self.edge_features)} out of range for level {level}, "
                                  f"which has {width} edge features")
         self._num_features = [width if edge_features is None else len(self.edge_features) for width in widths]
         self.kernel = kernel

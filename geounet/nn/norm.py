@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
+
 
 class NodeGroupNorm(nn.Module):
     """Group normalisation over nodes: statistics per sample and channel group.
@@ -26,7 +28,7 @@ class NodeGroupNorm(nn.Module):
     def __init__(self, num_groups: int, channels: int, eps: float = 1e-5):
         super().__init__()
         if channels % num_groups:
-            raise ValueError(f"channels ({channels}) must be divisible by num_groups ({num_groups})")
+            raise GeounetError(f"channels ({channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups = num_groups
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
@@ -39,7 +41,7 @@ class NodeGroupNorm(nn.Module):
         if components is None or len(components) == 1:
             normed = GroupNormFunction.apply(grouped, weight, bias, self.eps)
         elif sum(components) != n:
-            raise ValueError(f"components {list(components)} hold {sum(components)} nodes, got {n} nodes")
+            raise GeounetError(f"components {list(components)} hold {sum(components)} nodes, got {n} nodes")
         else:
             normed = torch.cat([GroupNormFunction.apply(part, weight, bias, self.eps)
                                 for part in grouped.split(list(components), dim=-3)], dim=-3)

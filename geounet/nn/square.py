@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.functional.grid import image_to_nodes, nodes_to_image
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.square import SquareHaarHierarchy
@@ -39,7 +40,7 @@ class SquareConvFactory:
 
     def __init__(self, kernel_size: int = 3):
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd so the grid stays aligned, got {kernel_size}")
+            raise GeounetError(f"kernel_size must be odd so the grid stays aligned, got {kernel_size}")
         self.kernel_size = kernel_size
 
     def __call__(self, level: int, in_channels: int, out_channels: int) -> nn.Module:

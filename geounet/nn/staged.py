@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.inputs import check_model_input
 from geounet.nn.unet import UNet, geometry_for
@@ -37,7 +38,7 @@ def decoder_widths(unet: UNet) -> list[int]:
     """Width of W_j for j = 0 .. I, read from the bottleneck's and decoders' ``channel_map``."""
     parts = [unet.bottleneck] + [unet.decoders[str(j)] for j in range(1, unet.num_levels)]
     if not all(isinstance(getattr(part, "channel_map", None), nn.Linear) for part in parts):
-        raise ValueError("cannot read the decoder widths of this U-Net; pass widths=[C_0, ..., C_I] to StagedUNet")
+        raise GeounetError("cannot read the decoder widths of this U-Net; pass widths=[C_0, ..., C_I] to StagedUNet")
     return [part.channel_map.out_features for part in parts]
 
 
@@ -54,7 +55,7 @@ class StagedUNet(nn.Module):
         super().__init__()
         widths = list(widths) if widths is not None else decoder_widths(unet)
         if len(widths) != unet.num_levels:
-            raise ValueError(f"need one width per level ({unet.num_levels}), got {widths}")
+            raise GeounetError(f"need one width per level ({unet.num_levels}), got {widths}")
         self.unet = unet
         self.heads = nn.ModuleList(nn.Linear(width, unet.out_channels) for width in widths[:-1])
 
@@ -72,7 +73,7 @@ class StagedUNet(nn.Module):
         levels = geometry_for(self, hierarchy, self.unet.kind, self.num_levels)
         stage = levels.finest_level if stage is None else stage
         if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < self.num_levels:
-            raise ValueError(f"stage must be a level in [0, {self.num_levels - 1}], got {stage!r}")
+            raise GeounetError(f"stage must be a level in [0, {self.num_levels - 1}], got {stage!r}")
         check_model_input(x, levels.num_nodes(stage), self.unet.in_channels, self.unet.lift.weight.dtype,
                           "StagedUNet", self.unet.nonfinite, self.unet._warned)
         features: list[Tensor] = []
@@ -129,7 +130,7 @@ def run_stages(staged: StagedUNet, stages: Sequence[Stage], step_loss: Callable[
     Every parameter is trainable again afterwards."""
     for stage in stages:
         if not 0 <= stage.level < staged.num_levels:
-            raise ValueError(f"stage levels must lie in [0, {staged.num_levels - 1}], got {stage.level}")
+            raise GeounetError(f"stage levels must lie in [0, {staged.num_levels - 1}], got {stage.level}")
     histories = []
     try:
         for stage in stages:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
 from geounet.nn.inputs import NONFINITE_POLICIES, check_model_input
@@ -33,10 +34,10 @@ def geometry_for(model: nn.Module, hierarchy: Hierarchy, kind: str, num_levels: 
         raise TypeError(f"{type(model).__name__} is called model(x, hierarchy) with a geounet Hierarchy, "
                         f"got {type(hierarchy).__name__}")
     if hierarchy.kind != kind:
-        raise ValueError(f"{type(model).__name__} was built for {kind} hierarchies, got a {hierarchy.kind}; "
+        raise GeounetError(f"{type(model).__name__} was built for {kind} hierarchies, got a {hierarchy.kind}; "
                          "build a model from a hierarchy of that kind")
     if hierarchy.num_levels < num_levels:
-        raise ValueError(f"{type(model).__name__} has {num_levels} levels but the hierarchy only "
+        raise GeounetError(f"{type(model).__name__} has {num_levels} levels but the hierarchy only "
                          f"{hierarchy.num_levels}; build the hierarchy with at least {num_levels} levels")
     return finest_levels(hierarchy, num_levels)
 
@@ -74,9 +75,9 @@ class UNet(nn.Module):
         levels = set(range(1, num_levels))
         for name, parts in (("encoders", encoders), ("decoders", decoders)):
             if set(parts) != levels:
-                raise ValueError(f"{name} must be given for exactly the levels {sorted(levels)}, got {sorted(parts)}")
+                raise GeounetError(f"{name} must be given for exactly the levels {sorted(levels)}, got {sorted(parts)}")
         if nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+            raise GeounetError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.kind = kind
         self.num_levels = num_levels
         self.nonfinite = nonfinite

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from geounet.data.samples import Dataset
+from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory
 
@@ -27,7 +28,7 @@ def data_splits(config) -> dict[str, tuple[int, int]]:
     """``{"train": (num_train, seed), "test": (num_test, seed + TEST_SEED_OFFSET)}`` of a task
     config with ``num_train``, ``num_test`` and ``seed`` fields; rejects empty splits."""
     if config.num_train < 1 or config.num_test < 1:
-        raise ValueError(f"task.num_train and task.num_test must be >= 1, got {config.num_train}, {config.num_test}")
+        raise GeounetError(f"task.num_train and task.num_test must be >= 1, got {config.num_train}, {config.num_test}")
     return {"train": (config.num_train, config.seed), "test": (config.num_test, config.seed + TEST_SEED_OFFSET)}
 
 
@@ -95,7 +96,7 @@ def task_names() -> list[str]:
 def _task(name: str) -> ModuleType:
     registry = _registry()
     if name not in registry:
-        raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(sorted(registry))}")
+        raise GeounetError(f"unknown task {name!r}; available tasks: {', '.join(sorted(registry))}")
     return registry[name]
 
 

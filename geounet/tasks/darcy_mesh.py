@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from geounet.data.mesh_families import DarcyFamily
+from geounet.errors import GeounetError
 from geounet.tasks import PreparedTask, TaskStructure, mesh_regression
 from geounet.tasks.mesh_regression import MeshRegressionConfig, Problem
 
@@ -36,7 +37,7 @@ class Config(MeshRegressionConfig):
     def validate(self) -> None:
         super().validate()
         if not (self.length_scale > 0 and self.log_std > 0):
-            raise ValueError(f"task.length_scale and task.log_std must be positive, got {self.length_scale}, "
+            raise GeounetError(f"task.length_scale and task.log_std must be positive, got {self.length_scale}, "
                              f"{self.log_std}")
 
 

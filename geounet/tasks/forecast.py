@@ -50,6 +50,7 @@ from geounet.data.climate_dataset import (
     split_inits,
     window,
 )
+from geounet.errors import GeounetError
 from geounet.functional.metrics import acc, angular_power_spectrum, bias, rmse
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
@@ -90,27 +91,27 @@ class Config:
 
     def validate(self) -> None:
         if not self.data:
-            raise ValueError("task.data must name the netCDF / zarr file (or a glob of files) to train on")
+            raise GeounetError("task.data must name the netCDF / zarr file (or a glob of files) to train on")
         if not self.variables:
-            raise ValueError("task.variables must list the variables to forecast, e.g. ['z500', 't2m']")
+            raise GeounetError("task.variables must list the variables to forecast, e.g. ['z500', 't2m']")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"task.layout must be one of {LAYOUTS}, got {self.layout!r}")
+            raise GeounetError(f"task.layout must be one of {LAYOUTS}, got {self.layout!r}")
         for name in ("input_steps", "output_steps", "train_rollout"):
             if getattr(self, name) < 1:
-                raise ValueError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+                raise GeounetError(f"task.{name} must be >= 1, got {getattr(self, name)}")
         if self.dt_hours <= 0 or self.rollout_hours < self.dt_hours:
-            raise ValueError(f"task.dt_hours must be positive and task.rollout_hours at least dt_hours, got "
+            raise GeounetError(f"task.dt_hours must be positive and task.rollout_hours at least dt_hours, got "
                              f"{self.dt_hours}, {self.rollout_hours}")
         for name in ("train_dates", "val_dates", "test_dates"):
             dates = getattr(self, name)
             if len(dates) != 2:
-                raise ValueError(f"task.{name} must be [start, end], got {dates}")
+                raise GeounetError(f"task.{name} must be [start, end], got {dates}")
             try:
                 start, end = (np.datetime64(d, "ns") for d in dates)
             except ValueError as error:
-                raise ValueError(f"task.{name} must hold ISO dates like '2016-01-01', got {dates}") from error
+                raise GeounetError(f"task.{name} must hold ISO dates like '2016-01-01', got {dates}") from error
             if end < start:
-                raise ValueError(f"task.{name} ends before it starts: {dates}")
+                raise GeounetError(f"task.{name} ends before it starts: {dates}")
 
     @property
     def rollout_steps(self) -> int:
@@ -151,7 +152,7 @@ class Autoregressive(nn.Module):
         per_step = self.output_steps * len(FORCINGS)
         steps, rest = divmod(x.shape[-1] - state - self.num_constants, per_step)
         if steps < 1 or rest:
-            raise ValueError(f"the input has {x.shape[-1]} channels, not {state} state + S x {per_step} forcing + "
+            raise GeounetError(f"the input has {x.shape[-1]} channels, not {state} state + S x {per_step} forcing + "
                              f"{self.num_constants} constant channels for any S >= 1")
         return steps
 

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from geounet.data.mesh_dataset import Clusters, Eigenbases, HierarchyRecipe, MeshDataset, MeshSample
 from geounet.data.mesh_families import generate_family
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
@@ -74,17 +75,17 @@ class MeshRegressionConfig:
 
     def validate(self) -> None:
         if self.hierarchy not in HIERARCHIES:
-            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+            raise GeounetError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
         if self.match_scales and self.resolution_transfer and self.passes_per_level < 2:
-            raise ValueError(
+            raise GeounetError(
                 f"task.match_scales needs task.passes_per_level >= 2 (a 4x coarser mesh takes 2 passes fewer), got "
                 f"{self.passes_per_level}; raise it or set task.match_scales = false"
             )
         for name in ("num_meshes", "samples_per_mesh", "transfer_meshes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+                raise GeounetError(f"task.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.test_fraction < 1:
-            raise ValueError(f"task.test_fraction must lie in (0, 1), got {self.test_fraction}")
+            raise GeounetError(f"task.test_fraction must lie in (0, 1), got {self.test_fraction}")
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def recipe(config: MeshRegressionConfig, num_levels: int, problem: Problem, refi
             passes[0] += 2 * refinement
         return Clusters(num_levels, tuple(passes), seed=config.seed)
     if len(config.band_limits) + 1 != num_levels:
-        raise ValueError(
+        raise GeounetError(
             f"task.band_limits {config.band_limits} give {len(config.band_limits) + 1} levels (coefficient levels "
             f"+ vertex values) but model.num_levels is {num_levels}; make them agree"
         )

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from geounet.data.samples import Dataset
 from geounet.data.shallow_water import VARIABLES, load_or_generate_shallow_water
+from geounet.errors import GeounetError
 from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
 from geounet.hierarchy.base import Hierarchy
@@ -87,17 +88,17 @@ class Config:
 
     def validate(self) -> None:
         if self.hierarchy not in HIERARCHIES:
-            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+            raise GeounetError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
         if self.sh_iterations < 0:
-            raise ValueError(f"task.sh_iterations must be >= 0, got {self.sh_iterations}")
+            raise GeounetError(f"task.sh_iterations must be >= 0, got {self.sh_iterations}")
         unknown = sorted(set(self.variables) - set(VARIABLES))
         if unknown or not self.variables:
-            raise ValueError(f"task.variables must be a non-empty subset of {VARIABLES}, got {self.variables}")
+            raise GeounetError(f"task.variables must be a non-empty subset of {VARIABLES}, got {self.variables}")
         data_splits(self)
         if not 1 <= self.rollout_steps <= self.steps:
-            raise ValueError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
+            raise GeounetError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
         if not 1 <= self.train_rollout <= self.steps:
-            raise ValueError(f"task.train_rollout must lie in [1, steps={self.steps}], got {self.train_rollout}")
+            raise GeounetError(f"task.train_rollout must lie in [1, steps={self.steps}], got {self.train_rollout}")
 
 
 def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
@@ -161,7 +162,7 @@ def load_trajectories(config: Config, split: str) -> Tensor:
     elif split in splits:
         (count, seed), steps, spinup, initial = splits[split], config.steps, config.spinup_hours, "random"
     else:
-        raise ValueError(f"split must be one of {(*splits, 'galewsky')}, got {split!r}")
+        raise GeounetError(f"split must be one of {(*splits, 'galewsky')}, got {split!r}")
     ds = load_or_generate_shallow_water(
         config.cache_dir,
         num_trajectories=count,

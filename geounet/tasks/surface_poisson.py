@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from geounet.data.mesh_families import SurfaceFamily
+from geounet.errors import GeounetError
 from geounet.tasks import PreparedTask, TaskStructure, mesh_regression
 from geounet.tasks.mesh_regression import MeshRegressionConfig, Problem
 
@@ -28,7 +29,7 @@ class Config(MeshRegressionConfig):
     def validate(self) -> None:
         super().validate()
         if not self.length_scale > 0:
-            raise ValueError(f"task.length_scale must be positive, got {self.length_scale}")
+            raise GeounetError(f"task.length_scale must be positive, got {self.length_scale}")
 
 
 def problem(config: Config) -> Problem:

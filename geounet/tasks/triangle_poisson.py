@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.data.samples import Dataset
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
@@ -66,11 +67,11 @@ class Config:
 
     def validate(self) -> None:
         if not 2 <= self.mesh_level <= 7:
-            raise ValueError(f"task.mesh_level must lie in [2, 7], got {self.mesh_level}")
+            raise GeounetError(f"task.mesh_level must lie in [2, 7], got {self.mesh_level}")
         if self.hierarchy not in HIERARCHIES:
-            raise ValueError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+            raise GeounetError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
         if self.hierarchy == "haar" and self.constrained:
-            raise ValueError(
+            raise GeounetError(
                 "task.constrained = true needs task.hierarchy = 'spectral': Haar cells hold face averages, "
                 "which do not vanish on the boundary; set task.constrained = false"
             )
@@ -87,7 +88,7 @@ def haar_hierarchy(config: Config, num_levels: int) -> TriangleHierarchy:
     """The subdivision hierarchy whose finest cells are the faces of the level-``mesh_level`` mesh."""
     coarsest_depth = config.mesh_level - (num_levels - 1)
     if coarsest_depth < 0:
-        raise ValueError(
+        raise GeounetError(
             f"model.num_levels = {num_levels} needs task.mesh_level >= {num_levels - 1} with task.hierarchy = 'haar' "
             f"(one subdivision per level), got {config.mesh_level}"
         )
@@ -114,7 +115,7 @@ def structure(config: Config, num_levels: int) -> TaskStructure:
     boundary = "dirichlet" if config.constrained else "neumann"
     hierarchy = MeshSpectralHierarchy(triangle_mesh(config.mesh_level), config.band_limits, boundary=boundary)
     if hierarchy.num_levels != num_levels:
-        raise ValueError(
+        raise GeounetError(
             f"task.band_limits {config.band_limits} give {hierarchy.num_levels} levels (coefficient levels "
             f"+ vertex values) but model.num_levels is {num_levels}; make them agree"
         )

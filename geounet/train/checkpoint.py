@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
+from geounet.errors import GeounetError, MissingFileError
 
 MAGIC = b"geounet-checkpoint 1"
 #: what each failed check of the header means for a checkpoint (geounet.data.cache.HashHeaderError)
@@ -39,7 +40,7 @@ _PROBLEMS = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GeounetError):
     """A checkpoint is damaged, not a geounet checkpoint, or does not fit the model."""
 
 
@@ -75,7 +76,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint after verifying its hash (tensors and plain Python containers only)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingFileError(f"checkpoint {path} does not exist")
     payload = _verified_payload(path)
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

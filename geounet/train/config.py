@@ -14,10 +14,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from geounet.errors import GeounetError
 from geounet.models.unet import VARIANTS
 
 
-class ConfigError(ValueError):
+class ConfigError(GeounetError):
     """A configuration file or override is invalid."""
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geounet.errors import GeounetError, MissingFileError
+
 #: ``{label: (lead_hours, errors)}`` for one rollout score
 RolloutCurves = dict[str, tuple[list[float], list[float]]]
 
@@ -66,7 +68,7 @@ def read_curves(directories: Sequence[str | Path]) -> Curves:
     case each distinct one gets the run's label.
     """
     if not directories:
-        raise ValueError("pass at least one run directory")
+        raise GeounetError("pass at least one run directory")
     entries = [entry for directory in directories for entry in _read_directory(Path(directory))]
     plain = [entry.label for entry in entries]
     for name in (lambda entry: entry.directory.name, lambda entry: str(entry.directory)):
@@ -100,12 +102,12 @@ def read_curves(directories: Sequence[str | Path]) -> Curves:
 
 def _read_directory(directory: Path) -> list[_Entry]:
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory; pass a directory written by `geounet train`")
+        raise MissingFileError(f"{directory} is not a directory; pass a directory written by `geounet train`")
     if (directory / "metrics.json").is_file():
         return [_run_entry(directory, _read_json(directory / "metrics.json"))]
     if (directory / "results.json").is_file():
         return _compare_entries(directory, _read_json(directory / "results.json"))
-    raise ValueError(
+    raise GeounetError(
         f"{directory} has no metrics.json; pass a directory written by `geounet train` "
         "(or a --results directory of experiments/compare.py, with results.json)"
     )
@@ -115,13 +117,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); was the run interrupted while writing it?") from None
+        raise GeounetError(f"{path} is not valid JSON ({error}); was the run interrupted while writing it?") from None
 
 
 def _run_entry(directory: Path, metrics: dict[str, Any]) -> _Entry:
     missing = [key for key in ("history", "test", "config") if key not in metrics]
     if missing:
-        raise ValueError(f"{directory}/metrics.json lacks {missing}; pass a directory written by `geounet train`")
+        raise GeounetError(f"{directory}/metrics.json lacks {missing}; pass a directory written by `geounet train`")
     model, train = metrics["config"]["model"], metrics["config"]["train"]
     test = metrics["test"]
     return _Entry(
@@ -134,7 +136,7 @@ def _run_entry(directory: Path, metrics: dict[str, Any]) -> _Entry:
 
 def _compare_entries(directory: Path, results: dict[str, Any]) -> list[_Entry]:
     if not results.get("rows"):
-        raise ValueError(
+        raise GeounetError(
             f"{directory}/results.json has no 'rows'; pass a --results directory of experiments/compare.py"
         )
     entries = []

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from geounet.data.samples import Dataset, node_weights
+from geounet.errors import GeounetError, MissingFileError, TrainingDivergedError
 from geounet.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
 
@@ -131,14 +132,14 @@ def fit(
     model.to(device)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     if cfg.batch_size % world:
-        raise ValueError(f"train.batch_size ({cfg.batch_size}) must be divisible by the {world} processes")
+        raise GeounetError(f"train.batch_size ({cfg.batch_size}) must be divisible by the {world} processes")
     trained = DistributedDataParallel(model) if world > 1 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(cfg))
     result = TrainResult()
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).is_file():
-            raise FileNotFoundError(f"--resume needs an existing checkpoint, {checkpoint_path} not found")
+            raise MissingFileError(f"--resume needs an existing checkpoint, {checkpoint_path} not found")
         state = load_checkpoint(checkpoint_path)
         load_model_state(model, state["model"], checkpoint_path)
         optimiser.load_state_dict(state["optimizer"])
@@ -173,7 +174,7 @@ def fit(
             dist.all_reduce(logged)
             logged /= world
         if not torch.isfinite(logged):
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"the training loss became {logged.item()} at step {result.step}; lower train.lr "
                 f"(now {cfg.lr}) or check the data normalisation"
                 + (f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path else "")

@@ -20,6 +20,7 @@ from matplotlib.tri import Triangulation  # noqa: E402
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from geounet.errors import GeounetError  # noqa: E402
 from geounet.geometry.mesh import Mesh  # noqa: E402
 
 #: (elevation, azimuth) in degrees of the camera for surfaces
@@ -31,7 +32,7 @@ def _face_values(mesh: Mesh, values: np.ndarray) -> np.ndarray:
         return values
     if len(values) == mesh.num_vertices:
         return values[mesh.faces].mean(axis=1)
-    raise ValueError(
+    raise GeounetError(
         f"a field on this mesh needs {mesh.num_faces} face or {mesh.num_vertices} vertex values, got {len(values)}"
     )
 
@@ -80,7 +81,10 @@ def plot_mesh_predictions(
         labels: names of the input and target fields (e.g. ``("log k", "u")``).
     """
     if not len(meshes) == len(names) == len(fields):
-        raise ValueError(f"need one name and one field triple per mesh, got {len(meshes)}, {len(names)}, {len(fields)}")
+        raise GeounetError(
+            f"need one name and one field triple per mesh, got "
+            f"{len(meshes)}, {len(names)}, {len(fields)}"
+        )
     rows = len(meshes)
     fig = plt.figure(figsize=(14, 3.3 * rows))
     for r, (mesh, name, triple) in enumerate(zip(meshes, names, fields, strict=True)):

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import matplotlib
 
+from geounet.errors import GeounetError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
@@ -174,7 +176,7 @@ def plot_run_curves(
     for score, curves in rollouts.items():
         panels.append((f"rollout {score}", lambda ax, y, curves=curves: draw_rollout_curves(ax, curves, y)))
     if not panels:
-        raise ValueError("nothing to plot: the runs have no history, test errors or rollout curves")
+        raise GeounetError("nothing to plot: the runs have no history, test errors or rollout curves")
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)

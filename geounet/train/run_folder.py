@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from geounet.errors import GeounetError, MissingFileError
 from geounet.train.checkpoint import config_differences as _all_differences
 from geounet.train.checkpoint import load_checkpoint, run_config
 
@@ -37,7 +38,7 @@ def stored_config(out_dir: Path) -> dict[str, Any] | None:
         try:
             return json.loads(metrics.read_text())["config"]
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{metrics} is not the metrics.json of a run ({error}); move it or pass --overwrite") \
+            raise GeounetError(f"{metrics} is not the metrics.json of a run ({error}); move it or pass --overwrite") \
                 from error
     return None
 
@@ -51,13 +52,13 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
     """Check that a run of ``config`` may write into ``out_dir`` (see the module docstring)."""
     out_dir = Path(out_dir)
     if resume and overwrite:
-        raise ValueError("pass either --resume (continue the run in --out) or --overwrite (start again), not both")
+        raise GeounetError("pass either --resume (continue the run in --out) or --overwrite (start again), not both")
     if resume:
         if not (out_dir / "checkpoint.pt").is_file():
-            raise FileNotFoundError(f"--resume needs a checkpoint, {out_dir / 'checkpoint.pt'} does not exist")
+            raise MissingFileError(f"--resume needs a checkpoint, {out_dir / 'checkpoint.pt'} does not exist")
         differences = config_differences(stored_config(out_dir), config, RUN_SECTIONS)
         if differences:
-            raise ValueError(
+            raise GeounetError(
                 f"cannot resume {out_dir}: its checkpoint was trained under another config ("
                 + "; ".join(differences) + "); resume with the same [task] and [model] or choose another --out"
             )
@@ -66,7 +67,7 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
     if saved is not None:
         differences = config_differences(saved, config, (*RUN_SECTIONS, "train"))
         what = f"a different run ({'; '.join(differences)})" if differences else "this run already"
-        raise ValueError(
+        raise GeounetError(
             f"{out_dir} holds {what}; pass --resume to continue it, --overwrite to replace it, or choose another --out"
         )
     if overwrite:
