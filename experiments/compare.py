@@ -24,8 +24,8 @@ from pathlib import Path
 
 from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import run_experiment
+from geounet.plot.fields import plot_loss_curves, plot_rollout_curves
 from geounet.train.checkpoint import atomic_write_text
-from geounet.train.plots import plot_loss_curves, plot_rollout_curves
 
 LABELS = {
     "unet:residual": "Residual U-Net (learned encoder)",

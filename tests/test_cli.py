@@ -2,18 +2,17 @@
 
 import json
 import shutil
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from geounet import bench, configs
+from geounet import configs
 from geounet.cli import main
 from geounet.diffusion.run import read_config
 from geounet.errors import GeounetError
+from geounet.plot.curves import read_curves
 from geounet.tasks import task_names
-from geounet.train.curves import read_curves
 
 REPO = Path(__file__).resolve().parents[1]
 #: a triangle-Poisson run that trains in a few seconds
@@ -45,13 +44,12 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ([], ["info", "datagen", "train", "evaluate", "plot", "bench"]),
+        ([], ["info", "datagen", "train", "evaluate", "plot", "forecast", "analyse", "diffuse", "sample"]),
         (["info"], ["--config", "--set"]),
         (["datagen"], ["--config", "--set"]),
         (["train"], ["--config", "--set", "--out", "--resume", "--overwrite", "--quiet", "--json", "triangle_poisson"]),
         (["evaluate"], ["run_dir", "--device", "--plot"]),
         (["plot"], ["RUN_DIR", "--out", "--predictions", "--device", "results.json"]),
-        (["bench"], ["NAME", "--list", "--device cuda"]),
     ],
 )
 def test_help_of_every_command_names_its_options(command, options, capsys):
@@ -195,42 +193,6 @@ def test_plot_errors_name_the_problem(run_dir, tmp_path, capsys):
     assert exit_.value.code == 2
 
 
-def test_bench_list_names_every_script(capsys):
-    assert main(["bench", "--list"]) == 0
-    printed = capsys.readouterr().out
-    scripts = sorted((REPO / "experiments/bench").glob("bench_*.py"))
-    assert len(scripts) >= 6
-    for script in scripts:
-        assert f"  {script.stem.removeprefix('bench_')} " in printed
-    assert "restrict + prolong against a tensor copy" in printed  # the docstring's first line
-
-
-def test_bench_errors(capsys, monkeypatch, tmp_path):
-    assert main(["bench", "no_such_bench"]) == 2
-    err = capsys.readouterr().err
-    assert "unknown benchmark 'no_such_bench'" in err and "healpix_restrict" in err
-    assert main(["bench"]) == 2
-    assert "name a benchmark" in capsys.readouterr().err
-    assert main(["bench", "--list", "sht"]) == 2
-    # outside a checkout (and not installed from one) the expected path is named
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "geounet" / "bench.py"))
-    assert main(["bench", "--list"]) == 2
-    assert "no experiments/bench/ in" in capsys.readouterr().err
-
-
-def test_bench_runs_a_script_with_its_own_options(capsys):
-    argv, path = sys.argv[:], sys.path[:]
-    assert main(["bench", "healpix_build", "--help"]) == 0  # the script's SystemExit(0) becomes the status
-    assert "--nside" in capsys.readouterr().out
-    assert main(["bench", "bench_healpix_restrict.py", "--device", "cpu", "--nside", "8", "--repeats", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert "device=cpu" in printed and "ratio" in printed
-    assert main(["bench", "healpix_build", "--bogus"]) == 2  # the script's argparse error
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
-    assert (sys.argv, sys.path) == (argv, path)
-
-
 def test_evaluate_under_a_changed_task(run_dir, capsys):
     """``evaluate --set task.k=v`` evaluates the checkpoint on another task setting (here a
     different test draw) into its own file; other sections are refused."""
@@ -277,7 +239,7 @@ def test_user_errors_print_one_line_and_defects_keep_their_traceback(monkeypatch
     Any other exception is a defect in geounet: it must reach the user with its traceback."""
     import argparse
 
-    import geounet.cli as cli
+    import geounet.cli.command as cli
 
     def command_raising(error):
         def run(args):

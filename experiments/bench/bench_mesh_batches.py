@@ -1,7 +1,7 @@
 """Benchmark: training throughput of mixed-mesh batches against batches of one mesh.
 
 A Multi-ResNet (cluster-Haar spaces, width 16, 4 levels) trains on Darcy samples from
-``--meshes`` different random domains (geounet.data.mesh_families.DarcyFamily). Timed,
+``--meshes`` different random domains (geounet.datagen.mesh_families.DarcyFamily). Timed,
 in the same run and on the same number of faces per batch:
 
 - **mixed**: every batch is the disjoint union of ``--batch`` different meshes (collation,
@@ -22,8 +22,8 @@ import time
 import torch
 
 from geounet.data.mesh_dataset import Clusters, MeshDataset, MeshSample
-from geounet.data.mesh_families import DarcyFamily
 from geounet.data.samples import node_weights
+from geounet.datagen.mesh_families import DarcyFamily
 from geounet.geometry.mesh import Mesh
 from geounet.models import build_unet
 from geounet.train.loop import weighted_mse

@@ -1,6 +1,6 @@
 """Write one long shallow-water run as an ERA5-like lat-lon netCDF for the forecast task.
 
-The rotating shallow-water solver (geounet.data.shallow_water, torch-harmonics) is
+The rotating shallow-water solver (geounet.datagen.shallow_water, torch-harmonics) is
 integrated from one random balanced state; after the spin-up every ``--dt-hours`` state
 is written as a file shaped like an ERA5 download:
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from geounet.data.shallow_water import generate_shallow_water
+from geounet.datagen.shallow_water import generate_shallow_water
 
 GRAVITY = 9.80616  # the solver's
 

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from compare import LABELS, summarise, table  # noqa: E402
 
-from geounet.train.plots import plot_rollout_curves  # noqa: E402
+from geounet.plot.fields import plot_rollout_curves  # noqa: E402
 
 #: (metric, variable, column label, format, scale to the label's units)
 GALEWSKY_SCORES = (("rmse", "h", "RMSE h [m]", ".1f", 1.0), ("rmse", "vorticity", "RMSE ζ [1e-6 s⁻¹]", ".2f", 1e6),

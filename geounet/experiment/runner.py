@@ -22,11 +22,11 @@ from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.sizing import count_parameters, parameter_counts, size_to_parameters
 from geounet.models.unet import build_unet
 from geounet.nn.unet import UNet
+from geounet.plot.fields import plot_test_predictions
 from geounet.tasks import PreparedTask, TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import evaluate, fit
-from geounet.train.plots import plot_test_predictions
 from geounet.train.run_folder import claim_run_folder
 
 

@@ -16,7 +16,7 @@ The sets are nested under the hierarchy's inclusion: ``prolong`` maps K_{i-1} in
 integrals) and ``Π_{i-1} ∘ restrict`` is the projection of K_i onto K_{i-1}.
 
 How a U-Net's output lands in K: the last layer of ``build_unet`` is a pointwise linear
-head with a bias, which leaves any such set, so :class:`geounet.nn.ConstrainedUNet` applies Π to
+head with a bias, which leaves any such set, so :class:`geounet.models.ConstrainedUNet` applies Π to
 the output: the output satisfies the constraint to round-off for *any* weights, and Π
 is the identity on outputs that already satisfy it (a projection, not a penalty).
 Where the constraint is part of the basis (a Dirichlet

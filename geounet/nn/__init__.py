@@ -1,7 +1,6 @@
 """Neural-network modules: blocks, encoders, decoders and the U-Net."""
 
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
-from geounet.nn.constrained import ConstrainedUNet
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
 from geounet.nn.message_passing import KernelConv, MessagePassingFactory
@@ -11,7 +10,6 @@ from geounet.nn.unet import UNet
 
 __all__ = [
     "Bottleneck",
-    "ConstrainedUNet",
     "IdentityEncoder",
     "KernelConv",
     "MessagePassingFactory",

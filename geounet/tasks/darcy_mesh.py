@@ -3,7 +3,7 @@
 -∇·(k ∇u) = 1 on a planar domain, u = 0 on every boundary (outer and holes), with a
 log-normal permeability k = exp(σ g), g a unit-variance Gaussian random field of length
 scale ℓ; P1 finite-element ground truth. The domains are
-:class:`~geounet.data.mesh_families.DarcyFamily` meshes: random polygonal outlines with
+:class:`~geounet.datagen.mesh_families.DarcyFamily` meshes: random polygonal outlines with
 0-3 random holes, meshed by Triangle at a resolution drawn per domain (about 300-1500
 faces); train and test are split by geometry (see :mod:`geounet.tasks.mesh_regression`).
 The model maps log k to u (face averages for the cluster hierarchy, vertex values for
@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from geounet.data.mesh_families import DarcyFamily
+from geounet.datagen.mesh_families import DarcyFamily
 from geounet.errors import GeounetError
 from geounet.tasks import PreparedTask, TaskStructure, mesh_regression
 from geounet.tasks.mesh_regression import MeshRegressionConfig, Problem

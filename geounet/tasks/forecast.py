@@ -56,8 +56,8 @@ from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.models.sizing import parameter_counts
 from geounet.nn.message_passing import MessagePassingFactory
+from geounet.plot.fields import draw_rollout_curves, plot_healpix_predictions
 from geounet.tasks import PreparedTask, TaskStructure
-from geounet.train.plots import draw_rollout_curves, plot_healpix_predictions
 
 #: at most this many test init times are rolled out for the per-lead scores (evenly spaced)
 MAX_EVAL_INITS = 32

@@ -2,7 +2,7 @@
 
 The machinery shared by the mesh tasks (:mod:`geounet.tasks.darcy_mesh`,
 :mod:`geounet.tasks.surface_poisson`). A *problem* supplies a mesh family
-(:mod:`geounet.data.mesh_families`: hundreds of distinct random geometries, each with
+(:mod:`geounet.datagen.mesh_families`: hundreds of distinct random geometries, each with
 finite-element samples) and the names of its input and target fields; this module turns
 it into a :class:`~geounet.tasks.PreparedTask` of :class:`~geounet.data.mesh_dataset.MeshDataset` s:
 
@@ -39,13 +39,13 @@ import torch
 from torch import Tensor
 
 from geounet.data.mesh_dataset import Clusters, Eigenbases, HierarchyRecipe, MeshDataset, MeshSample
-from geounet.data.mesh_families import generate_family
+from geounet.datagen.mesh_families import generate_family
 from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
-from geounet.nn.constrained import ConstrainedUNet
+from geounet.models.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
+from geounet.plot.meshes import plot_mesh_predictions
 from geounet.tasks import PreparedTask, TaskStructure, TransferTest
-from geounet.train.mesh_plots import plot_mesh_predictions
 
 HIERARCHIES = ("clusters", "spectral")
 

@@ -12,12 +12,12 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from geounet.data.navier_stokes import NavierStokesConfig, load_or_generate_navier_stokes
 from geounet.data.samples import Dataset
+from geounet.datagen.navier_stokes import NavierStokesConfig, load_or_generate_navier_stokes
 from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.nn.square import SquareConvFactory
+from geounet.plot.fields import plot_square_predictions
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.plots import plot_square_predictions
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Climate-style forecasting on the sphere: rotating shallow water on HEALPix.
 
 Trajectories come from torch-harmonics' spectral shallow-water solver
-(:mod:`geounet.data.shallow_water`) on an equiangular lat-lon grid, regridded to
+(:mod:`geounet.datagen.shallow_water`) on an equiangular lat-lon grid, regridded to
 HEALPix NEST at ``nside`` (:func:`geounet.functional.regrid.latlon_to_healpix`). Every
 consecutive pair (x_t, x_{t+1}) of a trajectory is a sample. The model sees the state
 standardised per variable, (x_t - μ) / σ, and predicts the standardised increment
@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from geounet.data.samples import Dataset
-from geounet.data.shallow_water import VARIABLES, load_or_generate_shallow_water
+from geounet.datagen.shallow_water import VARIABLES, load_or_generate_shallow_water
 from geounet.errors import GeounetError
 from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
@@ -55,8 +55,8 @@ from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 from geounet.models.sizing import parameter_counts
 from geounet.nn.message_passing import MessagePassingFactory
+from geounet.plot.fields import plot_healpix_predictions
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.plots import plot_healpix_predictions
 
 HIERARCHIES = ("haar", "spectral")
 

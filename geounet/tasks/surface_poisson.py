@@ -3,7 +3,7 @@
 -Δ_S u + u = f on a closed surface S (Δ_S the Laplace–Beltrami operator), f a smooth
 random field of the ambient coordinates, P1 finite-element ground truth with the
 cotangent Laplacian. The surfaces are
-:class:`~geounet.data.mesh_families.SurfaceFamily` meshes: random smooth deformations of
+:class:`~geounet.datagen.mesh_families.SurfaceFamily` meshes: random smooth deformations of
 spheres, tori and two-holed "pillows", so the genus varies; train and test are split by
 geometry (see :mod:`geounet.tasks.mesh_regression`). The model maps f to u (face averages
 for the cluster hierarchy, vertex values for the spectral one).
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from geounet.data.mesh_families import SurfaceFamily
+from geounet.datagen.mesh_families import SurfaceFamily
 from geounet.errors import GeounetError
 from geounet.tasks import PreparedTask, TaskStructure, mesh_regression
 from geounet.tasks.mesh_regression import MeshRegressionConfig, Problem

@@ -1,7 +1,7 @@
 """Poisson with a zero Dirichlet boundary on the reference triangle: encoding a constraint.
 
 -Δu = f on T = {x, y ≥ 0, x + y ≤ 1}, u = 0 on ∂T, ground truth by P1 finite elements on
-the level-``mesh_level`` uniform subdivision (:mod:`geounet.data.fem`); the model maps
+the level-``mesh_level`` uniform subdivision (:mod:`geounet.datagen.fem`); the model maps
 the vertex values of f to those of u. The spaces (``hierarchy``):
 
 - ``"spectral"``: Laplacian eigenbases of the mesh
@@ -9,7 +9,7 @@ the vertex values of f to those of u. The spaces (``hierarchy``):
   limits given, then vertex values), and
 
   * ``constrained = true``: Dirichlet eigenfunctions, and the output is projected onto
-    the functions vanishing on the boundary (:class:`~geounet.nn.ConstrainedUNet`),
+    the functions vanishing on the boundary (:class:`~geounet.models.ConstrainedUNet`),
     so it satisfies u = 0 on ∂T exactly, for any weights;
   * ``constrained = false``: Neumann eigenfunctions and no projection;
 
@@ -36,17 +36,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.data.samples import Dataset
+from geounet.datagen.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.hierarchy.triangle import TriangleHierarchy
-from geounet.nn.constrained import ConstrainedUNet
+from geounet.models.constrained import ConstrainedUNet
 from geounet.nn.message_passing import MessagePassingFactory
+from geounet.plot.fields import plot_triangle_predictions
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
-from geounet.train.plots import plot_triangle_predictions
 
 HIERARCHIES = ("spectral", "haar")
 

@@ -3,7 +3,7 @@ import pytest
 import skfem
 from skfem.models.poisson import laplace, mass
 
-import geounet.data.fem as fem
+import geounet.datagen.fem as fem
 
 
 def _rates(errors):

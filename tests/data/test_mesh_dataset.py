@@ -15,7 +15,7 @@ from geounet.data.mesh_dataset import (
     from_pyg,
     to_pyg,
 )
-from geounet.data.mesh_families import DarcyFamily
+from geounet.datagen.mesh_families import DarcyFamily
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import BatchedHierarchy, SquareHaarHierarchy
 from geounet.models import build_unet

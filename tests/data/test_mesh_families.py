@@ -6,10 +6,10 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
-import geounet.data.fem as fem
-from geounet.data.closed_surfaces import random_closed_surface
-from geounet.data.mesh_families import DarcyFamily, SurfaceFamily, generate_family, split_by_geometry
-from geounet.data.planar_domains import _distance_to_polygon, _inside, polygon_area
+import geounet.datagen.fem as fem
+from geounet.datagen.closed_surfaces import random_closed_surface
+from geounet.datagen.mesh_families import DarcyFamily, SurfaceFamily, generate_family, split_by_geometry
+from geounet.datagen.planar_domains import _distance_to_polygon, _inside, polygon_area
 from geounet.geometry.mesh import Mesh
 
 DARCY = DarcyFamily(num_meshes=40)

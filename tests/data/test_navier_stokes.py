@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from geounet.data.navier_stokes import (
+from geounet.datagen.navier_stokes import (
     NavierStokesConfig,
     VorticitySolver,
     forcing,

@@ -3,7 +3,7 @@ import pytest
 import torch
 import xarray as xr
 
-import geounet.data.shallow_water as sw
+import geounet.datagen.shallow_water as sw
 from geounet.data.cache import CacheMismatchError, canonical_params
 
 SMALL = dict(num_trajectories=3, steps=2, dt_hours=1.0, nlat=16, nlon=32, seed=0)

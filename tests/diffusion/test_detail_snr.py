@@ -9,6 +9,13 @@ import math
 import pytest
 import torch
 
+from geounet.analysis.spectra import (
+    fit_exponent,
+    healpix_harmonic_basis,
+    mode_power,
+    mode_transfer,
+    square_fourier_basis,
+)
 from geounet.diffusion import VPCosine, noise_std, white_noise
 from geounet.diffusion.detail_snr import (
     detail_dimensions,
@@ -21,13 +28,6 @@ from geounet.diffusion.detail_snr import (
     predicted_decays,
     sampled_noise_energies,
     space_dimensions,
-)
-from geounet.diffusion.spectra import (
-    fit_exponent,
-    healpix_harmonic_basis,
-    mode_power,
-    mode_transfer,
-    square_fourier_basis,
 )
 from geounet.hierarchy import HealpixSHHierarchy, PartitionHaarHierarchy, SquareHaarHierarchy
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from geounet.analysis.spectra import healpix_harmonic_basis
 from geounet.diffusion import EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
 from geounet.diffusion.detail_snr import detail_energies
-from geounet.diffusion.spectra import healpix_harmonic_basis
 from geounet.hierarchy import HealpixHaarHierarchy
 from geounet.models import build_unet
 

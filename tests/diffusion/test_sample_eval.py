@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from geounet.analysis.sample_eval import DATA_LABEL, Row, SampleEvaluation, group_labels, markdown_table
 from geounet.cli import main
 from geounet.diffusion.run import read_config
-from geounet.diffusion.sample_eval import DATA_LABEL, Row, SampleEvaluation, group_labels, markdown_table
 from geounet.hierarchy import TriangleHierarchy
 
 CONFIG = """

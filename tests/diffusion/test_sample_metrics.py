@@ -8,8 +8,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from geounet.diffusion.noise import noise_std, white_noise
-from geounet.diffusion.sample_metrics import (
+from geounet.analysis.sample_metrics import (
     angular_spectra,
     band_energies,
     band_limit,
@@ -21,7 +20,8 @@ from geounet.diffusion.sample_metrics import (
     spectrum_error,
     wasserstein_1d,
 )
-from geounet.diffusion.spectra import healpix_harmonic_basis
+from geounet.analysis.spectra import healpix_harmonic_basis
+from geounet.diffusion.noise import noise_std, white_noise
 from geounet.hierarchy import HealpixHaarHierarchy, TriangleHierarchy
 
 

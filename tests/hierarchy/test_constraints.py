@@ -8,8 +8,8 @@ from geounet.hierarchy.constraints import AllBoundaryWarning, FunctionConstraint
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
+from geounet.models.constrained import ConstrainedUNet
 from geounet.models.unet import build_unet
-from geounet.nn.constrained import ConstrainedUNet
 
 
 class NeighbourMean(nn.Module):

@@ -112,7 +112,7 @@ def test_cuda_forward_matches_cpu():
 
 
 def test_sfno_healpix_grid_is_the_shallow_water_solver_grid():
-    from geounet.data.shallow_water import make_solver
+    from geounet.datagen.shallow_water import make_solver
     from geounet.models.sfno_healpix import equiangular_grid
 
     solver = make_solver(16, 32, 60.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from geounet.data.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
+from geounet.datagen.fem import load_or_generate_triangle_poisson, reference_triangle_mesh
 from geounet.hierarchy import TriangleHierarchy
 from geounet.tasks.triangle_poisson import Config, fem_face_of_cell, haar_hierarchy, prepare
 

@@ -3,15 +3,15 @@
 
 The config has an ``[analysis]`` table (``schedule``, ``noise_draws``, ``seed``,
 ``cache_dir``) and one ``[[study]]`` table per data set: ``name``, ``source`` and that
-source's options (:mod:`geounet.diffusion.noise_study`). The command writes
+source's options (:mod:`geounet.analysis.noise_study`). The command writes
 ``OUT/noise_analysis.json`` (every measured and predicted number), one
 ``OUT/<name>.png`` per study (per-level SNR against t; detail energy per degree of
 freedom against level, measured and predicted) and ``OUT/decays.png`` (measured against
 predicted decay, every study and level).
 
 ``geounet analyse samples RUN_DIR ... --num N --out DIR`` draws N samples from every run
-and compares them with the task's test split (:mod:`geounet.diffusion.sample_eval`,
-metrics in :mod:`geounet.diffusion.sample_metrics`); it writes ``DIR/sample_metrics.json``
+and compares them with the task's test split (:mod:`geounet.analysis.sample_eval`,
+metrics in :mod:`geounet.analysis.sample_metrics`); it writes ``DIR/sample_metrics.json``
 (every run's and data reference's metrics), ``DIR/sample_metrics.md`` (mean ± std over
 seeds), ``DIR/samples.png`` (samples next to test data) and ``DIR/spectra.png``.
 """
@@ -21,16 +21,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import tomllib
 from pathlib import Path
 
 from geounet.errors import GeounetError, MissingFileError
+from geounet.plot.noise import log2_or_none, plot_noise_decays, plot_noise_study
 
 ANALYSIS_KEYS = {"schedule": "vp_cosine", "noise_draws": 64, "seed": 0, "cache_dir": "data"}
 
 
-def add_analyse_parser(commands) -> None:
+def add_parsers(commands) -> None:
     """Register ``geounet analyse noise`` on the ``geounet`` subcommand parser."""
     analyse = commands.add_parser("analyse", help="analyses of data and models (noise: per-level SNR of diffusion)")
     kinds = analyse.add_subparsers(dest="analysis", required=True)
@@ -79,7 +79,7 @@ def _read_config(path: Path) -> tuple[dict, list[dict]]:
 def _noise(args: argparse.Namespace) -> int:
     import torch
 
-    from geounet.diffusion.noise_study import analyse, make_study
+    from geounet.analysis.noise_study import analyse, make_study
     from geounet.diffusion.schedules import make_schedule
 
     analysis, studies = _read_config(args.config)
@@ -98,9 +98,9 @@ def _noise(args: argparse.Namespace) -> int:
         results[name] = {"study": {"source": options["source"], **dataclasses.asdict(study)},
                          "hierarchy": repr(data.hierarchy), "samples": data.x.shape[0],
                          **dataclasses.asdict(result)}
-        _plot_study(name, result, schedule, args.out / f"{name}.png")
+        plot_noise_study(name, result, schedule, args.out / f"{name}.png")
         _print_study(name, result)
-    _plot_decays(results, args.out / "decays.png")
+    plot_noise_decays(results, args.out / "decays.png")
     summary = {"analysis": analysis, "schedule": repr(schedule), "studies": results}
     (args.out / "noise_analysis.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}/noise_analysis.json, {args.out}/decays.png and one PNG per study")
@@ -111,8 +111,8 @@ def _samples(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from geounet.diffusion.sample_eval import DATA_LABEL, evaluate_runs, markdown_table
-    from geounet.diffusion.sample_plots import plot_field_grid, plot_spectra
+    from geounet.analysis.sample_eval import DATA_LABEL, evaluate_runs, markdown_table
+    from geounet.plot.samples import plot_field_grid, plot_spectra
 
     if args.num < 2 or args.show < 1:
         raise GeounetError(f"--num must be >= 2 and --show >= 1, got {args.num} and {args.show}")
@@ -151,75 +151,12 @@ def _curves(metrics: dict, which: str) -> dict[str, list[float]]:
     return curves
 
 
-def _log2(values) -> list[float | None]:
-    return [None if v is None else math.log2(v) for v in values]
-
-
 def _print_study(name: str, result) -> None:
     def row(label, values):
         return f"  {label:<22}" + "".join(f"{'-' if v is None else f'{v:.2f}':>8}" for v in values)
 
     print(f"{name}: beta = {result.beta:.2f}; log2 decay of the detail SNR per finer level (levels 1..I)")
-    print(row("measured", _log2(result.decay_measured)))
-    print(row("spectrum prediction", _log2(result.decay_spectrum)))
-    print(row("power-law prediction", _log2(result.decay_power_law)))
+    print(row("measured", log2_or_none(result.decay_measured)))
+    print(row("spectrum prediction", log2_or_none(result.decay_spectrum)))
+    print(row("power-law prediction", log2_or_none(result.decay_power_law)))
     print(row("noise MC / c dim W", [m / a for m, a in zip(result.noise_sampled, result.noise, strict=True)]))
-
-
-def _plot_study(name: str, result, schedule, path: Path) -> None:
-    from geounet.train.plots import plt  # Agg backend
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for level, snr in enumerate(result.level_snr):
-        left.semilogy(result.times, snr, label=f"level {level} (dim W {_dim_w(result, level)})")
-    left.axhline(1.0, color="k", lw=0.8, ls=":")
-    left.set_ylim(1e-4, 1e6)
-    left.set_xlabel(f"t ({schedule!r})")
-    left.set_ylabel("SNR_i(t)")
-    left.set_title(f"{name}: per-level SNR")
-    left.legend(fontsize=7)
-    levels = list(range(len(result.per_dof)))
-    right.plot(levels, _log2(result.per_dof), "o-", label="measured e_i")
-    band = [(i, v) for i, v in zip(levels, _log2(result.per_dof_spectrum), strict=True) if v is not None]
-    if band:
-        right.plot(*zip(*band, strict=True), "x--", label="spectrum prediction")
-    anchor = _log2(result.per_dof)[-1]
-    law = [anchor]
-    for decay in reversed(result.decay_power_law[1:]):
-        law.insert(0, law[0] + math.log2(decay))
-    right.plot(levels[1:], law, ":", label=f"power law, beta = {result.beta:.2f}")
-    right.set_xlabel("level i (0 = coarsest)")
-    right.set_ylabel("log2 e_i (signal energy per noise dof)")
-    right.legend(fontsize=7)
-    _save(fig, path)
-
-
-def _dim_w(result, level: int) -> int:
-    dims = result.dimensions
-    return dims[0] if level == 0 else dims[level] - dims[level - 1]
-
-
-def _plot_decays(results: dict, path: Path) -> None:
-    from geounet.train.plots import plt  # Agg backend
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    low, top = 0.0, 1.0
-    for name, result in results.items():
-        pairs = [(p, m) for p, m in zip(_log2(result["decay_spectrum"]), _log2(result["decay_measured"]), strict=True)
-                 if p is not None]
-        if pairs:
-            ax.plot(*zip(*pairs, strict=True), "o", label=name)
-            low, top = min(low, *(min(pair) for pair in pairs)), max(top, *(max(pair) for pair in pairs))
-    ax.plot([low, top], [low, top], "k:", lw=0.8)
-    ax.set_xlabel("predicted log2 decay per level (from the spectrum)")
-    ax.set_ylabel("measured log2 decay per level")
-    ax.legend(fontsize=7)
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    from geounet.train.plots import plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -119,7 +119,7 @@ def spectrum_error(energy: Tensor, reference: Tensor) -> float:
 def metric_generator(seed: int) -> torch.Generator:
     """The metrics' generator for ``seed``: seeded with a hash of it, never with ``seed`` itself
     (module docstring)."""
-    digest = hashlib.sha256(f"geounet.diffusion.sample_metrics {seed}".encode()).digest()
+    digest = hashlib.sha256(f"geounet.analysis.sample_metrics {seed}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 

@@ -2,7 +2,7 @@
 
 All runs must learn the same fields (one ``[task]`` table, ``diffusion.field`` and
 ``model.num_levels``): their samples are compared, with
-:func:`geounet.diffusion.sample_metrics.compare_samples`, against the task's *test* split. The
+:func:`geounet.analysis.sample_metrics.compare_samples`, against the task's *test* split. The
 metrics' floor comes from the data themselves: up to :data:`REFERENCE_DRAWS` disjoint
 subsets of the *training* split, each as large as a run's sample set, compared with the
 same test split ("data" rows). Runs that differ only in ``diffusion.seed`` form a group,
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from geounet.analysis.sample_metrics import compare_samples
 from geounet.diffusion.run import draw_samples, load_run
-from geounet.diffusion.sample_metrics import compare_samples
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 

@@ -1,44 +1,30 @@
-"""``geounet bench``: run the benchmark scripts of a checkout's ``experiments/bench/``.
+"""Run a benchmark of this folder by name: ``python experiments/bench/run.py NAME [OPTIONS]``.
 
 The benchmarks are scripts, not package modules: each times its subject against a
 reference in the same run, has its own ``argparse`` options and stays runnable as
-``python experiments/bench/bench_<name>.py``. This module finds the directory, lists the
-scripts (``bench_<name>.py`` is benchmark ``<name>``) and runs one as ``__main__`` in this
-process with the given arguments, as ``python experiments/bench/bench_<name>.py ARGS``
-would: ``sys.argv[0]`` is the script's path and its directory is first on ``sys.path``
-(scripts import helpers from each other).
+``python experiments/bench/bench_<name>.py``. This runner lists them (``--list``, with the
+first line of each docstring) and runs one as ``__main__`` in this process with the
+given options, as ``python experiments/bench/bench_<name>.py OPTIONS`` would:
+``sys.argv[0]`` is the script's path and this folder is first on ``sys.path`` (scripts
+import helpers from each other).
+
+    python experiments/bench/run.py --list
+    python experiments/bench/run.py sht --device cuda --nside 64 128
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import runpy
 import sys
 from pathlib import Path
 
-from geounet.errors import GeounetError, MissingFileError
-
-#: where the benchmarks live, relative to a checkout's root
-BENCH_DIR = Path("experiments") / "bench"
+BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = "bench_"
 
 
-def find_bench_dir(start: str | Path | None = None) -> Path:
-    """``experiments/bench`` in ``start`` (default: the current directory) or its nearest
-    parent that has one, else in the checkout the ``geounet`` package was installed from."""
-    start = Path.cwd() if start is None else Path(start).resolve()
-    package_root = Path(__file__).resolve().parents[1]
-    candidates = [directory / BENCH_DIR for directory in (start, *start.parents, package_root)]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise MissingFileError(
-        f"no {BENCH_DIR}/ in {start}, its parents or {package_root}: the benchmarks are scripts in a geounet "
-        "checkout, not part of the installed package; run `geounet bench` inside a checkout"
-    )
-
-
-def benchmarks(directory: Path) -> dict[str, Path]:
+def benchmarks(directory: Path = BENCH_DIR) -> dict[str, Path]:
     """``{name: script}`` for every ``bench_<name>.py`` in ``directory``, sorted by name."""
     scripts = sorted(directory.glob(f"{PREFIX}*.py"))
     return {script.stem.removeprefix(PREFIX): script for script in scripts}
@@ -50,15 +36,12 @@ def summary(script: Path) -> str:
     return docstring.strip().splitlines()[0] if docstring.strip() else ""
 
 
-def resolve(name: str, directory: Path) -> Path:
+def resolve(name: str, directory: Path = BENCH_DIR) -> Path:
     """The script of benchmark ``name`` (also accepted: ``bench_<name>`` and ``bench_<name>.py``)."""
     known = benchmarks(directory)
     key = name.removesuffix(".py").removeprefix(PREFIX)
     if key not in known:
-        raise GeounetError(
-            f"unknown benchmark {name!r}; the benchmarks in {directory} are: {', '.join(known) or 'none'} "
-            "(see `geounet bench --list`)"
-        )
+        raise SystemExit(f"unknown benchmark {name!r}; the benchmarks are: {', '.join(known) or 'none'} (--list)")
     return known[key]
 
 
@@ -81,3 +64,22 @@ def run_benchmark(script: Path, args: list[str]) -> int:
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="NAME --help lists its options")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and what each measures")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the benchmark, e.g. sht for bench_sht.py")
+    parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...", help="options for the benchmark")
+    args = parser.parse_args(argv)
+    if args.list == (args.name is not None):
+        parser.error("pass either --list or a benchmark name")
+    if args.list:
+        for name, script in benchmarks().items():
+            print(f"  {name:<18} {summary(script)}")
+        return 0
+    return run_benchmark(resolve(args.name), args.script_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from geounet.diffusion.sample_metrics import is_healpix
+from geounet.analysis.sample_metrics import is_healpix
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.square import SquareHaarHierarchy
-from geounet.train.plots import plt  # Agg backend
+from geounet.plot.fields import plt  # Agg backend
 
 
 def _planar_mesh(hierarchy: Hierarchy):

@@ -10,13 +10,13 @@ construction, not by luck:
   along the tube normal n: c + r n ↦ c + r (1 + a tanh g) n with a < 1, so the tube
   stays inside the half-planes through the axis (which only meet on the axis);
 * genus g >= 2: a "pillow" over a random planar domain D (smooth outline) with g holes
-  (:mod:`geounet.data.planar_domains`): the two graphs z = w(x) ± h(x) over D joined
+  (:mod:`geounet.datagen.planar_domains`): the two graphs z = w(x) ± h(x) over D joined
   along ∂D by a low vertical wall (one row of quads), with h = h_0 + t sqrt(ρ / max ρ)
   (1 + a tanh g(x)), ρ the torsion function (-Δρ = 1 in D, ρ = 0 on ∂D, so the sheets
   turn vertical towards the rim) and w a smooth bend. Its Euler characteristic is
   2 χ(D) + χ(walls) = 2 (1 - g) + 0.
 
-g is a random Fourier field (:func:`geounet.data.fem.random_fourier_field`) of the
+g is a random Fourier field (:func:`geounet.datagen.fem.random_fourier_field`) of the
 reference coordinates, so the same draw gives the same continuous surface at every
 resolution; finally each axis is scaled by a random factor (a linear map keeps the
 embedding). ``resolution = 4^k`` multiplies the face count by 4^k: k more (fewer)
@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from geounet.data.fem import random_fourier_field, solve_darcy
-from geounet.data.planar_domains import MEAN_AREA_FRACTION, random_planar_domain, triangulate_domain
+from geounet.datagen.fem import random_fourier_field, solve_darcy
+from geounet.datagen.planar_domains import MEAN_AREA_FRACTION, random_planar_domain, triangulate_domain
 from geounet.errors import GeounetError
 from geounet.geometry.mesh import mesh_problems
 

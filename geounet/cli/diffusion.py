@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def add_diffusion_parsers(commands) -> None:
+def add_parsers(commands) -> None:
     """Register ``geounet diffuse`` and ``geounet sample`` on the subcommand parser."""
     diffuse = commands.add_parser(
         "diffuse", help="train a diffusion model on a task's fields (task config + [diffusion] table)",

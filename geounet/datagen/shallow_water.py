@@ -337,7 +337,7 @@ def generate_shallow_water(
         "title": "rotating shallow-water equations on the sphere",
         "solver": "torch_harmonics.examples.ShallowWaterSolver (spectral; AB3 + implicit hyperdiffusion)",
         "torch_harmonics_version": torch_harmonics.__version__,
-        "generator": f"geounet.data.shallow_water v{GENERATOR_VERSION}",
+        "generator": f"geounet.datagen.shallow_water v{GENERATOR_VERSION}",
         "initial_condition": initial_condition,
         "seed": int(seed),
         "mach": float(mach),

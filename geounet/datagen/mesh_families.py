@@ -6,12 +6,12 @@ can be generated in any order, in worker processes (:func:`generate_family`, or
 ``family.load`` from a ``DataLoader`` worker), and cached on disk one file per mesh.
 
 * :class:`DarcyFamily`: -∇·(k ∇u) = 1, u = 0 on every boundary, on random planar
-  domains with 0-3 holes (:mod:`geounet.data.planar_domains`), each meshed by Triangle
+  domains with 0-3 holes (:mod:`geounet.datagen.planar_domains`), each meshed by Triangle
   with its own area bound (about 300-1500 faces); k = exp(σ g), g a Gaussian random
-  field (:func:`geounet.data.fem.darcy_samples`).
+  field (:func:`geounet.datagen.fem.darcy_samples`).
 * :class:`SurfaceFamily`: -Δ_S u + u = f on random smooth closed surfaces of genus 0,
-  1 and 2 (:mod:`geounet.data.closed_surfaces`), f a smooth random field
-  (:func:`geounet.data.fem.generate_surface_poisson_dataset`).
+  1 and 2 (:mod:`geounet.datagen.closed_surfaces`), f a smooth random field
+  (:func:`geounet.datagen.fem.generate_surface_poisson_dataset`).
 
 Randomness: the geometry of mesh ``i`` comes from the stream ``(seed, i, 0)`` and its
 fields from ``(seed, i, 1)`` (numpy ``SeedSequence`` entropy), so changing
@@ -38,10 +38,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from geounet.data import fem
 from geounet.data.cache import cached
-from geounet.data.closed_surfaces import random_closed_surface
-from geounet.data.planar_domains import (
+from geounet.datagen import fem
+from geounet.datagen.closed_surfaces import random_closed_surface
+from geounet.datagen.planar_domains import (
     MEAN_AREA_FRACTION,
     PlanarDomain,
     random_planar_domain,
@@ -170,7 +170,7 @@ class DarcyFamily(_MeshFamily):
         return triangulate_domain(domain, max_area / resolution)
 
     def sample(self, mesh_id: int, resolution: float = 1.0) -> dict[str, np.ndarray]:
-        """:func:`geounet.data.fem.darcy_samples` on :meth:`mesh`: ``vertices [V, 2]``,
+        """:func:`geounet.datagen.fem.darcy_samples` on :meth:`mesh`: ``vertices [V, 2]``,
         ``faces [F, 3]``, ``boundary [V]``, ``k_vertex``, ``u_vertex [S, V]``, ``k_face``,
         ``u_face [S, F]``, plus the scalars ``mesh_id`` and ``num_holes``."""
         vertices, faces = self.mesh(mesh_id, resolution)
@@ -211,7 +211,7 @@ class SurfaceFamily(_MeshFamily):
         return random_closed_surface(self._rng(mesh_id, _GEOMETRY_STREAM), self.genus(mesh_id), resolution)
 
     def sample(self, mesh_id: int, resolution: float = 1.0) -> dict[str, np.ndarray]:
-        """:func:`geounet.data.fem.generate_surface_poisson_dataset` on :meth:`mesh`:
+        """:func:`geounet.datagen.fem.generate_surface_poisson_dataset` on :meth:`mesh`:
         ``vertices [V, 3]``, ``faces [F, 3]``, ``f_vertex``, ``u_vertex [S, V]``, ``f_face``,
         ``u_face [S, F]``, plus the scalars ``mesh_id`` and ``genus``."""
         data = fem.generate_surface_poisson_dataset(self.samples_per_mesh, *self.mesh(mesh_id, resolution),

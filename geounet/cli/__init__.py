@@ -1,0 +1,5 @@
+"""The ``geounet`` command: one thin module per group of subcommands; :func:`main` runs it."""
+
+from geounet.cli.command import main
+
+__all__ = ["main"]
