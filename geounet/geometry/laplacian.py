@@ -8,7 +8,7 @@ the lumped mass ``M`` of :class:`~geounet.geometry.mesh.Mesh` in ``L φ = λ M �
   the intrinsic Delaunay triangulation of the mesh's *tufted cover* (every face doubled,
   so every edge is manifold). It accepts non-manifold meshes and point clouds, has
   non-negative edge weights, and equals ``"cotangent"`` on a Delaunay mesh;
-- ``"graph"``: pygsp's combinatorial Laplacian of the unit-weight edge graph;
+- ``"graph"``: the combinatorial Laplacian D - A of the unit-weight edge graph;
 - ``"auto"``: ``"cotangent"`` on edge-manifold meshes, ``"robust"`` on others.
 
 **Eigenpairs.** :func:`smallest_eigenpairs` runs ARPACK's Lanczos (scipy ``eigsh``) on
@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse import csgraph
 from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 from geounet.errors import GeounetError
@@ -77,13 +78,10 @@ def stiffness_matrix(mesh: Mesh, kind: str = "auto") -> sp.csr_matrix:
         vertices[:, : mesh.dim] = mesh.vertices  # planar meshes lie in z = 0
         laplacian, _ = robust_laplacian.mesh_laplacian(vertices, np.asarray(mesh.faces))
         return sp.csr_matrix(laplacian, dtype=np.float64)
-    import pygsp
-
     edges = mesh.edges
     n = mesh.num_vertices
-    weights = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    graph = pygsp.graphs.Graph((weights + weights.T).tocsr(), lap_type="combinatorial")
-    return sp.csr_matrix(graph.L, dtype=np.float64)
+    adjacency = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return sp.csr_matrix(csgraph.laplacian((adjacency + adjacency.T).tocsr()), dtype=np.float64)  # D - A
 
 
 def point_cloud_laplacian(points: np.ndarray, num_neighbors: int = 30) -> tuple[sp.csr_matrix, np.ndarray]:

@@ -1,7 +1,7 @@
 """Laplacian-eigenbasis hierarchies on meshes: nested band-limited spaces (natural bases).
 
-Solve the generalized eigenproblem of the cotangent Laplacian ``L`` (or pygsp's
-combinatorial graph Laplacian) with lumped mass ``M``,
+Solve the generalized eigenproblem of the cotangent Laplacian ``L`` (or the
+combinatorial graph Laplacian D - A) with lumped mass ``M``,
 
     L ψ_m = λ_m M ψ_m,     Ψ^T M Ψ = I,     0 <= λ_0 <= λ_1 <= ...,
 
@@ -89,7 +89,7 @@ class MeshSpectralHierarchy(Hierarchy):
         boundary: ``"neumann"`` (natural; constants included) or ``"dirichlet"``
             (zero on the boundary; every coefficient level is a Dirichlet space).
         laplacian: ``"auto"`` (cotangent, or robust on non-manifold meshes), ``"cotangent"``,
-            ``"robust"`` (Sharp & Crane 2020) or ``"graph"`` (pygsp combinatorial).
+            ``"robust"`` (Sharp & Crane 2020) or ``"graph"`` (combinatorial, D - A).
         vertex_level: append the vertex-value level as the finest level.
         gap_tol: relative spectral gap needed to cut the basis.
         use_cache: read / write eigenbases on disk.

@@ -115,3 +115,16 @@ def test_smallest_eigenpairs_rejects_what_is_not_a_laplacian_pencil():
         smallest_eigenpairs(-stiffness, mass, 4)
     with pytest.raises(ValueError, match="laplacian must be one of"):
         stiffness_matrix(mesh, "cotan")
+
+
+def test_graph_laplacian_is_networkx_combinatorial_laplacian():
+    """``kind="graph"`` is D - A of the unit-weight edge graph: checked against networkx's
+    Laplacian of trimesh's vertex adjacency graph (an independent construction)."""
+    import networkx as nx
+
+    ico = trimesh.creation.icosphere(2)
+    mesh = Mesh(ico.vertices, ico.faces)
+    ours = stiffness_matrix(mesh, "graph").toarray()
+    reference = nx.laplacian_matrix(ico.vertex_adjacency_graph, nodelist=range(len(ico.vertices))).toarray()
+    np.testing.assert_array_equal(ours, reference)  # small integers: exact in float64
+    assert np.array_equal(np.diag(ours), np.array([len(ico.vertex_neighbors[v]) for v in range(len(ico.vertices))]))
