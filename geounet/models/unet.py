@@ -8,7 +8,8 @@
 
 The learned encoder keeps ``width`` channels on every level by default (a small encoder,
 about 5 % of the parameters). ``encoder_channel_mult`` widens it per level as the
-official code's encoder does (channels doubling per coarser level, about half the
+official code's encoder does (github.com/FabianFalck/unet-design, commit 4f65b2a,
+pdearena/pdearena/modules/twod_unet.py: channels doubling per coarser level, about half the
 parameters); ``"multiresnet_matched"`` then matches that larger encoder's budget.
 ``zero_init`` starts every residual branch at zero (:func:`zero_init_residuals`).
 """

@@ -22,10 +22,12 @@ class ResidualEncoder(nn.Module):
     With ``in_channels == channels`` (the default) this is E_i : V_i -> V_i, ``num_blocks``
     residual blocks ``h <- h + R(h)``. With ``in_channels != channels`` the encoder
     receives the restriction of the finer level's encoder output (``in_channels``
-    channels) and first changes its width the way the paper's official encoder does
-    after each average pooling: ``h = act(norm(op(x)))`` with a spatial operator
-    ``op : C_in -> C_out`` on level i (a 3 x 3 convolution on the square), then the
-    residual blocks at ``channels``. Restriction itself stays a pure projection.
+    channels) and first changes its width the way the encoder of the paper's official
+    code (github.com/FabianFalck/unet-design, commit 4f65b2a,
+    pdearena/pdearena/modules/twod_unet.py) does after each average pooling:
+    ``h = act(norm(op(x)))`` with a spatial operator ``op : C_in -> C_out`` on level i
+    (a 3 x 3 convolution on the square), then the residual blocks at ``channels``.
+    Restriction itself stays a pure projection.
     """
 
     def __init__(
@@ -52,7 +54,8 @@ class ResidualEncoder(nn.Module):
 
 class ChannelChange(nn.Module):
     """``x -> act(norm(op(x)))``, ``[B, N, C_in] -> [B, N, C_out]`` on one level: the
-    opening layer of the official code's encoder blocks (conv 3x3, GroupNorm(1), GELU)."""
+    opening layer of the official code's encoder blocks (conv 3x3, GroupNorm(1), GELU;
+    github.com/FabianFalck/unet-design, commit 4f65b2a, pdearena/pdearena/modules/twod_unet.py)."""
 
     def __init__(self, factory: OperatorFactory, level: int, in_channels: int, out_channels: int):
         super().__init__()

@@ -16,7 +16,9 @@ class NodeGroupNorm(nn.Module):
     The node-list analogue of ``nn.GroupNorm`` on ``[B, C, H, W]``: for each sample and
     each of ``num_groups`` channel groups, normalise over all nodes and the group's
     channels, then apply a per-channel affine map. ``num_groups=1`` is the GroupNorm(1)
-    used by the paper's official decoders.
+    used by the residual blocks of the paper's official code
+    (github.com/FabianFalck/unet-design, commit 4f65b2a,
+    pdearena/pdearena/modules/twod_unet.py, ``n_groups=1``).
 
     ``components`` (node counts, in node order, given with each call) splits the nodes
     into independent geometries, e.g. the meshes of a
