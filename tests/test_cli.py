@@ -10,8 +10,8 @@ import pytest
 
 from geounet import bench, configs
 from geounet.cli import main
-from geounet.diffusion.run import read_config
 from geounet.errors import GeounetError
+from geounet.experiment.diffusion import read_config
 from geounet.tasks import task_names
 from geounet.train.curves import read_curves
 

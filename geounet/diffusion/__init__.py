@@ -1,5 +1,7 @@
 """Diffusion models on any hierarchy: schedules, white noise, the denoising loss, samplers, EMA,
-staged (coarse-to-fine) denoisers, and metrics of samples against data."""
+staged (coarse-to-fine) denoisers, and metrics of samples against data. A library: training
+runs through :func:`geounet.train.loop.fit` (:mod:`geounet.experiment.diffusion`,
+:mod:`geounet.train.staged`)."""
 
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.ema import EMA
@@ -9,7 +11,7 @@ from geounet.diffusion.noise import noise_std, white_noise
 from geounet.diffusion.sample_metrics import band_energies, compare_samples, mmd2, sliced_wasserstein, spectrum_error
 from geounet.diffusion.samplers import SAMPLERS, sample
 from geounet.diffusion.schedules import EDM, SCHEDULES, Schedule, VPCosine, make_schedule
-from geounet.diffusion.staged import StagedDenoiser, stage_time_ranges, staged_sample, train_staged_diffusion
+from geounet.diffusion.staged import StagedDenoiser, stage_time_ranges, staged_sample
 
 __all__ = [
     "EDM",
@@ -32,6 +34,5 @@ __all__ = [
     "spectrum_error",
     "stage_time_ranges",
     "staged_sample",
-    "train_staged_diffusion",
     "white_noise",
 ]

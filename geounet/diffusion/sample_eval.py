@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from geounet.diffusion.run import draw_samples, load_run
 from geounet.diffusion.sample_metrics import compare_samples
 from geounet.errors import GeounetError
+from geounet.experiment.diffusion import draw_samples, load_run
 from geounet.hierarchy.base import Hierarchy
 
 REFERENCE_DRAWS = 3

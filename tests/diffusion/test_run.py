@@ -61,7 +61,7 @@ def test_every_model_key_reaches_the_denoiser(tmp_path):
     """The denoiser is built from the whole [model] table: a wide learned encoder and zero-init."""
     import tomllib
 
-    from geounet.diffusion.run import build_denoiser, read_config
+    from geounet.experiment.diffusion import build_denoiser, read_config
     from geounet.nn.encoder import ResidualEncoder
     from geounet.tasks import task_structure
 

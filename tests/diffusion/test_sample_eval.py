@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from geounet.cli import main
-from geounet.diffusion.run import read_config
 from geounet.diffusion.sample_eval import DATA_LABEL, Row, SampleEvaluation, group_labels, markdown_table
+from geounet.experiment.diffusion import read_config
 from geounet.hierarchy import TriangleHierarchy
 
 CONFIG = """

@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from geounet.cli import main
+from geounet.data.samples import Dataset
 from geounet.experiment.config import load_config
+from geounet.functional.losses import relative_l2, weighted_mse
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.train.checkpoint import load_checkpoint
 from geounet.train.config import ConfigError, TrainConfig
-from geounet.train.loop import Dataset, batch_indices, fit, relative_l2, weighted_mse
+from geounet.train.loop import batch_indices, fit
 
 GRID = SquareHaarHierarchy(4, 1)  # 16 nodes of equal mass
 
