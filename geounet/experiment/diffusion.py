@@ -194,12 +194,13 @@ def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict
     cfg, diffusion = read_config(state["config"])
     structure = task_structure(cfg.task, cfg.model.num_levels)
     denoiser = build_denoiser(cfg, diffusion, structure, state["channels"])
-    ema = EMA(denoiser, diffusion["ema_decay"])
     if "callbacks" in state:
+        ema = EMA(denoiser, diffusion["ema_decay"])
         ema.load_state_dict(state["callbacks"]["ema"])
+        denoiser.load_state_dict(ema.module.state_dict())
     else:  # written before diffusion trained through fit: the EMA weights alone
-        ema.module.load_state_dict(state["ema"])
-    return ema.module.eval(), structure.hierarchy, cfg, {**diffusion, "channels": state["channels"]}
+        denoiser.load_state_dict(state["ema"])
+    return denoiser.eval(), structure.hierarchy, cfg, {**diffusion, "channels": state["channels"]}
 
 
 def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num: int, seed: int = 0,
