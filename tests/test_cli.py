@@ -9,8 +9,8 @@ import pytest
 
 from geounet import configs
 from geounet.cli import main
-from geounet.diffusion.run import read_config
 from geounet.errors import GeounetError
+from geounet.experiment.diffusion import read_config
 from geounet.plot.curves import read_curves
 from geounet.tasks import task_names
 

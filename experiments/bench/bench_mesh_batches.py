@@ -24,9 +24,9 @@ import torch
 from geounet.data.mesh_dataset import Clusters, MeshDataset, MeshSample
 from geounet.data.samples import node_weights
 from geounet.datagen.mesh_families import DarcyFamily
+from geounet.functional.losses import weighted_mse
 from geounet.geometry.mesh import Mesh
 from geounet.models import build_unet
-from geounet.train.loop import weighted_mse
 
 
 def samples(family: DarcyFamily, ids) -> list[MeshSample]:

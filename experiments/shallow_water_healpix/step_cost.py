@@ -23,9 +23,10 @@ import torch
 from geounet.data.samples import node_weights
 from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import build_model
+from geounet.functional.losses import weighted_mse
 from geounet.models.sizing import count_parameters
 from geounet.tasks import prepare_task
-from geounet.train.loop import batch_indices, weighted_mse
+from geounet.train.loop import batch_indices
 
 
 def main() -> None:

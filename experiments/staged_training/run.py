@@ -47,7 +47,6 @@ from pathlib import Path
 import torch
 
 from geounet.diffusion.noise import noise_std, white_noise
-from geounet.diffusion.run import load_config_file, read_config
 from geounet.diffusion.samplers import sample
 from geounet.diffusion.schedules import VPCosine
 from geounet.diffusion.staged import (
@@ -55,13 +54,14 @@ from geounet.diffusion.staged import (
     per_dof_energies,
     stage_time_ranges,
     staged_denoise_fn,
-    train_staged_diffusion,
 )
 from geounet.experiment.config import load_config
+from geounet.experiment.diffusion import load_config_file, read_config
+from geounet.functional.losses import relative_l2, weighted_mse
 from geounet.models import build_unet
-from geounet.nn.staged import Stage, StagedUNet, train_staged
+from geounet.nn.staged import StagedUNet
 from geounet.tasks import prepare_task
-from geounet.train.loop import relative_l2, weighted_mse
+from geounet.train.staged import Stage, staged_config, train_staged, train_staged_diffusion
 
 HERE = Path(__file__).parent
 LEVELS = 4
@@ -122,7 +122,7 @@ def regression(seeds: list[int], steps: int, width: int, probe_steps: int) -> di
     runs = []
     for seed in seeds:
         def train_stage(model, stage, seed=seed):
-            return train_staged(model, train.inputs, train.targets, hierarchy, [stage], batch_size=16, seed=seed)
+            return train_staged(model, train, [stage], staged_config([stage], batch_size=16, seed=seed))
 
         costs = stage_costs(train_stage, build(seed), probe_steps)
         plan = staged_steps(costs, steps)
@@ -191,8 +191,8 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
                         "band_energy_log_error": sum(abs(math.log(r)) for r in energy_ratio) / LEVELS}
 
     def trainer(stage_ranges, seed: int):
-        return lambda model, stage: train_staged_diffusion(model, data, hierarchy, [stage], stage_ranges,
-                                                           batch_size=8, seed=seed)
+        return lambda model, stage: train_staged_diffusion(model, task.train, [stage], stage_ranges,
+                                                           staged_config([stage], batch_size=8, seed=seed))
 
     runs = []
     for seed in seeds:

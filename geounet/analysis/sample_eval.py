@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from geounet.analysis.sample_metrics import compare_samples
-from geounet.diffusion.run import draw_samples, load_run
 from geounet.errors import GeounetError
+from geounet.experiment.diffusion import draw_samples, load_run
 from geounet.hierarchy.base import Hierarchy
 
 REFERENCE_DRAWS = 3

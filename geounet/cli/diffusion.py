@@ -11,12 +11,17 @@ def add_parsers(commands) -> None:
     diffuse = commands.add_parser(
         "diffuse", help="train a diffusion model on a task's fields (task config + [diffusion] table)",
         description="Learn the distribution of a task's training fields with a denoising U-Net "
-        "(geounet.diffusion.run: [task], [model] and a [diffusion] table); writes RUN_DIR/checkpoint.pt.")
+        "(geounet.experiment.diffusion: [task], [model] and a [diffusion] table); writes RUN_DIR/checkpoint.pt "
+        "every diffusion.checkpoint_every steps. Runs under torchrun like `geounet train`.")
     diffuse.add_argument("--config", type=Path, required=True, help="TOML with [task], [model], [diffusion]")
     diffuse.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                          help="override one config value, e.g. --set diffusion.steps=200 (repeatable)")
     diffuse.add_argument("--out", type=Path, required=True, help="the run directory (must not hold a run)")
-    diffuse.add_argument("--quiet", action="store_true", help="no progress lines")
+    diffuse.add_argument("--resume", action="store_true",
+                         help="continue the run in --out from its checkpoint (exactly where it stopped)")
+    diffuse.add_argument("--device", default=None,
+                         help="cpu, cuda, cuda:1 or auto (CUDA when present); default: diffusion.device (auto)")
+    diffuse.add_argument("--quiet", action="store_true", help="no progress bar")
     diffuse.set_defaults(run=_diffuse)
 
     sample = commands.add_parser("sample", help="draw samples from a `geounet diffuse` run into a netCDF file")
@@ -30,17 +35,27 @@ def add_parsers(commands) -> None:
 
 
 def _diffuse(args: argparse.Namespace) -> int:
-    from geounet.diffusion.run import load_config_file, train_run
+    from geounet.experiment.diffusion import load_config_file, read_config, resolve_device, train_run
+    from geounet.train import distributed
 
-    summary = train_run(load_config_file(args.config, args.overrides), args.out, progress=not args.quiet)
-    print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}; wrote {args.out}/checkpoint.pt")
+    raw = load_config_file(args.config, args.overrides)
+    device = resolve_device(args.device or read_config(raw)[1]["device"])
+    raw.setdefault("diffusion", {})["device"] = distributed.setup(device)  # this process's device under torchrun
+    main_process = distributed.is_main_process()
+    try:
+        summary = train_run(raw, args.out, progress=not args.quiet, resume=args.resume)
+    finally:
+        distributed.teardown()
+    if main_process:
+        print(f"trained {summary['steps']} steps on {summary['device']}, final loss {summary['final_loss']:.4f}, "
+              f"held-out loss {summary['test_loss']:.4f}; wrote {args.out}/checkpoint.pt")
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from geounet.diffusion.run import sample_run
+    from geounet.experiment.diffusion import sample_run
 
     samples, hierarchy, cfg = sample_run(args.run_dir, args.num, args.seed, args.sampler, args.steps)
     data = xr.Dataset(

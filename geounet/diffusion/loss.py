@@ -7,9 +7,9 @@ minimise
 
     L = mean_b  Σ_n w_n |f_θ(x_t, t)_n - y_n|² / C,     y = ε or v,
 
-with w the finest level's masses normalised per geometry
-(:func:`geounet.data.samples.node_weights`): the L2 error of the prediction as a function,
-whatever the mesh. (Within a union of meshes all meshes share t_b; see
+with w the node weights the caller passes: the finest level's masses normalised per
+geometry (:func:`geounet.data.samples.node_weights`) make it the L2 error of the prediction
+as a function, whatever the mesh. (Within a union of meshes all meshes share t_b; see
 :mod:`geounet.diffusion.denoiser`.)
 
 On a coarser level j (a stage of :mod:`geounet.diffusion.staged`) the noise is the
@@ -19,15 +19,16 @@ projection of the finest one, x_t^{(j)} = P_j x_t.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from geounet.data.samples import node_weights
 from geounet.diffusion import noise as noise_lib
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.schedules import Schedule
+from geounet.functional.losses import weighted_mse
 from geounet.hierarchy.base import Hierarchy
-from geounet.train.loop import weighted_mse
 
 
 def noised(schedule: Schedule, prediction: str, x0: Tensor, hierarchy: Hierarchy,
@@ -51,10 +52,12 @@ def noised(schedule: Schedule, prediction: str, x0: Tensor, hierarchy: Hierarchy
 
 
 def denoising_loss(denoiser: Denoiser, x0: Tensor, hierarchy: Hierarchy, generator: torch.Generator | None = None,
-                   context: Tensor | None = None, times: Tensor | None = None,
-                   t_range: tuple[float, float] | None = None) -> Tensor:
-    """The loss above for one batch ``x0 [B, N, C]``; ``times [B]`` overrides the drawn times,
-    ``t_range = (low, high)`` restricts them to low <= t <= high (a stage's noise range,
-    :func:`geounet.diffusion.staged.stage_time_ranges`)."""
+                   *, weights: Tensor, context: Tensor | None = None, times: Tensor | None = None,
+                   t_range: tuple[float, float] | None = None, network: Callable[..., Tensor] | None = None) -> Tensor:
+    """The loss above for one batch ``x0 [B, N, C]`` with node weights ``weights [N]``;
+    ``times [B]`` overrides the drawn times, ``t_range = (low, high)`` restricts them to
+    low <= t <= high (a stage's noise range, :func:`geounet.diffusion.staged.stage_time_ranges`).
+    ``network`` is what runs the forward pass (default ``denoiser``; e.g. a
+    DistributedDataParallel wrapper of it, so that gradients are synchronised)."""
     x_t, t, y = noised(denoiser.schedule, denoiser.prediction, x0, hierarchy, generator, times=times, t_range=t_range)
-    return weighted_mse(denoiser(x_t, hierarchy, t, context), y, node_weights(hierarchy))
+    return weighted_mse((network or denoiser)(x_t, hierarchy, t, context), y, weights)

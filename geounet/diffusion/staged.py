@@ -28,7 +28,8 @@ information, k(t) >= j, which is the interval
 
     T_j = [t_min, u_j],     u_j = max_{i >= j} t_i,     u_0 = t_max,
 
-so stage j trains on t in T_j (:func:`stage_time_ranges`): the coarsest stage on every noise
+so stage j trains on t in T_j (:func:`stage_time_ranges`; the training loop is
+:func:`geounet.train.staged.train_staged_diffusion`): the coarsest stage on every noise
 level, each finer stage on lower noise only, up to the time where its finest detail (or a
 finer one) drowns. The ranges are nested, T_I ⊂ ... ⊂ T_0, which frozen staged training
 needs: a frozen coarse sub-network inside stage j was trained on every time stage j feeds
@@ -66,14 +67,12 @@ from torch import Tensor
 from geounet.diffusion import noise as noise_lib
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.detail_snr import detail_energies, drowning_times, noise_energies
-from geounet.diffusion.loss import noised
 from geounet.diffusion.samplers import DenoiseFn, sample
 from geounet.diffusion.schedules import Schedule
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
-from geounet.nn.staged import Stage, StagedUNet, run_stages, stage_loss
+from geounet.nn.staged import StagedUNet
 from geounet.nn.unet import geometry_for
-from geounet.train.loop import batch_indices
 
 
 def per_dof_energies(data: Tensor, hierarchy: Hierarchy) -> Tensor:
@@ -127,31 +126,6 @@ class StagedDenoiser(Denoiser):
                 stage: int | None = None) -> tuple[Tensor, Tensor]:
         return noise_lib.split(self.prediction, self(x_t, hierarchy, t, context, stage), x_t,
                                self.schedule.a(t), self.schedule.s(t))
-
-
-def train_staged_diffusion(denoiser: StagedDenoiser, data: Tensor, hierarchy: Hierarchy, stages: Sequence[Stage],
-                           ranges: Sequence[tuple[float, float]], batch_size: int = 8, seed: int = 0
-                           ) -> list[list[float]]:
-    """Train ``denoiser`` stage by stage on ``data [S, N_I, C]``: stage j on P_j x_0 with times
-    from the schedule's law conditioned on ``ranges[j]`` (:func:`stage_time_ranges`); the loss
-    is the mass-weighted MSE of the ε / v prediction at level j (and, with ``multi_res_loss``,
-    of every coarser output against the target projected there). The noise-level embedding
-    trains with level 0. Returns the losses, one list per stage."""
-    staged = denoiser.model
-    levels = geometry_for(staged, hierarchy, staged.unet.kind, staged.num_levels)
-    if len(ranges) != staged.num_levels:
-        raise GeounetError(f"need one time range per level ({staged.num_levels}), got {len(ranges)}")
-    finest = levels.finest_level
-    generator = torch.Generator().manual_seed(seed)
-
-    def step_loss(stage: Stage, step: int) -> Tensor:
-        index = batch_indices(len(data), batch_size, step, seed)
-        x0 = levels.project(data[index], finest, stage.level)
-        x_t, t, y = noised(denoiser.schedule, denoiser.prediction, x0, levels, generator, stage.level,
-                           t_range=ranges[stage.level])
-        return stage_loss(denoiser.level_outputs(x_t, levels, t, stage=stage.level), y, levels, stage)
-
-    return run_stages(staged, stages, step_loss, shared=[denoiser.embedding])
 
 
 def staged_denoise_fn(denoiser: StagedDenoiser, hierarchy: Hierarchy, ranges: Sequence[tuple[float, float]],

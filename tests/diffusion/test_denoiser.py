@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from geounet.data.samples import node_weights
 from geounet.diffusion import EDM, EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
 from geounet.hierarchy import SquareHaarHierarchy, batch_hierarchies
 from geounet.models import build_unet
@@ -23,7 +24,7 @@ def small_denoiser(schedule, prediction="eps", in_channels=1):
 def test_loss_trains_every_part_and_depends_on_the_noise_level(schedule, prediction):
     denoiser, hierarchy = small_denoiser(schedule, prediction)
     x0 = torch.randn(4, 64, 1, generator=torch.Generator().manual_seed(1))
-    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(2))
+    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(2), weights=node_weights(hierarchy))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert denoiser.embedding.mlp[0].weight.grad.abs().sum() > 0  # the noise level reaches the loss
@@ -45,7 +46,8 @@ def test_loss_of_the_exact_target_is_zero():
             return eps
 
     denoiser.model = Oracle()
-    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(4), times=times)
+    loss = denoising_loss(denoiser, x0, hierarchy, torch.Generator().manual_seed(4), weights=node_weights(hierarchy),
+                          times=times)
     assert loss.item() == pytest.approx(0.0, abs=1e-20)
 
 
@@ -97,7 +99,7 @@ def test_a_union_of_geometries_shares_one_noise_level():
     denoiser, _ = small_denoiser(EDM())
     union = batch_hierarchies([SquareHaarHierarchy(8, 3), SquareHaarHierarchy(16, 3)])
     x0 = torch.randn(1, 64 + 256, 1)
-    loss = denoising_loss(denoiser, x0, union, torch.Generator().manual_seed(0))
+    loss = denoising_loss(denoiser, x0, union, torch.Generator().manual_seed(0), weights=node_weights(union))
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="one time per batch element"):
         denoiser(x0, union, torch.ones(2, dtype=torch.float64))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from geounet.analysis.spectra import healpix_harmonic_basis
+from geounet.data.samples import node_weights
 from geounet.diffusion import EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
 from geounet.diffusion.detail_snr import detail_energies
 from geounet.hierarchy import HealpixHaarHierarchy
@@ -25,7 +26,8 @@ def test_samples_match_the_data_level_by_level():
     ema = EMA(denoiser, decay=0.99)
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=2e-3)
     for _ in range(600):
-        loss = denoising_loss(denoiser, data[torch.randint(0, 2000, (32,), generator=generator)], hierarchy, generator)
+        batch = data[torch.randint(0, 2000, (32,), generator=generator)]
+        loss = denoising_loss(denoiser, batch, hierarchy, generator, weights=node_weights(hierarchy))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -10,7 +10,7 @@ import torch
 
 from geounet.analysis.sample_eval import DATA_LABEL, Row, SampleEvaluation, group_labels, markdown_table
 from geounet.cli import main
-from geounet.diffusion.run import read_config
+from geounet.experiment.diffusion import read_config
 from geounet.hierarchy import TriangleHierarchy
 
 CONFIG = """

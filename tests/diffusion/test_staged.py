@@ -1,13 +1,20 @@
-"""Per-level heads, multi-resolution inference and staged training (geounet.nn.staged)."""
+"""Per-level heads, multi-resolution inference (geounet.nn.staged) and staged training (geounet.train.staged)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from geounet.data.samples import Dataset
 from geounet.hierarchy import HealpixHaarHierarchy, SquareHaarHierarchy
 from geounet.models import build_unet
-from geounet.nn.staged import Stage, StagedUNet, train_staged
+from geounet.nn.staged import StagedUNet
+from geounet.train.staged import Stage, staged_config, train_staged
+
+
+def train(staged, inputs, targets, hierarchy, stages, batch_size=8, **fit_options):
+    data = Dataset(inputs, targets, hierarchy)
+    return train_staged(staged, data, stages, staged_config(stages, batch_size=batch_size), **fit_options)
 
 
 def staged_model(hierarchy, variant="multiresnet", seed=0):
@@ -58,11 +65,11 @@ def test_staged_training_freezes_earlier_stages_and_learns():
     generator = torch.Generator().manual_seed(1)
     inputs = torch.randn(16, 64, 2, generator=generator)
     targets = inputs[..., :1] * 2 - inputs[..., 1:]  # a pointwise linear map, learnable at every level
-    history = train_staged(staged, inputs, targets, hierarchy, [Stage(0, 30, lr=1e-2)], batch_size=8)
+    history = train(staged, inputs, targets, hierarchy, [Stage(0, 30, lr=1e-2)], batch_size=8)
     assert history[0][-1] < history[0][0]
     frozen = {id(p): p.detach().clone() for level in (0, 1) for p in staged.level_parameters(level)}
     finest_before = [p.detach().clone() for p in staged.level_parameters(2)]
-    train_staged(staged, inputs, targets, hierarchy, [Stage(2, 10, lr=1e-2, freeze_coarser=True)], batch_size=8)
+    train(staged, inputs, targets, hierarchy, [Stage(2, 10, lr=1e-2, freeze_coarser=True)], batch_size=8)
     for level in (0, 1):
         for p in staged.level_parameters(level):
             assert torch.equal(p, frozen[id(p)])
@@ -75,7 +82,7 @@ def test_unfrozen_stage_moves_earlier_levels_and_multi_res_loss_scores_every_lev
     staged = staged_model(hierarchy)
     inputs, targets = torch.randn(8, 64, 2), torch.randn(8, 64, 1)
     before = [p.detach().clone() for p in staged.level_parameters(0)]
-    history = train_staged(staged, inputs, targets, hierarchy, [Stage(1, 3, multi_res_loss=True)], batch_size=4)
+    history = train(staged, inputs, targets, hierarchy, [Stage(1, 3, multi_res_loss=True)], batch_size=4)
     assert len(history[0]) == 3
     assert any(not torch.equal(p, q) for p, q in zip(staged.level_parameters(0), before, strict=True))
 
@@ -88,4 +95,4 @@ def test_bad_stages_are_named():
     with pytest.raises(ValueError, match="expected|shape|nodes"):
         staged(torch.randn(1, 64, 2), hierarchy, stage=1)  # level-2 data given to stage 1
     with pytest.raises(ValueError, match="stage levels must lie in"):
-        train_staged(staged, torch.randn(2, 64, 2), torch.randn(2, 64, 1), hierarchy, [Stage(5, 1)])
+        train(staged, torch.randn(2, 64, 2), torch.randn(2, 64, 1), hierarchy, [Stage(5, 1)])

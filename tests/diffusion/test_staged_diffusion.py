@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from geounet.data.samples import Dataset
 from geounet.diffusion.detail_snr import details
 from geounet.diffusion.loss import noised
 from geounet.diffusion.noise import noise_std, white_noise
@@ -18,11 +19,11 @@ from geounet.diffusion.staged import (
     stage_time_ranges,
     staged_denoise_fn,
     staged_sample,
-    train_staged_diffusion,
 )
 from geounet.hierarchy import SquareHaarHierarchy
 from geounet.models import build_unet
-from geounet.nn.staged import Stage, StagedUNet
+from geounet.nn.staged import StagedUNet
+from geounet.train.staged import Stage, staged_config, train_staged_diffusion
 
 
 def staged_denoiser(hierarchy, seed=0, schedule=None):
@@ -108,27 +109,32 @@ def test_level_noise_is_the_projection_of_finest_noise():
     assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
 
 
+def train(denoiser, data, stages, ranges, batch_size=4):
+    return train_staged_diffusion(denoiser, data, stages, ranges, staged_config(stages, batch_size=batch_size))
+
+
 def test_frozen_stage_training_only_moves_its_level():
     hierarchy = SquareHaarHierarchy(8, 3)
     denoiser = staged_denoiser(hierarchy)
     data = layered_fields(hierarchy, [1.0, 0.5, 0.25], 16).float()
     ranges = stage_time_ranges(per_dof_energies(data, hierarchy).tolist(), denoiser.schedule)
-    train_staged_diffusion(denoiser, data, hierarchy, [Stage(0, 3, lr=1e-2)], ranges, batch_size=4)
+    fields = Dataset(data, data, hierarchy)
+    train(denoiser, fields, [Stage(0, 3, lr=1e-2)], ranges)
     staged = denoiser.model
     coarse = [p.detach().clone() for level in (0, 1) for p in staged.level_parameters(level)]
     embedding = [p.detach().clone() for p in denoiser.embedding.parameters()]
     finest = [p.detach().clone() for p in staged.level_parameters(2)]
-    train_staged_diffusion(denoiser, data, hierarchy, [Stage(2, 3, lr=1e-2, freeze_coarser=True)], ranges, batch_size=4)
+    train(denoiser, fields, [Stage(2, 3, lr=1e-2, freeze_coarser=True)], ranges)
     now = [p for level in (0, 1) for p in staged.level_parameters(level)]
     assert all(torch.equal(p, q) for p, q in zip(now, coarse, strict=True))
     assert all(torch.equal(p, q) for p, q in zip(denoiser.embedding.parameters(), embedding, strict=True))
     assert any(not torch.equal(p, q) for p, q in zip(staged.level_parameters(2), finest, strict=True))
     # unfrozen, the embedding and the coarse levels train too
-    train_staged_diffusion(denoiser, data, hierarchy, [Stage(2, 2, lr=1e-2)], ranges, batch_size=4)
+    train(denoiser, fields, [Stage(2, 2, lr=1e-2)], ranges)
     assert any(not torch.equal(p, q) for p, q in zip(denoiser.embedding.parameters(), embedding, strict=True))
     assert all(p.requires_grad for p in denoiser.parameters())
     with pytest.raises(ValueError, match="one time range per level"):
-        train_staged_diffusion(denoiser, data, hierarchy, [Stage(0, 1)], ranges[:2])
+        train_staged_diffusion(denoiser, fields, [Stage(0, 1)], ranges[:2])
 
 
 def test_staged_denoiser_is_the_stage_plus_wiener_details():
@@ -192,7 +198,7 @@ def test_staged_model_samples_match_the_data_level_by_level():
     ranges = stage_time_ranges(per_dof.tolist(), denoiser.schedule)
     stages = [Stage(0, 300, lr=2e-3), Stage(1, 300, lr=2e-3, freeze_coarser=True),
               Stage(2, 400, lr=2e-3, freeze_coarser=True)]
-    train_staged_diffusion(denoiser, data, hierarchy, stages, ranges, batch_size=32)
+    train(denoiser, Dataset(data, data, hierarchy), stages, ranges, batch_size=32)
     samples = staged_sample("ddim", denoiser, hierarchy, ranges, per_dof, 256, 1, 50, torch.Generator().manual_seed(2))
     ratio = per_dof_energies(samples, hierarchy) / per_dof
     assert bool(((ratio > 0.5) & (ratio < 1.5)).all()), ratio

@@ -5,11 +5,16 @@ import pytest
 import torch
 
 from geounet.cli import main
+from geounet.data.samples import Dataset
+from geounet.diffusion.ema import EMA
 from geounet.experiment.config import load_config
+from geounet.functional.losses import relative_l2, weighted_mse
 from geounet.hierarchy import SquareHaarHierarchy
+from geounet.train.callbacks import Callback, EMAUpdate
 from geounet.train.checkpoint import load_checkpoint
 from geounet.train.config import ConfigError, TrainConfig
-from geounet.train.loop import Dataset, batch_indices, fit, relative_l2, weighted_mse
+from geounet.train.loop import batch_indices, fit
+from geounet.train.stages import TrainingStage
 
 GRID = SquareHaarHierarchy(4, 1)  # 16 nodes of equal mass
 
@@ -108,6 +113,100 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
     torch.testing.assert_close(
         torch.tensor([r["loss"] for r in resumed]), torch.tensor([r["loss"] for r in full]), rtol=1e-6, atol=0
     )
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAfterCheckpoint(Callback):
+    """Stops the run (an exception, in-process) once the checkpoint of ``step`` is written."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_checkpoint_written(self, path, step):
+        if step == self.step:
+            raise Interrupted
+
+
+def _two_layers():
+    torch.manual_seed(0)
+    return Pointwise(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+
+
+def _two_stages(model):
+    """Stage 0 trains the first layer on the MSE, stage 1 the last layer on an L1 loss."""
+
+    def l1(model, batch, generator):
+        return (model(batch.inputs, batch.hierarchy) - batch.targets).abs().mean()
+
+    return [TrainingStage(4, list(model.net[0].parameters()), lr=1e-2),
+            TrainingStage(4, list(model.net[2].parameters()), loss=l1)]
+
+
+def _uninterrupted_and_resumed(tmp_path, kill_at, build):
+    """``build() -> (model, fit options)``: one fit straight through, and one stopped after the
+    checkpoint of step ``kill_at`` then resumed on a freshly built model; (result, model, options) of each."""
+    cfg = TrainConfig(steps=8, batch_size=4, checkpoint_every=2, eval_every=100, warmup_steps=1, weight_decay=0.1)
+    data, path = _toy_data(), tmp_path / "c.pt"
+    model, options = build()
+    full = fit(model, data, cfg, progress=False, **options), model, options
+    stopped, options = build()
+    with pytest.raises(Interrupted):
+        stop = [*options.get("callbacks", []), InterruptAfterCheckpoint(kill_at)]
+        fit(stopped, data, cfg, checkpoint_path=path, progress=False, **{**options, "callbacks": stop})
+    assert load_checkpoint(path)["step"] == kill_at
+    model, options = build()
+    return full, (fit(model, data, cfg, checkpoint_path=path, resume=True, progress=False, **options), model, options)
+
+
+@pytest.mark.parametrize("kill_at", [2, 4, 6])  # mid stage 0, at the stage boundary, mid stage 1
+def test_staged_fit_resumes_exactly(tmp_path, kill_at):
+    def build():
+        model = _two_layers()
+        return model, {"stages": _two_stages(model)}
+
+    (full, model, _), (resumed, again, _) = _uninterrupted_and_resumed(tmp_path, kill_at, build)
+    assert resumed.history == full.history and [row["stage"] for row in full.history] == [0] * 4 + [1] * 4
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters(), strict=True))
+    assert all(p.requires_grad for p in again.parameters())  # trainable again after fit
+
+
+def test_ema_callback_is_restored_exactly_on_resume(tmp_path):
+    def build():
+        model = _two_layers()
+        return model, {"callbacks": [EMAUpdate(EMA(model, decay=0.9))]}
+
+    (full, _, full_options), (resumed, _, resumed_options) = _uninterrupted_and_resumed(tmp_path, 4, build)
+    assert resumed.history == full.history
+    ema, ema_resumed = (options["callbacks"][0].ema for options in (full_options, resumed_options))
+    assert int(ema.updates) == int(ema_resumed.updates) == 8
+    assert all(torch.equal(a, b) for a, b in zip(ema.state_dict().values(), ema_resumed.state_dict().values(),
+                                                 strict=True))
+
+
+def test_parameters_outside_a_stage_do_not_move():
+    """Not by the gradient, nor by AdamW's weight decay; the stage's own parameters do."""
+    model = _two_layers()
+    snapshots = {}
+
+    class Snapshot(Callback):
+        def on_step_end(self, model, step):
+            snapshots[step] = [p.detach().clone() for p in model.parameters()]
+
+    initial = [p.detach().clone() for p in model.parameters()]
+    cfg = TrainConfig(steps=8, batch_size=4, warmup_steps=1, weight_decay=0.1)
+    fit(model, _toy_data(), cfg, stages=_two_stages(model), callbacks=[Snapshot()], progress=False)
+    first, last = [0, 1], [2, 3]  # parameter indices of net[0] and net[2]
+    assert all(torch.equal(snapshots[4][i], initial[i]) for i in last)  # stage 0 leaves the last layer
+    assert all(torch.equal(snapshots[8][i], snapshots[4][i]) for i in first)  # stage 1 leaves the first
+    assert all(not torch.equal(snapshots[4][i], initial[i]) for i in first)
+    assert all(not torch.equal(snapshots[8][i], snapshots[4][i]) for i in last)
+    with pytest.raises(ValueError, match="add up to 8, but train.steps is 9"):
+        fit(model, _toy_data(), TrainConfig(steps=9, batch_size=4), stages=_two_stages(model), progress=False)
+    with pytest.raises(ValueError, match="not the trained model's"):
+        fit(model, _toy_data(), cfg, stages=_two_stages(_two_layers()), progress=False)
 
 
 def test_nan_data_and_divergence_are_reported():

@@ -1,0 +1,228 @@
+"""Diffusion runs: train a denoiser on a task's fields with the training loop, and sample
+from a trained run.
+
+A diffusion config is a task config (``[task]``, ``[model]``; ``[train]`` is ignored) plus a
+``[diffusion]`` table (:data:`DIFFUSION_DEFAULTS`). The model learns the distribution of
+the task's training ``inputs`` (or ``targets``) fields, in the task's normalised units, on
+any task's data: one shared geometry, or one mesh per sample (a batch is then the disjoint
+union of its meshes, and the noise is drawn white on that union,
+:mod:`geounet.diffusion.noise`).
+
+Training is :func:`geounet.train.loop.fit` with the denoising loss
+(:func:`geounet.diffusion.loss.denoising_loss`) as its loss hook and an EMA of the weights
+as a callback: Adam at the constant ``lr`` (gradient clipping with ``grad_clip`` > 0), on
+``device`` (``auto``: CUDA when present), under torchrun, with checkpoints every
+``checkpoint_every`` steps that a killed run resumes from exactly (``resume``). Every
+``eval_every`` steps (and at the end) the history records the held-out denoising loss on
+the task's test split (:func:`held_out_loss`).
+
+``RUN_DIR/checkpoint.pt`` holds the config, the training state and the EMA weights;
+``geounet sample`` rebuilds the geometry from the config (no data needed; for a task of
+many meshes the geometry of the task's structure, its first training mesh) and writes
+samples to netCDF.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from geounet.data.samples import Batch, Dataset, node_weights
+from geounet.diffusion.denoiser import Denoiser
+from geounet.diffusion.ema import EMA
+from geounet.diffusion.loss import denoising_loss
+from geounet.diffusion.noise import check_prediction, noise_std
+from geounet.diffusion.samplers import SAMPLERS, sample
+from geounet.diffusion.schedules import make_schedule
+from geounet.errors import GeounetError, MissingFileError
+from geounet.experiment.config import ExperimentConfig, config_from_dict
+from geounet.experiment.runner import build_configured_unet
+from geounet.hierarchy.base import Hierarchy
+from geounet.train.callbacks import EMAUpdate
+from geounet.train.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
+from geounet.train.config import ConfigError, TrainConfig, parse_override
+from geounet.train.distributed import is_main_process, main_process_first
+from geounet.train.loop import fit, unwrap
+from geounet.train.run_folder import claim_run_folder
+
+DIFFUSION_DEFAULTS = {
+    "field": "inputs", "schedule": "vp_cosine", "prediction": "v", "cond_dim": 32, "steps": 1000,
+    "batch_size": 16, "lr": 1e-3, "ema_decay": 0.999, "seed": 0, "sampler": "ddim", "sample_steps": 50,
+    "device": "auto", "checkpoint_every": 250, "eval_every": 250, "grad_clip": 0.0,
+}
+#: the seed of the held-out loss's noise: the same noise levels and noise at every evaluation
+HELD_OUT_SEED = 1234
+
+
+def read_config(raw: dict) -> tuple[ExperimentConfig, dict]:
+    """Split a config dict into the task / model config and the checked ``[diffusion]`` table."""
+    raw = dict(raw)
+    diffusion = {**DIFFUSION_DEFAULTS, **raw.pop("diffusion", {})}
+    unknown = sorted(set(diffusion) - set(DIFFUSION_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown [diffusion] keys {unknown}; it takes {sorted(DIFFUSION_DEFAULTS)}")
+    if diffusion["field"] not in ("inputs", "targets"):
+        raise ConfigError(f"diffusion.field must be 'inputs' or 'targets', got {diffusion['field']!r}")
+    if diffusion["sampler"] not in SAMPLERS:
+        raise ConfigError(f"diffusion.sampler must be one of {sorted(SAMPLERS)}, got {diffusion['sampler']!r}")
+    for key in ("steps", "batch_size", "lr", "checkpoint_every", "eval_every"):
+        if not diffusion[key] > 0:
+            raise ConfigError(f"diffusion.{key} must be positive, got {diffusion[key]!r}")
+    if not diffusion["grad_clip"] >= 0:
+        raise ConfigError(f"diffusion.grad_clip must be >= 0 (0: no clipping), got {diffusion['grad_clip']!r}")
+    check_prediction(diffusion["prediction"])
+    make_schedule(diffusion["schedule"])
+    return config_from_dict(raw), diffusion
+
+
+def load_config_file(path: Path, overrides: list[str] = ()) -> dict:
+    """The raw config dict of a TOML file, with ``section.key=value`` overrides (TOML values)."""
+    if not path.is_file():
+        raise MissingFileError(f"config file {path} does not exist")
+    raw = tomllib.loads(path.read_text())
+    for override in overrides:
+        (section, key), value = parse_override(override)
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is present, else ``cpu``; any other name as it is."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def build_denoiser(cfg: ExperimentConfig, diffusion: dict, structure, channels: int) -> Denoiser:
+    unet = build_configured_unet(cfg, structure, (channels, channels), diffusion["cond_dim"])  # every [model] key
+    return Denoiser(unet, make_schedule(diffusion["schedule"]), diffusion["prediction"], diffusion["cond_dim"])
+
+
+def training_config(diffusion: dict) -> TrainConfig:
+    """The loop's settings of a ``[diffusion]`` table: Adam (no weight decay) at a constant
+    learning rate, clipped at ``grad_clip`` (0: not clipped)."""
+    return TrainConfig(
+        steps=diffusion["steps"], batch_size=diffusion["batch_size"], lr=diffusion["lr"], weight_decay=0.0,
+        warmup_steps=0, min_lr_ratio=1.0, grad_clip=diffusion["grad_clip"], eval_every=diffusion["eval_every"],
+        checkpoint_every=diffusion["checkpoint_every"], seed=diffusion["seed"],
+        device=resolve_device(diffusion["device"]),
+    )
+
+
+def denoising_step_loss(field: str):
+    """The loop's loss hook: :func:`~geounet.diffusion.loss.denoising_loss` of the batch's
+    ``field`` on the batch's geometry, weighted by :func:`~geounet.data.samples.node_weights`."""
+
+    def loss(model: nn.Module, batch: Batch, generator: torch.Generator) -> Tensor:
+        return denoising_loss(unwrap(model), getattr(batch, field), batch.hierarchy, generator,
+                              weights=node_weights(batch.hierarchy), network=model)
+
+    return loss
+
+
+def held_out_loss(field: str, batch_size: int, device: torch.device):
+    """``(denoiser, data) -> {"loss": ...}``: the mean denoising loss over ``data`` in batches of
+    ``batch_size``, with noise levels and noise from a generator seeded with
+    :data:`HELD_OUT_SEED` (the same draws at every evaluation, so values are comparable)."""
+
+    @torch.no_grad()
+    def metrics(denoiser: nn.Module, data: Dataset) -> dict[str, float]:
+        denoiser.eval()
+        data = data.to(device)
+        generator = torch.Generator().manual_seed(HELD_OUT_SEED)
+        total = 0.0
+        for start in range(0, len(data), batch_size):
+            indices = torch.arange(start, min(start + batch_size, len(data)))
+            batch = data.batch(indices)
+            x0 = getattr(batch, field).to(device)
+            total += float(denoising_loss(denoiser, x0, batch.hierarchy, generator,
+                                          weights=node_weights(batch.hierarchy))) * len(indices)
+        denoiser.train()
+        return {"loss": total / len(data)}
+
+    return metrics
+
+
+def train_run(raw: dict, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Train (or with ``resume`` continue) the diffusion model of config ``raw`` and write
+    ``out/checkpoint.pt`` and ``out/losses.json``; returns a summary."""
+    from geounet.tasks import prepare_task
+
+    cfg, diffusion = read_config(raw)
+    if resume:
+        claim_run_folder(out, raw, resume=True, overwrite=False)  # the same [task] and [model]
+    elif (out / "checkpoint.pt").exists():
+        raise GeounetError(f"{out} already holds a diffusion run (checkpoint.pt); pass --resume to continue it or "
+                           "choose another --out")
+    with main_process_first():  # one process generates the cached data, the others read it
+        task = prepare_task(cfg.task, cfg.model.num_levels)
+    field = diffusion["field"]
+    channels = getattr(task.train.batch(torch.arange(1)), field).shape[-1]
+    torch.manual_seed(diffusion["seed"])
+    denoiser = build_denoiser(cfg, diffusion, task.structure, channels)
+    ema = EMA(denoiser, diffusion["ema_decay"])
+    train_cfg = training_config(diffusion)
+    result = fit(
+        denoiser, task.train, train_cfg, test=task.test, checkpoint_path=out / "checkpoint.pt", resume=resume,
+        progress=progress, extra_state={"config": raw, "channels": channels}, loss=denoising_step_loss(field),
+        callbacks=[EMAUpdate(ema)],
+        test_metrics=held_out_loss(field, train_cfg.batch_size, torch.device(train_cfg.device)),
+    )
+    losses = [row["loss"] for row in result.history]
+    held_out = [{"step": row["step"], "loss": row["test_loss"]} for row in result.history if "test_loss" in row]
+    if is_main_process():
+        atomic_write_text(out / "losses.json", json.dumps({"loss": losses, "test_loss": held_out}))
+    return {"steps": result.step, "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+            "test_loss": held_out[-1]["loss"] if held_out else float("nan"), "device": train_cfg.device}
+
+
+def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict]:
+    """The EMA denoiser (eval mode) of the run in ``run_dir``, the geometry it samples on
+    (rebuilt from the config, no data needed), its task / model config and ``[diffusion]`` table."""
+    from geounet.tasks import task_structure
+
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        raise MissingFileError(f"{run_dir} holds no diffusion checkpoint.pt; train one with `geounet diffuse`")
+    state = load_checkpoint(path)  # hash-verified, weights_only
+    if "config" not in state or "channels" not in state:
+        raise CheckpointError(f"{path} is not the checkpoint of a `geounet diffuse` run")
+    cfg, diffusion = read_config(state["config"])
+    structure = task_structure(cfg.task, cfg.model.num_levels)
+    denoiser = build_denoiser(cfg, diffusion, structure, state["channels"])
+    if "callbacks" in state:
+        ema = EMA(denoiser, diffusion["ema_decay"])
+        ema.load_state_dict(state["callbacks"]["ema"])
+        denoiser.load_state_dict(ema.module.state_dict())
+    else:  # written before diffusion trained through fit: the EMA weights alone
+        denoiser.load_state_dict(state["ema"])
+    return denoiser.eval(), structure.hierarchy, cfg, {**diffusion, "channels": state["channels"]}
+
+
+def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num: int, seed: int = 0,
+                 sampler: str | None = None, steps: int | None = None, batch_size: int = 32) -> Tensor:
+    """``num`` samples ``[num, N, C]`` of a loaded run (:func:`load_run`), drawn ``batch_size`` at a
+    time from one generator seeded with ``seed``: the same (seed, batch_size) gives the same samples."""
+    if num < 1:
+        raise GeounetError(f"--num must be >= 1, got {num}")
+    if batch_size < 1:
+        raise GeounetError(f"batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [batch_size] * (num // batch_size) + ([num % batch_size] if num % batch_size else [])
+    return torch.cat([
+        sample(sampler or diffusion["sampler"], lambda x, t: denoiser.denoise(x, hierarchy, t), denoiser.schedule,
+               noise_std(hierarchy), count, diffusion["channels"], steps or diffusion["sample_steps"], generator)
+        for count in sizes
+    ])
+
+
+def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = None, steps: int | None = None):
+    """``num`` samples ``[num, N, C]`` (float32) of the run in ``run_dir`` and the geometry they live on."""
+    if num < 1:
+        raise GeounetError(f"--num must be >= 1, got {num}")
+    denoiser, hierarchy, cfg, diffusion = load_run(run_dir)
+    return draw_samples(denoiser, hierarchy, diffusion, num, seed, sampler, steps), hierarchy, cfg
