@@ -241,7 +241,7 @@ def check_sample(sample: MeshSample, recipe: HierarchyRecipe, what: str, first: 
                                f"{type(recipe).__name__} takes), got {tuple(values.shape)}{hint}")
         check_finite(values[None], f"{what}'s {name}")
         if first is not None and values.shape[1] != getattr(first, name).shape[1]:
-            raise GeounetError(f"{what} has {values.shape[1]} {name} channels, sample 0 has "
+            raise GeounetError(f"{what} has {values.shape[1]} {name} channels, the first sample has "
                                f"{getattr(first, name).shape[1]}")
 
 
