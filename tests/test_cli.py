@@ -44,7 +44,8 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ([], ["info", "datagen", "train", "evaluate", "plot", "forecast", "analyse", "diffuse", "sample"]),
+        ([], ["info", "datagen", "train", "evaluate", "plot", "forecast", "predict", "analyse", "diffuse", "sample"]),
+        (["predict"], ["run_dir", "--mesh", "--out", "--overwrite", "mesh_files", ".vtu"]),
         (["info"], ["--config", "--set"]),
         (["datagen"], ["--config", "--set"]),
         (["train"], ["--config", "--set", "--out", "--resume", "--overwrite", "--quiet", "--json", "triangle_poisson"]),

@@ -9,6 +9,7 @@ geounet analyse  noise --config FILE [--out DIR]                 per-level SNR o
 geounet diffuse  --config FILE --out RUN_DIR [--set ...]          train a diffusion model on a task's fields
 geounet sample   RUN_DIR --num N --out samples.nc [--seed S]      samples of a diffusion run as netCDF
 geounet forecast RUN_DIR --init DATE --steps N --out FILE        a forecast run's rollout as netCDF / zarr
+geounet predict  RUN_DIR --mesh FILE --out FILE.vtu              a mesh run's prediction on a new mesh file
 
 ``--config`` takes a TOML file or the name of a packaged config (geounet/configs/, e.g.
 ``triangle_poisson``); the default is the packaged main job, wherever the command runs.
@@ -29,7 +30,7 @@ from geounet.errors import GeounetError
 # nothing to a user of the command (libraries importing geounet keep their own filters).
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
-from geounet.cli import analyse, diffusion, forecast, train  # noqa: E402
+from geounet.cli import analyse, diffusion, forecast, predict, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="U-Nets on the sphere, triangles and meshes (Williams, Falck et al. 2023, beyond the square)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (train, forecast, analyse, diffusion):
+    for module in (train, forecast, predict, analyse, diffusion):
         module.add_parsers(commands)
     return parser
 

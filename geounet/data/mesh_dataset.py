@@ -17,8 +17,8 @@ sample lives on the same geometry (a grid), stacks them into ``[B, N, C]`` on th
 hierarchy with no per-sample copies. ``torch.utils.data.DataLoader(dataset,
 collate_fn=collate, num_workers=k)`` therefore works as it does for PyG data sets.
 
-:func:`from_pyg` / :func:`to_pyg` convert from and to ``torch_geometric.data.Data`` with
-``pos [V, D]``, ``face [3, F]`` (PyG's layout), ``x`` and ``y``.
+PyTorch Geometric's ``Data`` / ``Batch`` and ``DataLoader`` connect through
+:mod:`geounet.data.pyg` (:meth:`MeshDataset.from_pyg`, :class:`~geounet.data.pyg.PygBatches`).
 
 Cache files hold the pickled hierarchy behind a header with its SHA-256 and length, which
 is verified before unpickling; they are written atomically and only by geounet into the
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,6 +61,10 @@ class HierarchyRecipe(Protocol):
     at: str
 
     def build(self, mesh: Mesh) -> Hierarchy: ...
+
+
+#: the recipe class that takes fields at each place, named in errors about fields at the other
+RECIPE_AT = {"face": "Clusters", "vertex": "Eigenbases"}
 
 
 @dataclass(frozen=True)
@@ -151,21 +154,24 @@ class MeshDataset:
         self._meshes: dict[str, Mesh] = {}
         self._mesh_of: list[str] = []
         for index, sample in enumerate(self.samples):
-            nodes = sample.mesh.num_faces if recipe.at == "face" else sample.mesh.num_vertices
-            for name in ("inputs", "targets"):
-                values = getattr(sample, name)
-                if values.dim() != 2 or values.shape[0] != nodes:
-                    raise GeounetError(f"sample {index}: {name} must be [{nodes}, channels] ({recipe.at} values of its "
-                                     f"mesh), got {tuple(values.shape)}")
-                check_finite(values[None], f"sample {index}'s {name}")
-                if values.shape[1] != getattr(self.samples[0], name).shape[1]:
-                    raise GeounetError(f"sample {index} has {values.shape[1]} {name} channels, sample 0 has "
-                                     f"{getattr(self.samples[0], name).shape[1]}")
+            check_sample(sample, recipe, f"sample {index}", self.samples[0])
             key = sample.mesh.content_hash
             self._meshes.setdefault(key, sample.mesh)
             self._mesh_of.append(key)
         self._hierarchies: dict[str, Hierarchy] = {}
         self.device = torch.device("cpu")
+
+    @classmethod
+    def from_pyg(cls, data_list, recipe: HierarchyRecipe, cache_dir: str | os.PathLike | None = None) -> MeshDataset:
+        """The data set of PyG ``Data(pos, face, x, y)`` graphs (or ``Batch`` es of them), fields
+        where ``recipe.at`` says (see :func:`geounet.data.pyg.from_pyg`)."""
+        from geounet.data.pyg import from_pyg
+
+        samples = []
+        for data in data_list:
+            converted = from_pyg(data, at=recipe.at)
+            samples.extend(converted if isinstance(converted, list) else [converted])
+        return cls(samples, recipe, cache_dir)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -217,6 +223,28 @@ class MeshDataset:
         return collate([self[int(i)] for i in indices])
 
 
+def check_sample(sample: MeshSample, recipe: HierarchyRecipe, what: str, first: MeshSample | None = None) -> None:
+    """Refuse a sample whose fields are not ``[N, C]`` at ``recipe.at`` of its mesh (naming the
+    recipe and the transfer that take the other kind), hold NaN / Inf, or have other channel
+    counts than ``first``."""
+    at = recipe.at
+    other = "vertex" if at == "face" else "face"
+    counts = {"face": sample.mesh.num_faces, "vertex": sample.mesh.num_vertices}
+    for name in ("inputs", "targets"):
+        values = getattr(sample, name)
+        if values.dim() != 2 or values.shape[0] != counts[at]:
+            hint = ""
+            if values.dim() == 2 and values.shape[0] == counts[other]:
+                hint = (f"; these are {other} values: {RECIPE_AT[other]} takes those, or convert them with "
+                        f"Mesh.{other}_to_{at}")
+            raise GeounetError(f"{what}: {name} must be [{counts[at]}, channels] ({at} values of its mesh, as "
+                               f"{type(recipe).__name__} takes), got {tuple(values.shape)}{hint}")
+        check_finite(values[None], f"{what}'s {name}")
+        if first is not None and values.shape[1] != getattr(first, name).shape[1]:
+            raise GeounetError(f"{what} has {values.shape[1]} {name} channels, the first sample has "
+                               f"{getattr(first, name).shape[1]}")
+
+
 def collate(items: Sequence[Batch]) -> Batch:
     """Join one-geometry batches: stacked ``[B, N, C]`` when all share one geometry (same object
     or same ``content_key``), else their disjoint union ``[1, Σ N_j, C]``."""
@@ -238,31 +266,3 @@ def collate(items: Sequence[Batch]) -> Batch:
 def _same_content(a: Hierarchy, b: Hierarchy) -> bool:
     key = getattr(a, "content_key", None)
     return key is not None and key == getattr(b, "content_key", None)
-
-
-# ---------------------------------------------------------------------- PyTorch Geometric
-
-
-def from_pyg(data, at: str = "vertex") -> MeshSample:
-    """A :class:`MeshSample` from a PyG ``Data`` with ``pos [V, D]``, ``face [3, F]``, ``x`` and ``y``
-    (``[V, C]`` for ``at="vertex"``, ``[F, C]`` for ``at="face"``; 1-D fields get one channel)."""
-    for name in ("pos", "face", "x", "y"):
-        if getattr(data, name, None) is None:
-            raise GeounetError(f"the PyG Data needs '{name}' (pos [V, D], face [3, F], x and y); it has {data.keys()}")
-    if data.face.dim() != 2 or data.face.shape[0] != 3:
-        raise GeounetError(f"PyG's face must be [3, F], got {tuple(data.face.shape)}")
-    mesh = Mesh(data.pos.detach().cpu().double().numpy(), data.face.t().cpu().numpy())
-
-    def field(values: Tensor) -> Tensor:
-        return (values[:, None] if values.dim() == 1 else values).detach().cpu().float()
-
-    return MeshSample(mesh, field(data.x), field(data.y))
-
-
-def to_pyg(sample: MeshSample):
-    """The PyG ``Data(pos, face, x, y)`` of ``sample`` (``face`` in PyG's ``[3, F]`` layout)."""
-    from torch_geometric.data import Data
-
-    return Data(pos=torch.from_numpy(sample.mesh.vertices).float(),
-                face=torch.from_numpy(np.ascontiguousarray(sample.mesh.faces.T)).long(),
-                x=sample.inputs, y=sample.targets)

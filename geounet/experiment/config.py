@@ -35,7 +35,12 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides."""
+    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides.
+
+    Task keys that hold paths (the task config's ``path_keys``, e.g. ``task.folder``) are made
+    absolute: against the config file's folder when the file sets them, against the working
+    directory when an override does; the run then records where its data were.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -45,10 +50,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from error
+        _resolve_paths(raw, path.parent)
+    overridden = set()
     for override in overrides:
         (section, key), value = parse_override(override)
         raw.setdefault(section, {})[key] = value
+        if section == "task":
+            overridden.add(key)
+    _resolve_paths(raw, Path.cwd(), overridden)
     return config_from_dict(raw)
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path, keys: set[str] | None = None) -> None:
+    """Make the task's path keys in ``raw`` (those of ``keys`` only, when given) absolute against ``base``."""
+    task = raw.get("task", {})
+    if not isinstance(task.get("name"), str):
+        return
+    for key in getattr(task_config_class(task["name"]), "path_keys", ()):
+        if (keys is None or key in keys) and isinstance(task.get(key), str) and task[key]:
+            task[key] = str((base / task[key]).resolve())
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:

@@ -17,7 +17,10 @@ else is derived lazily and cached:
       L_ii = -sum_{j != i} L_ij,           M_ii = sum_{T ∋ i} |T| / 3,
 
   so that ``u^T L u = ∫ |∇u|^2`` for the piecewise-linear interpolant of ``u`` and
-  ``L φ = λ M φ`` discretises ``-Δ φ = λ φ``.
+  ``L φ = λ M φ`` discretises ``-Δ φ = λ φ``;
+- area-weighted transfers between vertex values (P1 functions) and face values (cell
+  averages), adjoint in the two mass inner products (:meth:`Mesh.vertex_to_face`,
+  :meth:`Mesh.face_to_vertex`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import hashlib
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from geounet.errors import GeounetError
 
@@ -261,6 +265,55 @@ class Mesh:
     @property
     def mass_matrix(self) -> sp.dia_matrix:
         return sp.diags(self.lumped_mass)
+
+    # ------------------------------------------------------------------ vertex <-> face transfers
+
+    @functools.cached_property
+    def vertex_to_face_matrix(self) -> sp.csr_matrix:
+        """``T [F, V]``: 1/3 at each face's three vertices (see :meth:`vertex_to_face`)."""
+        rows = np.repeat(np.arange(self.num_faces), 3)
+        return sp.csr_matrix((np.full(3 * self.num_faces, 1 / 3), (rows, self.faces.reshape(-1))),
+                             shape=(self.num_faces, self.num_vertices))
+
+    @functools.cached_property
+    def face_to_vertex_matrix(self) -> sp.csr_matrix:
+        """``S = M^{-1} T^T A [V, F]`` with ``A = diag(|T|)`` (see :meth:`face_to_vertex`)."""
+        return (sp.diags(1 / self.lumped_mass) @ self.vertex_to_face_matrix.T @ sp.diags(self.face_areas)).tocsr()
+
+    def vertex_to_face(self, values):
+        """Face averages of the P1 interpolant of vertex values: ``[V, ...] -> [F, ...]``.
+
+        ``f_T = (1 / |T|) ∫_T u_h = (u_a + u_b + u_c) / 3`` for the face T = (a, b, c): exact
+        for the piecewise-linear ``u_h``, so constants are kept and integrals too,
+        ``Σ_T |T| f_T = ∫ u_h = Σ_v M_v u_v`` (M the lumped mass). Takes numpy arrays or
+        tensors (on their device, without gradients).
+        """
+        return _apply(self.vertex_to_face_matrix, values, self.num_vertices, "vertex")
+
+    def face_to_vertex(self, values):
+        """Vertex values from face values, the mass-lumped L2 projection: ``[F, ...] -> [V, ...]``.
+
+        ``u_v = Σ_{T ∋ v} (|T| / 3) f_T / M_v`` with ``M_v = Σ_{T ∋ v} |T| / 3``: each vertex
+        gets the area-weighted mean of its faces, so constants are kept and integrals too,
+        ``Σ_v M_v u_v = Σ_T |T| f_T``. It is the adjoint of :meth:`vertex_to_face` in the mass
+        inner products, ``<vertex_to_face(u), f>_A = <u, face_to_vertex(f)>_M``. Takes numpy
+        arrays or tensors (on their device, without gradients).
+        """
+        return _apply(self.face_to_vertex_matrix, values, self.num_faces, "face")
+
+
+def _apply(matrix: sp.csr_matrix, values, rows: int, where: str):
+    """``matrix @ values`` over the first axis of a numpy array or tensor ``[rows, ...]`` (float64
+    arithmetic; a floating tensor keeps its dtype, an integer one becomes float64)."""
+    if values.shape[0] != rows:
+        raise GeounetError(f"expected {where} values of shape [{rows}, ...] (one per {where}), got "
+                           f"{tuple(values.shape)}")
+    if not isinstance(values, torch.Tensor):
+        array = np.asarray(values, dtype=np.float64)
+        return (matrix @ array.reshape(rows, -1)).reshape(matrix.shape[0], *array.shape[1:])
+    out = _apply(matrix, values.detach().cpu().double().numpy(), rows, where)
+    dtype = values.dtype if values.is_floating_point() else torch.float64  # integer labels are not rounded
+    return torch.from_numpy(out).to(dtype=dtype, device=values.device)
 
 
 def _cross_norm(u: np.ndarray, v: np.ndarray) -> np.ndarray:

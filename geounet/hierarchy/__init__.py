@@ -7,6 +7,7 @@ from geounet.hierarchy.finest import FinestLevels, finest_levels
 from geounet.hierarchy.haar import PartitionHaarHierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
+from geounet.hierarchy.io import load_hierarchy, save_hierarchy
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 from geounet.hierarchy.mesh_subdivision import SubdivisionHierarchy
@@ -30,4 +31,6 @@ __all__ = [
     "TriangleHierarchy",
     "batch_hierarchies",
     "finest_levels",
+    "load_hierarchy",
+    "save_hierarchy",
 ]

@@ -79,13 +79,15 @@ def _registry() -> dict[str, ModuleType]:
     from geounet.tasks import (
         darcy_mesh,
         forecast,
+        mesh_files,
         navier_stokes_square,
         shallow_water_healpix,
         surface_poisson,
         triangle_poisson,
     )
 
-    modules = [darcy_mesh, forecast, navier_stokes_square, shallow_water_healpix, surface_poisson, triangle_poisson]
+    modules = [darcy_mesh, forecast, mesh_files, navier_stokes_square, shallow_water_healpix, surface_poisson,
+               triangle_poisson]
     return {module.Config.name: module for module in modules}
 
 

@@ -115,12 +115,17 @@ def recipe(config: MeshRegressionConfig, num_levels: int, problem: Problem, refi
         if config.match_scales and num_levels > 1:
             passes[0] += 2 * refinement
         return Clusters(num_levels, tuple(passes), seed=config.seed)
-    if len(config.band_limits) + 1 != num_levels:
+    return eigenbases(config.band_limits, num_levels, problem.boundary)
+
+
+def eigenbases(band_limits: Sequence[int], num_levels: int, boundary: str) -> Eigenbases:
+    """The :class:`Eigenbases` recipe of ``task.band_limits`` (coefficient levels, then vertex values)."""
+    if len(band_limits) + 1 != num_levels:
         raise GeounetError(
-            f"task.band_limits {config.band_limits} give {len(config.band_limits) + 1} levels (coefficient levels "
+            f"task.band_limits {list(band_limits)} give {len(band_limits) + 1} levels (coefficient levels "
             f"+ vertex values) but model.num_levels is {num_levels}; make them agree"
         )
-    return Eigenbases(tuple(config.band_limits), boundary=problem.boundary)
+    return Eigenbases(tuple(band_limits), boundary=boundary)
 
 
 def structure(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> TaskStructure:
@@ -152,27 +157,28 @@ def _scaled(samples: Sequence[MeshSample], input_scale: float, target_scale: flo
     return [MeshSample(s.mesh, s.inputs / input_scale, s.targets / target_scale) for s in samples]
 
 
-def mesh_plot(dataset: MeshDataset, problem: Problem, input_scale: float, target_scale: float
-              ) -> Callable[[Tensor, Tensor, Tensor, str], None]:
+def mesh_plot(dataset: MeshDataset, labels: tuple[str, str], physical_inputs: Callable[[Tensor], Tensor],
+              physical_targets: Callable[[Tensor], Tensor]) -> Callable[[Tensor, Tensor, Tensor, str], None]:
     """A task plot for the first samples of ``dataset`` collated into one union batch (input,
-    target, prediction, error per mesh) in physical units."""
+    target, prediction, error per mesh; first channel) in physical units: ``physical_inputs`` /
+    ``physical_targets`` map model units ``[N, C]`` to physical ones."""
 
     def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
         meshes = [s.mesh for s in dataset.samples]
         sizes, taken, count = [], 0, 0
-        for mesh in meshes:  # the samples the union [1, Σ N_j, 1] holds
+        for mesh in meshes:  # the samples the union [1, Σ N_j, C] holds
             n = mesh.num_faces if dataset.recipe.at == "face" else mesh.num_vertices
             if taken + n > inputs.shape[1]:
                 break
             sizes.append(n)
             taken += n
             count += 1
-        scaled = (inputs[0, :taken] * input_scale, targets[0, :taken] * target_scale,
-                  predictions[0, :taken] * target_scale)
+        scaled = (physical_inputs(inputs[0, :taken]), physical_targets(targets[0, :taken]),
+                  physical_targets(predictions[0, :taken]))
         parts = [t[:, 0].split(sizes) for t in scaled]
         fields = [tuple(p[j] for p in parts) for j in range(count)]
         names = [f"held-out mesh {j}" for j in range(count)]
-        plot_mesh_predictions(meshes[:count], names, fields, (problem.input_name, problem.target_name), path)
+        plot_mesh_predictions(meshes[:count], names, fields, labels, path)
 
     return plot
 
@@ -195,5 +201,6 @@ def prepare(config: MeshRegressionConfig, num_levels: int, problem: Problem) -> 
         ids = test_ids[: config.transfer_meshes]
         for name, resolution, refinement in (("refined", 4.0, 1), ("coarsened", 0.25, -1)):
             transfer[name] = TransferTest(dataset(_samples(config, problem, ids, resolution), refinement))
-    plot = mesh_plot(test, problem, input_scale, target_scale)
+    plot = mesh_plot(test, (problem.input_name, problem.target_name), lambda x: x * input_scale,
+                     lambda y: y * target_scale)
     return PreparedTask(structure(config, num_levels, problem), train, test, plot, transfer=transfer)

@@ -12,9 +12,8 @@ from geounet.data.mesh_dataset import (
     MeshSample,
     cached_hierarchy,
     collate,
-    from_pyg,
-    to_pyg,
 )
+from geounet.data.pyg import PygBatches, from_pyg, to_pyg
 from geounet.datagen.mesh_families import DarcyFamily
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import BatchedHierarchy, SquareHaarHierarchy
@@ -130,6 +129,15 @@ def test_bad_samples_are_named():
     samples = _samples(range(2))
     with pytest.raises(ValueError, match=r"sample 0: inputs must be \[\d+, channels\] \(vertex values"):
         MeshDataset(samples, Eigenbases((4, 8)))
+    with pytest.raises(ValueError, match="face values: Clusters takes those, or convert them with Mesh.face_to_vertex"):
+        MeshDataset(samples, Eigenbases((4, 8)))
+    vertex_samples = _samples(range(2), at="vertex")
+    with pytest.raises(ValueError, match="vertex values: Eigenbases takes those, or convert them with "
+                                         "Mesh.vertex_to_face"):
+        MeshDataset(vertex_samples, Clusters(3))
+    converted = [MeshSample(s.mesh, s.mesh.vertex_to_face(s.inputs), s.mesh.vertex_to_face(s.targets))
+                 for s in vertex_samples]
+    assert len(MeshDataset(converted, Clusters(3))) == 2  # what the message says works
     samples[1].targets[5, 0] = float("nan")
     with pytest.raises(ValueError, match="sample 1's targets contain NaN or Inf .* node 5"):
         MeshDataset(samples, Clusters(3))
@@ -175,3 +183,75 @@ def test_a_union_whose_meshes_choose_different_paths_uses_edge_lists():
     for i, part in enumerate(together):
         alone = dataset[i]
         torch.testing.assert_close(part, model(alone.inputs.double(), alone.hierarchy), rtol=1e-10, atol=1e-12)
+
+
+def _pyg_graphs(at):
+    pytest.importorskip("torch_geometric")
+    return [to_pyg(s) for s in _samples(range(4), at=at)]
+
+
+@pytest.mark.parametrize("at, recipe", [("face", Clusters(3)), ("vertex", Eigenbases((4, 16)))])
+def test_from_pyg_splits_a_pyg_batch_into_its_graphs_and_collates_as_the_list(at, recipe):
+    """A PyG Batch offsets each graph's faces by the vertices before it; from_pyg undoes that,
+    so the union geounet collates from the Batch is the union of the original graphs."""
+    from torch_geometric.data import Batch as PygBatch
+
+    graphs = _pyg_graphs(at)
+    pyg_batch = PygBatch.from_data_list(graphs)
+    split = from_pyg(pyg_batch, at=at)
+    assert isinstance(split, list) and len(split) == len(graphs)
+    for part, graph in zip(split, graphs, strict=True):
+        alone = from_pyg(graph, at=at)
+        assert part.mesh.content_hash == alone.mesh.content_hash
+        assert torch.equal(part.inputs, alone.inputs) and torch.equal(part.targets, alone.targets)
+    from_list = MeshDataset([from_pyg(g, at=at) for g in graphs], recipe).batch(range(4))
+    from_batch = MeshDataset(split, recipe).batch(range(4))
+    assert torch.equal(from_batch.inputs, from_list.inputs) and torch.equal(from_batch.targets, from_list.targets)
+    for level in range(3):
+        assert from_batch.hierarchy.components(level) == from_list.hierarchy.components(level)
+    x = torch.randn(1, from_list.inputs.shape[1], 2, dtype=torch.float64)
+    torch.testing.assert_close(from_batch.hierarchy.restrict(x, 2), from_list.hierarchy.restrict(x, 2))
+    # the batch vector alone (no ptr) splits the same way
+    no_ptr = PygBatch.from_data_list(graphs)
+    del no_ptr.ptr
+    assert [s.mesh.content_hash for s in from_pyg(no_ptr, at=at)] == [s.mesh.content_hash for s in split]
+
+
+def test_pyg_dataloader_batches_go_through_the_adapter_like_the_dataset():
+    from torch_geometric.loader import DataLoader as PygLoader
+
+    graphs = _pyg_graphs("face")
+    dataset = MeshDataset.from_pyg(graphs, Clusters(3))
+    to_geounet = PygBatches(Clusters(3))
+    torch.manual_seed(0)
+    model = build_unet(dataset.hierarchy(0), 1, 1, width=4)
+    for start, pyg_batch in zip((0, 2), PygLoader(graphs, batch_size=2), strict=True):
+        batch, expected = to_geounet(pyg_batch), dataset.batch([start, start + 1])
+        assert torch.equal(batch.inputs, expected.inputs) and torch.equal(batch.targets, expected.targets)
+        torch.testing.assert_close(model(batch.inputs, batch.hierarchy), model(expected.inputs, expected.hierarchy))
+    assert len(to_geounet._hierarchies) == 4  # one build per mesh
+    to_geounet(next(iter(PygLoader(graphs, batch_size=2))))
+    assert len(to_geounet._hierarchies) == 4  # reused, not rebuilt
+
+
+def test_from_pyg_refuses_what_it_cannot_split_or_place():
+    from torch_geometric.data import Batch as PygBatch
+    from torch_geometric.data import Data
+
+    graphs = _pyg_graphs("vertex")
+    with pytest.raises(ValueError, match="at must be 'vertex'"):
+        from_pyg(graphs[0], at="cell")
+    with pytest.raises(ValueError, match=r"x must be \[\d+, C\] \(face values.*pass at='vertex'.*Mesh.vertex_to_face"):
+        from_pyg(graphs[0], at="face")
+    with pytest.raises(ValueError, match=r"the PyG Batch's x has \d+ rows, not its \d+ faces; pass at='vertex'"):
+        from_pyg(PygBatch.from_data_list(graphs[:2]), at="face")
+    fused = PygBatch.from_data_list(graphs[:2])
+    fused.face = torch.cat([graphs[0].face, graphs[1].face], dim=1)  # indices not offset: graph 1 points into graph 0
+    fused.face[:, -1] = torch.tensor([0, 1, int(fused.ptr[1])])
+    with pytest.raises(ValueError, match="joins vertices of graphs \\[0, 1\\]"):
+        from_pyg(fused)
+    with pytest.raises(ValueError, match="face must be \\[3, F\\]"):
+        from_pyg(Data(pos=graphs[0].pos, face=graphs[0].face.t(), x=graphs[0].x, y=graphs[0].y))
+    face_graphs = [Data(pos=g.pos, face=g.face, x=g.x, y=g.y) for g in _pyg_graphs("face")[:2]]  # no num_nodes
+    with pytest.raises(ValueError, match="give each Data num_nodes=V"):
+        from_pyg(PygBatch.from_data_list(face_graphs), at="face")

@@ -130,3 +130,50 @@ def test_cotangent_laplacian_is_sparse_and_symmetric_on_surface():
     assert sp.issparse(lap) and lap.nnz == mesh.num_vertices + 2 * len(mesh.edges)
     assert abs(lap - lap.T).max() < 1e-13
     np.testing.assert_allclose(mesh.lumped_mass.sum(), mesh.area, rtol=1e-13)
+
+
+def _disc():
+    from skfem import MeshTri
+
+    fem_mesh = MeshTri.init_circle(2)
+    return Mesh(fem_mesh.p.T, fem_mesh.t.T)
+
+
+@pytest.mark.parametrize("make", [_disc, lambda: _icosphere(1)[0]], ids=["disc", "sphere"])
+def test_vertex_face_transfers_keep_constants_and_integrals_and_are_mass_adjoint(make):
+    """T = vertex_to_face, S = face_to_vertex: T 1 = 1, S 1 = 1; Σ_T |T| (T u)_T = Σ_v M_v u_v
+    (the integral of the P1 interpolant); S preserves integrals; <T u, f>_A = <u, S f>_M."""
+    mesh = make()
+    rng = np.random.default_rng(0)
+    u, f = rng.standard_normal((mesh.num_vertices, 2)), rng.standard_normal((mesh.num_faces, 2))
+    area, lumped = mesh.face_areas, mesh.lumped_mass
+    np.testing.assert_allclose(mesh.vertex_to_face(np.ones(mesh.num_vertices)), 1, rtol=1e-14)
+    np.testing.assert_allclose(mesh.face_to_vertex(np.ones(mesh.num_faces)), 1, rtol=1e-14)
+    np.testing.assert_allclose(area @ mesh.vertex_to_face(u), lumped @ u, rtol=1e-12)
+    np.testing.assert_allclose(lumped @ mesh.face_to_vertex(f), area @ f, rtol=1e-12)
+    np.testing.assert_allclose(np.einsum("f,fc,fc->", area, mesh.vertex_to_face(u), f),
+                               np.einsum("v,vc,vc->", lumped, u, mesh.face_to_vertex(f)), rtol=1e-12)
+
+
+def test_vertex_face_transfers_match_a_loop_over_faces_and_keep_tensor_types():
+    """An independent per-face loop: the face mean of its corners, and at each vertex the
+    mean of its faces' values weighted by their areas."""
+    import torch
+
+    mesh = _disc()
+    rng = np.random.default_rng(1)
+    u, f = rng.standard_normal(mesh.num_vertices), rng.standard_normal(mesh.num_faces)
+    face_means = np.array([sum(u[v] for v in face) / 3 for face in mesh.faces])
+    weighted, weight = np.zeros(mesh.num_vertices), np.zeros(mesh.num_vertices)
+    for t, face in enumerate(mesh.faces):
+        for v in face:
+            weighted[v] += mesh.face_areas[t] * f[t]
+            weight[v] += mesh.face_areas[t]
+    np.testing.assert_allclose(mesh.vertex_to_face(u), face_means, rtol=1e-13)
+    np.testing.assert_allclose(mesh.face_to_vertex(f), weighted / weight, rtol=1e-13)
+    as_tensor = mesh.face_to_vertex(torch.from_numpy(f).float()[:, None])  # [V, 1] float32 stays float32
+    assert as_tensor.dtype == torch.float32 and as_tensor.shape == (mesh.num_vertices, 1)
+    labels = mesh.vertex_to_face(torch.arange(mesh.num_vertices))  # integers are averaged, not rounded
+    assert labels.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"expected face values of shape \[\d+, \.\.\.\]"):
+        mesh.face_to_vertex(u)
