@@ -13,7 +13,6 @@ from torch import Tensor
 from geounet.diffusion.sample_metrics import is_healpix
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.train.plots import plt  # Agg backend
 
 
@@ -53,8 +52,9 @@ def _draw(fig, slot: tuple[int, int, int], hierarchy: Hierarchy, values: np.ndar
                         max=colours["vmax"], cmap=colours["cmap"], cbar=False)
         return
     ax = fig.add_subplot(*slot)
-    if isinstance(hierarchy, SquareHaarHierarchy):
-        ax.imshow(values.reshape(hierarchy.size, hierarchy.size), origin="lower", **colours)
+    image = hierarchy.image_shape(hierarchy.finest_level)
+    if image is not None:
+        ax.imshow(values.reshape(image), origin="lower", **colours)
     else:
         from matplotlib.tri import Triangulation
 
