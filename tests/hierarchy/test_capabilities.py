@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import trimesh
 
 import geounet
 from geounet.errors import GeounetError
+from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import (
     ClusterHierarchy,
     HealpixHaarHierarchy,
@@ -20,9 +22,13 @@ from geounet.hierarchy import (
 )
 from geounet.models import build_unet
 from geounet.models.sfno_healpix import SFNOHealpix
-from tests.hierarchy.test_geometry_as_data import _mesh
 
 PACKAGE = Path(geounet.__file__).parent
+
+
+def _mesh(subdivisions: int) -> Mesh:
+    ico = trimesh.creation.icosphere(subdivisions=subdivisions)
+    return Mesh(ico.vertices, ico.faces)
 
 
 def _hierarchy_classes() -> set[str]:
