@@ -202,9 +202,10 @@ class HealpixSHT:
 
     Maps are ``[..., 12 nside²]`` in NEST order; coefficients ``[..., lmax+1, mmax+1]``
     complex. Both directions are differentiable. The tables live in the transform's
-    ``dtype`` on its ``device`` (float64 on the CPU until moved with :meth:`to`); an input of
-    another dtype or device is served by casting them for that call, so move the transform
-    where its inputs are.
+    ``dtype`` on its ``device`` (float64 on the CPU until moved with :meth:`to`). Inputs of
+    another dtype (float32 features on a float64 hierarchy) are served by a cast of the tables
+    kept beside them, which neither a moved copy nor a pickle inherits; inputs on another
+    device by a copy of the tables made for that call.
     """
 
     def __init__(self, nside: int, lmax: int | None = None, mmax: int | None = None, iterations: int = 3,
@@ -226,6 +227,7 @@ class HealpixSHT:
         self._half, self._n_max = rings.half, rings.n_max  # rings carrying Legendre values; longest ring
         self._group_shapes = [(positions.numel(), n) for positions, n in rings.groups]  # (rings, length)
         self._tables: dict[str, Any] = {}  # "legendre", "grouped", "chirp": built on first use
+        self._casts: dict[tuple, Any] = {}  # (name, dtype) -> the table cast for inputs of that dtype
 
     def __repr__(self) -> str:
         return f"HealpixSHT(nside={self.nside}, lmax={self.lmax}, mmax={self.mmax}, iterations={self.iterations})"
@@ -241,7 +243,15 @@ class HealpixSHT:
         return self._map_tensors(mover(device, dtype))
 
     def _map_tensors(self, fn) -> HealpixSHT:
-        return copy_moved(self, fn)
+        copied = copy_moved(self, fn, skip=("_casts",))
+        copied._casts = {}  # made for the original's dtype, not the copy's
+        return copied
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_casts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _casts={})
 
     def materialize(self) -> HealpixSHT:
         """Build the tables the transform uses on its device now (``self``, for chaining)."""
@@ -250,8 +260,9 @@ class HealpixSHT:
         return self
 
     def _table(self, name: str, like: Tensor | None = None) -> Any:
-        """Table ``name``, built once in float64 and kept in this transform's dtype on its device.
-        For an input ``like`` of another dtype or device it is cast for this call only."""
+        """Table ``name``, built once in float64 and kept in this transform's dtype on its device;
+        for an input ``like`` of another dtype its cast (made once), of another device its copy
+        there (made per call)."""
         if name not in self._tables:
             build = {"legendre": self._legendre_blocks, "grouped": self._grouped_tables, "chirp": self._chirp_tables}
             self._tables[name] = map_tensors(build[name](_Rings(self.nside)), mover(self.device, self.dtype))
@@ -260,7 +271,13 @@ class HealpixSHT:
             return table
         dtype = like.real.dtype if like.is_complex() else like.dtype
         same_device = like.device.type == self.device.type and self.device.index in (None, like.device.index)
-        return table if same_device and dtype == self.dtype else map_tensors(table, mover(like.device, dtype))
+        if not same_device:
+            return map_tensors(table, mover(like.device, dtype))
+        if dtype == self.dtype:
+            return table
+        if (name, dtype) not in self._casts:
+            self._casts[name, dtype] = map_tensors(table, mover(dtype=dtype))
+        return self._casts[name, dtype]
 
     # ------------------------------------------------------------------ tables
 

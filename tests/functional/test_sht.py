@@ -238,3 +238,16 @@ def test_to_casts_the_tables_of_a_copy_and_leaves_the_original_unchanged():
     lam = single._tables["legendre"][0][3]
     assert lam.dtype == torch.float32 and single._tables["grouped"]["phase"].dtype == torch.complex64
     assert sht._tables["legendre"][0][3].dtype == torch.float64
+
+
+def test_float32_inputs_on_a_float64_transform_use_one_cast_that_copies_and_pickles_leave_out():
+    import pickle
+
+    sht = HealpixSHT(4, 8).materialize()
+    before = pickle.dumps(sht)
+    x = torch.randn(2, 192, dtype=torch.float64)
+    first = sht.analysis(x.float())
+    torch.testing.assert_close(first, sht.analysis(x).to(torch.complex64), rtol=0, atol=1e-5)
+    cast = sht._table("legendre", x.float())
+    assert cast[0][3].dtype == torch.float32 and sht._table("legendre", x.float()) is cast  # made once
+    assert pickle.dumps(sht) == before and not sht.to(dtype=torch.float32)._casts
