@@ -90,10 +90,10 @@ class SFNOHealpix(nn.Module):
                  nlat: int | None = None, nlon: int | None = None, method: str = "bilinear",
                  num_layers: int = 4, scale_factor: int = 3):
         super().__init__()
-        nside = hierarchy.healpix_nside(hierarchy.finest_level)
+        nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
         if nside is None:
-            raise GeounetError(f"SFNOHealpix needs a hierarchy whose finest level is a HEALPix NEST grid (such as "
-                               f"HealpixHaarHierarchy), got a {hierarchy.kind}")
+            raise GeounetError(f"SFNOHealpix needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
+                               f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}")
         self.nside = nside
         self.num_pixels = hierarchy.num_nodes(hierarchy.finest_level)
         self.in_channels = in_channels

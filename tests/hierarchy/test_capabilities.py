@@ -153,5 +153,5 @@ def test_grid_capabilities_follow_finest_levels_views():
 
 def test_sfno_asks_for_a_healpix_grid():
     assert SFNOHealpix(HealpixSHHierarchy(4, 2), 1, 1, width=4, num_layers=1).nside == 4
-    with pytest.raises(GeounetError, match="finest level is a HEALPix NEST grid"):
+    with pytest.raises(GeounetError, match="needs a HEALPix hierarchy .* got a SquareHaarHierarchy"):
         SFNOHealpix(SquareHaarHierarchy(8, 2), 1, 1)
