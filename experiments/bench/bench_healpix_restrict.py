@@ -23,7 +23,7 @@ import time
 import torch
 
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.nn.fused_prolong import children_layout, prolong_add_, prolong_concat
+from geounet.nn.fused_prolong import prolong_add_, prolong_concat
 
 #: wall-clock time, or the CPU time of the process (user + system, page faults included), which
 #: other processes on a loaded machine do not inflate; meaningful with one thread
@@ -109,7 +109,7 @@ def decoder_merge(args, device: torch.device) -> None:
 
 def merge_times(h: HealpixHaarHierarchy, args, device: torch.device) -> dict[str, float]:
     """Interleaved median seconds of the copy, restrict and the three merges on ``h``'s two levels."""
-    layout = children_layout(h, 0)
+    layout = h.prolong_layout(0)
     skip, branch = (torch.randn(args.batch, h.num_nodes(1), args.channels, device=device) for _ in range(2))
     coarse = torch.randn(args.batch, h.num_nodes(0), args.channels, device=device)
     up = h.prolong(coarse, 0)

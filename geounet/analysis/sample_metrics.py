@@ -68,8 +68,6 @@ from geounet.diffusion.noise import noise_std, white_noise
 from geounet.errors import GeounetError
 from geounet.functional.metrics import angular_power_spectrum
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 
 
 def _check_fields(x: Tensor, hierarchy: Hierarchy, name: str) -> None:
@@ -92,7 +90,8 @@ def band_energies(x: Tensor, hierarchy: Hierarchy, chunk: int = 64) -> Tensor:
 
 
 def is_healpix(hierarchy: Hierarchy) -> bool:
-    return isinstance(hierarchy, (HealpixHaarHierarchy, HealpixSHHierarchy))
+    """Whether the finest level's nodes are the pixels of a HEALPix NEST grid."""
+    return hierarchy.healpix_nside(hierarchy.finest_level) is not None
 
 
 def angular_spectra(x: Tensor, hierarchy: Hierarchy, lmax: int | None = None) -> Tensor:
@@ -101,7 +100,7 @@ def angular_spectra(x: Tensor, hierarchy: Hierarchy, lmax: int | None = None) ->
     if not is_healpix(hierarchy):
         raise GeounetError(f"angular power spectra need a HEALPix hierarchy, got {hierarchy.kind}")
     _check_fields(x, hierarchy, "fields")
-    lmax = 2 * hierarchy.nside if lmax is None else lmax
+    lmax = 2 * hierarchy.healpix_nside(hierarchy.finest_level) if lmax is None else lmax
     maps = x.to(torch.float64).transpose(1, 2)  # [S, C, N]
     return angular_power_spectrum(maps, ordering="nest", lmax=lmax).mean(1)
 

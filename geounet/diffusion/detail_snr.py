@@ -69,8 +69,6 @@ from torch import Tensor
 from geounet.diffusion.noise import noise_std, white_noise
 from geounet.diffusion.schedules import Schedule
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.finest import FinestLevels
-from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 
 
 def details(x: Tensor, hierarchy: Hierarchy) -> list[Tensor]:
@@ -92,18 +90,10 @@ def detail_energies(x: Tensor, hierarchy: Hierarchy) -> Tensor:
 
 
 def space_dimensions(hierarchy: Hierarchy) -> list[int]:
-    """dim V_i for every level: node counts, except spherical-harmonic levels below the finest,
-    whose (L_i + 1)² band-limited functions are sampled on more pixels; summed over the
-    geometries of a union."""
-    parts = hierarchy.parts()
-    if parts != [hierarchy]:
-        return [sum(dims) for dims in zip(*(space_dimensions(part) for part in parts), strict=True)]
-    if isinstance(hierarchy, FinestLevels):
-        return space_dimensions(hierarchy.base)[hierarchy.offset:]
-    counts = [hierarchy.num_nodes(level) for level in range(hierarchy.num_levels)]
-    if isinstance(hierarchy, HealpixSHHierarchy):
-        return [(lmax + 1) ** 2 for lmax in hierarchy.lmax[:-1]] + counts[-1:]
-    return counts
+    """dim V_i for every level (``Hierarchy.space_dimension``): node counts, except where a level
+    samples fewer functions than it has nodes (spherical-harmonic levels below the finest hold
+    (L_i + 1)² band-limited functions); summed over the geometries of a union."""
+    return [hierarchy.space_dimension(level) for level in range(hierarchy.num_levels)]
 
 
 def detail_dimensions(hierarchy: Hierarchy) -> list[int]:

@@ -90,12 +90,13 @@ def angular_power_spectrum(
     to 3 nside - 1 like ``healpy.anafast``.
     """
     nside = nside_of(x, ordering)
-    sht = _sht(nside, max_lmax(nside) if lmax is None else lmax, iterations)
+    sht = _sht(nside, max_lmax(nside) if lmax is None else lmax, iterations, x.device, x.dtype)
     alm = sht.analysis(to_nest(x, ordering))
     return power_spectrum(alm, None if other is None else sht.analysis(to_nest(other, ordering)))
 
 
 @functools.lru_cache(maxsize=8)
-def _sht(nside: int, lmax: int, iterations: int) -> HealpixSHT:
-    """Transforms are cached: their Legendre tables are the expensive part."""
-    return HealpixSHT(nside, lmax, iterations=iterations)
+def _sht(nside: int, lmax: int, iterations: int, device: torch.device, dtype: torch.dtype) -> HealpixSHT:
+    """The transform on ``device`` in ``dtype``, cached (its Legendre tables are the expensive part)
+    and used only here: nothing outside this module holds it."""
+    return HealpixSHT(nside, lmax, iterations=iterations).to(device, dtype)

@@ -37,6 +37,7 @@ NaNs in the input raise: mask or fill them first.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -226,30 +227,37 @@ def _conservative_to_latlon(grid: LatLonGrid, nside: int, subdivisions: int) -> 
 
 # ---------------------------------------------------------------------- operators and API
 
-_OPERATORS: dict[tuple, Tensor] = {}
-
-
 def regrid_operator(lat, lon, nside: int, method: str, direction: str, subdivisions: int | None = None) -> Tensor:
-    """The cached sparse float64 operator; ``direction`` is "to_healpix" or "to_latlon".
+    """The sparse float64 operator; ``direction`` is "to_healpix" or "to_latlon".
 
-    "to_healpix" is ``[12 nside², H W]`` (NEST rows), "to_latlon" ``[H W, 12 nside²]``.
+    "to_healpix" is ``[12 nside², H W]`` (NEST rows), "to_latlon" ``[H W, 12 nside²]``. Every
+    call returns a tensor of its own: the built operators are cached privately.
     """
+    return _cached_operator(*_operator_key(lat, lon, nside, method, direction, subdivisions)).clone()
+
+
+def _operator_key(lat, lon, nside: int, method: str, direction: str, subdivisions: int | None) -> tuple:
+    """The validated, hashable ``(lat bytes, lon bytes, nside, method, direction, subdivisions)``."""
     validate_nside(nside)
     _check_method(method)
     grid = LatLonGrid.from_coords(lat, lon)
     if method == "conservative" and subdivisions is None:
         subdivisions = default_subdivisions(grid, nside)
-    key = (grid.lat.tobytes(), grid.lon.tobytes(), nside, method, direction, subdivisions)
-    if key not in _OPERATORS:
-        if method == "bilinear":
-            build = _bilinear_to_healpix if direction == "to_healpix" else _bilinear_to_latlon
-            _OPERATORS[key] = build(grid, nside)
-        else:
-            if direction == "to_healpix":  # every pixel is covered: rows sum to its area
-                _OPERATORS[key] = _row_normalised(_overlaps(grid, nside, subdivisions))
-            else:
-                _OPERATORS[key] = _conservative_to_latlon(grid, nside, subdivisions)
-    return _OPERATORS[key]
+    return grid.lat.tobytes(), grid.lon.tobytes(), nside, method, direction, subdivisions
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_operator(lat: bytes, lon: bytes, nside: int, method: str, direction: str,
+                     subdivisions: int | None) -> Tensor:
+    """The operator of :func:`regrid_operator` for an :func:`_operator_key`, built once; only read
+    here (applied to data), never handed out."""
+    grid = LatLonGrid.from_coords(np.frombuffer(lat), np.frombuffer(lon))
+    if method == "bilinear":
+        build = _bilinear_to_healpix if direction == "to_healpix" else _bilinear_to_latlon
+        return build(grid, nside)
+    if direction == "to_healpix":  # every pixel is covered: rows sum to its area
+        return _row_normalised(_overlaps(grid, nside, subdivisions))
+    return _conservative_to_latlon(grid, nside, subdivisions)
 
 
 def latlon_to_healpix(
@@ -261,7 +269,7 @@ def latlon_to_healpix(
     if tuple(data.shape[-2:]) != grid.shape:
         raise GeounetError(f"data must end with [lat, lon] = {list(grid.shape)} axes, got shape {tuple(data.shape)}")
     _check_finite(data)
-    operator = regrid_operator(lat, lon, nside, method, "to_healpix", subdivisions)
+    operator = _cached_operator(*_operator_key(lat, lon, nside, method, "to_healpix", subdivisions))
     flat = data.reshape(*data.shape[:-2], -1)  # [..., H W]
     return from_nest(_apply(operator, flat, data.shape[:-2]), ordering)
 
@@ -275,5 +283,5 @@ def healpix_to_latlon(
     _check_finite(data)
     nest = to_nest(data, ordering)  # [..., N]
     grid = LatLonGrid.from_coords(lat, lon)
-    operator = regrid_operator(lat, lon, nside, method, "to_latlon", subdivisions)
+    operator = _cached_operator(*_operator_key(lat, lon, nside, method, "to_latlon", subdivisions))
     return _apply(operator, nest, nest.shape[:-1]).reshape(*nest.shape[:-1], *grid.shape)

@@ -37,14 +37,19 @@ l with an extended exponent for the seeds λ_mm (so nothing underflows at high m
 the poles), stored once for the northern rings plus the equator and reused for the
 south through λ_lm(-x) = (-1)^{l+m} λ_lm(x), and split by the parity of l + m (each
 parity meets only the sum or only the difference of mirrored rings). Stored: about
-(mmax+1)(lmax+1)(2 nside)/2 float64 per (dtype, device) (nside 256, lmax 512: ~0.6 GB;
-the full table, twice that, exists transiently while building).
+(mmax+1)(lmax+1)(2 nside)/2 numbers (nside 256, lmax 512: ~0.6 GB in float64; the full
+table, twice that, exists transiently while building).
+
+A transform is data, like a hierarchy: the Legendre blocks and ring-DFT tables are
+tensors it owns, built in float64 on first use (or by :meth:`HealpixSHT.materialize`) and
+kept in its ``dtype`` on its ``device``; :meth:`HealpixSHT.to` returns a copy with them
+cast and moved, sharing nothing mutable with the original.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import Any
 
 import healpy
 import numpy as np
@@ -52,6 +57,7 @@ import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.functional.tensor_data import copy_moved, map_tensors, mover
 from geounet.geometry.healpix import nest_of_ring, npix, validate_nside
 
 RING_METHODS = ("auto", "grouped", "chirp")
@@ -161,15 +167,6 @@ class _Rings:
         self.group_order = torch.argsort(torch.cat([p for p, _ in self.groups]))  # -> canonical
 
 
-@functools.lru_cache(maxsize=16)
-def _rings(nside: int) -> _Rings:
-    return _Rings(nside)
-
-
-def _complex_like(like: Tensor) -> torch.dtype:
-    return torch.complex128 if like.dtype in (torch.float64, torch.complex128) else torch.complex64
-
-
 def _chirp(t: Tensor, n: Tensor, sign: int) -> Tensor:
     """e^{sign iπ t² / n} (complex128), with t² reduced modulo 2n in integers for accuracy."""
     angle = sign * math.pi * ((t * t) % (2 * n)).to(torch.float64) / n.to(torch.float64)
@@ -204,8 +201,11 @@ class HealpixSHT:
             chirp elsewhere). Both are exact DFTs and agree to round-off.
 
     Maps are ``[..., 12 nside²]`` in NEST order; coefficients ``[..., lmax+1, mmax+1]``
-    complex. Both directions are differentiable and run on the input's device; the
-    float64 operators are cast and cached per (dtype, device).
+    complex. Both directions are differentiable. The tables live in the transform's
+    ``dtype`` on its ``device`` (float64 on the CPU until moved with :meth:`to`). Inputs of
+    another dtype (float32 features on a float64 hierarchy) are served by a cast of the tables
+    kept beside them, which neither a moved copy nor a pickle inherits; inputs on another
+    device by a copy of the tables made for that call.
     """
 
     def __init__(self, nside: int, lmax: int | None = None, mmax: int | None = None, iterations: int = 3,
@@ -222,16 +222,67 @@ class HealpixSHT:
         self.ring_method = ring_method
         self.iterations = iterations
         self.npix = npix(nside)
-        self._rings = _rings(nside)
-        self._legendre: dict[tuple, object] = {}  # Legendre blocks and ring tensors per device
+        self.device, self.dtype = torch.device("cpu"), torch.float64
+        rings = _Rings(nside)
+        self._half, self._n_max = rings.half, rings.n_max  # rings carrying Legendre values; longest ring
+        self._group_shapes = [(positions.numel(), n) for positions, n in rings.groups]  # (rings, length)
+        self._tables: dict[str, Any] = {}  # "legendre", "grouped", "chirp": built on first use
+        self._casts: dict[tuple, Any] = {}  # (name, dtype) -> the table cast for inputs of that dtype
 
     def __repr__(self) -> str:
         return f"HealpixSHT(nside={self.nside}, lmax={self.lmax}, mmax={self.mmax}, iterations={self.iterations})"
 
-    # ------------------------------------------------------------------ cached operators
+    # ------------------------------------------------------------------ data
 
-    def _blocks(self, like: Tensor) -> list[tuple[int, int, int, Tensor, Tensor]]:
-        """λ in blocks ``(m0, m1, parity, lam [m1-m0, k, H], flat [(m1-m0) k])``, cached.
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> HealpixSHT:
+        """A copy with its tables on ``device`` and in ``dtype`` (real; complex tables in the
+        complex dtype of that precision); tables not built yet are built by the copy. Returns
+        ``self`` when nothing would change."""
+        if (device is None or torch.device(device) == self.device) and dtype in (None, self.dtype):
+            return self
+        return self._map_tensors(mover(device, dtype))
+
+    def _map_tensors(self, fn) -> HealpixSHT:
+        copied = copy_moved(self, fn, skip=("_casts",))
+        copied._casts = {}  # made for the original's dtype, not the copy's
+        return copied
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_casts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _casts={})
+
+    def materialize(self) -> HealpixSHT:
+        """Build the tables the transform uses on its device now (``self``, for chaining)."""
+        self._table("legendre")
+        self._table("chirp" if self._uses_chirp(self.device) else "grouped")
+        return self
+
+    def _table(self, name: str, like: Tensor | None = None) -> Any:
+        """Table ``name``, built once in float64 and kept in this transform's dtype on its device;
+        for an input ``like`` of another dtype its cast (made once), of another device its copy
+        there (made per call)."""
+        if name not in self._tables:
+            build = {"legendre": self._legendre_blocks, "grouped": self._grouped_tables, "chirp": self._chirp_tables}
+            self._tables[name] = map_tensors(build[name](_Rings(self.nside)), mover(self.device, self.dtype))
+        table = self._tables[name]
+        if like is None:
+            return table
+        dtype = like.real.dtype if like.is_complex() else like.dtype
+        same_device = like.device.type == self.device.type and self.device.index in (None, like.device.index)
+        if not same_device:
+            return map_tensors(table, mover(like.device, dtype))
+        if dtype == self.dtype:
+            return table
+        if (name, dtype) not in self._casts:
+            self._casts[name, dtype] = map_tensors(table, mover(dtype=dtype))
+        return self._casts[name, dtype]
+
+    # ------------------------------------------------------------------ tables
+
+    def _legendre_blocks(self, rings: _Rings) -> list[tuple[int, int, int, Tensor, Tensor]]:
+        """λ in blocks ``(m0, m1, parity, lam [m1-m0, k, H], flat [(m1-m0) k])``, float64.
 
         Row k of a block holds degree l = m + parity + 2k, so each block only carries the
         degrees of one parity of l + m (the ones the even / odd ring combinations need)
@@ -239,20 +290,7 @@ class HealpixSHT:
         padding past lmax small. ``flat`` is the position m (lmax+1) + l of every row in
         the dense [M, L] coefficient grid, or (M)(L) (a spare zero row) past lmax.
         """
-        dtype = like.real.dtype if like.is_complex() else like.dtype
-        key = ("legendre", dtype, like.device)
-        if key not in self._legendre:
-            master = self._legendre.get(("legendre", torch.float64, torch.device("cpu")))
-            if master is None:
-                master = self._legendre_blocks()
-                self._legendre[("legendre", torch.float64, torch.device("cpu"))] = master
-            self._legendre[key] = [(m0, m1, parity, lam.to(dtype=dtype, device=like.device), flat.to(like.device))
-                                   for m0, m1, parity, lam, flat in master]
-        return self._legendre[key]
-
-    def _legendre_blocks(self) -> list[tuple[int, int, int, Tensor, Tensor]]:
-        """The float64 CPU blocks of :meth:`_blocks`."""
-        lam = legendre(self.lmax, self.mmax, self._rings.cos_theta)  # [M, L, H] float64
+        lam = legendre(self.lmax, self.mmax, rings.cos_theta)  # [M, L, H] float64
         rows, spare = self.lmax + 1, (self.mmax + 1) * (self.lmax + 1)
         size = -(-(self.mmax + 1) // 8)
         blocks = []
@@ -269,49 +307,56 @@ class HealpixSHT:
                 blocks.append((m0, m1, parity, block, torch.where(valid, m * rows + ell, spare).reshape(-1)))
         return blocks
 
-    def _chirp_tensors(self, like: Tensor) -> dict:
-        """Chirps and kernel spectra of the chirp-z ring DFTs, cached per (dtype, device)."""
-        complex_dtype = _complex_like(like)
-        key = ("chirp", complex_dtype, like.device)
-        if key not in self._legendre:
-            rings = self._rings
-            n = rings.lengths[:, None]  # [R, 1]
-            size = 1 << (rings.n_max + self.mmax).bit_length()  # P >= n_r + mmax + 1
-            j = torch.arange(rings.n_max)[None, :]
-            m = torch.arange(self.mmax + 1)[None, :]
-            phase = torch.polar(torch.ones(rings.phi0.shape[0], self.mmax + 1, dtype=torch.float64),
-                                rings.phi0[:, None] * m)  # e^{i m φ0_r}
-            weights = torch.where(m == 0, 1.0, 2.0)  # w_m of a real map
-            tensors = {
-                "pixels": rings.pixels.reshape(-1),
-                "valid": rings.valid.reshape(-1).nonzero().squeeze(1),
-                "nest": rings.pixels[rings.valid],
-                "in_chirp": _chirp(j, n, -1) * rings.valid,  # e^{-iπ j²/n}
-                "in_kernel": torch.fft.fft(_chirp_kernel(size, -(n - 1), self.mmax, n, 1)),  # e^{+iπ t²/n}
-                "out_chirp": _chirp(m, n, -1) * phase.conj(),  # e^{-iπ m²/n} e^{-i m φ0}
-                "syn_chirp": _chirp(m, n, 1) * phase * weights,  # w_m e^{i m φ0} e^{+iπ m²/n}
-                "syn_kernel": torch.fft.fft(_chirp_kernel(size, -self.mmax, rings.n_max - 1, n, -1)),
-                "syn_out": _chirp(j, n, 1),  # e^{+iπ j²/n}
-            }
-            self._legendre[key] = {
-                name: value.to(device=like.device, dtype=complex_dtype if value.is_complex() else value.dtype)
-                for name, value in tensors.items()
-            }
-            self._legendre[key]["size"] = size
-        return self._legendre[key]
+    def _chirp_tables(self, rings: _Rings) -> dict[str, Any]:
+        """Chirps and kernel spectra of the chirp-z ring DFTs (complex128)."""
+        n = rings.lengths[:, None]  # [R, 1]
+        size = 1 << (rings.n_max + self.mmax).bit_length()  # P >= n_r + mmax + 1
+        j = torch.arange(rings.n_max)[None, :]
+        m = torch.arange(self.mmax + 1)[None, :]
+        phase = torch.polar(torch.ones(rings.phi0.shape[0], self.mmax + 1, dtype=torch.float64),
+                            rings.phi0[:, None] * m)  # e^{i m φ0_r}
+        weights = torch.where(m == 0, 1.0, 2.0)  # w_m of a real map
+        return {
+            "size": size,
+            "pixels": rings.pixels.reshape(-1),
+            "valid": rings.valid.reshape(-1).nonzero().squeeze(1),
+            "nest": rings.pixels[rings.valid],
+            "in_chirp": _chirp(j, n, -1) * rings.valid,  # e^{-iπ j²/n}
+            "in_kernel": torch.fft.fft(_chirp_kernel(size, -(n - 1), self.mmax, n, 1)),  # e^{+iπ t²/n}
+            "out_chirp": _chirp(m, n, -1) * phase.conj(),  # e^{-iπ m²/n} e^{-i m φ0}
+            "syn_chirp": _chirp(m, n, 1) * phase * weights,  # w_m e^{i m φ0} e^{+iπ m²/n}
+            "syn_kernel": torch.fft.fft(_chirp_kernel(size, -self.mmax, rings.n_max - 1, n, -1)),
+            "syn_out": _chirp(j, n, 1),  # e^{+iπ j²/n}
+        }
+
+    def _grouped_tables(self, rings: _Rings) -> dict[str, Any]:
+        """Indices, bins m mod n and phases of the grouped ring FFTs (complex128 phases)."""
+        m = torch.arange(self.mmax + 1, dtype=torch.float64)
+        phase = torch.polar(torch.ones(rings.phi0.shape[0], m.numel(), dtype=torch.float64),
+                            rings.phi0[:, None] * m[None, :])  # [R, M]
+        # synthesis weights w_m n_r (w_0 = 1, w_m = 2; n_r undoes ifft's 1 / n_r)
+        weights = torch.where(m == 0, 1.0, 2.0)[None, :] * rings.lengths[:, None]
+        return {
+            "phase": phase,
+            "synthesis_phase": phase * weights,
+            "pixels": rings.grouped_pixels,
+            "order": rings.group_order,
+            "positions": [position for position, _ in rings.groups],
+            "bins": [torch.arange(self.mmax + 1) % n for _, n in rings.groups],
+        }
 
     # ------------------------------------------------------------------ ring Fourier step
 
-    def _uses_chirp(self, like: Tensor) -> bool:
-        return self.ring_method == "chirp" or (self.ring_method == "auto" and like.device.type != "cpu")
+    def _uses_chirp(self, device: torch.device) -> bool:
+        return self.ring_method == "chirp" or (self.ring_method == "auto" and device.type != "cpu")
 
     def _ring_fourier(self, x: Tensor) -> Tensor:
         """F_r(m) = e^{-i m φ0_r} Σ_j f_rj e^{-2πi m j / n_r}, ``[K, R, M]`` for x ``[K, N]``."""
-        return self._fourier_chirp(x) if self._uses_chirp(x) else self._fourier_grouped(x)
+        return self._fourier_chirp(x) if self._uses_chirp(x.device) else self._fourier_grouped(x)
 
     def _ring_synthesis(self, coeffs: Tensor) -> Tensor:
         """f_rj = Re Σ_m w_m G_r(m) e^{i m φ_rj} for G ``[K, R, M]``; maps ``[K, N]`` (NEST)."""
-        return self._synthesis_chirp(coeffs) if self._uses_chirp(coeffs) else self._synthesis_grouped(coeffs)
+        return self._synthesis_chirp(coeffs) if self._uses_chirp(coeffs.device) else self._synthesis_grouped(coeffs)
 
     def _fourier_chirp(self, x: Tensor) -> Tensor:
         """All rings at once by Bluestein's chirp-z identity m j = (m² + j² - (m - j)²) / 2:
@@ -320,62 +365,42 @@ class HealpixSHT:
         convolution evaluated with FFTs of one common size P >= n_max + mmax + 1: a few
         kernels whatever nside (the exact DFT at every m, also m >= n_r).
         """
-        cached = self._chirp_tensors(x)
-        k, rings, size = x.shape[0], self._rings, cached["size"]
+        cached = self._table("chirp", x)
+        k, size = x.shape[0], cached["size"]
         padded = torch.cat([x, x.new_zeros(k, 1)], dim=1)[:, cached["pixels"]]  # [K, R n_max]
-        u = padded.reshape(k, -1, rings.n_max) * cached["in_chirp"]  # [K, R, n_max]
+        u = padded.reshape(k, -1, self._n_max) * cached["in_chirp"]  # [K, R, n_max]
         conv = torch.fft.ifft(torch.fft.fft(u, n=size) * cached["in_kernel"])  # [K, R, P]
         return conv[..., : self.mmax + 1] * cached["out_chirp"]  # [K, R, M]
 
     def _synthesis_chirp(self, coeffs: Tensor) -> Tensor:
         """The same chirp-z identity: f_rj = Re e^{iπ j²/n} Σ_m (w_m G_r(m) e^{i m φ0} e^{iπ m²/n})
         e^{-iπ (j - m)²/n}."""
-        cached = self._chirp_tensors(coeffs)
+        cached = self._table("chirp", coeffs)
         k, size = coeffs.shape[0], cached["size"]
         u = coeffs * cached["syn_chirp"]  # [K, R, M]
         conv = torch.fft.ifft(torch.fft.fft(u, n=size) * cached["syn_kernel"])  # [K, R, P]
-        values = (conv[..., : self._rings.n_max] * cached["syn_out"]).real.reshape(k, -1)  # [K, R n_max]
+        values = (conv[..., : self._n_max] * cached["syn_out"]).real.reshape(k, -1)  # [K, R n_max]
         values = values[:, cached["valid"]]  # [K, N] ring pixels
         return values.new_zeros(values.shape).index_copy(1, cached["nest"], values)
 
-    def _grouped_tensors(self, like: Tensor) -> dict:
-        """Indices, bins m mod n and phases of the grouped ring FFTs, cached per (dtype, device)."""
-        complex_dtype = _complex_like(like)
-        key = ("grouped", complex_dtype, like.device)
-        if key not in self._legendre:
-            m = torch.arange(self.mmax + 1, dtype=torch.float64)
-            phase = torch.polar(torch.ones(self._rings.phi0.shape[0], m.numel(), dtype=torch.float64),
-                                self._rings.phi0[:, None] * m[None, :])  # [R, M]
-            # synthesis weights w_m n_r (w_0 = 1, w_m = 2; n_r undoes ifft's 1 / n_r)
-            weights = torch.where(m == 0, 1.0, 2.0)[None, :] * self._rings.lengths[:, None]
-            self._legendre[key] = {
-                "phase": phase.to(dtype=complex_dtype, device=like.device),
-                "synthesis_phase": (phase * weights).to(dtype=complex_dtype, device=like.device),
-                "pixels": self._rings.grouped_pixels.to(like.device),
-                "order": self._rings.group_order.to(like.device),
-                "positions": [position.to(like.device) for position, _ in self._rings.groups],
-                "bins": [(torch.arange(self.mmax + 1) % n).to(like.device) for _, n in self._rings.groups],
-            }
-        return self._legendre[key]
-
     def _fourier_grouped(self, x: Tensor) -> Tensor:
         """One FFT per distinct ring length (all rings of that length batched), bins m mod n_r."""
-        cached = self._grouped_tensors(x)
+        cached = self._table("grouped", x)
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
         parts, offset = [], 0
-        for (position, n), bins in zip(self._rings.groups, cached["bins"], strict=True):
-            block = rings[:, offset: offset + position.numel() * n].reshape(x.shape[0], -1, n)
+        for (count, n), bins in zip(self._group_shapes, cached["bins"], strict=True):
+            block = rings[:, offset: offset + count * n].reshape(x.shape[0], count, n)
             parts.append(torch.fft.fft(block, dim=-1)[..., bins])  # [K, G, M], bin m mod n
-            offset += position.numel() * n
+            offset += count * n
         fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
         return fourier * cached["phase"].conj()
 
     def _synthesis_grouped(self, coeffs: Tensor) -> Tensor:
         """Fold m modulo n_r, then one inverse FFT per distinct ring length."""
-        cached = self._grouped_tensors(coeffs)
+        cached = self._table("grouped", coeffs)
         coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
         parts = []
-        for position, (_, n), bins in zip(cached["positions"], self._rings.groups, cached["bins"], strict=True):
+        for position, (_, n), bins in zip(cached["positions"], self._group_shapes, cached["bins"], strict=True):
             ring = coeffs[:, position]  # [K, G, M]
             folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, bins, ring)  # [K, G, n]
             parts.append(torch.fft.ifft(folded, dim=-1).real.reshape(coeffs.shape[0], -1))
@@ -390,12 +415,12 @@ class HealpixSHT:
         With E = F_north + F_south and O = F_north - F_south (F_south = 0 on the equator),
         a_lm = Σ_{r north} λ_lm(θ_r) (E if l + m is even else O).
         """
-        k, half = fourier.shape[0], self._rings.half
+        k, half = fourier.shape[0], self._half
         north, south = fourier[:, :half], fourier[:, half:]  # [K, H, M], [K, H-1, M]
         south = torch.cat([south, south.new_zeros(k, 1, south.shape[2])], dim=1)
         sums = [torch.view_as_real(c).permute(2, 1, 0, 3).reshape(self.mmax + 1, half, 2 * k)
                 for c in (north + south, north - south)]  # [M, H, 2K] each
-        blocks = self._blocks(fourier)
+        blocks = self._table("legendre", fourier)
         values = torch.cat([torch.bmm(lam, sums[parity][m0:m1]).reshape(-1, 2 * k)
                             for m0, m1, parity, lam, _ in blocks])  # [rows, 2K]
         index = torch.cat([flat for *_, flat in blocks])
@@ -412,7 +437,7 @@ class HealpixSHT:
         flat = torch.view_as_real(alm).permute(2, 1, 0, 3).reshape(-1, 2 * k)  # [M L, 2K]
         flat = torch.cat([flat, flat.new_zeros(1, 2 * k)])  # spare zero row
         parts: tuple[list, list] = ([], [])
-        for m0, m1, parity, lam, index in self._blocks(alm):
+        for m0, m1, parity, lam, index in self._table("legendre", alm):
             rhs = flat[index].reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
             parts[parity].append(torch.bmm(lam.transpose(1, 2), rhs))  # [mb, H, 2K]
         sums = []

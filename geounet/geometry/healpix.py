@@ -158,16 +158,28 @@ def _compact_bits(v: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- orderings
 
 
-@functools.lru_cache(maxsize=8)
+# The orderings' index tables are cached by the private functions, whose tensors are only
+# read (indexed with) in this module; the public ones hand out a copy of their own.
+
+
 def nest_of_ring(nside: int) -> Tensor:
     """``nest_of_ring[r]`` = NEST index of RING pixel ``r``, ``[12 nside²]`` int64."""
+    return _nest_of_ring(nside).clone()
+
+
+def ring_of_nest(nside: int) -> Tensor:
+    """``ring_of_nest[p]`` = RING index of NEST pixel ``p``, ``[12 nside²]`` int64."""
+    return _ring_of_nest(nside).clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _nest_of_ring(nside: int) -> Tensor:
     return torch.from_numpy(healpy.ring2nest(nside, np.arange(npix(nside)))).to(torch.int64)
 
 
 @functools.lru_cache(maxsize=8)
-def ring_of_nest(nside: int) -> Tensor:
-    """``ring_of_nest[p]`` = RING index of NEST pixel ``p``, ``[12 nside²]`` int64."""
-    return torch.argsort(nest_of_ring(nside))
+def _ring_of_nest(nside: int) -> Tensor:
+    return torch.argsort(_nest_of_ring(nside))
 
 
 def is_face_layout(ordering: str) -> bool:
@@ -175,7 +187,6 @@ def is_face_layout(ordering: str) -> bool:
     return _check_ordering(ordering) in FACE_LAYOUTS
 
 
-@functools.lru_cache(maxsize=16)
 def nest_of_face(nside: int, layout: str = "face") -> Tensor:
     """``nest_of_face[f, h, w]`` = NEST index of pixel ``(h, w)`` of face image ``f``, ``[12, n, n]``.
 
@@ -183,6 +194,11 @@ def nest_of_face(nside: int, layout: str = "face") -> Tensor:
     (see the module docstring), the pixel has face coordinates
     ``(x, y) = (n-1) c + w (a - c) + h (b - c)``.
     """
+    return _nest_of_face(nside, layout).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _nest_of_face(nside: int, layout: str) -> Tensor:
     if not is_face_layout(layout):
         raise GeounetError(f"{layout!r} is not a face layout; choose one of {tuple(FACE_LAYOUTS)}")
     corner, clockwise = FACE_LAYOUTS[layout]
@@ -238,10 +254,10 @@ def to_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     if is_face_layout(ordering):
         lead = x.shape[: x.dim() - 3 - offset]
         flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face images row-major
-        index = torch.argsort(nest_of_face(nside, ordering).reshape(-1)).to(x.device)
+        index = torch.argsort(_nest_of_face(nside, ordering).reshape(-1)).to(x.device)
         return flat.index_select(flat.dim() - 1 - offset, index)
     if ordering == "ring":
-        return x.index_select(x.dim() - 1 - offset, ring_of_nest(nside).to(x.device))
+        return x.index_select(x.dim() - 1 - offset, _ring_of_nest(nside).to(x.device))
     return x
 
 
@@ -252,10 +268,10 @@ def from_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     offset = 1 if channels_last else 0
     axis = x.dim() - 1 - offset
     if is_face_layout(ordering):
-        out = x.index_select(axis, nest_of_face(nside, ordering).reshape(-1).to(x.device))
+        out = x.index_select(axis, _nest_of_face(nside, ordering).reshape(-1).to(x.device))
         return out.reshape(*x.shape[:axis], 12, nside, nside, *x.shape[axis + 1:])
     if ordering == "ring":
-        return x.index_select(axis, nest_of_ring(nside).to(x.device))
+        return x.index_select(axis, _nest_of_ring(nside).to(x.device))
     return x
 
 

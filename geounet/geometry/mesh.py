@@ -25,6 +25,7 @@ else is derived lazily and cached:
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 
@@ -80,6 +81,12 @@ class Mesh:
 
     def __repr__(self) -> str:
         return f"Mesh(vertices={self.num_vertices}, faces={self.num_faces}, dim={self.dim})"
+
+    def _map_tensors(self, fn) -> Mesh:
+        """A mesh holds no tensors: a copy (with ``Hierarchy.to``) shares the read-only vertex and
+        face arrays but has its own cache of derived arrays, so filling it on a moved hierarchy
+        leaves the original's mesh unchanged (see geounet.functional.tensor_data)."""
+        return copy.copy(self)
 
     def _validate_topology(self) -> None:
         problems = mesh_problems(self.vertices, self.faces)

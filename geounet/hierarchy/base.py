@@ -26,7 +26,6 @@ so they move, pickle and collate with it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.functional.tensor_data import copy_moved, map_tensors, mover
 
 
 def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarsest: str) -> int:
@@ -56,34 +56,8 @@ def validate_dyadic_levels(num_levels: int, finest_size: int, what: str, coarses
 
 T = TypeVar("T")
 
-
-def map_tensors(value: Any, fn: Callable[[Tensor], Tensor]) -> Any:
-    """``value`` with ``fn`` applied to every tensor inside it: through lists, tuples, dicts,
-    dataclasses and hierarchies (anything else, e.g. numpy arrays, is kept as is)."""
-    if isinstance(value, Tensor):
-        return fn(value)
-    if isinstance(value, Hierarchy | LevelGraph):  # both move only what they store
-        return value._map_tensors(fn)
-    if isinstance(value, list | tuple):
-        return type(value)(map_tensors(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {key: map_tensors(v, fn) for key, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value) if f.init}
-        return dataclasses.replace(value, **changes)
-    return value
-
-
-def mover(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Callable[[Tensor], Tensor]:
-    """``tensor -> tensor.to(device)``, casting floating tensors (only) to ``dtype``."""
-
-    def move(tensor: Tensor) -> Tensor:
-        target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
-        return tensor.to(device=device if device is not None else tensor.device, dtype=target)
-
-    move.device = None if device is None else torch.device(device)  # read by Hierarchy._map_tensors
-    move.dtype = dtype
-    return move
+#: (coarse view, fine view) of the node axis in which prolong is a broadcast, e.g. ``((M, 1), (M, 4))``
+ProlongLayout = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 class _Derivable:
@@ -181,6 +155,25 @@ class Hierarchy(ABC):
 
     Subclasses declare which invariants their spaces satisfy through the class
     attributes below; ``geounet.testing.check_hierarchy`` checks all of them.
+
+    Every concrete hierarchy declares its ``kind``, a class attribute naming its kind of
+    spaces: a model is built for a kind, not a geometry, and its checkpoint records the kind.
+    A subclass inherits its parent's kind (so it can reuse the parent's models and weights)
+    unless it declares its own.
+
+    Code outside ``geounet.hierarchy`` never tests a hierarchy's class; it asks for these
+    capabilities, whose defaults here fit a hierarchy that has none of them:
+
+    - :meth:`space_dimension` ``(level)``: dim V_level (the node count unless the level's
+      functions are fewer than its nodes, as for band-limited spaces sampled on pixels);
+    - :meth:`prolong_layout` ``(level)``: the views of the node axes in which prolong is a
+      broadcast over children (None: not one), what the decoder fuses prolongation with;
+    - :meth:`healpix_nside` ``(level)``: the nside when the level's nodes are the pixels of a
+      HEALPix NEST grid (None: they are not), for spherical-harmonic analyses and pictures;
+    - :meth:`image_shape` ``(level)``: ``(rows, cols)`` when the nodes are the pixels of a
+      row-major image (None: they are not);
+    - :meth:`node_symmetries` ``()``: permutations of the finest level's nodes that are
+      symmetries of the geometry (empty: none known), for equivariance checks.
     """
 
     #: prolong(1) == 1 and restrict(1) == 1 (False e.g. for zero-Dirichlet spaces).
@@ -194,6 +187,12 @@ class Hierarchy(ABC):
     #: where the hierarchy's tensors live and the dtype of its floating tensors (see :meth:`to`)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float64
+
+    @property
+    @abstractmethod
+    def kind(self) -> str:
+        """The kind of spaces, e.g. ``"HealpixHaarHierarchy"``: models are built for a kind, not a
+        geometry. Concrete hierarchies declare it as a class attribute (``kind = "..."``)."""
 
     @property
     @abstractmethod
@@ -222,24 +221,26 @@ class Hierarchy(ABC):
 
     # ------------------------------------------------------------------ data
 
-    @property
-    def kind(self) -> str:
-        """The kind of spaces (the class name): models are built for a kind, not a geometry."""
-        return type(self).__name__
-
     def num_edge_features(self, level: int) -> int:
         """Width F of the edge features of ``level``'s graph (what sizes a model's kernels)."""
         return self.graph(level).num_edge_features
 
     def materialize(self) -> Hierarchy:
-        """Build every lazily built level graph now (``self``, for chaining)."""
+        """Build every lazily built level graph now, and whatever else a subclass (or a part of
+        a union) builds lazily (``self``, for chaining)."""
+        for part in self.parts():
+            if part is not self:
+                part.materialize()
         for level in range(self.num_levels):
             self.graph(level)
         return self
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Hierarchy:
         """A copy with every tensor on ``device`` and every floating tensor in ``dtype``
-        (None: unchanged). Lazy graphs are built first, so the copy is complete. Like
+        (None: unchanged). Lazy data is built first (:meth:`materialize`), so the copy is
+        complete; the copy shares nothing mutable with ``self``, so using it never changes
+        ``self``. Memoised entries (:meth:`cached`) move with a device change and are dropped
+        by a dtype change (their keys may name the old dtype); the copy rebuilds them. Like
         ``Tensor.to``, returns ``self`` when nothing would change."""
         if (device is None or torch.device(device) == self.device) and dtype in (None, self.dtype):
             return self
@@ -248,14 +249,10 @@ class Hierarchy(ABC):
 
     def _map_tensors(self, fn: Callable[[Tensor], Tensor]) -> Hierarchy:
         """A copy with ``fn`` applied to every tensor, nested hierarchies included; a
-        :func:`mover` also records its device and dtype on every copy."""
-        copied = copy.copy(self)
-        copied.__dict__ = {key: map_tensors(value, fn) for key, value in self.__dict__.items()}
-        if getattr(fn, "device", None) is not None:
-            copied.device = fn.device
-        if getattr(fn, "dtype", None) is not None:
-            copied.dtype = fn.dtype
-        return copied
+        :func:`mover` also records its device and dtype on every copy, and one that changes
+        the dtype leaves the memo behind."""
+        new_dtype = getattr(fn, "dtype", None) not in (None, self.dtype)
+        return copy_moved(self, fn, skip=("_memo",) if new_dtype else ())
 
     def cached(self, name: Any, level: int, build: Callable[[], T]) -> T:
         """``build()`` memoised under ``(name, level)`` in this hierarchy's data, so the result
@@ -271,6 +268,40 @@ class Hierarchy(ABC):
         """The independent geometries this hierarchy is the disjoint union of: ``[self]``
         for one geometry, one per mesh for a batch."""
         return [self]
+
+    # ------------------------------------------------------------------ capabilities
+
+    def space_dimension(self, level: int) -> int:
+        """dim V_level, the number of independent functions on ``level``: its node count,
+        summed over the geometries of a union; less where a level samples fewer functions
+        than it has nodes (band-limited spaces on pixels)."""
+        parts = self.parts()
+        if parts == [self]:
+            self._check_level(level)
+            return self.num_nodes(level)
+        return sum(part.space_dimension(level) for part in parts)
+
+    def prolong_layout(self, level: int) -> ProlongLayout | None:
+        """Views ``(coarse, fine)`` of the node axes of ``level`` and ``level + 1`` in which
+        ``prolong`` from ``level`` copies every coarse value to its children, i.e. is
+        ``coarse.view(coarse) -> expand(fine)``; None when prolong is no such broadcast.
+        A hierarchy that returns a layout must keep it in step with its ``_prolong``."""
+        return None
+
+    def healpix_nside(self, level: int) -> int | None:
+        """The nside when the nodes of ``level`` are the pixels of a HEALPix grid in NEST order,
+        else None."""
+        return None
+
+    def image_shape(self, level: int) -> tuple[int, int] | None:
+        """``(rows, cols)`` when the nodes of ``level`` are the pixels of a row-major image,
+        else None."""
+        return None
+
+    def node_symmetries(self) -> dict[str, Tensor]:
+        """Named permutations ``perm`` ``[num_nodes(finest)]`` int64 of the finest level's nodes
+        that are symmetries of the geometry, ``(g x)[n] = x[perm[n]]``; empty when none is known."""
+        return {}
 
     # ------------------------------------------------------------------ constraints
 

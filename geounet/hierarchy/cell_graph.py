@@ -99,12 +99,9 @@ class FaceCellHierarchy(PartitionHaarHierarchy):
     """
 
     mesh: Mesh
-
-    @property
-    def kind(self) -> str:
-        """One kind for every face-cell partition (clusters, subdivisions, the triangle): the
-        same spaces (cell averages) and graphs, so one model serves all of them."""
-        return "FaceCellHierarchy"
+    #: one kind for every face-cell partition (clusters, subdivisions, the triangle): the same
+    #: spaces (cell averages) and graphs, so one model serves all of them
+    kind = "FaceCellHierarchy"
 
     def face_labels(self, level: int) -> np.ndarray:
         raise NotImplementedError

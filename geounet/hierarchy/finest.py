@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from torch import Tensor
 
 from geounet.errors import GeounetError
-from geounet.hierarchy.base import Hierarchy, LevelGraph
+from geounet.hierarchy.base import Hierarchy, LevelGraph, ProlongLayout
 
 T = TypeVar("T")
 
@@ -17,8 +17,8 @@ class FinestLevels(Hierarchy):
     """The ``num_levels`` finest levels of ``base`` as a hierarchy of their own.
 
     Level ``i`` here is level ``i + base.num_levels - num_levels`` of ``base``; restrict,
-    prolong, mass, graphs, components, boundaries and memoised data are delegated, so all
-    invariants carry over and nothing is computed twice.
+    prolong, mass, graphs, components, boundaries, capabilities and memoised data are
+    delegated, so all invariants carry over and nothing is computed twice.
     """
 
     def __init__(self, base: Hierarchy, num_levels: int):
@@ -72,6 +72,25 @@ class FinestLevels(Hierarchy):
 
     def boundary_mask(self, level: int) -> Tensor:
         return self.base.boundary_mask(self._base_level(level))
+
+    def space_dimension(self, level: int) -> int:
+        return self.base.space_dimension(self._base_level(level))
+
+    def prolong_layout(self, level: int) -> ProlongLayout | None:
+        return self.base.prolong_layout(self._base_level(level))
+
+    def healpix_nside(self, level: int) -> int | None:
+        return self.base.healpix_nside(self._base_level(level))
+
+    def image_shape(self, level: int) -> tuple[int, int] | None:
+        return self.base.image_shape(self._base_level(level))
+
+    def node_symmetries(self) -> dict[str, Tensor]:
+        return self.base.node_symmetries()  # the same finest level
+
+    def materialize(self) -> FinestLevels:
+        self.base.materialize()
+        return self
 
     def cached(self, name: Any, level: int, build: Callable[[], T]) -> T:
         return self.base.cached(name, self._base_level(level), build)

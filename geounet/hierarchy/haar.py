@@ -35,6 +35,8 @@ class PartitionHaarHierarchy(Hierarchy):
     once, on first use, and kept with the hierarchy's data.
     """
 
+    kind = "PartitionHaarHierarchy"
+
     def __init__(self, parents: Sequence[Tensor | None], finest_mass: Tensor):
         if len(parents) < 1 or parents[0] is not None:
             raise GeounetError("parents[0] must be None: the coarsest level has no parent level")

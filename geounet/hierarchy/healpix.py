@@ -32,7 +32,7 @@ from geounet.geometry.healpix import (
     pixel_vectors,
     validate_nside,
 )
-from geounet.hierarchy.base import Hierarchy, LevelGraph, validate_dyadic_levels
+from geounet.hierarchy.base import Hierarchy, LevelGraph, ProlongLayout, validate_dyadic_levels
 
 
 def healpix_level_graph(nside: int) -> LevelGraph:
@@ -118,9 +118,31 @@ class HealpixLevels(Hierarchy):
             self._graphs[level] = healpix_level_graph(self.nside_at(level))
         return self._graphs[level]
 
+    def healpix_nside(self, level: int) -> int:
+        return self.nside_at(level)
+
+    def node_symmetries(self) -> dict[str, Tensor]:
+        """Rotation by 90° about the polar axis: each base pixel moves to its neighbour in
+        longitude (base pixels 4r .. 4r + 3 form ring r), NEST positions inside it unchanged."""
+        nside = self.nside_at(self.finest_level)
+        base = torch.arange(12)
+        rotated = (base // 4) * 4 + (base + 3) % 4  # the base pixel that lands on each base pixel
+        inside = torch.arange(nside * nside)
+        return {"rotate_90": (rotated[:, None] * nside * nside + inside[None, :]).reshape(-1)}
+
 
 class HealpixHaarHierarchy(HealpixLevels):
     """Haar hierarchy on HEALPix NEST grids: restrict = mean of 4 children, prolong = repeat."""
+
+    kind = "HealpixHaarHierarchy"
+
+    def prolong_layout(self, level: int) -> ProlongLayout | None:
+        """The 4 children of NEST pixel p are 4p .. 4p + 3: coarse ``[M, 1]``, fine ``[M, 4]``
+        (None for a subclass with a prolong of its own)."""
+        if type(self)._prolong is not HealpixHaarHierarchy._prolong:
+            return None
+        cells = self.num_nodes(level)
+        return (cells, 1), (cells, 4)
 
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         return healpix_restrict(x)

@@ -63,6 +63,7 @@ class HealpixSHHierarchy(HealpixLevels):
             (truncation of the full-band coefficients); see the module docstring.
     """
 
+    kind = "HealpixSHHierarchy"
     preserves_integrals = False
 
     def __init__(
@@ -80,7 +81,8 @@ class HealpixSHHierarchy(HealpixLevels):
         self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
         if any(coarse > fine for coarse, fine in itertools.pairwise(self.lmax)):
             raise GeounetError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
-        # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1}.
+        # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1};
+        # their tables are tensors of this hierarchy, built on first use (or by materialize).
         self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax, strict=True)]
         self._down = [None] + [
             HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)
@@ -89,6 +91,19 @@ class HealpixSHHierarchy(HealpixLevels):
     def __repr__(self) -> str:
         return (f"HealpixSHHierarchy(nside={self.nside}, num_levels={self.num_levels}, "
                 f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r})")
+
+    def materialize(self) -> HealpixSHHierarchy:
+        """Build the level graphs and every transform's tables now (``self``, for chaining)."""
+        super().materialize()
+        for sht in self._full + self._down[1:]:
+            sht.materialize()
+        return self
+
+    def space_dimension(self, level: int) -> int:
+        """(L_i + 1)² band-limited functions below the finest level; the finest level holds
+        the pixel values themselves (the data's space)."""
+        self._check_level(level)
+        return self.num_nodes(level) if level == self.finest_level else (self.lmax[level] + 1) ** 2
 
     def sht(self, level: int) -> HealpixSHT:
         """The transform of ``level`` (grid nside_i, band L_i)."""

@@ -95,6 +95,8 @@ class MeshSpectralHierarchy(Hierarchy):
         use_cache: read / write eigenbases on disk.
     """
 
+    kind = "MeshSpectralHierarchy"
+
     def __init__(
         self,
         mesh: Mesh,
@@ -195,8 +197,10 @@ class MeshSpectralHierarchy(Hierarchy):
         return _apply(self._operator("analysis", level, build), x)
 
     def _operator(self, name: str, level: int, build) -> Tensor:
-        """The float64 matrix ``build()`` on this hierarchy's device, memoised with its data."""
-        return self.cached(name, level, lambda: torch.from_numpy(np.ascontiguousarray(build())).to(self.device))
+        """The matrix ``build()`` (computed in float64) in this hierarchy's dtype and on its device,
+        memoised with its data."""
+        return self.cached(name, level,
+                           lambda: torch.from_numpy(np.ascontiguousarray(build())).to(self.device, self.dtype))
 
     def boundary_mask(self, level: int) -> Tensor:
         """Boundary vertices on the vertex level; none on Dirichlet coefficient levels (the

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from geounet.errors import GeounetError
 from geounet.functional.grid import grid_prolong, grid_restrict
-from geounet.hierarchy.base import Hierarchy, LevelGraph, validate_dyadic_levels
+from geounet.hierarchy.base import Hierarchy, LevelGraph, ProlongLayout, validate_dyadic_levels
 
 # The 8 neighbour offsets (dy, dx) of the 3 x 3 stencil, in a fixed order.
 _STENCIL = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -30,6 +30,8 @@ class SquareHaarHierarchy(Hierarchy):
         periodic: whether the square is a torus (affects the graph and the
             padding used by convolutional decoders, not the projections).
     """
+
+    kind = "SquareHaarHierarchy"
 
     def __init__(self, size: int, num_levels: int, periodic: bool = False):
         if not isinstance(size, int) or size < 1 or size & (size - 1):
@@ -65,6 +67,23 @@ class SquareHaarHierarchy(Hierarchy):
     def _prolong(self, x: Tensor, level: int) -> Tensor:
         side = self.side(level)
         return grid_prolong(x, side, side)
+
+    def prolong_layout(self, level: int) -> ProlongLayout | None:
+        """Row-major ``2s x 2s`` children of the ``s x s`` grid: coarse ``[s, 1, s, 1]``, fine
+        ``[s, 2, s, 2]`` (None for a subclass with a prolong of its own)."""
+        if type(self)._prolong is not SquareHaarHierarchy._prolong:
+            return None
+        side = self.side(level)
+        return (side, 1, side, 1), (side, 2, side, 2)
+
+    def image_shape(self, level: int) -> tuple[int, int]:
+        side = self.side(level)
+        return side, side
+
+    def node_symmetries(self) -> dict[str, Tensor]:
+        """rot90 of the finest image: a symmetry of the grid graph, periodic or not."""
+        side = self.side(self.finest_level)
+        return {"rot90": torch.rot90(torch.arange(side * side).reshape(side, side)).reshape(-1)}
 
     def graph(self, level: int) -> LevelGraph:
         if level not in self._graphs:

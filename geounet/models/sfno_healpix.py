@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from geounet.errors import GeounetError
 from geounet.functional.regrid import regrid_operator
-from geounet.hierarchy.healpix import HealpixLevels
+from geounet.hierarchy.base import Hierarchy
 from geounet.models.baselines import SFNOBaseline
 from geounet.nn.inputs import check_model_input
 
@@ -86,13 +86,15 @@ class SFNOHealpix(nn.Module):
     sparse products have no bfloat16 CPU kernel.
     """
 
-    def __init__(self, hierarchy: HealpixLevels, in_channels: int, out_channels: int, width: int = 32,
+    def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 32,
                  nlat: int | None = None, nlon: int | None = None, method: str = "bilinear",
                  num_layers: int = 4, scale_factor: int = 3):
         super().__init__()
-        if not isinstance(hierarchy, HealpixLevels):
-            raise GeounetError(f"SFNOHealpix needs a HEALPix hierarchy (HealpixLevels), got {type(hierarchy).__name__}")
-        self.nside = hierarchy.nside_at(hierarchy.finest_level)
+        nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
+        if nside is None:
+            raise GeounetError(f"SFNOHealpix needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
+                               f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}")
+        self.nside = nside
         self.num_pixels = hierarchy.num_nodes(hierarchy.finest_level)
         self.in_channels = in_channels
         nlat, nlon = nlat or 2 * self.nside, nlon or 4 * self.nside
@@ -104,7 +106,7 @@ class SFNOHealpix(nn.Module):
         self.sfno = SFNOBaseline(nlat, nlon, in_channels, out_channels, width=width, num_layers=num_layers,
                                  scale_factor=scale_factor)
 
-    def forward(self, x: Tensor, hierarchy: HealpixLevels | None = None) -> Tensor:  # [B, N, C_in]
+    def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
         """The SFNO is tied to its lat-lon grid, so unlike the U-Nets it keeps its regridding
         operators (non-persistent buffers); ``hierarchy``, when given, must have its nside."""
         if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != self.num_pixels:

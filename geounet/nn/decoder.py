@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import Checkpointable, OperatorFactory, ResidualBlock, ResidualBranch
-from geounet.nn.fused_prolong import children_layout, prolong_add_, prolong_concat
+from geounet.nn.fused_prolong import prolong_add_, prolong_concat
 
 
 class ResidualDecoder(Checkpointable):
@@ -54,7 +54,7 @@ class ResidualDecoder(Checkpointable):
     def _merge(self, mapped: Tensor, skip: Tensor, hierarchy: Hierarchy, cond: Tensor | None) -> Tensor:
         """ι u + R_i([ι u, v]) for ``u = L w`` ``[B, N_{i-1}, C_i]`` and the skip ``v [B, N_i, C_v]``."""
         coarse_level = self.level - 1
-        layout = children_layout(hierarchy, coarse_level)
+        layout = hierarchy.prolong_layout(coarse_level)
         if layout is None:
             up = hierarchy.prolong(mapped, coarse_level)  # [B, N_i, C_i]
             return self.merge(torch.cat([up, skip], dim=-1), hierarchy, cond).add_(up)  # in place: no new tensor

@@ -12,8 +12,8 @@ a broadcast along the children axis:
 The decoder's ``cat([ι u, skip])`` and ``ι u + r`` then read ``u`` through that
 broadcast view and never write ``ι u`` as a tensor of its own (:func:`prolong_concat`,
 :func:`prolong_add_`); both give exactly the values of the unfused expressions. Other
-hierarchies (eigenbases, clusters, unions of meshes) have no such layout and
-:func:`children_layout` returns None for them.
+hierarchies (eigenbases, clusters, unions of meshes) have no such layout: each hierarchy
+says which views it has through ``Hierarchy.prolong_layout``, None for no such layout.
 """
 
 from __future__ import annotations
@@ -21,34 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.finest import FinestLevels
-from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.hierarchy.square import SquareHaarHierarchy
-
-#: (coarse view, fine view) of the node axis, e.g. ``((M, 1), (M, 4))``
-Layout = tuple[tuple[int, ...], tuple[int, ...]]
+from geounet.hierarchy.base import ProlongLayout
 
 
-def children_layout(hierarchy: Hierarchy, level: int) -> Layout | None:
-    """The views of the node axes of ``level`` and ``level + 1`` in which ``hierarchy.prolong``
-    from ``level`` is a broadcast over children, or None when it is not one.
-
-    A subclass that overrides ``_prolong`` gets None: only the Haar repeat itself is fused.
-    """
-    while isinstance(hierarchy, FinestLevels):  # a shallower model's view: the base's levels
-        level, hierarchy = level + hierarchy.offset, hierarchy.base
-    prolong = type(hierarchy)._prolong
-    if prolong is HealpixHaarHierarchy._prolong:
-        cells = hierarchy.num_nodes(level)
-        return (cells, 1), (cells, 4)
-    if prolong is SquareHaarHierarchy._prolong:
-        side = hierarchy.side(level)
-        return (side, 1, side, 1), (side, 2, side, 2)
-    return None
-
-
-def prolong_concat(coarse: Tensor, fine: Tensor, layout: Layout) -> Tensor:
+def prolong_concat(coarse: Tensor, fine: Tensor, layout: ProlongLayout) -> Tensor:
     """``cat([prolong(coarse), fine], -1)`` written in one pass: ``[B, M, C]``, ``[B, N, C_f]``
     -> ``[B, N, C + C_f]``. The backward pass sums each cell's children for ``coarse``."""
     (batch, _, channels), (coarse_shape, fine_shape) = coarse.shape, layout
@@ -57,7 +33,7 @@ def prolong_concat(coarse: Tensor, fine: Tensor, layout: Layout) -> Tensor:
     return joined.view(batch, fine.shape[1], joined.shape[-1])
 
 
-def prolong_add_(fine: Tensor, coarse: Tensor, layout: Layout) -> Tensor:
+def prolong_add_(fine: Tensor, coarse: Tensor, layout: ProlongLayout) -> Tensor:
     """``fine += prolong(coarse)`` in place, as a broadcast sum: ``[B, N, C]``, ``[B, M, C]``.
 
     In place because a fresh ``[B, N, C]`` result costs more than the sum itself on the

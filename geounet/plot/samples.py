@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from geounet.analysis.sample_metrics import is_healpix
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
-from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.plot.fields import plt  # Agg backend
 
 
@@ -28,33 +26,38 @@ def _planar_mesh(hierarchy: Hierarchy):
     return vertices[:, :2], np.asarray(mesh.faces)
 
 
+def _on_healpix(hierarchy: Hierarchy) -> bool:
+    return hierarchy.healpix_nside(hierarchy.finest_level) is not None  # drawn with healpy's Mollweide
+
+
 def plot_field_grid(rows: dict[str, Tensor], hierarchy: Hierarchy, path: str, channel: int = 0) -> None:
     """One row of fields per entry ``{label: [k, N, C]}`` (channel ``channel``), on one colour scale
     (± the largest |value| of the first row)."""
     cols = max(len(fields) for fields in rows.values())
     limit = float(next(iter(rows.values()))[..., channel].abs().max())
     colours = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
-    fig = plt.figure(figsize=(3.2 * cols, (2.1 if is_healpix(hierarchy) else 2.8) * len(rows)))
+    fig = plt.figure(figsize=(3.2 * cols, (2.1 if _on_healpix(hierarchy) else 2.8) * len(rows)))
     for r, (label, fields) in enumerate(rows.items()):
         for c, values in enumerate(fields[..., channel].double().numpy()):
             title = f"{label}" if c == 0 else ""
             _draw(fig, (len(rows), cols, r * cols + c + 1), hierarchy, values, title, colours)
-    if not is_healpix(hierarchy):  # healpy places its own axes
+    if not _on_healpix(hierarchy):  # healpy places its own axes
         fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def _draw(fig, slot: tuple[int, int, int], hierarchy: Hierarchy, values: np.ndarray, title: str, colours: dict):
-    if is_healpix(hierarchy):
+    if _on_healpix(hierarchy):
         import healpy
 
         healpy.mollview(values, nest=True, fig=fig.number, sub=slot, title=title, min=colours["vmin"],
                         max=colours["vmax"], cmap=colours["cmap"], cbar=False)
         return
     ax = fig.add_subplot(*slot)
-    if isinstance(hierarchy, SquareHaarHierarchy):
-        ax.imshow(values.reshape(hierarchy.size, hierarchy.size), origin="lower", **colours)
+    image = hierarchy.image_shape(hierarchy.finest_level)
+    if image is not None:
+        ax.imshow(values.reshape(image), origin="lower", **colours)
     else:
         from matplotlib.tri import Triangulation
 

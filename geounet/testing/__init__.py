@@ -18,7 +18,6 @@ from geounet.testing.model_checks import (
     check_model_gradients,
     check_moves,
     check_parameters_only,
-    grid_symmetries,
 )
 
 __all__ = [
@@ -37,5 +36,4 @@ __all__ = [
     "check_nestedness",
     "check_orthogonal_projection",
     "check_parameters_only",
-    "grid_symmetries",
 ]

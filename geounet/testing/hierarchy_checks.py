@@ -10,7 +10,8 @@ The invariants:
   3. constants are reproduced and integrals preserved (where the spaces allow);
   4. float64 gradcheck through restrict and prolong;
   5. the same result on CUDA as on the CPU (when a GPU is available);
-  6. hierarchies are data: they pickle and move to another dtype / device with ``.to``;
+  6. hierarchies are data: they pickle and move to another dtype / device with ``.to``, and
+     using the moved copy leaves the original unchanged;
   plus graph sanity: edge indices in range, no self-loops, symmetric edge sets.
 """
 
@@ -128,18 +129,24 @@ def check_gradients(hierarchy: Hierarchy, max_nodes: int = 4096) -> None:
 
 
 def check_data(hierarchy: Hierarchy, tol: float = DEFAULT_TOL) -> None:
-    """The hierarchy is data: it pickles, and ``.to(dtype)`` gives the same operators in that dtype."""
+    """The hierarchy is data: it pickles, ``.to(dtype)`` gives the same operators in that dtype,
+    and using the copy never changes the original (its pickle is the same bytes before and after)."""
     import pickle
 
-    copy = pickle.loads(pickle.dumps(hierarchy.materialize()))
+    inputs = {level: _random(hierarchy, level, 2, 0) for level in range(1, hierarchy.num_levels)}
+    restricted = {level: hierarchy.restrict(x, level) for level, x in inputs.items()}
+    before = pickle.dumps(hierarchy.materialize())
+    copy = pickle.loads(before)
     single = hierarchy.to(dtype=torch.float32)
     assert single.dtype == torch.float32 and hierarchy.dtype == torch.float64, ".to() must copy, not modify"
-    for level in range(1, hierarchy.num_levels):
-        x = _random(hierarchy, level, 2, 0)
-        expected = hierarchy.restrict(x, level)
+    for level, x in inputs.items():
+        expected = restricted[level]
         _assert_close(copy.restrict(x, level), expected, tol, f"unpickled, restrict differs at level {level}")
         _assert_close(single.restrict(x.float(), level).double(), expected, 1e-5,
                       f"the float32 hierarchy restricts differently, level {level}")
+        single.prolong(single.restrict(x.float(), level), level - 1)
+        single.graph(level)
+    assert pickle.dumps(hierarchy) == before, "using the float32 copy changed the original hierarchy"
 
 
 def check_device_consistency(hierarchy: Hierarchy, device: str = "cuda", tol: float = 1e-12) -> None:

@@ -9,7 +9,7 @@ Each check raises ``AssertionError`` naming what failed; ``check_model`` runs th
      CUDA with the CPU when a GPU is available;
   4. float64 gradcheck through the input and every parameter;
   5. for isotropic models, exact equivariance under the grid symmetries that permute nodes
-     (:func:`grid_symmetries`: HEALPix 90° rotations about the polar axis, the square's rot90).
+     (``Hierarchy.node_symmetries``: HEALPix 90° rotations about the polar axis, the square's rot90).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from torch import Tensor, nn
 
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.batching import batch_hierarchies
-from geounet.hierarchy.healpix import HealpixLevels
-from geounet.hierarchy.square import SquareHaarHierarchy
 
 
 def _input(hierarchy: Hierarchy, channels: int, batch: int = 2, seed: int = 0, dtype=torch.float64) -> Tensor:
@@ -93,28 +91,9 @@ def check_model_gradients(model: nn.Module, hierarchy: Hierarchy, in_channels: i
     assert torch.autograd.gradcheck(output, (x, *params), fast_mode=True), "gradcheck failed"
 
 
-def grid_symmetries(hierarchy: Hierarchy) -> dict[str, Tensor]:
-    """Node permutations ``perm`` of the finest level that are symmetries of the grid:
-    ``(g x)[n] = x[perm[n]]``. HEALPix: rotation by 90° about the polar axis (each base
-    pixel moves to its neighbour in longitude, NEST positions inside it unchanged); the
-    square: rot90 of the image (the grid graph's symmetry; periodic or not). Empty for
-    other kinds."""
-    level = hierarchy.finest_level
-    if isinstance(hierarchy, HealpixLevels):
-        nside = hierarchy.nside_at(level)
-        base = torch.arange(12)
-        rotated = (base // 4) * 4 + (base + 3) % 4  # the base pixel that lands on each base pixel
-        inside = torch.arange(nside * nside)
-        return {"rotate_90": (rotated[:, None] * nside * nside + inside[None, :]).reshape(-1)}
-    if isinstance(hierarchy, SquareHaarHierarchy):
-        side = hierarchy.side(level)
-        return {"rot90": torch.rot90(torch.arange(side * side).reshape(side, side)).reshape(-1)}
-    return {}
-
-
 def check_equivariance(model: nn.Module, hierarchy: Hierarchy, in_channels: int, tol: float = 1e-10) -> None:
-    """model(g x) == g model(x) exactly for every grid symmetry g of ``hierarchy``."""
-    symmetries = grid_symmetries(hierarchy)
+    """model(g x) == g model(x) exactly for every node symmetry g of ``hierarchy``."""
+    symmetries = hierarchy.node_symmetries()
     assert symmetries, f"no node-permuting symmetries are known for {hierarchy.kind}"
     model = _perturbed(model)
     x = _input(hierarchy, in_channels)

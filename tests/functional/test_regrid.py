@@ -233,3 +233,13 @@ def test_netcdf_to_unet_and_back(tmp_path):
         out = hp_ds["orography"].copy(data=y[0, :, 0].detach().double().numpy())
         back = healpix_to_latlon_xr(out, ds.latitude, ds.longitude, ordering="nest")
         assert back.dims == ("lat", "lon") and back.attrs["regrid_method"] == "bilinear"
+
+
+def test_regrid_operator_hands_out_a_tensor_of_its_own():
+    """The operators are cached; changing a returned one must not change later results."""
+    data = torch.randn(2, 45, 72, dtype=torch.float64)
+    expected = latlon_to_healpix(data, LAT, LON, NSIDE)
+    operator = regrid_operator(LAT, LON, NSIDE, "bilinear", "to_healpix")
+    operator.values().zero_()
+    torch.testing.assert_close(latlon_to_healpix(data, LAT, LON, NSIDE), expected, rtol=0, atol=0)
+    assert regrid_operator(LAT, LON, NSIDE, "bilinear", "to_healpix").values().abs().sum() > 0

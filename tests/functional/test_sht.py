@@ -220,3 +220,34 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(sht.analysis(x.cuda()).cpu(), sht.analysis(x), rtol=0, atol=1e-10)
     alm = sht.analysis(x)
     torch.testing.assert_close(sht.synthesis(alm.cuda()).cpu(), sht.synthesis(alm), rtol=0, atol=1e-10)
+
+
+def test_to_casts_the_tables_of_a_copy_and_leaves_the_original_unchanged():
+    import pickle
+
+    sht = HealpixSHT(4, 8, iterations=10).materialize()
+    before = pickle.dumps(sht)
+    x = torch.randn(3, 192, dtype=torch.float64)
+    single = sht.to(dtype=torch.float32)
+    assert single.dtype == torch.float32 and sht.dtype == torch.float64
+    torch.testing.assert_close(single.analysis(x.float()), sht.analysis(x).to(torch.complex64), rtol=0, atol=1e-5)
+    single.synthesis(single.analysis(x.float()))
+    chirp = HealpixSHT(4, 8, ring_method="chirp").to(dtype=torch.float32)  # tables built by the copy itself
+    chirp.synthesis(chirp.analysis(x.float()))
+    assert pickle.dumps(sht) == before, "using the float32 copy changed the original transform"
+    lam = single._tables["legendre"][0][3]
+    assert lam.dtype == torch.float32 and single._tables["grouped"]["phase"].dtype == torch.complex64
+    assert sht._tables["legendre"][0][3].dtype == torch.float64
+
+
+def test_float32_inputs_on_a_float64_transform_use_one_cast_that_copies_and_pickles_leave_out():
+    import pickle
+
+    sht = HealpixSHT(4, 8).materialize()
+    before = pickle.dumps(sht)
+    x = torch.randn(2, 192, dtype=torch.float64)
+    first = sht.analysis(x.float())
+    torch.testing.assert_close(first, sht.analysis(x).to(torch.complex64), rtol=0, atol=1e-5)
+    cast = sht._table("legendre", x.float())
+    assert cast[0][3].dtype == torch.float32 and sht._table("legendre", x.float()) is cast  # made once
+    assert pickle.dumps(sht) == before and not sht.to(dtype=torch.float32)._casts

@@ -12,7 +12,9 @@ from geounet.geometry.healpix import (
     from_nest,
     is_face_layout,
     nest_of_face,
+    nest_of_ring,
     nside_of,
+    ring_of_nest,
     to_nest,
 )
 
@@ -186,3 +188,14 @@ def test_shape_that_does_not_match_the_ordering_names_both():
         from_nest(torch.zeros(48), "face_ne_cw")
     with pytest.raises(ValueError, match="'ring' is not a face layout"):
         nest_of_face(4, "ring")
+
+
+def test_ordering_tables_are_copies_of_the_cached_ones():
+    """Index tables are cached; changing a returned one must not change later conversions."""
+    x = torch.arange(768.0)
+    expected = {ordering: from_nest(x, ordering) for ordering in ("ring", "face")}
+    for table in (nest_of_ring(8), ring_of_nest(8), nest_of_face(8, "face")):
+        table.zero_()
+    for ordering, values in expected.items():
+        assert torch.equal(from_nest(x, ordering), values) and torch.equal(to_nest(values, ordering), x)
+    assert torch.equal(nest_of_ring(8)[ring_of_nest(8)], torch.arange(768))

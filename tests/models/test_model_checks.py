@@ -21,7 +21,6 @@ from geounet.testing import (
     check_equivariance,
     check_model,
     check_parameters_only,
-    grid_symmetries,
 )
 
 
@@ -67,7 +66,7 @@ def test_healpix_rotation_is_a_symmetry_of_the_pixels():
     import numpy as np
 
     h = HealpixHaarHierarchy(4, 1)
-    perm = grid_symmetries(h)["rotate_90"]
+    perm = h.node_symmetries()["rotate_90"]
     theta, phi = healpy.pix2ang(4, np.arange(192), nest=True)
     theta_src, phi_src = healpy.pix2ang(4, perm.numpy(), nest=True)  # the pixel each one receives
     np.testing.assert_allclose(theta_src, theta, atol=1e-12)

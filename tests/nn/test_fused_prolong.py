@@ -8,7 +8,7 @@ from geounet.hierarchy.batching import batch_hierarchies
 from geounet.hierarchy.finest import finest_levels
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.nn.decoder import ResidualDecoder
-from geounet.nn.fused_prolong import children_layout, prolong_add_, prolong_concat
+from geounet.nn.fused_prolong import prolong_add_, prolong_concat
 from geounet.nn.message_passing import MessagePassingFactory
 
 
@@ -35,7 +35,7 @@ GEOMETRIES = {
                                        finest_levels(SquareHaarHierarchy(16, 4), 3)], ids=repr)
 def test_layout_views_reproduce_prolong_exactly(hierarchy):
     for level in range(hierarchy.num_levels - 1):
-        layout = children_layout(hierarchy, level)
+        layout = hierarchy.prolong_layout(level)
         coarse = torch.randn(2, hierarchy.num_nodes(level), 3, dtype=torch.float64)
         skip = torch.randn(2, hierarchy.num_nodes(level + 1), 5, dtype=torch.float64)
         up = hierarchy.prolong(coarse, level)
@@ -43,10 +43,10 @@ def test_layout_views_reproduce_prolong_exactly(hierarchy):
         assert torch.equal(prolong_add_(skip[..., :3].clone(), coarse, layout), skip[..., :3] + up)
 
 
-def test_hierarchies_without_a_children_layout_take_the_generic_path():
-    assert children_layout(UnfusedHealpix(4, 2), 0) is None
-    assert children_layout(finest_levels(UnfusedSquare(8, 3), 2), 0) is None
-    assert children_layout(batch_hierarchies([SquareHaarHierarchy(4, 2), SquareHaarHierarchy(8, 2)]), 0) is None
+def test_hierarchies_without_a_prolong_layout_take_the_generic_path():
+    assert UnfusedHealpix(4, 2).prolong_layout(0) is None
+    assert finest_levels(UnfusedSquare(8, 3), 2).prolong_layout(0) is None
+    assert batch_hierarchies([SquareHaarHierarchy(4, 2), SquareHaarHierarchy(8, 2)]).prolong_layout(0) is None
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
@@ -54,7 +54,7 @@ def test_fused_decoder_equals_generic_decoder_with_gradients(name):
     """Forward values and every gradient (inputs and parameters) of a decoder on a
     hierarchy with the fused path and on the same spaces without it, in float64."""
     fused_h, generic_h = (make() for make in GEOMETRIES[name])
-    assert children_layout(fused_h, 1) is not None and children_layout(generic_h, 1) is None
+    assert fused_h.prolong_layout(1) is not None and generic_h.prolong_layout(1) is None
     torch.manual_seed(0)
     decoder = ResidualDecoder(MessagePassingFactory(fused_h), 2, 6, 4, 5, extra_blocks=1).double()
     coarse = torch.randn(2, fused_h.num_nodes(1), 6, dtype=torch.float64)

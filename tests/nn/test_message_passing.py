@@ -9,6 +9,8 @@ from geounet.nn.message_passing import KernelConv, MessagePassingFactory, prepar
 class OneGraph(Hierarchy):
     """A one-level hierarchy on a given graph: what the operators need to be called."""
 
+    kind = "OneGraph"
+
     def __init__(self, graph: LevelGraph, num_nodes: int):
         self._graph, self._num_nodes = graph, num_nodes
 
