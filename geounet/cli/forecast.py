@@ -1,15 +1,21 @@
-"""``geounet forecast RUN_DIR --init DATE --steps N --out FILE``: a trained forecast run's rollout as a file.
+"""``geounet forecast RUN_DIR [--data PATH] --init DATE --steps N --out FILE``: a forecast run's rollout as a file.
 
-The run's checkpoint holds the model and the training split's normalisation; the data
-(the run's ``task.data``, through its HEALPix cache) supply the ``input_steps`` states up
-to ``--init`` and the constant fields. The file (netCDF for ``.nc``, zarr for
-``.zarr``) holds every forecast variable with dims ``(time, lead_time, *space)``:
-``time`` the init time, ``lead_time`` the ``N`` lead times (``dt_hours`` apart), a
-``valid_time (time, lead_time)`` coordinate, and ``space`` the layout of the input data:
-the original lat-lon grid (regridded back from HEALPix, bilinear), ``pixel`` for
-"nest" / "ring" or ``(face, height, width)`` for face layouts. Variables keep the input's
-names and attributes (units, long_name); the file's attributes state the HEALPix nside
-and ordering the forecast was made (and, for HEALPix layouts, is stored) in.
+The run folder holds everything the forecast needs besides the initial states (the model,
+the training normalisation, the constant fields, the masks and the source grid), so the
+command works from any directory. ``--data`` names the file (netCDF, zarr or a glob)
+holding the ``input_steps`` states up to ``--init``, at any dates, on the run's grid;
+without it the run's training data are read, if they are still where they were. The
+output (netCDF for ``.nc``, zarr for ``.zarr``) holds every forecast variable with dims
+``(time, lead_time, *space)``: ``time`` the init time, ``lead_time`` the ``N`` lead times
+(``dt_hours`` apart), a ``valid_time (time, lead_time)`` coordinate, and ``space`` the
+layout of the input data: the original lat-lon grid (regridded back from HEALPix,
+bilinear), ``pixel`` for "nest" / "ring" or ``(face, height, width)`` for face layouts.
+Variables keep the input's names and attributes (units, long_name) and are NaN where the
+run's training data had none (a variable's mask). ``--layout weatherbench2`` writes
+WeatherBench 2's layout instead: ``(time, prediction_timedelta, [level,] latitude,
+longitude)``, the levels of a variable (z500, z850) as one variable ``z`` with a ``level``
+dimension. The file's attributes state the HEALPix nside and ordering the forecast was
+made in.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import shutil
 from pathlib import Path
 
 from geounet.errors import GeounetError
-from geounet.inference.forecast import load_forecaster, rollout_dataset
+from geounet.inference.forecast import LAYOUTS, Forecaster
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -27,9 +33,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("forecast", help="write a trained forecast run's rollout to netCDF / zarr",
                                  description=__doc__.split("\n\n", 1)[1])
     parser.add_argument("run_dir", type=Path, help="a run directory of `geounet train` with task.name = forecast")
+    parser.add_argument("--data", default=None,
+                        help="netCDF / zarr file or glob holding the initial states (default: the run's task.data)")
     parser.add_argument("--init", required=True, help="the init time, a time of the data, e.g. 2017-03-01T00")
     parser.add_argument("--steps", required=True, type=int, help="number of lead times (dt_hours apart)")
     parser.add_argument("--out", required=True, type=Path, help="the output file: .nc (netCDF) or .zarr")
+    parser.add_argument("--layout", choices=LAYOUTS, default="geounet",
+                        help="geounet: (time, lead_time, *space); weatherbench2: (time, prediction_timedelta, level, "
+                        "latitude, longitude)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(run=run)
@@ -42,15 +53,14 @@ def run(args: argparse.Namespace) -> int:
         raise GeounetError(f"{args.out} exists; pass --overwrite to replace it")
     if args.steps < 1:
         raise GeounetError(f"--steps must be >= 1, got {args.steps}")
-    model, hierarchy, config, data = load_forecaster(args.run_dir, args.device)
-    forecast = rollout_dataset(model, hierarchy, config, data, args.init, args.steps)
-    forecast.attrs["run_dir"] = str(args.run_dir)
+    forecaster = Forecaster.load(args.run_dir, args.device)
+    forecast = forecaster.predict(args.data, init=args.init, steps=args.steps, layout=args.layout)
     if args.out.exists():
         shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
     if args.out.suffix == ".zarr":
         forecast.to_zarr(args.out)
     else:
         forecast.to_netcdf(args.out)
-    print(f"wrote {args.out}: {', '.join(config.variables)} at {args.steps} lead times from {args.init} "
+    print(f"wrote {args.out}: {', '.join(forecast.data_vars)} at {args.steps} lead times from {args.init} "
           f"({', '.join(f'{d}={n}' for d, n in forecast.sizes.items())})")
     return 0

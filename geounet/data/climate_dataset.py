@@ -1,12 +1,16 @@
-"""The user's climate data as forecast samples on HEALPix: lazy reading, one cache, time windows.
+"""The user's climate data as forecast samples on HEALPix: lazy reading, one cache, time
+windows.
 
 A source is a netCDF file, a zarr store or a glob of netCDF files, opened lazily with
-xarray + dask (:func:`open_climate`). ``variables`` name surface fields (``"t2m"``) or
-one level of a field with a level dimension (``"z500"`` = ``z`` at level 500). The
-spatial layout is stated, never guessed: ``"latlon"`` (``lat``/``latitude`` and
-``lon``/``longitude`` dimensions, regridded to HEALPix NEST at ``nside``), or a
-HEALPix ordering of :mod:`geounet.geometry.healpix` (``"nest"`` / ``"ring"`` with a
-``pixel`` dimension, a face layout such as ``"face"`` with ``(face, height, width)``).
+xarray + dask (:func:`open_climate`). ``variables`` name surface fields (``"t2m"``) or one
+level of a field with a level dimension (``"z500"`` = ``z`` at level 500). The time and
+level dimensions are recognised by name (``time`` / ``valid_time``, ``level`` /
+``pressure_level`` / ...: :func:`geounet.data.climate_io.find_dim`) or named by the
+``time_name`` / ``level_name`` settings. The spatial layout is stated, never guessed:
+``"latlon"`` (``lat``/``latitude`` and ``lon``/``longitude`` dimensions, regridded to
+HEALPix NEST at ``nside``), or a HEALPix ordering of :mod:`geounet.geometry.healpix`
+(``"nest"`` / ``"ring"`` with a ``pixel`` dimension, a face layout such as ``"face"`` with
+``(face, height, width)``).
 
 The selected fields are streamed once, a few time steps at a time (only those are ever
 in memory), through the checks below, converted to NEST and written to an on-disk
@@ -15,8 +19,19 @@ cache ``fields.f32 [T, N, C]`` float32 that training reads row by row (:class:`S
 
 Every defect of the input is a :class:`ClimateDataError` naming it and the fix: a
 missing variable or level, grids that differ between variables or from ``nside``, an
-ordering that does not fit the file's dimensions, NaN (naming the variable, the time and
-the place) and gaps or disorder in the time axis.
+ordering that does not fit the file's dimensions, infinite values, missing values (NaN)
+that move over time (naming the variable, the time and the place) and disorder in the
+time axis.
+
+**Missing values.** A variable may be NaN at fixed points (sea-surface temperature over
+land): its source mask is the points that are finite at every time. A HEALPix pixel is
+valid when every source point it is interpolated from is valid; the archive keeps NaN at
+the others and their mask ``valid [N, C]``. Invalid pixels enter the network as the
+variable's training mean (0 after normalisation), are held there by the model and count
+in no loss and no score.
+
+**Gaps.** The time axis may have gaps (missing steps); a sample whose states are not all
+present, ``dt`` apart, is dropped (:func:`split_inits` counts them).
 
 Samples (:class:`ForecastSamples`) follow DLWP: ``T_in`` consecutive states
 ``x_{t-T_in+1} .. x_t`` (step ``dt``) go in, ``k`` autoregressive steps of ``T_out``
@@ -45,30 +60,22 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import healpy
 import numpy as np
 import torch
 import xarray as xr
 from torch import Tensor
 
-from geounet.data.climate_io import PIXEL_DIM, find_latlon, healpix_dims
+from geounet.data.climate_grid import ClimateDataError, SourceGrid
+from geounet.data.climate_io import LEVEL_NAMES, TIME_NAMES, find_dim
 from geounet.data.samples import Batch
-from geounet.errors import GeounetError, MissingFileError
-from geounet.functional.regrid import latlon_to_healpix
-from geounet.geometry.healpix import ORDERINGS, from_nest, npix, pixel_vectors, to_nest, validate_nside
+from geounet.errors import MissingFileError
+from geounet.geometry.healpix import npix, pixel_vectors, validate_nside
 from geounet.hierarchy.base import Hierarchy
 
-LAYOUTS = ("latlon", *ORDERINGS)
-LEVEL_DIMS = ("level", "plev", "pressure_level", "isobaricinhpa", "lev")
-TIME_DIM = "time"
 FORCINGS = ("toa_insolation", "sin_time_of_day", "cos_time_of_day", "sin_day_of_year", "cos_day_of_year")
 #: about this many bytes of float64 source data are read per chunk when the cache is built
 CHUNK_BYTES = 16 * 2**20
-CACHE_VERSION = 2
-
-
-class ClimateDataError(GeounetError):
-    """The climate data do not fit the request (variables, grid, ordering, values, time axis)."""
+CACHE_VERSION = 3
 
 
 # ------------------------------------------------------------------------------ opening
@@ -105,114 +112,56 @@ def open_climate(path: str | os.PathLike) -> xr.Dataset:
         raise ClimateDataError(f"cannot open {path} as netCDF / zarr: {' '.join(str(error).split())}") from error
 
 
-def _level_dim(da: xr.DataArray) -> str | None:
-    matches = [d for d in da.dims if str(d).lower() in LEVEL_DIMS]
-    return matches[0] if matches else None
+def level_dim(da: xr.DataArray, level_name: str = "") -> str | None:
+    """The pressure-level dimension of ``da`` (``level_name`` if given), or None."""
+    if level_name and level_name not in da.dims:
+        return None
+    return find_dim(da, LEVEL_NAMES, "pressure level", name=level_name, setting="task.level_name")
 
 
-def select_variable(ds: xr.Dataset, name: str) -> xr.DataArray:
+def time_dim(da: xr.DataArray | xr.Dataset, time_name: str = "") -> str | None:
+    """The time dimension of ``da`` (``time_name`` if given), or None when it has none."""
+    if time_name and time_name not in da.dims:
+        return None
+    return find_dim(da, TIME_NAMES, "time", name=time_name, setting="task.time_name")
+
+
+def _time_hint(time_name: str) -> str:
+    return (f"task.time_name = {time_name!r}" if time_name else
+            f"a time dimension is one named {' or '.join(TIME_NAMES)}, or the one task.time_name names")
+
+
+def select_variable(ds: xr.Dataset, name: str, level_name: str = "") -> xr.DataArray:
     """``ds[name]``, or for ``"<var><level>"`` (e.g. ``"z500"``) ``ds[var]`` at that level."""
     if name in ds.data_vars:
         return ds[name]
     match = re.fullmatch(r"(.*?)(\d+(?:\.\d+)?)", name)
     if match and match[1] in ds.data_vars:
         da = ds[match[1]]
-        level_dim = _level_dim(da)
-        if level_dim is not None:
-            levels = np.asarray(da[level_dim].values, dtype=np.float64)
+        level_dim_name = level_dim(da, level_name)
+        if level_dim_name is not None:
+            levels = np.asarray(da[level_dim_name].values, dtype=np.float64)
             hits = np.flatnonzero(np.isclose(levels, float(match[2])))
             if hits.size == 1:
-                picked = da.isel({level_dim: int(hits[0])}, drop=True)
-                picked.attrs = {**da.attrs, "level": float(match[2]), "level_dim": str(level_dim)}
+                picked = da.isel({level_dim_name: int(hits[0])}, drop=True)
+                picked.attrs = {**da.attrs, "level": float(match[2]), "level_dim": str(level_dim_name)}
                 return picked.rename(name)
             raise ClimateDataError(f"variable {match[1]!r} has no level {match[2]} for {name!r}; its "
-                                   f"{level_dim} values are {levels.tolist()}")
+                                   f"{level_dim_name} values are {levels.tolist()}")
     available = []
     for var, da in ds.data_vars.items():
-        level_dim = _level_dim(da)
-        available.append(f"{var}<level> (levels {np.asarray(da[level_dim].values).tolist()})" if level_dim else var)
+        dim = level_dim(da, level_name)
+        available.append(f"{var}<level> (levels {np.asarray(da[dim].values).tolist()})" if dim else var)
     raise ClimateDataError(f"variable {name!r} is not in the data; available: {', '.join(available)}; fix "
                            "task.variables")
-
-
-# --------------------------------------------------------------------------- the grid
-
-
-@dataclass(frozen=True)
-class SourceGrid:
-    """The spatial layout of the source: its dims, and lat/lon values for ``"latlon"``."""
-
-    layout: str
-    dims: tuple[str, ...]
-    lat: np.ndarray | None = None  # [H] as in the file (latlon only)
-    lon: np.ndarray | None = None  # [W]
-
-    @classmethod
-    def of(cls, da: xr.DataArray, layout: str, nside: int) -> SourceGrid:
-        """The grid of ``da`` in ``layout``; ClimateDataError when the dims do not fit."""
-        if layout not in LAYOUTS:
-            raise ClimateDataError(f"task.layout must be one of {LAYOUTS}, got {layout!r}")
-        if layout == "latlon":
-            try:
-                lat_dim, lon_dim = find_latlon(da)
-            except ValueError as error:
-                raise ClimateDataError(f"variable {da.name!r}: {error}; or, for HEALPix data, set task.layout "
-                                       "to its ordering") from error
-            return cls(layout, (lat_dim, lon_dim), np.asarray(da[lat_dim].values, dtype=np.float64),
-                       np.asarray(da[lon_dim].values, dtype=np.float64))
-        dims = healpix_dims(layout)
-        stored = da.attrs.get("healpix_order")
-        if stored is not None and stored != layout:
-            raise ClimateDataError(f"variable {da.name!r} says healpix_order={stored!r} but task.layout is "
-                                   f"{layout!r}; set task.layout = {stored!r}")
-        if not set(dims) <= set(da.dims):
-            hint = ("(face, height, width) dims mean a face layout such as 'face'" if set(healpix_dims("face"))
-                    <= set(da.dims) else f"a {PIXEL_DIM!r} dim means 'nest' or 'ring'" if PIXEL_DIM in da.dims
-                    else "rename the pixel dimension(s)")
-            raise ClimateDataError(f"task.layout {layout!r} keeps pixels in the dims {dims}, but variable "
-                                   f"{da.name!r} has dims {list(da.dims)}; {hint}")
-        expected = (12, nside, nside) if len(dims) == 3 else (npix(nside),)
-        shape = tuple(da.sizes[d] for d in dims)
-        if shape != expected:
-            raise ClimateDataError(f"variable {da.name!r} has {dict(zip(dims, shape, strict=True))}, which is not "
-                                   f"HEALPix nside {nside} in {layout!r} order (expected {expected}); set "
-                                   "task.nside to the file's nside")
-        return cls(layout, dims)
-
-    def same_as(self, other: SourceGrid) -> bool:
-        if self.dims != other.dims:
-            return False
-        return self.lat is None or (np.array_equal(self.lat, other.lat) and np.array_equal(self.lon, other.lon))
-
-    def place(self, flat_index: int, nside: int) -> str:
-        """Where the source point ``flat_index`` (row-major over ``dims``) lies, in words."""
-        if self.lat is not None:
-            i, j = divmod(flat_index, self.lon.size)
-            return f"latitude {self.lat[i]:g}, longitude {self.lon[j]:g}"
-        nest = _nest_index(flat_index, self.layout, nside)
-        theta, phi = healpy.pix2ang(nside, nest, nest=True)
-        return (f"{self.layout} pixel {flat_index} (latitude {90 - math.degrees(theta):.3g}, "
-                f"longitude {math.degrees(phi):.3g})")
-
-    def to_nest(self, values: np.ndarray, nside: int, method: str) -> Tensor:
-        """Source values ``[T, *dims]`` -> NEST ``[T, N]`` float64."""
-        data = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
-        if self.lat is not None:
-            return latlon_to_healpix(data, self.lat, self.lon, nside, method=method)
-        return to_nest(data, self.layout)
-
-
-def _nest_index(flat_index: int, layout: str, nside: int) -> int:
-    """The NEST index of the pixel at row-major position ``flat_index`` of a map in ``layout``."""
-    ids = from_nest(torch.arange(npix(nside)), layout).reshape(-1)
-    return int(ids[flat_index])
 
 
 # --------------------------------------------------------------------------- time axis
 
 
 def check_time_axis(times: np.ndarray) -> np.timedelta64:
-    """The spacing of ``times`` (datetime64 ``[T]``); ClimateDataError on disorder, duplicates or gaps."""
+    """The spacing ``dt`` of ``times`` (datetime64 ``[T]``): its most common step. Gaps (longer
+    steps) are allowed; ClimateDataError on disorder or duplicates."""
     if times.size < 2:
         raise ClimateDataError(f"the data hold {times.size} time step(s); forecasting needs a time series")
     steps = np.diff(times)
@@ -221,13 +170,13 @@ def check_time_axis(times: np.ndarray) -> np.timedelta64:
         i = int(disorder[0])
         raise ClimateDataError(f"the time axis is not strictly increasing ({times[i]} is followed by {times[i + 1]}); "
                                "sort it (ds.sortby('time')) and drop duplicated times")
-    dt = steps.min()
-    gaps = np.flatnonzero(steps != dt)
-    if gaps.size:
-        i = int(gaps[0])
-        raise ClimateDataError(f"the time axis has {gaps.size} gap(s) in its {_hours(dt):g} h spacing (first: "
-                               f"{times[i]} -> {times[i + 1]}); fill them or restrict the data to a gap-free period")
-    return dt
+    values, counts = np.unique(steps, return_counts=True)
+    return values[np.argmax(counts)]
+
+
+def time_gaps(times: np.ndarray, dt: np.timedelta64) -> list[tuple[np.datetime64, np.datetime64]]:
+    """The ``(before, after)`` times around every step of ``times`` other than ``dt``."""
+    return [(times[i], times[i + 1]) for i in np.flatnonzero(np.diff(times) != dt)]
 
 
 def _hours(delta: np.timedelta64) -> float:
@@ -277,16 +226,18 @@ class ClimateArchive:
     """The selected fields on HEALPix NEST in the cache directory, read on demand."""
 
     directory: Path
-    fields: StateFile  # [T, N, C] float32, physical units
+    fields: StateFile  # [T, N, C] float32, physical units, NaN where not valid
     times: np.ndarray  # [T] datetime64[ns]
     constants: np.ndarray  # [N, K] float32, physical units
-    meta: dict  # variables, units, long_names, constants, layout, nside, source grid
+    valid: np.ndarray  # [N, C] bool: the pixels that hold values (module docstring, missing values)
+    source_valid: np.ndarray  # [C, *source dims] bool: the source points that hold values
+    meta: dict  # variables, attrs, constants, layout, nside, source grid, levels, masks, gaps
 
     @classmethod
     def open(cls, directory: Path) -> ClimateArchive:
         meta = json.loads((directory / "meta.json").read_text())
-        return cls(directory, StateFile(directory / "fields.f32", meta["shape"]), np.load(directory / "times.npy"),
-                   np.load(directory / "constants.npy"), meta)
+        arrays = {name: np.load(directory / f"{name}.npy") for name in ("times", "constants", "valid", "source_valid")}
+        return cls(directory, StateFile(directory / "fields.f32", meta["shape"]), meta=meta, **arrays)
 
     @property
     def variables(self) -> list[str]:
@@ -300,6 +251,10 @@ class ClimateArchive:
     def dt(self) -> np.timedelta64:
         return np.timedelta64(self.meta["dt_seconds"], "s")
 
+    @property
+    def grid(self) -> SourceGrid:
+        return SourceGrid.from_description(self.meta["grid"])
+
 
 def _fingerprint(files: list[Path]) -> list:
     rows = []
@@ -310,113 +265,172 @@ def _fingerprint(files: list[Path]) -> list:
 
 
 def open_archive(source: str, variables: list[str], layout: str, nside: int, cache_dir: str | Path, *,
-                 constants: list[str] | None = None, method: str = "bilinear") -> ClimateArchive:
+                 constants: list[str] | None = None, method: str = "bilinear", time_name: str = "",
+                 level_name: str = "") -> ClimateArchive:
     """The cached archive of ``variables`` from ``source``, built on first use.
 
     ``constants`` names time-independent fields (``None``: those of :data:`KNOWN_CONSTANTS`
-    that the data hold). The cache is keyed by the files (path, size, modification time)
-    and every argument, so a changed file is read again.
+    that the data hold); ``time_name`` / ``level_name`` name the time and level dimensions
+    when they are not recognised by name. The cache is keyed by the files (path, size,
+    modification time) and every argument, so a changed file is read again.
     """
     nside = validate_nside(nside)
     if not variables or len(set(variables)) != len(variables):
         raise ClimateDataError(f"task.variables must be distinct names, got {variables}")
     files = source_files(source)
     request = {"files": _fingerprint(files), "variables": list(variables), "constants": constants,
-               "layout": layout, "nside": nside, "method": method, "version": CACHE_VERSION}
+               "layout": layout, "nside": nside, "method": method, "time_name": time_name,
+               "level_name": level_name, "version": CACHE_VERSION}
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_dir) / f"climate-{key}"
     if not (directory / "meta.json").is_file():
-        _build_archive(open_climate(source), variables, layout, nside, directory, constants, method)
+        source_fields = SourceFields.select(open_climate(source), variables, layout, nside, time_name, level_name)
+        _build_archive(source_fields, directory, constants, method)
     return ClimateArchive.open(directory)
 
 
-def _checked_fields(ds: xr.Dataset, variables: list[str], layout: str, nside: int):
-    """The selected variables as ``(time, *grid dims)`` arrays, with their common grid."""
-    arrays, grid = [], None
-    for name in variables:
-        da = select_variable(ds, name)
-        if TIME_DIM not in da.dims:
-            raise ClimateDataError(f"variable {name!r} has no {TIME_DIM!r} dimension (dims {list(da.dims)}); "
-                                   "forecast variables must vary in time (list constant fields under task.constants)")
-        this = SourceGrid.of(da, layout, nside)
-        extra = sorted(set(map(str, da.dims)) - {TIME_DIM, *this.dims})
-        if extra:
-            raise ClimateDataError(f"variable {name!r} has the extra dimension(s) {extra}; select one value first "
-                                   "(e.g. a level as 'z500')")
-        if grid is not None and not grid.same_as(this):
-            raise ClimateDataError(f"variable {name!r} is on another grid than {variables[0]!r} "
-                                   f"({this.dims} vs {grid.dims}, or different coordinates); regrid them to one grid")
-        grid = this
-        arrays.append(da.transpose(TIME_DIM, *this.dims))
-    return arrays, grid
+@dataclass
+class SourceFields:
+    """The selected variables of a source as lazy ``(time, *grid dims)`` arrays on their common grid."""
+
+    dataset: xr.Dataset
+    variables: list[str]
+    arrays: list[xr.DataArray]  # [T, *grid dims] each, lazy
+    grid: SourceGrid
+    time_name: str  # the source's time dimension
+    level_name: str  # the level_name setting ("" : recognised by name)
+    nside: int
+
+    @classmethod
+    def select(cls, ds: xr.Dataset, variables: list[str], layout: str, nside: int, time_name: str = "",
+               level_name: str = "") -> SourceFields:
+        """Check and select ``variables`` of ``ds`` (ClimateDataError naming what does not fit)."""
+        arrays, grid, times = [], None, None
+        for name in variables:
+            da = select_variable(ds, name, level_name)
+            this_time = time_dim(da, time_name)
+            if this_time is None:
+                raise ClimateDataError(f"variable {name!r} has no time dimension (its dims are {list(da.dims)}; "
+                                       f"{_time_hint(time_name)}); forecast variables must vary in time "
+                                       "(time-independent fields go under task.constants)")
+            if times is not None and this_time != times:
+                raise ClimateDataError(f"variable {name!r} has the time dimension {this_time!r}, {variables[0]!r} "
+                                       f"has {times!r}; give them one time axis, or name it with task.time_name")
+            times = this_time
+            this = SourceGrid.of(da, layout, nside)
+            extra = sorted(set(map(str, da.dims)) - {times, *this.dims})
+            if extra:
+                raise ClimateDataError(f"variable {name!r} has the extra dimension(s) {extra}; select one value "
+                                       "first (e.g. a level as 'z500'; task.level_name names the level dimension)")
+            if grid is not None and not grid.same_as(this):
+                raise ClimateDataError(f"variable {name!r} is on another grid than {variables[0]!r} ("
+                                       f"{this.dims} vs {grid.dims}, or different coordinates); regrid them to one "
+                                       "grid")
+            grid = this
+            arrays.append(da.transpose(times, *this.dims))
+        return cls(ds, list(variables), arrays, grid, times, level_name, nside)
+
+    @property
+    def times(self) -> np.ndarray:
+        """``[T]`` datetime64[ns]; ClimateDataError when the time coordinate is not dates."""
+        times = np.asarray(self.dataset[self.time_name].values)
+        if not np.issubdtype(times.dtype, np.datetime64):
+            raise ClimateDataError(f"the {self.time_name!r} coordinate is {times.dtype}, not dates; decode it "
+                                   "(xarray.open_dataset(..., decode_times=True)) or give it CF units")
+        return times.astype("datetime64[ns]")
+
+    def source_masks(self) -> np.ndarray:
+        """``[C, *grid]`` bool: the points where each variable holds a value at the first time."""
+        return np.stack([np.isfinite(da.isel({self.time_name: 0}).values) for da in self.arrays])
+
+    def read(self, c: int, rows, valid: np.ndarray, method: str) -> Tensor:
+        """Variable ``c`` at the time indices ``rows`` on NEST ``[t, N]`` float64 (NaN at invalid pixels),
+        after checking that it is missing exactly where ``valid [*grid]`` says."""
+        values = self.arrays[c].isel({self.time_name: rows}).values  # [t, *grid], only these rows are read
+        _check_values(values, valid, self.variables[c], self.times[rows], self.times[0], self.grid, self.nside)
+        return self.grid.to_nest_masked(values, valid, self.nside, method)
+
+    def constant_fields(self, names: list[str] | None, method: str) -> tuple[list[str], np.ndarray]:
+        """The constant fields ``names`` (``None``: :func:`known_constants`) on NEST ``[N, K]`` float32."""
+        if names is None:
+            names = known_constants(self.dataset, self.time_name)
+        fields = []
+        for name in names:
+            da = select_variable(self.dataset, name, self.level_name)
+            if self.time_name in da.dims:
+                raise ClimateDataError(f"constant field {name!r} has a {self.time_name!r} dimension; drop it "
+                                       f"(ds[{name!r}].isel({self.time_name}=0)) if the field does not change")
+            if not self.grid.same_as(SourceGrid.of(da, self.grid.layout, self.nside)):
+                raise ClimateDataError(f"constant field {name!r} is on another grid than the variables")
+            values = da.transpose(*self.grid.dims).values[None]
+            _check_values(values, np.ones(values.shape[1:], bool), name, np.array(["(constant)"]), "(constant)",
+                          self.grid, self.nside)
+            fields.append(self.grid.to_nest(values, self.nside, method)[0].float().numpy())
+        return list(names), (np.stack(fields, axis=-1) if fields else np.zeros((npix(self.nside), 0), np.float32))
 
 
-def known_constants(ds: xr.Dataset) -> list[str]:
+def known_constants(ds: xr.Dataset, time_name: str = "") -> list[str]:
     """The variables of ``ds`` named like a land-sea mask or orography (:data:`KNOWN_CONSTANTS`), without time."""
-    return [str(n) for n in ds.data_vars if str(n).lower() in KNOWN_CONSTANTS and TIME_DIM not in ds[n].dims]
+    return [str(n) for n in ds.data_vars if str(n).lower() in KNOWN_CONSTANTS and time_dim(ds[n], time_name) is None]
 
 
-def _constant_fields(ds: xr.Dataset, names: list[str] | None, grid: SourceGrid, nside: int, method: str):
-    if names is None:
-        names = known_constants(ds)
-    fields = []
-    for name in names:
-        da = select_variable(ds, name)
-        if TIME_DIM in da.dims:
-            raise ClimateDataError(f"constant field {name!r} has a {TIME_DIM!r} dimension; drop it "
-                                   f"(ds[{name!r}].isel(time=0)) if the field does not change")
-        if not grid.same_as(SourceGrid.of(da, grid.layout, nside)):
-            raise ClimateDataError(f"constant field {name!r} is on another grid than the variables")
-        values = da.transpose(*grid.dims).values[None]
-        _check_values(values, name, np.array(["(constant)"]), grid, nside)
-        fields.append(grid.to_nest(values, nside, method)[0].float().numpy())
-    return list(names), (np.stack(fields, axis=-1) if fields else np.zeros((npix(nside), 0), np.float32))
+def _check_values(values: np.ndarray, valid: np.ndarray, name: str, times: np.ndarray, first_time, grid: SourceGrid,
+                  nside: int) -> None:
+    """Refuse Inf in ``values [T, *grid]`` and NaN anywhere but where ``valid [*grid]`` is False
+    (missing at the first time ``first_time``), naming the variable, the time and the place."""
+    bad = np.isinf(values) | (np.isnan(values) == valid)
+    if not bad.any():
+        return
+    t, flat = divmod(int(np.flatnonzero(bad)[0]), values[0].size)
+    value = values.reshape(len(values), -1)[t, flat]
+    where = f"at time {times[t]}, {grid.place(flat, nside)} ({int(bad.sum())} such values in this chunk)"
+    if np.isinf(value) or str(first_time) == "(constant)":
+        raise ClimateDataError(f"variable {name!r} is {value} {where}; fill or mask it (NaN) before training")
+    if np.isnan(value):
+        raise ClimateDataError(f"variable {name!r} is {value} {where} but has a value there at {first_time}; missing "
+                               "values must stay at the same points at every time (a fixed mask such as land): fill "
+                               "them, or drop the times they differ at")
+    raise ClimateDataError(f"variable {name!r} is {value} {where} but missing (NaN) there at {first_time}; missing "
+                           "values must stay at the same points at every time (a fixed mask such as land): fill them, "
+                           "or drop the times they differ at")
 
 
-def _check_values(values: np.ndarray, name: str, times: np.ndarray, grid: SourceGrid, nside: int) -> None:
-    """Refuse NaN / Inf in ``values [T, *grid]``, naming the variable, the time and the place."""
-    finite = np.isfinite(values)
-    if not finite.all():
-        t, flat = divmod(int(np.flatnonzero(~finite)[0]), values[0].size)
-        raise ClimateDataError(f"variable {name!r} is {values.reshape(len(values), -1)[t, flat]} at time {times[t]}, "
-                               f"{grid.place(flat, nside)} ({int((~finite).sum())} such values in this chunk); "
-                               "fill or mask them before training")
-
-
-def _build_archive(ds: xr.Dataset, variables: list[str], layout: str, nside: int, directory: Path,
-                   constants: list[str] | None, method: str) -> None:
-    arrays, grid = _checked_fields(ds, variables, layout, nside)
-    times = np.asarray(ds[TIME_DIM].values)
-    if not np.issubdtype(times.dtype, np.datetime64):
-        raise ClimateDataError(f"the {TIME_DIM!r} coordinate is {times.dtype}, not dates; decode it "
-                               "(xarray.open_dataset(..., decode_times=True)) or give it CF units")
+def _build_archive(source: SourceFields, directory: Path, constants: list[str] | None, method: str) -> None:
+    times, grid, nside = source.times, source.grid, source.nside
     dt = check_time_axis(times)
-    constant_names, constant_values = _constant_fields(ds, constants, grid, nside, method)
+    constant_names, constant_values = source.constant_fields(constants, method)
+    source_valid = source.source_masks()  # [C, *grid]
+    for c, name in enumerate(source.variables):
+        if not source_valid[c].any():
+            raise ClimateDataError(f"variable {name!r} is missing (NaN) everywhere at {times[0]}; fill it or drop "
+                                   "that time")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
     try:
-        per_chunk = max(1, CHUNK_BYTES // (8 * int(np.prod([arrays[0].sizes[d] for d in grid.dims]))))
+        per_chunk = max(1, CHUNK_BYTES // (8 * int(source_valid[0].size)))
         with open(staging / "fields.f32", "wb") as out:
             for start in range(0, times.size, per_chunk):
-                stop = min(times.size, start + per_chunk)
-                chunk = np.empty((stop - start, npix(nside), len(arrays)), dtype=np.float32)  # [t, N, C]
-                for c, da in enumerate(arrays):
-                    values = da.isel({TIME_DIM: slice(start, stop)}).values  # only this chunk is read
-                    _check_values(values, variables[c], times[start:stop], grid, nside)
-                    chunk[:, :, c] = grid.to_nest(values, nside, method).float().numpy()
+                rows = slice(start, min(times.size, start + per_chunk))
+                chunk = np.empty((rows.stop - start, npix(nside), len(source.arrays)), dtype=np.float32)  # [t, N, C]
+                for c in range(len(source.arrays)):
+                    chunk[:, :, c] = source.read(c, rows, source_valid[c], method).float().numpy()
                 out.write(chunk.tobytes())
             out.flush()
             os.fsync(out.fileno())
-        np.save(staging / "times.npy", times.astype("datetime64[ns]"))
-        np.save(staging / "constants.npy", constant_values)
+        valid = np.stack([grid.coverage(v, nside, method).numpy() for v in source_valid], axis=-1)  # [N, C]
+        arrays = {"times": times, "constants": constant_values, "valid": valid, "source_valid": source_valid}
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", array)
         meta = {
-            "variables": list(variables), "shape": [times.size, npix(nside), len(arrays)],
-            "constants": constant_names, "layout": layout, "nside": nside,
-            "dt_seconds": int(dt / np.timedelta64(1, "s")), "method": method,
-            "attrs": {name: {k: _plain(v) for k, v in da.attrs.items()} for name, da in zip(variables, arrays,
-                                                                                          strict=True)},
-            "grid": None if grid.lat is None else {"lat_name": grid.dims[0], "lon_name": grid.dims[1],
-                                                    "lat": grid.lat.tolist(), "lon": grid.lon.tolist()},
+            "variables": list(source.variables), "shape": [times.size, npix(nside), len(source.arrays)],
+            "constants": constant_names, "layout": grid.layout, "nside": nside,
+            "dt_seconds": int(dt / np.timedelta64(1, "s")), "method": method, "time_name": source.time_name,
+            "attrs": {name: {k: _plain(v) for k, v in da.attrs.items()}
+                      for name, da in zip(source.variables, source.arrays, strict=True)},
+            "grid": grid.describe(),
+            "masks": {name: {"source_points": int((~source_valid[c]).sum()), "pixels": int((~valid[:, c]).sum())}
+                      for c, name in enumerate(source.variables) if not valid[:, c].all()},
+            "gaps": [[str(a), str(b)] for a, b in time_gaps(times, dt)],
         }
         (staging / "meta.json").write_text(json.dumps(meta))
         os.replace(staging, directory)
@@ -434,8 +448,8 @@ def _plain(value):
 
 @dataclass(frozen=True)
 class TrainingStatistics:
-    """Per-channel mean and standard deviation and the per-pixel time mean (the climatology
-    of the ACC) of the training split, physical units."""
+    """Per-channel mean and standard deviation over the valid pixels and the per-pixel time
+    mean (the climatology of the ACC; NaN at invalid pixels) of the training split, physical units."""
 
     mean: Tensor  # [C]
     std: Tensor  # [C]
@@ -444,15 +458,17 @@ class TrainingStatistics:
     @classmethod
     def of(cls, archive: ClimateArchive, times: np.ndarray) -> TrainingStatistics:
         """Streamed over the archive's time indices ``times`` in chunks, in float64."""
+        valid = torch.from_numpy(archive.valid)  # [N, C]
         total = torch.zeros(archive.fields.shape[1:], dtype=torch.float64)  # [N, C]
         squares = torch.zeros(archive.fields.shape[2], dtype=torch.float64)  # [C]
         per_chunk = max(1, CHUNK_BYTES // (8 * archive.fields[0].size))
         for start in range(0, times.size, per_chunk):
             chunk = torch.from_numpy(archive.fields[np.sort(times[start : start + per_chunk])]).double()  # [t, N, C]
+            chunk = torch.where(valid, chunk, 0.0)
             total += chunk.sum(0)
             squares += (chunk**2).sum((0, 1))
-        climatology = total / times.size
-        count = times.size * total.shape[0]
+        climatology = torch.where(valid, total / times.size, math.nan)
+        count = times.size * valid.sum(0)  # [C]
         mean = total.sum(0) / count
         std = torch.sqrt((squares / count - mean**2).clamp_min(0))
         if (std == 0).any():
@@ -530,9 +546,18 @@ def window(archive: ClimateArchive, inputs: int, outputs: int, dt_hours: float) 
     return Window(inputs, outputs, int(round(stride)))
 
 
-def split_inits(archive: ClimateArchive, win: Window, steps: int, start: str, end: str, name: str) -> np.ndarray:
-    """Archive indices of the init times whose whole sample (inputs and ``steps`` steps of
-    outputs) lies in the dates ``[start, end]``; ClimateDataError when there is none."""
+@dataclass(frozen=True)
+class Split:
+    """The archive indices of a split's init times, and how many windows of its dates crossed a gap."""
+
+    inits: np.ndarray  # [S] int64
+    crossing_gaps: int
+
+
+def split_inits(archive: ClimateArchive, win: Window, steps: int, start: str, end: str, name: str) -> Split:
+    """The init times whose whole sample (inputs and ``steps`` steps of outputs, ``dt`` apart)
+    lies in the dates ``[start, end]``; windows that cross a gap of the time axis are dropped
+    and counted. ClimateDataError when none is left."""
     first, last = np.datetime64(start, "ns"), np.datetime64(end, "ns")
     if len(str(end)) == len("YYYY-MM-DD"):  # a bare date includes its whole day
         last += np.timedelta64(1, "D") - np.timedelta64(1, "ns")
@@ -541,11 +566,42 @@ def split_inits(archive: ClimateArchive, win: Window, steps: int, start: str, en
     if inits.size:
         inside = (archive.times[inits + offsets[0]] >= first) & (archive.times[inits + offsets[-1]] <= last)
         inits = inits[inside]
+    elapsed = archive.times[inits[:, None] + offsets] - archive.times[inits][:, None]  # [S, T_in + steps T_out]
+    complete = (elapsed == offsets * archive.dt).all(axis=1)
+    dropped = int((~complete).sum())
+    inits = inits[complete]
     if not inits.size:
         span = _hours(archive.dt) * (offsets[-1] - offsets[0])
-        raise ClimateDataError(f"the {name} split [{start}, {end}] holds no complete sample of {span:g} h within the "
-                               f"data's {archive.times[0]} .. {archive.times[-1]}; widen task.{name}")
-    return inits
+        gaps = f" ({dropped} cross a gap in the time axis)" if dropped else ""
+        raise ClimateDataError(f"the {name} split [{start}, {end}] holds no complete sample of {span:g} h{gaps} within "
+                               f"the data's {archive.times[0]} .. {archive.times[-1]}; widen task.{name}")
+    return Split(inits, dropped)
+
+
+def standardised_constants(constants: np.ndarray) -> Tensor:
+    """Constant fields ``[N, K]`` standardised over the sphere (each to mean 0, std 1), float32."""
+    constants = torch.from_numpy(np.asarray(constants, dtype=np.float32))  # [N, K]
+    if not constants.shape[1]:
+        return constants
+    return (constants - constants.mean(0)) / constants.std(0).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def normalised(states: Tensor, mean: Tensor, std: Tensor, valid: Tensor) -> Tensor:
+    """Physical ``states [..., N, C]`` -> ``(x - μ_c) / σ_c``, 0 (the training mean) where ``valid [N, C]`` is False."""
+    return torch.where(valid, (states - mean) / std, 0.0)
+
+
+def model_inputs(states: Tensor, init_times: np.ndarray, step: np.timedelta64, outputs: int, steps: int,
+                 lat: Tensor, lon: Tensor, constants: Tensor) -> Tensor:
+    """Model inputs ``[B, N, T_in C + steps T_out F + K]`` (module docstring) from the normalised
+    input states ``[B, T_in, N, C]`` at ``init_times [B]``: the forcings at the ``steps x outputs``
+    valid times ``step`` apart after each init, and the standardised ``constants [N, K]``."""
+    b, t_in, n, c = states.shape
+    state = states.permute(0, 2, 1, 3).reshape(b, n, t_in * c)
+    valid = np.asarray(init_times)[:, None] + step * np.arange(1, steps * outputs + 1)  # [B, S T_out]
+    forcing = forcings(valid.reshape(-1), lat, lon).reshape(b, -1, n, len(FORCINGS))
+    forcing = forcing.permute(0, 2, 1, 3).reshape(b, n, -1)  # [B, N, S T_out F]
+    return torch.cat([state, forcing, constants.expand(b, -1, -1)], dim=-1)
 
 
 class ForecastSamples:
@@ -559,12 +615,9 @@ class ForecastSamples:
                  inits: np.ndarray, steps: int) -> None:
         self.archive, self.hierarchy, self.stats, self.window = archive, hierarchy, stats, win
         self.inits, self.steps = np.asarray(inits, dtype=np.int64), steps
-        lat, lon = pixel_latlon(archive.nside)
-        self.lat, self.lon = lat, lon
-        constants = torch.from_numpy(np.asarray(archive.constants, dtype=np.float32))  # [N, K]
-        if constants.shape[1]:
-            constants = (constants - constants.mean(0)) / constants.std(0).clamp_min(torch.finfo(torch.float32).tiny)
-        self.constants = constants  # [N, K], standardised over the sphere
+        self.lat, self.lon = pixel_latlon(archive.nside)
+        self.constants = standardised_constants(archive.constants)  # [N, K]
+        self.valid = torch.from_numpy(archive.valid)  # [N, C]
 
     def __len__(self) -> int:
         return len(self.inits)
@@ -579,26 +632,21 @@ class ForecastSamples:
         return self.archive.times[self.inits[index] + self.window.offsets(self.steps)]
 
     def states(self, indices: np.ndarray) -> Tensor:
-        """Physical states of samples ``indices``, ``[B, T_in + steps T_out, N, C]``."""
+        """Physical states of samples ``indices``, ``[B, T_in + steps T_out, N, C]`` (NaN at invalid pixels)."""
         rows = self.inits[indices][:, None] + self.window.offsets(self.steps)[None]  # [B, T]
         unique, inverse = np.unique(rows, return_inverse=True)
         return torch.from_numpy(self.archive.fields[unique])[torch.from_numpy(inverse.reshape(rows.shape))]
 
-    def model_inputs(self, states: Tensor, init_times: np.ndarray, steps: int) -> Tensor:
-        """Model inputs from the physical input states ``[B, T_in, N, C]`` at init times ``[B]``."""
-        b, t_in, n, c = states.shape
-        state = ((states - self.stats.mean) / self.stats.std).permute(0, 2, 1, 3).reshape(b, n, t_in * c)
-        dt = self.archive.dt * self.window.stride
-        valid = np.asarray(init_times)[:, None] + dt * np.arange(1, steps * self.window.outputs + 1)  # [B, S T_out]
-        forcing = forcings(valid.reshape(-1), self.lat, self.lon).reshape(b, -1, n, len(FORCINGS))
-        forcing = forcing.permute(0, 2, 1, 3).reshape(b, n, -1)  # [B, N, S T_out F]
-        return torch.cat([state, forcing, self.constants.expand(b, -1, -1)], dim=-1)
+    def normalised(self, states: Tensor) -> Tensor:
+        """Physical ``states [..., N, C]`` in normalised units, 0 at invalid pixels."""
+        return normalised(states, self.stats.mean, self.stats.std, self.valid)
 
     def batch(self, indices: Tensor | np.ndarray) -> Batch:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        states = self.states(indices)  # [B, T, N, C]
+        states = self.normalised(self.states(indices))  # [B, T, N, C]
         t_in = self.window.inputs
         init_times = self.archive.times[self.inits[indices]]
-        targets = ((states[:, t_in:] - self.stats.mean) / self.stats.std).permute(0, 2, 1, 3)
-        return Batch(self.model_inputs(states[:, :t_in], init_times, self.steps),
-                     targets.reshape(len(indices), states.shape[2], -1), self.hierarchy)
+        inputs = model_inputs(states[:, :t_in], init_times, self.archive.dt * self.window.stride,
+                              self.window.outputs, self.steps, self.lat, self.lon, self.constants)
+        targets = states[:, t_in:].permute(0, 2, 1, 3)
+        return Batch(inputs, targets.reshape(len(indices), states.shape[2], -1), self.hierarchy)

@@ -1,8 +1,11 @@
 """xarray front end for lat-lon <-> HEALPix regridding of climate data (netCDF, zarr).
 
-Coordinates are found by name only: latitude ``lat`` / ``latitude`` and longitude
-``lon`` / ``longitude`` (case-insensitive); anything else raises with the rename that
-fixes it. Latitude may ascend or descend and longitude use 0..360 or -180..180; the
+Dimensions are found by name only, case-insensitively, by one routine (:func:`find_dim`)
+that every front end of geounet shares: latitude ``lat`` / ``latitude``, longitude ``lon``
+/ ``longitude``, time ``time`` / ``valid_time`` (the new-CDS ERA5 name) and pressure level
+``level`` / ``pressure_level`` / ``plev`` / ``isobaricInhPa`` / ``lev`` (ERA5, CMIP and
+GRIB names); anything else raises with the rename (or the setting naming the dimension)
+that fixes it. Latitude may ascend or descend and longitude use 0..360 or -180..180; the
 values are used as given (see :mod:`geounet.functional.regrid`). Every other dimension
 (time, level, member, ...) is kept and moved in front of the spatial one(s), in its
 original order. HEALPix results carry the dimension ``pixel`` ("nest" / "ring") or
@@ -32,21 +35,42 @@ from geounet.geometry.healpix import is_face_layout, validate_nside
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
+TIME_NAMES = ("time", "valid_time")
+LEVEL_NAMES = ("level", "pressure_level", "plev", "isobaricinhpa", "lev")
 PIXEL_DIM = "pixel"
 FACE_DIMS = ("face", "height", "width")
 
+
+def find_dim(obj: xr.DataArray | xr.Dataset, names: tuple[str, ...], what: str, *, name: str = "",
+             setting: str = "") -> str | None:
+    """The dimension of ``obj`` that holds ``what``: ``name`` when given (it must be one of the
+    dims), else the one dim named like one of ``names`` (case-insensitive), or None when no dim
+    is. GeounetError when ``name`` is absent or several dims match; the message names the dims
+    found and ``setting``, the option that names the dimension explicitly."""
+    dims = [str(d) for d in obj.dims]
+    how = f"set {setting}" if setting else "rename the one meant"
+    if name:
+        if name not in dims:
+            raise GeounetError(f"the {what} dimension {name!r} ({setting or 'as named'}) is not among dims {dims}; "
+                               f"name one of them")
+        return name
+    matches = [d for d in dims if d.lower() in names]
+    if len(matches) > 1:
+        raise GeounetError(f"several dims {matches} could hold the {what} (among dims {dims}); {how}")
+    return matches[0] if matches else None
+
+
 def find_latlon(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
-    """Names of the latitude and longitude dimensions; ValueError when absent or ambiguous."""
+    """Names of the latitude and longitude dimensions; GeounetError when absent or ambiguous."""
     found = []
     for names, what in ((LAT_NAMES, "latitude"), (LON_NAMES, "longitude")):
-        matches = [d for d in obj.dims if str(d).lower() in names]
-        if len(matches) != 1:
+        dim = find_dim(obj, names, what)
+        if dim is None:
             raise GeounetError(
-                f"expected exactly one {what} dimension named one of {names}, found "
-                f"{matches or 'none'} among dims {list(obj.dims)}; rename it, e.g. "
-                f"obj.rename({{'y': '{names[0]}'}})"
+                f"expected one {what} dimension named one of {names}, found none among dims {list(obj.dims)}; "
+                f"rename it, e.g. obj.rename({{'y': '{names[0]}'}})"
             )
-        found.append(matches[0])
+        found.append(dim)
     return found[0], found[1]
 
 

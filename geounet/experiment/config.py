@@ -4,6 +4,11 @@ A config has three sections: ``[task]`` (``name`` plus the task's own parameters
 ``[model]`` and ``[train]``. Every key is checked: unknown keys, wrong types and bad
 values are rejected with a message naming the key, never ignored.
 
+Settings that a task config lists in ``PATHS`` (e.g. the forecast task's ``data`` and
+``cache_dir``, the mesh-files task's ``folder``) are stored as absolute paths: a relative path in a config file resolves
+against the file's folder, one in an override (or a default) against the working
+directory, so a run does not depend on where it is started from.
+
     cfg = load_config("experiments/square_navier_stokes/config.toml",
                       overrides=["train.steps=200", "model.variant='residual'"])
 """
@@ -11,6 +16,7 @@ values are rejected with a message naming the key, never ignored.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +24,9 @@ from typing import Any
 
 from geounet.tasks import task_config_class
 from geounet.train.config import ConfigError, ModelConfig, TrainConfig, build_dataclass, parse_override
+
+#: the task of a config without ``task.name``
+DEFAULT_TASK = "navier_stokes_square"
 
 
 @dataclass
@@ -35,12 +44,8 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides.
-
-    Task keys that hold paths (the task config's ``path_keys``, e.g. ``task.folder``) are made
-    absolute: against the config file's folder when the file sets them, against the working
-    directory when an override does; the run then records where its data were.
-    """
+    """Read a TOML config (or start from the defaults) and apply ``section.key=value`` overrides;
+    the task's path settings are made absolute (see the module docstring)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -50,25 +55,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from error
-        _resolve_paths(raw, path.parent)
-    overridden = set()
+        if isinstance(raw.get("task"), dict):
+            raw["task"] = absolute_paths(raw["task"], path.resolve().parent)
     for override in overrides:
         (section, key), value = parse_override(override)
         raw.setdefault(section, {})[key] = value
-        if section == "task":
-            overridden.add(key)
-    _resolve_paths(raw, Path.cwd(), overridden)
+    if isinstance(raw.get("task"), dict):
+        raw["task"] = absolute_paths(raw["task"], Path.cwd(), defaults=True)
     return config_from_dict(raw)
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path, keys: set[str] | None = None) -> None:
-    """Make the task's path keys in ``raw`` (those of ``keys`` only, when given) absolute against ``base``."""
-    task = raw.get("task", {})
-    if not isinstance(task.get("name"), str):
-        return
-    for key in getattr(task_config_class(task["name"]), "path_keys", ()):
-        if (keys is None or key in keys) and isinstance(task.get(key), str) and task[key]:
-            task[key] = str((base / task[key]).resolve())
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
@@ -77,7 +71,7 @@ def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; a config has [task], [model] and [train]")
     task_values = dict(raw.get("task", {}))
-    task_name = task_values.pop("name", "navier_stokes_square")
+    task_name = task_values.pop("name", DEFAULT_TASK)
     return ExperimentConfig(
         task=build_dataclass(task_config_class(task_name), task_values, "task"),
         model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
@@ -93,3 +87,17 @@ def model_overrides(spec: str) -> list[str]:
     if model.startswith("unet:"):
         return ["model.architecture='unet'", f"model.variant='{model.split(':', 1)[1]}'", *extra]
     return [f"model.architecture='{model}'", *extra]
+
+
+def absolute_paths(task: dict[str, Any], base: Path, *, defaults: bool = False) -> dict[str, Any]:
+    """``task`` with the relative paths among its task's ``PATHS`` settings (with ``defaults``,
+    the default values of those not set too) resolved against ``base``; URLs (``s3://...``) and
+    absolute paths stay as they are."""
+    config_class = task_config_class(task.get("name", DEFAULT_TASK))
+    default_values = {f.name: f.default for f in dataclasses.fields(config_class)} if defaults else {}
+    resolved = dict(task)
+    for key in getattr(config_class, "PATHS", ()):
+        value = task.get(key, default_values.get(key))
+        if isinstance(value, str) and value and "://" not in value:
+            resolved[key] = os.path.normpath(base / Path(value).expanduser())
+    return resolved

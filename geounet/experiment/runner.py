@@ -100,6 +100,9 @@ def run_experiment(
         task = prepare_task(cfg.task, cfg.model.num_levels)
     data_seconds = time.perf_counter() - started
 
+    if is_main_process():
+        for line in task.log:
+            print(line)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, task.structure)
     checkpoint = out_dir / "checkpoint.pt"
@@ -112,7 +115,7 @@ def run_experiment(
         checkpoint_path=checkpoint,
         resume=resume,
         progress=progress,
-        extra_state={"config": cfg.to_dict()},
+        extra_state={"config": cfg.to_dict(), "task_state": task.checkpoint_state},
     )
     train_seconds = time.perf_counter() - train_started
 
@@ -128,6 +131,7 @@ def run_experiment(
         "parameters": parameter_counts(model),
         "hierarchy": task.structure.hierarchy.describe(),
         "test": test_metrics,
+        **({"data": task.log} if task.log else {}),
         "steps": result.step,
         "seconds": {"data": round(data_seconds, 2), "train": round(train_seconds, 2)},
         "history": result.history,

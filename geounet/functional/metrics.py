@@ -10,7 +10,10 @@ average over it before the square root, as WeatherBench 2 does for RMSE) with we
     ACC        = Σ w f' o' / sqrt(Σ w f'² · Σ w o'²),      f' = f - c, o' = o - c,
 
 with the climatology c; the default ACC is WeatherBench 2's uncentred one, and
-``centred=True`` first subtracts the weighted means of f' and o'. Weights: cell areas
+``centred=True`` first subtracts the weighted means of f' and o'. With a ``mask`` (True
+where the fields hold data, e.g. the ocean for sea-surface temperature) every sum runs
+over the masked-in points only, w -> w · mask; the fields may hold anything, NaN
+included, where the mask is False. Weights: cell areas
 for lat-lon grids (:func:`latlon_weights`, the integral of cos(latitude) over each cell,
 which is WeatherBench 2's latitude weighting), uniform for HEALPix (equal areas).
 
@@ -39,40 +42,46 @@ def latlon_weights(lat, lon) -> Tensor:
     return torch.from_numpy(areas / areas.mean())
 
 
-def _weighted_mean(x: Tensor, weights: Tensor, dims: Sequence[int]) -> Tensor:
+def _weighted_mean(x: Tensor, weights: Tensor, dims: Sequence[int], mask: Tensor | None = None) -> Tensor:
     weights = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
     if (weights < 0).any() or not torch.isfinite(weights).all():
         raise GeounetError("weights must be finite and non-negative")
     try:
         weights = torch.broadcast_to(weights, x.shape)
+        if mask is not None:
+            mask = torch.broadcast_to(torch.as_tensor(mask, device=x.device).bool(), x.shape)
+            x, weights = torch.where(mask, x, 0.0), torch.where(mask, weights, 0.0)
     except RuntimeError as error:
-        raise GeounetError(f"weights of shape {tuple(weights.shape)} do not broadcast to the fields' "
+        raise GeounetError(f"weights of shape {tuple(weights.shape)} (or the mask) do not broadcast to the fields' "
                          f"shape {tuple(x.shape)}; align the spatial axes last") from error
     dims = tuple(dims)
     return (weights * x).sum(dims) / weights.sum(dims)
 
 
-def bias(pred: Tensor, target: Tensor, weights: Tensor, dims: Sequence[int] = (-1,)) -> Tensor:
-    """Weighted mean error mean_w(f - o) over ``dims``."""
-    return _weighted_mean(pred - target, weights, dims)
+def bias(pred: Tensor, target: Tensor, weights: Tensor, dims: Sequence[int] = (-1,),
+         mask: Tensor | None = None) -> Tensor:
+    """Weighted mean error mean_w(f - o) over ``dims`` (over the points where ``mask`` is True)."""
+    return _weighted_mean(pred - target, weights, dims, mask)
 
 
-def rmse(pred: Tensor, target: Tensor, weights: Tensor, dims: Sequence[int] = (-1,)) -> Tensor:
+def rmse(pred: Tensor, target: Tensor, weights: Tensor, dims: Sequence[int] = (-1,),
+         mask: Tensor | None = None) -> Tensor:
     """sqrt(mean_w((f - o)²)) over ``dims`` (include the time axis to average MSE over time first)."""
-    return torch.sqrt(_weighted_mean((pred - target) ** 2, weights, dims))
+    return torch.sqrt(_weighted_mean((pred - target) ** 2, weights, dims, mask))
 
 
 def acc(
     pred: Tensor, target: Tensor, climatology: Tensor, weights: Tensor, dims: Sequence[int] = (-1,),
-    centred: bool = False,
+    centred: bool = False, mask: Tensor | None = None,
 ) -> Tensor:
     """Anomaly correlation coefficient over ``dims``; uncentred (WeatherBench 2) unless ``centred``."""
     f, o = pred - climatology, target - climatology
     if centred:
-        f = f - _weighted_mean(f, weights, dims).reshape(_kept_shape(f, dims))
-        o = o - _weighted_mean(o, weights, dims).reshape(_kept_shape(o, dims))
-    covariance = _weighted_mean(f * o, weights, dims)
-    return covariance / torch.sqrt(_weighted_mean(f * f, weights, dims) * _weighted_mean(o * o, weights, dims))
+        f = f - _weighted_mean(f, weights, dims, mask).reshape(_kept_shape(f, dims))
+        o = o - _weighted_mean(o, weights, dims, mask).reshape(_kept_shape(o, dims))
+    covariance = _weighted_mean(f * o, weights, dims, mask)
+    return covariance / torch.sqrt(_weighted_mean(f * f, weights, dims, mask) *
+                                   _weighted_mean(o * o, weights, dims, mask))
 
 
 def _kept_shape(x: Tensor, dims: Sequence[int]) -> list[int]:

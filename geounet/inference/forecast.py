@@ -1,89 +1,250 @@
-"""Forecasts from a trained forecast run: the model with its training normalisation, and its
-rollout from an init time as an xarray Dataset in the layout of the input data.
+"""Forecasts of a trained forecast run from any data: ``Forecaster.load(run_dir).predict(data, init, steps)``.
 
-The file layout of :func:`rollout_dataset` is described by ``geounet forecast --help``
-(:mod:`geounet.cli.forecast`): every forecast variable with dims
-``(time, lead_time, *space)``, a ``valid_time (time, lead_time)`` coordinate, and
-``space`` the layout of the input data (the source lat-lon grid, ``pixel`` for
-"nest" / "ring", or ``(face, height, width)`` for face layouts).
+    from geounet.inference import Forecaster
+
+    forecaster = Forecaster.load("runs/forecast")                  # needs only the run folder
+    forecast = forecaster.predict("today.nc", init="2024-06-01T00", steps=8)
+
+A run folder is self-contained: its checkpoint holds the config, the weights, the training
+statistics (model buffers ``mean``, ``std``), the pixel masks (buffer ``valid``) and, as
+``task_state``, the standardised constant fields, the source masks and the description
+of the training data (variables, attributes, levels, source grid, time step). So a
+forecaster loads from any working directory, after the training file moved or was deleted.
+
+:meth:`Forecaster.predict` takes an ``xarray.Dataset`` or a path (netCDF, zarr, a glob of
+netCDF files) holding the run's variables on the run's grid, at any dates: it reads only
+the ``input_steps`` states up to ``init`` (``dt_hours`` apart; gaps elsewhere do not
+matter), converts them to HEALPix exactly as in training, normalises them with the stored
+statistics, rolls the model out and returns the forecast on the input's grid:
+
+- ``layout="geounet"`` (default): every variable with dims ``(time, lead_time, *space)``,
+  a ``valid_time (time, lead_time)`` coordinate, ``space`` the run's source layout (the
+  lat-lon grid, regridded back bilinearly; ``pixel`` for "nest" / "ring"; ``(face,
+  height, width)`` for face layouts). Variables keep the input's names and attributes.
+- ``layout="weatherbench2"`` (lat-lon only): WeatherBench 2's forecast layout, dims
+  ``(time, prediction_timedelta, [level,] latitude, longitude)``; the levels of a variable
+  (``z500``, ``z850``) become one variable ``z`` with a ``level`` dimension.
+
+Where a variable has no data (its training mask, e.g. land for sea-surface temperature)
+the forecast is NaN; the input may hold NaN there (and nowhere else).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from geounet.errors import GeounetError
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from geounet.data.climate_dataset import (
+    SourceFields,
+    model_inputs,
+    normalised,
+    open_climate,
+    pixel_latlon,
+)
+from geounet.data.climate_grid import ClimateDataError, SourceGrid
+from geounet.errors import GeounetError, MissingFileError
+from geounet.hierarchy.base import Hierarchy
+
+LAYOUTS = ("geounet", "weatherbench2")
 
 
-def load_forecaster(run_dir: Path, device: str):
-    """``(model in eval mode, its hierarchy, task config, archive)`` of a forecast run."""
-    import torch
+@dataclass
+class Forecaster:
+    """A trained forecast run, ready to forecast from new data (see the module docstring)."""
 
-    from geounet.experiment.config import config_from_dict
-    from geounet.experiment.runner import build_model
-    from geounet.tasks import forecast
-    from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
+    model: torch.nn.Module  # geounet.tasks.forecast.Autoregressive, in eval mode
+    hierarchy: Hierarchy
+    config: object  # geounet.tasks.forecast.Config
+    source: dict  # the training data's description (variables, attrs, grid, dt_seconds, nside, masks, ...)
+    constants: Tensor  # [N, K] standardised constant fields
+    source_valid: np.ndarray  # [C, *source dims] bool: the source points each variable has data at
+    run_dir: Path
 
-    path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(path)
-    cfg = config_from_dict(run_config(state, path))
-    if cfg.task.name != forecast.Config.name:
-        raise GeounetError(f"{run_dir} is a {cfg.task.name!r} run; geounet forecast needs a run of task 'forecast'")
-    data = forecast.archive(cfg.task)
-    structure = forecast.structure(cfg.task, cfg.model.num_levels, num_constants=data.constants.shape[1])
-    model = build_model(cfg, structure)
-    load_model_state(model, state["model"], path)  # weights and the training normalisation
-    return model.to(torch.device(device)).eval(), structure.hierarchy, cfg.task, data
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Forecaster:
+        """The forecaster of the run in ``run_dir`` (a folder of ``geounet train`` with task.name = forecast)."""
+        from geounet.experiment.config import config_from_dict
+        from geounet.experiment.runner import build_model
+        from geounet.tasks import forecast
+        from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
+
+        run_dir = Path(run_dir)
+        path = run_dir / "checkpoint.pt"
+        if not path.is_file():
+            raise MissingFileError(f"no forecast run in {run_dir.resolve()}: {path.resolve()} does not exist")
+        state = load_checkpoint(path)
+        cfg = config_from_dict(run_config(state, path))
+        if cfg.task.name != forecast.Config.name:
+            raise GeounetError(f"{run_dir} is a {cfg.task.name!r} run; forecasts need a run of task 'forecast'")
+        task_state = state.get("task_state")
+        if not task_state:
+            raise GeounetError(f"{path} holds no description of its training data (it was written by an older "
+                               "geounet); train the run again to forecast from new data")
+        constants = task_state["constants"]
+        structure = forecast.structure(cfg.task, cfg.model.num_levels, num_constants=constants.shape[1])
+        model = build_model(cfg, structure)
+        load_model_state(model, state["model"], path)  # weights, statistics and masks
+        device = torch.device(device)
+        return cls(model.to(device).eval(), structure.hierarchy.to(device), cfg.task, task_state["source"],
+                   constants, task_state["source_valid"].numpy(), run_dir)
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.source["variables"])
+
+    @property
+    def grid(self) -> SourceGrid:
+        return SourceGrid.from_description(self.source["grid"])
+
+    @property
+    def step(self) -> np.timedelta64:
+        """The time between two forecast states (``dt_hours``)."""
+        return np.timedelta64(int(round(self.config.dt_hours * 3600)), "s")
+
+    def predict(self, data: xr.Dataset | str | os.PathLike | None = None, *, init, steps: int,
+                layout: str = "geounet") -> xr.Dataset:
+        """The forecast of ``steps`` states (``dt_hours`` apart) from each ``init`` time (one, or a
+        list) of ``data`` (``None``: the run's training data, if still there), as an xarray Dataset."""
+        if layout not in LAYOUTS:
+            raise GeounetError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if steps < 1:
+            raise GeounetError(f"steps must be >= 1, got {steps}")
+        inits = _init_times(init)
+        source = self._select(self._open(data))
+        states = torch.stack([self._input_states(source, when) for when in inits])  # [B, T_in, N, C]
+        model = self.model
+        device = model.mean.device
+        rollout_steps = math.ceil(steps / self.config.output_steps)
+        lat, lon = pixel_latlon(self.source["nside"])
+        x = model_inputs(normalised(states, model.mean.cpu(), model.std.cpu(), model.valid.cpu().bool()), inits,
+                         self.step, self.config.output_steps, rollout_steps, lat, lon, self.constants)
+        with torch.no_grad():
+            y = model.physical(model(x.to(device), self.hierarchy)).cpu()[:, :steps]  # [B, L, N, C]
+        valid = model.valid.cpu().bool()  # [N, C]
+        fields = [self.grid.from_nest(y[..., c], valid[:, c], self.source_valid[c]).float().numpy()
+                  for c in range(len(self.variables))]  # [B, L, *space] each
+        lead_time = np.arange(1, steps + 1) * self.step.astype("timedelta64[ns]")
+        forecast = self._dataset(fields, inits, lead_time)
+        return forecast if layout == "geounet" else weatherbench2_layout(forecast, self.variables, self.source)
+
+    def _open(self, data) -> xr.Dataset:
+        if isinstance(data, xr.Dataset):
+            return data
+        if data is None:
+            data = self.config.data
+            if not any(ch in str(data) for ch in "*?[") and not Path(data).exists():
+                raise MissingFileError(f"the run's training data {data} are gone (searched {Path(data).resolve()}); "
+                                       "pass the data to forecast from (geounet forecast --data PATH, "
+                                       "Forecaster.predict(data=...))")
+        return open_climate(data)
+
+    def _select(self, ds: xr.Dataset) -> SourceFields:
+        """The run's variables in ``ds``, on the run's grid."""
+        grid = self.grid
+        source = SourceFields.select(ds, self.variables, grid.layout, self.source["nside"], self.config.time_name,
+                                     self.config.level_name)
+        difference = grid.difference(source.grid)
+        if difference:
+            raise ClimateDataError(f"the data are not on the grid the run was trained on: {difference}; regrid them "
+                                   "to the run's grid first (e.g. ds.interp(latitude=..., longitude=...))")
+        return source
+
+    def _input_states(self, source: SourceFields, init: np.datetime64) -> Tensor:
+        """The physical input states ``[T_in, N, C]`` up to ``init`` on NEST (NaN where the run has no data)."""
+        t_in = self.config.input_steps
+        wanted = init - self.step * np.arange(t_in - 1, -1, -1)  # [T_in], the oldest first
+        times = source.times
+        rows = np.searchsorted(times, wanted)
+        found = (rows < times.size) & (times[np.minimum(rows, times.size - 1)] == wanted)
+        if not found.all():
+            missing = ", ".join(str(t) for t in wanted[~found])
+            raise ClimateDataError(f"a forecast from {init} needs the {t_in} states {self.config.dt_hours:g} h apart "
+                                   f"up to it; the data have none at {missing} (they hold {times.size} times, "
+                                   f"{times[0]} .. {times[-1]}); pick an init time with its input states in the data")
+        states = []
+        for c, name in enumerate(self.variables):
+            values = source.arrays[c].isel({source.time_name: rows}).values  # [T_in, *grid]
+            _check_inputs(values, self.source_valid[c], name, times[rows], source.grid, source.nside)
+            states.append(source.grid.to_nest_masked(values, self.source_valid[c], source.nside,
+                                                     self.config.regrid))
+        return torch.stack(states, dim=-1).float()  # [T_in, N, C]
+
+    def _dataset(self, fields: list[np.ndarray], inits: np.ndarray, lead_time: np.ndarray) -> xr.Dataset:
+        """The forecast in geounet's layout (module docstring)."""
+        grid = self.grid
+        coords = {"time": inits, "lead_time": lead_time,
+                  "valid_time": (("time", "lead_time"), inits[:, None] + lead_time[None])}
+        if grid.lat is not None:
+            coords.update({grid.dims[0]: grid.lat, grid.dims[1]: grid.lon})
+        variables = {}
+        for name, values in zip(self.variables, fields, strict=True):
+            attrs = {k: v for k, v in self.source["attrs"][name].items() if not k.startswith("healpix_")}
+            variables[name] = (("time", "lead_time", *grid.dims), values, attrs)
+        attrs = {"healpix_nside": self.source["nside"], "model_ordering": "nest", "run_dir": str(self.run_dir),
+                 "trained_on": str(self.config.data)}
+        if grid.lat is None:
+            attrs["healpix_order"] = grid.layout
+        else:
+            attrs["regridded_to"] = "the source's lat-lon grid (bilinear from HEALPix)"
+        return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
-def rollout_dataset(model, hierarchy, config, data, init: str, leads: int):
-    """The rollout of ``leads`` lead times from ``init`` as an xarray Dataset (see the module docstring)."""
-    import numpy as np
-    import torch
-    import xarray as xr
-
-    from geounet.data.climate_dataset import ForecastSamples, TrainingStatistics, window
-    from geounet.functional.regrid import healpix_to_latlon
-    from geounet.geometry.healpix import from_nest
-
-    win = window(data, config.input_steps, config.output_steps, config.dt_hours)
+def _init_times(init) -> np.ndarray:
+    """``init`` (a date or a list of dates) as ``[B]`` datetime64[ns]."""
     try:
-        when = np.datetime64(init, "ns")
+        return np.atleast_1d(np.asarray(init, dtype="datetime64[ns]"))
     except ValueError as error:
-        raise GeounetError(f"--init must be a date like 2017-03-01T00, got {init!r}") from error
-    (index,) = np.flatnonzero(data.times == when) if (data.times == when).any() else (None,)
-    first = -win.offsets(1)[0]
-    if index is None or index < first:
-        raise GeounetError(f"--init {init} is not a time of the data with {config.input_steps} input states up to it "
-                         f"(the data run {data.times[first]} .. {data.times[-1]} every {data.dt})")
-    steps = -(-leads // config.output_steps)
-    stats = TrainingStatistics(model.mean.cpu(), model.std.cpu(), torch.empty(0))
-    device = model.mean.device
-    samples = ForecastSamples(data, hierarchy, stats, win, np.array([index]), steps)
-    states = torch.from_numpy(np.asarray(data.fields[index + win.offsets(steps)[: config.input_steps]]))[None]
-    with torch.no_grad():
-        x = samples.model_inputs(states, data.times[[index]], steps).to(device)
-        y = model.physical(model(x, samples.hierarchy.to(device))).cpu()[0, :leads].double()  # [L, N, C]
-    lead_time = np.arange(1, leads + 1) * (data.dt * win.stride)
-    coords = {"time": [when], "lead_time": lead_time, "valid_time": (("time", "lead_time"), when + lead_time[None])}
-    grid = data.meta["grid"]
-    if config.layout == "latlon":
-        lat, lon = np.asarray(grid["lat"]), np.asarray(grid["lon"])
-        values = healpix_to_latlon(y.permute(2, 0, 1), lat, lon, ordering="nest")  # [C, L, H, W]
-        dims = (grid["lat_name"], grid["lon_name"])
-        coords.update({dims[0]: lat, dims[1]: lon})
-    else:
-        values = from_nest(y.permute(2, 0, 1), config.layout)  # [C, L, *pixels]
-        dims = ("face", "height", "width") if values.dim() == 5 else ("pixel",)
-    variables = {}
-    for c, name in enumerate(config.variables):
-        attrs = {k: v for k, v in data.meta["attrs"][name].items() if not k.startswith("healpix_")}
-        variables[name] = (("time", "lead_time", *dims), values[c][None].float().numpy(), attrs)
-    attrs = {"healpix_nside": data.nside, "model_ordering": "nest", "init_time": str(when),
-             "source": str(config.data)}
-    if config.layout != "latlon":
-        attrs["healpix_order"] = config.layout
-    else:
-        attrs["regridded_to"] = "the source's lat-lon grid (bilinear from HEALPix)"
-    return xr.Dataset(variables, coords=coords, attrs=attrs)
+        raise GeounetError(f"init must be a date like '2017-03-01T00' (or a list of them), got {init!r}") from error
+
+
+def _check_inputs(values: np.ndarray, valid: np.ndarray, name: str, times: np.ndarray, grid: SourceGrid,
+                  nside: int) -> None:
+    """Refuse Inf anywhere and NaN where the run was trained with values (``valid [*grid]``)."""
+    bad = np.isinf(values) | (np.isnan(values) & valid)
+    if bad.any():
+        t, flat = divmod(int(np.flatnonzero(bad)[0]), values[0].size)
+        raise ClimateDataError(f"variable {name!r} is {values.reshape(len(values), -1)[t, flat]} at time {times[t]}, "
+                               f"{grid.place(flat, nside)} ({int(bad.sum())} such values), where the run was trained "
+                               "with values; fill them")
+
+
+def weatherbench2_layout(forecast: xr.Dataset, variables: list[str], source: dict) -> xr.Dataset:
+    """``forecast`` (geounet's layout, lat-lon) in WeatherBench 2's: ``prediction_timedelta`` for
+    ``lead_time``, ``latitude`` / ``longitude`` dims, the levels of a variable on one ``level`` dim."""
+    grid = SourceGrid.from_description(source["grid"])
+    if grid.lat is None:
+        raise GeounetError(f"the weatherbench2 layout is lat-lon; this run's data are HEALPix ({grid.layout}); use "
+                           "the default layout")
+    groups: dict[str, dict[float, str]] = {}
+    for name in variables:
+        level = source["attrs"][name].get("level")
+        base = re.fullmatch(r"(.*?)(\d+(?:\.\d+)?)", name)[1] if level is not None else name
+        if base in groups and (level is None) != (None in groups[base]):
+            raise GeounetError(f"variable {base!r} is both a surface field and one at levels; rename one")
+        groups.setdefault(base, {})[level] = name
+    levels = {tuple(sorted(g)) for g in groups.values() if None not in g}
+    if len(levels) > 1:
+        raise GeounetError(f"the weatherbench2 layout puts every level on one 'level' axis, but the variables have "
+                           f"the levels {sorted(levels)}; forecast the same levels of each, or use the default layout")
+    renamed = forecast.drop_vars("valid_time").rename(
+        {"lead_time": "prediction_timedelta", grid.dims[0]: "latitude", grid.dims[1]: "longitude"})
+    out = {}
+    for base, members in groups.items():
+        if None in members:
+            out[base] = renamed[members[None]]
+            continue
+        level_values = sorted(members)
+        stacked = xr.concat([renamed[members[level]] for level in level_values], dim="level")
+        stacked.attrs = {k: v for k, v in stacked.attrs.items() if k not in ("level", "level_dim")}
+        out[base] = stacked.assign_coords(level=level_values).transpose("time", "prediction_timedelta", "level",
+                                                                         "latitude", "longitude")
+    return xr.Dataset(out, attrs=forecast.attrs)
 

@@ -73,6 +73,10 @@ class PreparedTask:
     evaluate_extra: Callable[[nn.Module, torch.device], dict] | None = None
     #: named tests on other geometries, reported as ``test[name]`` (see :class:`TransferTest`)
     transfer: dict[str, TransferTest] = field(default_factory=dict)
+    #: what the task picked up from the data, one line each (printed by ``geounet train``, kept in metrics.json)
+    log: list[str] = field(default_factory=list)
+    #: what predicting on new data needs besides the model (tensors and plain containers), kept in the checkpoint
+    checkpoint_state: dict = field(default_factory=dict)
 
 
 def _registry() -> dict[str, ModuleType]:

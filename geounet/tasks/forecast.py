@@ -39,19 +39,22 @@ from torch import Tensor, nn
 
 from geounet.data.climate_dataset import (
     FORCINGS,
-    LAYOUTS,
     ClimateArchive,
     ClimateDataError,
     ForecastSamples,
+    Split,
     TrainingStatistics,
     known_constants,
     open_archive,
     open_climate,
     split_inits,
+    standardised_constants,
     window,
 )
+from geounet.data.climate_grid import LAYOUTS
 from geounet.errors import GeounetError
 from geounet.functional.metrics import acc, angular_power_spectrum, bias, rmse
+from geounet.geometry.healpix import npix
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.models.sizing import parameter_counts
@@ -66,6 +69,8 @@ MAX_EVAL_INITS = 32
 @dataclass(frozen=True)
 class Config:
     name: ClassVar[str] = "forecast"
+    #: settings holding paths: relative ones in a config file resolve against the file's folder
+    PATHS: ClassVar[tuple[str, ...]] = ("data", "cache_dir")
     #: a netCDF file, a zarr store or a glob of netCDF files
     data: str = ""
     #: surface fields ("t2m") and levels of fields with a level dim ("z500" = z at level 500)
@@ -76,6 +81,10 @@ class Config:
     #: "latlon" or the HEALPix ordering of the file ("nest", "ring", "face", "face_<corner>_<cw|ccw>")
     layout: str = "latlon"
     regrid: str = "bilinear"
+    #: the time dimension, when it is not named "time" or "valid_time" ("": recognise it by name)
+    time_name: str = ""
+    #: the pressure-level dimension, when it is not named "level", "pressure_level", "plev", "isobaricInhPa" or "lev"
+    level_name: str = ""
     dt_hours: float = 6.0
     input_steps: int = 2
     output_steps: int = 2
@@ -122,18 +131,22 @@ class Config:
 def archive(config: Config) -> ClimateArchive:
     """The cached HEALPix archive of the config's data (built on first use)."""
     return open_archive(config.data, config.variables, config.layout, config.nside, config.cache_dir,
-                        constants=config.constants, method=config.regrid)
+                        constants=config.constants, method=config.regrid, time_name=config.time_name,
+                        level_name=config.level_name)
 
 
 class Autoregressive(nn.Module):
     """``net`` rolled out over as many steps as the input holds forcings for (see the module docstring).
 
     ``x [B, N, T_in C + S T_out F + K] -> [B, N, S T_out C]``, all in normalised units; the
-    buffers ``mean`` and ``std`` ``[C]`` (training statistics) convert to physical units.
+    buffers ``mean`` and ``std`` ``[C]`` (training statistics) convert to physical units. Where
+    the buffer ``valid [N, C]`` is 0 (pixels without data, e.g. sea-surface temperature over
+    land) every output state is 0, the normalised training mean the inputs hold there: those
+    pixels add nothing to a loss or a score against targets that hold 0 there too.
     """
 
     def __init__(self, net: nn.Module, channels: int, input_steps: int, output_steps: int, constants: int,
-                 train_rollout: int) -> None:
+                 train_rollout: int, nodes: int) -> None:
         super().__init__()
         self.net = net
         self.channels, self.input_steps, self.output_steps = channels, input_steps, output_steps
@@ -141,6 +154,7 @@ class Autoregressive(nn.Module):
         self.conditioned = any(getattr(m, "film", None) is not None for m in net.modules())
         self.register_buffer("mean", torch.zeros(channels))
         self.register_buffer("std", torch.ones(channels))
+        self.register_buffer("valid", torch.ones(nodes, channels))  # 1 at the pixels that hold data
 
     def parameter_counts(self) -> dict[str, int]:
         """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
@@ -171,7 +185,7 @@ class Autoregressive(nn.Module):
                 increment = self.net(inputs, hierarchy, lead)
             else:
                 increment = self.net(inputs, hierarchy)
-            step = state[:, :, -1:] + increment.reshape(b, n, self.output_steps, self.channels)
+            step = (state[:, :, -1:] + increment.reshape(b, n, self.output_steps, self.channels)) * self.valid[:, None]
             outputs.append(step)
             state = torch.cat([state, step], dim=2)[:, :, -self.input_steps :]
         return torch.cat(outputs, dim=2).reshape(b, n, -1)  # [B, N, S T_out C]
@@ -183,39 +197,71 @@ class Autoregressive(nn.Module):
 
 
 def structure(config: Config, num_levels: int, stats: TrainingStatistics | None = None,
-              num_constants: int | None = None) -> TaskStructure:
+              num_constants: int | None = None, valid: np.ndarray | None = None) -> TaskStructure:
     """The hierarchy, channels and model wrapper; ``num_constants`` defaults to the number of
-    ``config.constants``, or of the known constant fields in the file's metadata (nothing is read)."""
+    ``config.constants``, or of the known constant fields in the file's metadata (nothing is read).
+    Models get the statistics ``stats`` and the pixel mask ``valid [N, C]`` when given."""
     hierarchy = HealpixHaarHierarchy(config.nside, num_levels)
     channels = len(config.variables)
     if num_constants is None:  # without reading any data: the names, or the file's metadata
         num_constants = len(config.constants if config.constants is not None else known_constants(
-            open_climate(config.data)))
+            open_climate(config.data), config.time_name))
     in_channels = config.input_steps * channels + config.output_steps * len(FORCINGS) + num_constants
 
     def wrap(net: nn.Module) -> Autoregressive:
         model = Autoregressive(net, channels, config.input_steps, config.output_steps, num_constants,
-                               config.train_rollout)
+                               config.train_rollout, npix(config.nside))
         if stats is not None:
             model.mean.copy_(stats.mean)
             model.std.copy_(stats.std)
+        if valid is not None:
+            model.valid.copy_(torch.from_numpy(valid))
         return model
 
     return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), in_channels, config.output_steps * channels,
                          wrap_model=wrap, cond_dim=1)
 
 
-def _splits(config: Config, data: ClimateArchive) -> dict[str, np.ndarray]:
+def _splits(config: Config, data: ClimateArchive) -> dict[str, Split]:
     win = window(data, config.input_steps, config.output_steps, config.dt_hours)
     steps = {"train": config.train_rollout, "val": config.train_rollout, "test": config.rollout_steps}
-    inits = {name: split_inits(data, win, steps[name], *getattr(config, f"{name}_dates"), name=f"{name}_dates")
-             for name in steps}
-    spans = {name: _span(data, win, steps[name], inits[name]) for name in steps}
+    splits = {name: split_inits(data, win, steps[name], *getattr(config, f"{name}_dates"), name=f"{name}_dates")
+              for name in steps}
+    spans = {name: _span(data, win, steps[name], splits[name].inits) for name in steps}
     for name in ("val", "test"):
         if spans[name][0] <= spans["train"][1] and spans[name][1] >= spans["train"][0]:
             raise ClimateDataError(f"the samples of task.{name}_dates overlap those of task.train_dates; give the "
                                    "splits disjoint dates (a sample spans its inputs and outputs)")
-    return inits
+    return splits
+
+
+def data_log(config: Config, data: ClimateArchive, splits: dict[str, Split]) -> list[str]:
+    """What the run picked up from the data, one line each: constant fields, masks, gaps and the
+    windows they drop (printed by ``geounet train``, kept in metrics.json)."""
+    constants = data.meta["constants"]
+    how = "task.constants" if config.constants is not None else "found by name; set task.constants to choose"
+    lines = [f"constant fields: {', '.join(constants) if constants else 'none'} ({how})"]
+    for name, mask in data.meta["masks"].items():
+        lines.append(f"mask of {name}: {mask['source_points']} source points without values (NaN at every time); "
+                     f"{mask['pixels']} of {npix(data.nside)} HEALPix pixels left out of the loss and the scores, "
+                     "forecast as NaN")
+    gaps = data.meta["gaps"]
+    if gaps:
+        lines.append(f"time axis: {len(gaps)} gap(s) in its {data.dt / np.timedelta64(1, 'h'):g} h spacing (first: "
+                     f"{gaps[0][0]} -> {gaps[0][1]})")
+    for name, split in splits.items():
+        if split.crossing_gaps:
+            lines.append(f"{name} split: {split.crossing_gaps} window(s) crossing a gap dropped, "
+                         f"{len(split.inits)} kept")
+    return lines
+
+
+def inference_state(data: ClimateArchive) -> dict[str, object]:
+    """What a forecast from new data needs besides the model (stored in the checkpoint): the
+    archive's description (variables, attributes, levels, source grid, time step, nside), the
+    standardised constant fields ``[N, K]`` and the source masks ``[C, *grid]``."""
+    return {"source": data.meta, "constants": standardised_constants(data.constants),
+            "source_valid": torch.from_numpy(data.source_valid)}
 
 
 def _span(data: ClimateArchive, win, steps: int, inits: np.ndarray) -> tuple[np.datetime64, np.datetime64]:
@@ -226,11 +272,12 @@ def _span(data: ClimateArchive, win, steps: int, inits: np.ndarray) -> tuple[np.
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
     data = archive(config)
-    inits = _splits(config, data)
+    splits = _splits(config, data)
+    inits = {name: split.inits for name, split in splits.items()}
     win = window(data, config.input_steps, config.output_steps, config.dt_hours)
     train_times = np.unique(inits["train"][:, None] + win.offsets(config.train_rollout)[None])
     stats = TrainingStatistics.of(data, train_times)
-    geometry = structure(config, num_levels, stats, num_constants=data.constants.shape[1])
+    geometry = structure(config, num_levels, stats, num_constants=data.constants.shape[1], valid=data.valid)
     hierarchy = geometry.hierarchy
     train, val = (ForecastSamples(data, hierarchy, stats, win, inits[name], config.train_rollout)
                   for name in ("train", "val"))
@@ -257,7 +304,8 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
             plot_skill(scores, config.variables, str(Path(path).with_name("skill.png")))
 
     test = ForecastSamples(data, hierarchy, stats, win, inits["test"], config.train_rollout)
-    return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_extra)
+    return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_extra,
+                        log=data_log(config, data, splits), checkpoint_state=inference_state(data))
 
 
 def plot_skill(scores: dict[str, object], variables: list[str], path: str) -> None:
@@ -299,7 +347,7 @@ def lead_time_scores(model: Autoregressive, samples: ForecastSamples, config: Co
     """
     model.eval()
     moved = samples.to(device)
-    climatology = samples.stats.climatology  # [N, C]
+    climatology = samples.stats.climatology  # [N, C], NaN at invalid pixels
     weights = torch.ones(climatology.shape[0], 1)  # equal-area pixels
     forecasts, truths, persistences = [], [], []
     for start in range(0, len(samples), batch_size):
@@ -316,14 +364,17 @@ def lead_time_scores(model: Autoregressive, samples: ForecastSamples, config: Co
     references = {"model": forecast, "persistence": persistence, "climatology": climatology.double().expand_as(truth)}
     for c, name in enumerate(config.variables):
         o, clim = truth[..., c : c + 1], climatology[:, c : c + 1].double()  # [I, L, N, 1], [N, 1]
+        mask = samples.valid[:, c : c + 1]  # [N, 1]: the pixels that hold data
         for label, prediction in references.items():
             p = prediction[..., c : c + 1]
-            report[f"{label}_rmse_{name}"] = rmse(p.transpose(0, 1), o.transpose(0, 1), weights,
-                                                  dims=(1, 2, 3)).tolist()
-            report[f"{label}_bias_{name}"] = bias(p, o, weights, dims=(-2, -1)).mean(0).tolist()
+            report[f"{label}_rmse_{name}"] = rmse(p.transpose(0, 1), o.transpose(0, 1), weights, dims=(1, 2, 3),
+                                                  mask=mask).tolist()
+            report[f"{label}_bias_{name}"] = bias(p, o, weights, dims=(-2, -1), mask=mask).mean(0).tolist()
             if label != "climatology":  # the climatology's anomaly is 0: its ACC is undefined
-                report[f"{label}_acc_{name}"] = acc(p, o, clim, weights, dims=(-2, -1)).mean(0).tolist()
-        spectra = angular_power_spectrum(torch.stack([forecast[:, -1, :, c], truth[:, -1, :, c]]), ordering="nest")
+                report[f"{label}_acc_{name}"] = acc(p, o, clim, weights, dims=(-2, -1), mask=mask).mean(0).tolist()
+        last = torch.stack([forecast[:, -1, :, c], truth[:, -1, :, c]])  # [2, I, N]
+        filled = last.where(mask[:, 0], float(samples.stats.mean[c]))  # invalid pixels at the training mean
+        spectra = angular_power_spectrum(filled, ordering="nest")
         report[f"spectrum_forecast_{name}"], report[f"spectrum_truth_{name}"] = spectra.mean(1).tolist()
     model.train()
     return report

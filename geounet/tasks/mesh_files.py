@@ -56,7 +56,7 @@ RECIPES = {"clusters": "face", "eigenbases": "vertex"}
 class Config:
     name: ClassVar[str] = "mesh_files"
     #: keys holding paths, resolved against the folder of the config file they are read from
-    path_keys: ClassVar[tuple[str, ...]] = ("folder",)
+    PATHS: ClassVar[tuple[str, ...]] = ("folder", "cache_dir")
     folder: str = ""
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)

@@ -34,24 +34,40 @@ def geopotential(level, lat, lon, hours):
     return 9.81 * level * (11 + np.cos(lat) ** 2 * np.sin(2 * lon + 2 * math.pi * hours / 120)) / 10
 
 
-def era5_like(days: float = 6.0, step_hours: int = 6, start: str = "2000-01-01") -> xr.Dataset:
+def sst(lat, lon, hours):
+    lat, lon = np.radians(lat), np.radians(lon)
+    return 275 + 25 * np.cos(lat) ** 2 + 2 * np.sin(lon + 2 * math.pi * hours / 72)
+
+
+def land(lat, lon):
+    """The land-sea mask: 1 (land) where sin(3λ) cos φ > 0.3."""
+    return np.sin(3 * np.radians(lon)) * np.cos(np.radians(lat)) > 0.3
+
+
+def era5_like(days: float = 6.0, step_hours: int = 6, start: str = "2000-01-01", *, time_name: str = "time",
+              level_name: str = "level", with_sst: bool = False) -> xr.Dataset:
+    """The fields above; ``time_name`` / ``level_name`` rename the dims (new-CDS ERA5: "valid_time",
+    "pressure_level"); ``with_sst`` adds ``sst`` = 275 + 25 cos² φ + 2 sin(λ + 2π t / 72) [K], NaN over land."""
     lat = np.arange(88.0, -89.0, -4.0)  # descending
     lon = np.arange(0.0, 360.0, 5.0)
     times = np.datetime64(start, "ns") + np.arange(int(days * 24 / step_hours)) * np.timedelta64(step_hours, "h")
     hours = ((times - times[0]) / np.timedelta64(1, "h"))[:, None, None]
     la, lo = lat[None, :, None], lon[None, None, :]
     z = np.stack([geopotential(level, la, lo, hours) for level in LEVELS], axis=1)
-    mask = (np.sin(3 * np.radians(lon))[None] * np.cos(np.radians(lat))[:, None] > 0.3).astype(np.float32)
-    return xr.Dataset(
-        {
-            "t2m": (("time", "latitude", "longitude"), t2m(la, lo, hours).astype(np.float32),
-                    {"units": "K", "long_name": "2 metre temperature"}),
-            "z": (("time", "level", "latitude", "longitude"), z.astype(np.float32),
-                  {"units": "m**2 s**-2", "long_name": "Geopotential"}),
-            "lsm": (("latitude", "longitude"), mask, {"units": "(0 - 1)", "long_name": "Land-sea mask"}),
-        },
-        coords={"time": times, "level": np.array(LEVELS), "latitude": lat, "longitude": lon},
-    )
+    mask = land(lat[:, None], lon[None]).astype(np.float32)
+    fields = {
+        "t2m": ((time_name, "latitude", "longitude"), t2m(la, lo, hours).astype(np.float32),
+                {"units": "K", "long_name": "2 metre temperature"}),
+        "z": ((time_name, level_name, "latitude", "longitude"), z.astype(np.float32),
+              {"units": "m**2 s**-2", "long_name": "Geopotential"}),
+        "lsm": (("latitude", "longitude"), mask, {"units": "(0 - 1)", "long_name": "Land-sea mask"}),
+    }
+    if with_sst:
+        values = np.where(mask[None] > 0, np.nan, sst(la, lo, hours)).astype(np.float32)
+        fields["sst"] = ((time_name, "latitude", "longitude"), values, {"units": "K", "long_name": "Sea surface "
+                                                                          "temperature"})
+    return xr.Dataset(fields, coords={time_name: times, level_name: np.array(LEVELS), "latitude": lat,
+                                      "longitude": lon})
 
 
 def healpix_like(nside: int, ordering: str, days: float = 6.0) -> xr.Dataset:

@@ -90,10 +90,8 @@ def test_nan_names_variable_time_and_place(tmp_path):
     assert "'t2m' is nan at time 2000-01-02T06:00" in message and "latitude 76, longitude 35" in message
 
 
-def test_gaps_and_disorder_in_time_are_refused(tmp_path):
+def test_disorder_in_time_is_refused(tmp_path):
     ds = era5_like()
-    assert "1 gap(s) in its 6 h spacing (first: 2000-01-02T00:00:00.000000000 -> 2000-01-02T12:00" in bad(
-        tmp_path, ds.drop_isel(time=5))
     order = np.arange(ds.sizes["time"])
     order[[3, 4]] = order[[4, 3]]
     assert "not strictly increasing" in bad(tmp_path, ds.isel(time=order))
@@ -126,7 +124,7 @@ def test_mismatched_grids_are_refused(tmp_path):
 def test_samples_hold_the_documented_layout(latlon_file, tmp_path):
     archive = cd.open_archive(str(latlon_file), ["t2m", "z500"], "latlon", NSIDE, tmp_path / "cache")
     win = cd.window(archive, 2, 2, 12.0)  # every second 6-hourly state
-    inits = cd.split_inits(archive, win, 3, "2000-01-01", "2000-01-06", "train")
+    inits = cd.split_inits(archive, win, 3, "2000-01-01", "2000-01-06", "train").inits
     assert win.stride == 2 and inits[0] == 2 and inits[-1] == len(archive.times) - 1 - 12
     stats = cd.TrainingStatistics.of(archive, np.arange(len(archive.times)))
     samples = cd.ForecastSamples(archive, HealpixHaarHierarchy(NSIDE, 2), stats, win, inits, steps=3)

@@ -41,7 +41,7 @@ class Recorder(nn.Module):
 def wrapper(film: bool = True, train_rollout: int = 2):
     torch.manual_seed(0)
     net = Recorder(T_IN * C + T_OUT * len(FORCINGS) + K, film)
-    return forecast.Autoregressive(net, C, T_IN, T_OUT, K, train_rollout)
+    return forecast.Autoregressive(net, C, T_IN, T_OUT, K, train_rollout, nodes=5)
 
 
 def inputs(steps: int, batch: int = 3, nodes: int = 5) -> torch.Tensor:
@@ -134,7 +134,7 @@ def test_train_then_forecast_to_the_source_grid(tmp_path, capsys, assert_drawn_p
     assert run_cli("forecast", run, "--init", "2000-01-10T06", "--steps", 3, "--out", out) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert run_cli("forecast", run, "--init", "2000-01-01T00", "--steps", 3, "--out", tmp_path / "f.nc") == 2
-    assert "with 2 input states up to it" in capsys.readouterr().err
+    assert "needs the 2 states 6 h apart up to it; the data have none at 1999-12-31T18" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -78,3 +78,16 @@ def test_bad_weights():
         rmse(f, f, -torch.ones(4, dtype=torch.float64))
     with pytest.raises(ValueError, match="not a HEALPix map"):
         angular_power_spectrum(torch.zeros(100), ordering="ring")
+
+
+def test_masked_scores_are_the_scores_of_the_masked_in_points():
+    torch.manual_seed(0)
+    pred, target, clim = (torch.randn(*shape, dtype=torch.float64) for shape in ((3, 10), (3, 10), (10,)))
+    weights = torch.rand(10, dtype=torch.float64) + 0.5
+    mask = torch.arange(10) % 3 != 0
+    garbage = target.clone()
+    garbage[:, ~mask] = torch.nan  # anything may stand where the mask is False
+    kept = mask.nonzero()[:, 0]
+    for score, args in ((rmse, ()), (bias, ()), (acc, (clim,))):
+        expected = score(pred[:, kept], target[:, kept], *(a[kept] for a in args), weights[kept])
+        torch.testing.assert_close(score(pred, garbage, *args, weights, mask=mask), expected)
