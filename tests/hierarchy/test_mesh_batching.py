@@ -211,3 +211,18 @@ def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_
                 assert torch.equal(getattr(x, accessor)(), getattr(y, accessor)())
     for level in (1, 2):
         assert torch.equal(a._merged.parents(level), b._merged.parents(level))
+
+
+def test_a_union_is_built_where_its_parts_live():
+    """Parent maps, masses, graphs and batch vectors of a union are joined on the parts' device,
+    with no host round trip: on the meta device (shapes, no data) a copy to the CPU would fail."""
+    torus, sphere = _meshes()
+    parts = [ClusterHierarchy(torus, 3).to("meta"), ClusterHierarchy(sphere, 3).to("meta")]
+    union = batch_hierarchies(parts)
+    for level in range(3):
+        assert union.batch(level).device.type == "meta" and union.mass(level).device.type == "meta"
+        assert union.graph(level).neighbours.device.type == "meta"
+        assert union.batch(level).shape == (sum(h.num_nodes(level) for h in parts),)
+    assert union._merged.parents(2).device.type == "meta"
+    x = torch.zeros(2, union.num_nodes(2), 3, device="meta")
+    assert union.prolong(union.restrict(x, 2), 1).shape == x.shape
