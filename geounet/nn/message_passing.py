@@ -23,18 +23,19 @@ so the kernel sees O(1) inputs on every level and vector features keep their dir
 y_t = W_0 x_t + b.
 
 The operator :class:`KernelConv` holds only parameters; the geometry comes with each
-call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` memoised on the
-hierarchy (:func:`prepared_graph`). Two implementations of the same mathematics:
+call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` or sparse operators
+memoised on the hierarchy (:func:`prepared_graph`, :func:`linear_operators`). Two
+implementations of the same mathematics:
 
 - the table path for fixed-degree graphs (HEALPix, triangle, square, subdivision and
   cluster meshes) from the level's ``neighbours [N, K]`` table. For the linear kernel the
   M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
-  memoised on the hierarchy) applied to each sample by :class:`SparseProduct`, which
-  saves nothing for the backward pass but the matrix's transpose (a disjoint union of meshes
-  joins its meshes' memoised matrices block-diagonally, :func:`linear_operators`); when C_out <= C_in the
-  M + 1 channel maps come first and one sparse matrix ``[N, N (M + 1)]`` sums their
-  outputs over each neighbourhood (fewer channels moved, only the input kept for the
-  backward pass); for the MLP kernel
+  memoised on the hierarchy; a disjoint union of meshes joins its meshes' memoised
+  matrices block-diagonally, :func:`linear_operators`) applied to each sample by
+  :class:`SparseProduct`, which saves nothing for the backward pass but the matrix's
+  transpose; when C_out <= C_in the M + 1 channel maps come first and one sparse matrix
+  ``[N, N (M + 1)]`` sums their outputs over each neighbourhood (fewer channels moved,
+  only the input kept for the backward pass); for the MLP kernel
   (whose weights are learned) one gather of the node-major features ``[N, K, B * C_in]``
   and one batched ``[M, K] @ [K, B C_in]`` product per node;
 - a PyTorch Geometric ``MessagePassing`` over ``edge_index`` / ``edge_attr`` for general
