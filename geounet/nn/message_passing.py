@@ -261,8 +261,21 @@ def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
     return PreparedGraph(**union)
 
 
+@dataclass(frozen=True)
+class SparseOperator:
+    """A constant sparse matrix and its transpose, both CSR, as :class:`SparseProduct` applies
+    them (the transpose in the backward pass).
+
+    A frozen dataclass rather than a tuple: torch.compile traces code that adds entries to a
+    hierarchy's memo holding these, which it refuses when the memo holds bare sparse tensors.
+    """
+
+    matrix: Tensor  # [R, C]
+    transpose: Tensor  # [C, R]
+
+
 def linear_operators(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None, backend: str,
-                     dtype: torch.dtype, mixed_first: bool) -> tuple[Tensor, Tensor]:
+                     dtype: torch.dtype, mixed_first: bool) -> SparseOperator:
     """:func:`linear_operator` of ``level``'s :func:`prepared_graph` (prepared with a neighbour
     table), memoised on ``hierarchy``.
 
@@ -276,18 +289,19 @@ def linear_operators(hierarchy: Hierarchy, level: int, edge_features: Sequence[i
     """
     columns = None if edge_features is None else tuple(edge_features)
 
-    def build() -> tuple[Tensor, Tensor]:
+    def build() -> SparseOperator:
         parts = hierarchy.parts()
         if len(parts) > 1:
             path = graph_path(hierarchy, level, backend)
             blocks = [linear_operators(p, level, columns, path, dtype, mixed_first) for p in parts]
-            return block_diagonal_csr([b[0] for b in blocks]), block_diagonal_csr([b[1] for b in blocks])
+            return SparseOperator(block_diagonal_csr([b.matrix for b in blocks]),
+                                  block_diagonal_csr([b.transpose for b in blocks]))
         return linear_operator(prepared_graph(hierarchy, level, columns, backend, dtype), mixed_first)
 
     return hierarchy.cached(("linear_operator", columns, backend, dtype, mixed_first), level, build)
 
 
-def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> tuple[Tensor, Tensor]:
+def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> SparseOperator:
     """The M aggregations of the linear kernel as one sparse matrix and its transpose.
 
     With phi = (1, e_1 .. e_F), ``A[t M + m, s] = phi_m(e_st) / deg_t`` stacks A_1 .. A_M
@@ -326,7 +340,7 @@ def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> tuple[Te
             operators.append(torch.sparse_csr_tensor(csr.crow_indices().to(index_dtype),
                                                      csr.col_indices().to(index_dtype), csr.values(), shape,
                                                      check_invariants=True))
-    return operators[0], operators[1]
+    return SparseOperator(*operators)
 
 
 class SparseProduct(torch.autograd.Function):
@@ -501,12 +515,12 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
         return aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
 
-    def _aggregate_sparse(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+    def _aggregate_sparse(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """``[B, N, M, C_in]`` neighbourhood sums of the linear kernel as one sparse product per sample."""
         batch, n, channels = x.shape
-        return SparseProduct.apply(x, *operator).view(batch, n, self.num_kernels, channels)
+        return SparseProduct.apply(x, operator.matrix, operator.transpose).view(batch, n, self.num_kernels, channels)
 
-    def _mix_then_aggregate(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+    def _mix_then_aggregate(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """The linear kernel with the channel maps first: ``z = [W_0 | W_1 .. W_M] x`` per node,
         then one sparse product sums ``z`` over each node and its neighbours
         (:func:`linear_operator` with ``mixed_first``). The same sums as aggregating first;
@@ -518,7 +532,8 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         weight = self.linear.weight.view(self.out_channels, self.num_kernels + 1, channels)
         blocks = weight.transpose(0, 1).reshape(-1, channels)  # [(M + 1) C_out, C_in], W_0 first
         mixed = nn.functional.linear(x, blocks).view(batch, n * (self.num_kernels + 1), self.out_channels)
-        summed = SparseProduct.apply(mixed, *operator).to(mixed.dtype)  # autocast's dtype, as the other paths
+        summed = SparseProduct.apply(mixed, operator.matrix, operator.transpose)
+        summed = summed.to(mixed.dtype)  # autocast's dtype, as the other paths
         return summed.add_(self.linear.bias)  # [B, N, C_out]
 
     def message(self, x_j: Tensor, weights: Tensor) -> Tensor:  # [B, E, C_in], [E, M]

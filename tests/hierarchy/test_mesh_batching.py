@@ -163,16 +163,16 @@ def test_union_linear_operators_are_the_meshes_operators_block_by_block(mixed_fi
              ClusterHierarchy(sphere, 3)]
     union = batch_hierarchies(parts)
     for level in range(3):
-        matrix, transpose = linear_operators(union, level, None, "auto", torch.float64, mixed_first)
+        operator = linear_operators(union, level, None, "auto", torch.float64, mixed_first)
         blocks = [linear_operators(h, level, None, "auto", torch.float64, mixed_first) for h in parts]
-        dense = torch.block_diag(*[b[0].to_dense() for b in blocks])
-        assert torch.equal(matrix.to_dense(), dense)
-        assert torch.equal(transpose.to_dense(), dense.T)
+        dense = torch.block_diag(*[b.matrix.to_dense() for b in blocks])
+        assert torch.equal(operator.matrix.to_dense(), dense)
+        assert torch.equal(operator.transpose.to_dense(), dense.T)
         own = linear_operator(prepared_graph(union, level, None, "auto", torch.float64), mixed_first)
-        torch.testing.assert_close(matrix.to_dense(), own[0].to_dense(), rtol=1e-14, atol=0)
-        xs = [torch.randn(2, b[0].shape[1], 3, dtype=torch.float64) for b in blocks]
-        _check_blockwise(lambda x, m=matrix, t=transpose: SparseProduct.apply(x, m, t),
-                         [lambda x, b=b: SparseProduct.apply(x, *b) for b in blocks], xs)
+        torch.testing.assert_close(operator.matrix.to_dense(), own.matrix.to_dense(), rtol=1e-14, atol=0)
+        xs = [torch.randn(2, b.matrix.shape[1], 3, dtype=torch.float64) for b in blocks]
+        _check_blockwise(lambda x, a=operator: SparseProduct.apply(x, a.matrix, a.transpose),
+                         [lambda x, b=b: SparseProduct.apply(x, b.matrix, b.transpose) for b in blocks], xs)
 
 
 def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_mesh_operators(monkeypatch):
@@ -205,8 +205,9 @@ def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_
         assert torch.equal(a.batch(level), b.batch(level)) and torch.equal(a.mass(level), b.mass(level))
         assert torch.equal(a.graph(level).edge_index, b.graph(level).edge_index)
         assert torch.equal(a.graph(level).neighbours, b.graph(level).neighbours)
-        for x, y in zip(a.cached(("linear_operator", None, "auto", torch.float32, True), level, list),
-                        b.cached(("linear_operator", None, "auto", torch.float32, True), level, list), strict=True):
+        operators = [h.cached(("linear_operator", None, "auto", torch.float32, True), level, None) for h in (a, b)]
+        for name in ("matrix", "transpose"):
+            x, y = (getattr(operator, name) for operator in operators)
             for accessor in ("crow_indices", "col_indices", "values"):
                 assert torch.equal(getattr(x, accessor)(), getattr(y, accessor)())
     for level in (1, 2):
