@@ -39,10 +39,14 @@ class Batch:
 def node_weights(hierarchy: Hierarchy) -> Tensor:
     """``[N]`` finest-level weights: each part's (mesh's) masses divided by its measure and by
     the number of parts, so they sum to 1 over every part and to 1 in all (memoised on the
-    hierarchy: a shared grid computes them once)."""
+    hierarchy: a shared grid computes them once; a union of meshes joins its meshes' memoised
+    weights)."""
     level = hierarchy.finest_level
 
     def build() -> Tensor:
+        meshes = hierarchy.parts()
+        if len(meshes) > 1:  # each mesh's own weights (summing to 1) over the number of meshes
+            return torch.cat([node_weights(mesh) for mesh in meshes]) / len(meshes)
         mass, part = hierarchy.mass(level), hierarchy.batch(level)  # [N], [N]
         parts = len(hierarchy.components(level))
         totals = torch.zeros(parts, dtype=mass.dtype, device=mass.device).index_add_(0, part, mass)

@@ -363,7 +363,8 @@ class Hierarchy(ABC):
         """``[num_nodes(level)]`` int64: the geometry (mesh of a union) each node belongs to, as in
         PyTorch Geometric's ``Batch``; all zeros for a single geometry."""
         sizes = torch.tensor(self.components(level), device=self.device)
-        return torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes)
+        return torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes,
+                                       output_size=self.num_nodes(level))  # known size: no device sync
 
     def describe(self) -> list[dict[str, int]]:
         """One row per level: ``{"level", "nodes", "edges"}``."""

@@ -11,6 +11,12 @@ per-level batch vector (the mesh of every node), as in PyTorch Geometric's ``Bat
 Haar hierarchies (:class:`PartitionHaarHierarchy`) are merged into a single partition
 hierarchy with offset parent indices (one ``index_add`` per restriction); any other
 hierarchy is applied block by block.
+
+Every index tensor of the union (graphs, parent maps, batch vectors, and the sparse
+operators :mod:`geounet.nn.message_passing` memoises) is the parts' own, joined by one
+routine, :func:`~geounet.functional.block_diagonal.offset_cat`: the parts keep their memoised
+tensors across batches (a data set holds them), so collating a batch only shifts and
+concatenates them, on their device.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.functional.block_diagonal import block_diagonal_table, offset_cat, offsets_of, pad_slots
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 from geounet.hierarchy.haar import PartitionHaarHierarchy
 
@@ -48,7 +55,7 @@ class BatchedHierarchy(Hierarchy):
         self.preserves_integrals = all(h.preserves_integrals for h in hierarchies)
         self._sizes = [[h.num_nodes(i) for h in hierarchies] for i in range(self._num_levels)]
         self._merged = (
-            _merge_partitions(hierarchies, self._sizes)
+            PartitionHaarHierarchy.disjoint_union(hierarchies)
             if all(isinstance(h, PartitionHaarHierarchy) for h in hierarchies)
             else None
         )
@@ -93,7 +100,13 @@ class BatchedHierarchy(Hierarchy):
 
     def offsets(self, level: int) -> list[int]:
         """Start of each hierarchy's nodes at ``level``, and the total (m + 1 numbers)."""
-        return torch.tensor([0] + self.sizes(level)).cumsum(0).tolist()
+        return offsets_of(self.sizes(level))
+
+    def batch(self, level: int) -> Tensor:
+        """``[num_nodes(level)]`` int64: the index of the hierarchy each node belongs to (each
+        part's own batch vector shifted by the part's index)."""
+        self._check_level(level)
+        return offset_cat([h.batch(level) for h in self.hierarchies], range(len(self.hierarchies)))
 
     def split(self, x: Tensor, level: int) -> list[Tensor]:
         """``[..., N, C]`` -> per-hierarchy ``[..., N_j, C]``."""
@@ -136,32 +149,18 @@ def batch_hierarchies(hierarchies: Sequence[Hierarchy]) -> BatchedHierarchy:
     return BatchedHierarchy(hierarchies)
 
 
-def _merge_partitions(hierarchies: Sequence[PartitionHaarHierarchy], sizes: list[list[int]]) -> PartitionHaarHierarchy:
-    parents: list[Tensor | None] = [None]
-    for level in range(1, len(sizes)):
-        offsets = torch.tensor([0] + sizes[level - 1]).cumsum(0).tolist()
-        parents.append(torch.cat([h.parents(level).cpu() + offsets[j] for j, h in enumerate(hierarchies)]))
-    finest = torch.cat([h.mass(h.finest_level).cpu() for h in hierarchies])
-    merged = PartitionHaarHierarchy(parents, finest)  # its graphs come from BatchedHierarchy.graph
-    return merged.to(hierarchies[0].device)
-
-
 def _union_graph(graphs: Sequence[LevelGraph], offsets: Sequence[int]) -> LevelGraph:
     """Block-diagonal union; optional fields are kept only when every graph has them."""
     widths = {g.num_edge_features for g in graphs}
     if len(widths) != 1:
         raise GeounetError(f"graphs to batch must have the same number of edge features, got {sorted(widths)}")
-    edge_index = torch.cat([g.edge_index + offsets[j] for j, g in enumerate(graphs)], dim=1)
+    edge_index = offset_cat([g.edge_index for g in graphs], offsets, dim=1)  # [2, E]
     edge_attr = torch.cat([g.edge_attr for g in graphs])
     positions = torch.cat([g.positions for g in graphs]) if all(g.positions is not None for g in graphs) else None
     if not all(g.neighbours is not None for g in graphs):
         return LevelGraph(edge_index, edge_attr, positions)
-    width = max(g.neighbours.shape[1] for g in graphs)
-    neighbours, masks, attrs = [], [], []
-    for j, g in enumerate(graphs):
-        pad = width - g.neighbours.shape[1]
-        own = torch.arange(g.neighbours.shape[0], device=g.neighbours.device)[:, None] + offsets[j]
-        neighbours.append(torch.cat([g.neighbours + offsets[j], own.expand(-1, pad)], dim=1))
-        masks.append(torch.nn.functional.pad(g.neighbour_mask, (0, pad)))
-        attrs.append(torch.nn.functional.pad(g.neighbour_attr, (0, 0, 0, pad)))
-    return LevelGraph(edge_index, edge_attr, positions, torch.cat(neighbours), torch.cat(masks), torch.cat(attrs))
+    sizes = [g.neighbours.shape[0] for g in graphs]
+    neighbours = block_diagonal_table([g.neighbours for g in graphs], sizes)  # [N, K]
+    mask, attr = (torch.cat([pad_slots(getattr(g, name), neighbours.shape[1]) for g in graphs])
+                  for name in ("neighbour_mask", "neighbour_attr"))
+    return LevelGraph(edge_index, edge_attr, positions, neighbours, mask, attr)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.functional.block_diagonal import offset_cat, offsets_of
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 
@@ -59,6 +60,28 @@ class PartitionHaarHierarchy(Hierarchy):
             masses[level] / masses[level - 1][self._parents[level]] for level in range(1, len(parents))
         ]
         self._graphs: dict[int, LevelGraph] = {}
+
+    @staticmethod
+    def disjoint_union(hierarchies: Sequence[PartitionHaarHierarchy]) -> PartitionHaarHierarchy:
+        """The partition hierarchy of the disjoint union of ``hierarchies`` (same number of levels,
+        one device), for restrict / prolong only (it has no graphs).
+
+        Level i's parents are each part's, shifted by the part's node offset at level i - 1
+        (:func:`~geounet.functional.block_diagonal.offset_cat`); masses and child weights are
+        the parts' concatenated, not recomputed, so the union's operators are the parts'
+        exactly, block by block, and it is built where the parts live with no host round trip.
+        """
+        first = hierarchies[0]
+        union = PartitionHaarHierarchy.__new__(PartitionHaarHierarchy)
+        union._masses = [torch.cat([h.mass(level) for h in hierarchies]) for level in range(first.num_levels)]
+        union._parents, union._child_weights = [None], [None]
+        for level in range(1, first.num_levels):
+            offsets = offsets_of([h.num_nodes(level - 1) for h in hierarchies])
+            union._parents.append(offset_cat([h.parents(level) for h in hierarchies], offsets))
+            union._child_weights.append(torch.cat([h._child_weights[level] for h in hierarchies]))
+        union._graphs = {}
+        union.device, union.dtype = first.device, first.dtype
+        return union
 
     @property
     def num_levels(self) -> int:

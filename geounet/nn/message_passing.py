@@ -23,17 +23,19 @@ so the kernel sees O(1) inputs on every level and vector features keep their dir
 y_t = W_0 x_t + b.
 
 The operator :class:`KernelConv` holds only parameters; the geometry comes with each
-call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` memoised on the
-hierarchy (:func:`prepared_graph`). Two implementations of the same mathematics:
+call, ``conv(x, hierarchy)``, as the level's :class:`PreparedGraph` or sparse operators
+memoised on the hierarchy (:func:`prepared_graph`, :func:`linear_operators`). Two
+implementations of the same mathematics:
 
 - the table path for fixed-degree graphs (HEALPix, triangle, square, subdivision and
   cluster meshes) from the level's ``neighbours [N, K]`` table. For the linear kernel the
   M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
-  memoised on the hierarchy) applied to each sample by :class:`SparseProduct`, which
-  saves nothing for the backward pass but the matrix's transpose; when C_out <= C_in the
-  M + 1 channel maps come first and one sparse matrix ``[N, N (M + 1)]`` sums their
-  outputs over each neighbourhood (fewer channels moved, only the input kept for the
-  backward pass); for the MLP kernel
+  memoised on the hierarchy; a disjoint union of meshes joins its meshes' memoised
+  matrices block-diagonally, :func:`linear_operators`) applied to each sample by
+  :class:`SparseProduct`, which saves nothing for the backward pass but the matrix's
+  transpose; when C_out <= C_in the M + 1 channel maps come first and one sparse matrix
+  ``[N, N (M + 1)]`` sums their outputs over each neighbourhood (fewer channels moved,
+  only the input kept for the backward pass); for the MLP kernel
   (whose weights are learned) one gather of the node-major features ``[N, K, B * C_in]``
   and one batched ``[M, K] @ [K, B C_in]`` product per node;
 - a PyTorch Geometric ``MessagePassing`` over ``edge_index`` / ``edge_attr`` for general
@@ -54,6 +56,13 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from geounet.errors import GeounetError
+from geounet.functional.block_diagonal import (
+    block_diagonal_csr,
+    block_diagonal_table,
+    offset_cat,
+    offsets_of,
+    pad_slots,
+)
 from geounet.hierarchy.base import Hierarchy, LevelGraph
 
 BACKENDS = ("auto", "table", "pyg")
@@ -178,23 +187,44 @@ def prepared_graph(hierarchy: Hierarchy, level: int, edge_features: Sequence[int
 
     A disjoint union of meshes is prepared mesh by mesh (each memoised on its own
     hierarchy, where a data set keeps it across batches) and the parts are concatenated,
-    which equals preparing the union: features are scaled per component anyway. Under
-    ``"auto"`` the union takes the table path only when every part would.
+    which equals preparing the union: features are scaled per component anyway. The union
+    and its parts take the union's path (:func:`graph_path`).
     """
     columns = None if edge_features is None else tuple(edge_features)
 
     def build() -> PreparedGraph:
         parts = hierarchy.parts()
+        path = graph_path(hierarchy, level, backend)
         if len(parts) > 1:
-            path = backend
-            if backend == "auto":
-                path = "table" if all(uses_table(part, level, "auto") for part in parts) else "pyg"
             return concat_prepared([prepared_graph(p, level, columns, path, dtype) for p in parts])
-        table = uses_table(hierarchy, level, backend)
-        return prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=table,
+        return prepare_graph(hierarchy.graph(level), hierarchy.num_nodes(level), columns, table=path == "table",
                              components=hierarchy.components(level), dtype=dtype)
 
     return hierarchy.cached(("prepared_graph", columns, backend, dtype), level, build)
+
+
+def graph_path(hierarchy: Hierarchy, level: int, backend: str) -> str:
+    """``"table"`` or ``"pyg"``: the path of ``level`` under ``backend`` (memoised on ``hierarchy``
+    for ``"auto"``). Under ``"auto"`` a disjoint union takes the table path only when every
+    part would (:func:`uses_table`); its parts then take the union's path."""
+    if backend != "auto":
+        return backend
+
+    def build() -> str:
+        parts = hierarchy.parts()
+        if len(parts) > 1:
+            return "table" if all(graph_path(part, level, "auto") == "table" for part in parts) else "pyg"
+        return "table" if uses_table(hierarchy, level, "auto") else "pyg"
+
+    return hierarchy.cached("graph_path", level, build)
+
+
+def selected_features(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None) -> int:
+    """F, the number of edge features the kernels of ``level`` see: ``len(edge_features)``, or
+    the width of the level's edge features (memoised: they may be derived on access)."""
+    if edge_features is not None:
+        return len(edge_features)
+    return hierarchy.cached("num_edge_features", level, lambda: hierarchy.num_edge_features(level))
 
 
 def uses_table(hierarchy: Hierarchy, level: int, backend: str) -> bool:
@@ -215,33 +245,63 @@ def uses_table(hierarchy: Hierarchy, level: int, backend: str) -> bool:
 
 def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
     """The block-diagonal union of prepared graphs (node indices shifted, tables padded)."""
-    offsets = [0]
-    for part in parts:
-        offsets.append(offsets[-1] + part.num_nodes)
-    union = dict(num_nodes=offsets[-1], num_features=parts[0].num_features)
+    sizes = [part.num_nodes for part in parts]
+    union = dict(num_nodes=sum(sizes), num_features=parts[0].num_features)
     if all(p.edge_index is not None for p in parts):
         union.update(
-            edge_index=torch.cat([p.edge_index + offset for p, offset in zip(parts, offsets, strict=False)], dim=1),
+            edge_index=offset_cat([p.edge_index for p in parts], offsets_of(sizes), dim=1),  # [2, E]
             edge_features=torch.cat([p.edge_features for p in parts]),
             edge_norm=torch.cat([p.edge_norm for p in parts]),
         )
     if all(p.neighbours is not None for p in parts):
-        width = max(p.neighbours.shape[1] for p in parts)
-        narrow = all(p.neighbours.dtype == torch.int32 for p in parts) and offsets[-1] < 2**31
-        index_dtype = torch.int32 if narrow else torch.int64
-        rows = []
-        for p, offset in zip(parts, offsets, strict=False):
-            pad = width - p.neighbours.shape[1]
-            own = torch.arange(p.num_nodes, device=p.neighbours.device)[:, None] + offset  # padded slots: the node
-            rows.append((torch.cat([p.neighbours.to(torch.int64) + offset, own.expand(-1, pad)], dim=1),
-                         nn.functional.pad(p.neighbour_features, (0, 0, 0, pad)),
-                         nn.functional.pad(p.neighbour_norm, (0, pad))))
-        neighbours, features, norm = (torch.cat(column) for column in zip(*rows, strict=True))
-        union.update(neighbours=neighbours.to(index_dtype), neighbour_features=features, neighbour_norm=norm)
+        neighbours = block_diagonal_table([p.neighbours for p in parts], sizes)  # [N, K]
+        features, norm = (torch.cat([pad_slots(getattr(p, name), neighbours.shape[1]) for p in parts])
+                          for name in ("neighbour_features", "neighbour_norm"))
+        union.update(neighbours=neighbours, neighbour_features=features, neighbour_norm=norm)
     return PreparedGraph(**union)
 
 
-def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> tuple[Tensor, Tensor]:
+@dataclass(frozen=True)
+class SparseOperator:
+    """A constant sparse matrix and its transpose, both CSR, as :class:`SparseProduct` applies
+    them (the transpose in the backward pass).
+
+    A frozen dataclass rather than a tuple: torch.compile traces code that adds entries to a
+    hierarchy's memo holding these, which it refuses when the memo holds bare sparse tensors.
+    """
+
+    matrix: Tensor  # [R, C]
+    transpose: Tensor  # [C, R]
+
+
+def linear_operators(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None, backend: str,
+                     dtype: torch.dtype, mixed_first: bool) -> SparseOperator:
+    """:func:`linear_operator` of ``level``'s :func:`prepared_graph` (prepared with a neighbour
+    table), memoised on ``hierarchy``.
+
+    A disjoint union of meshes joins its meshes' operators, each memoised on its own
+    hierarchy, into block-diagonal matrices (:func:`block_diagonal_csr`): both the plain
+    ``[N M, N]`` and the mixed-first ``[N, N (M + 1)]`` operator of a union are
+    ``diag(A^0, A^1, ..)`` of its meshes' (rows ``t M + m`` and columns ``s (M + 1) + m`` of
+    mesh j shift by whole blocks). That is the union's own operator up to the explicit zeros
+    of padded slots (each mesh pads its table to its own width), with no sort or coalesce
+    per batch.
+    """
+    columns = None if edge_features is None else tuple(edge_features)
+
+    def build() -> SparseOperator:
+        parts = hierarchy.parts()
+        if len(parts) > 1:
+            path = graph_path(hierarchy, level, backend)
+            blocks = [linear_operators(p, level, columns, path, dtype, mixed_first) for p in parts]
+            return SparseOperator(block_diagonal_csr([b.matrix for b in blocks]),
+                                  block_diagonal_csr([b.transpose for b in blocks]))
+        return linear_operator(prepared_graph(hierarchy, level, columns, backend, dtype), mixed_first)
+
+    return hierarchy.cached(("linear_operator", columns, backend, dtype, mixed_first), level, build)
+
+
+def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> SparseOperator:
     """The M aggregations of the linear kernel as one sparse matrix and its transpose.
 
     With phi = (1, e_1 .. e_F), ``A[t M + m, s] = phi_m(e_st) / deg_t`` stacks A_1 .. A_M
@@ -280,7 +340,7 @@ def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> tuple[Te
             operators.append(torch.sparse_csr_tensor(csr.crow_indices().to(index_dtype),
                                                      csr.col_indices().to(index_dtype), csr.values(), shape,
                                                      check_invariants=True))
-    return operators[0], operators[1]
+    return SparseOperator(*operators)
 
 
 class SparseProduct(torch.autograd.Function):
@@ -386,15 +446,16 @@ class _KernelConvMixin:
 class KernelConv(_KernelConvMixin, MessagePassing):
     """The continuous-kernel convolution on level ``level`` of the hierarchy it is called with.
 
-    It holds only parameters. ``forward(x, hierarchy)`` takes the level's
-    :class:`PreparedGraph` from the hierarchy (:func:`prepared_graph`) and uses
+    It holds only parameters. ``forward(x, hierarchy)`` takes the level's geometry from the
+    hierarchy, memoised there, and uses
 
-    - the table path when the graph has a neighbour table: ``neighbours [N, K]`` (padded
+    - the table path when the level takes it (:func:`graph_path`): for the linear kernel
+      a sparse product per sample (:class:`SparseProduct`) with the level's
+      :func:`linear_operators`, else (and under bf16 autocast) the level's
+      :class:`PreparedGraph` (:func:`prepared_graph`) with ``neighbours [N, K]`` (padded
       slots point at the node itself), ``neighbour_features [N, K, F]`` and
-      ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): for the linear kernel a
-      sparse product per sample (:class:`SparseProduct`), else (and under bf16
-      autocast) one gather of the node-major features ``[N, K, B * C_in]`` and one
-      batched ``[M, K] @ [K, B C_in]``;
+      ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): one gather of the
+      node-major features ``[N, K, B * C_in]`` and one batched ``[M, K] @ [K, B C_in]``;
     - else PyTorch Geometric's ``MessagePassing`` over ``edge_index`` / ``edge_features``
       / ``edge_norm``.
 
@@ -418,23 +479,24 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         self.edge_features = None if edge_features is None else tuple(edge_features)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
-        graph = prepared_graph(hierarchy, self.level, self.edge_features, self.backend, self.linear.weight.dtype)
-        if graph.num_features != self.num_features:
+        num_features = selected_features(hierarchy, self.level, self.edge_features)
+        if num_features != self.num_features:
             raise GeounetError(
-                f"level {self.level} of this {hierarchy.kind} has {graph.num_features} edge features, but the "
+                f"level {self.level} of this {hierarchy.kind} has {num_features} edge features, but the "
                 f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
             )
-        self._check_features(x, graph.num_nodes)
+        self._check_features(x, hierarchy.num_nodes(self.level))
+        dtype = self.linear.weight.dtype
+        table = graph_path(hierarchy, self.level, self.backend) == "table"
         sparse_ok = not torch.compiler.is_compiling()  # torch.compile does not trace sparse tensors
-        if graph.neighbours is not None and self.kernel is None and x.dtype == graph.neighbour_features.dtype \
-                and sparse_ok:
+        if table and self.kernel is None and x.dtype == dtype and sparse_ok:  # no prepared graph of a union needed
             mixed_first = self.out_channels <= self.in_channels
-            operator = hierarchy.cached(("linear_operator", self.edge_features, self.backend, x.dtype, mixed_first),
-                                        self.level, lambda: linear_operator(graph, mixed_first))
+            operator = linear_operators(hierarchy, self.level, self.edge_features, self.backend, dtype, mixed_first)
             if mixed_first:
                 return self._mix_then_aggregate(x, operator)
-            aggregated = self._aggregate_sparse(x, operator)
-        elif graph.neighbours is not None:
+            return self._mix(x, self._aggregate_sparse(x, operator))
+        graph = prepared_graph(hierarchy, self.level, self.edge_features, self.backend, dtype)
+        if table:
             aggregated = self._aggregate_table(x, graph)
         else:
             weights = self._edge_weights(graph.edge_features, graph.edge_norm)  # [E, M]
@@ -453,12 +515,12 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         aggregated = torch.bmm(weights.transpose(1, 2).to(gathered.dtype), gathered)  # [N, M, B C]
         return aggregated.view(n, self.num_kernels, batch, channels).permute(2, 0, 1, 3)
 
-    def _aggregate_sparse(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+    def _aggregate_sparse(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """``[B, N, M, C_in]`` neighbourhood sums of the linear kernel as one sparse product per sample."""
         batch, n, channels = x.shape
-        return SparseProduct.apply(x, *operator).view(batch, n, self.num_kernels, channels)
+        return SparseProduct.apply(x, operator.matrix, operator.transpose).view(batch, n, self.num_kernels, channels)
 
-    def _mix_then_aggregate(self, x: Tensor, operator: tuple[Tensor, Tensor]) -> Tensor:
+    def _mix_then_aggregate(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """The linear kernel with the channel maps first: ``z = [W_0 | W_1 .. W_M] x`` per node,
         then one sparse product sums ``z`` over each node and its neighbours
         (:func:`linear_operator` with ``mixed_first``). The same sums as aggregating first;
@@ -470,7 +532,8 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         weight = self.linear.weight.view(self.out_channels, self.num_kernels + 1, channels)
         blocks = weight.transpose(0, 1).reshape(-1, channels)  # [(M + 1) C_out, C_in], W_0 first
         mixed = nn.functional.linear(x, blocks).view(batch, n * (self.num_kernels + 1), self.out_channels)
-        summed = SparseProduct.apply(mixed, *operator).to(mixed.dtype)  # autocast's dtype, as the other paths
+        summed = SparseProduct.apply(mixed, operator.matrix, operator.transpose)
+        summed = summed.to(mixed.dtype)  # autocast's dtype, as the other paths
         return summed.add_(self.linear.bias)  # [B, N, C_out]
 
     def message(self, x_j: Tensor, weights: Tensor) -> Tensor:  # [B, E, C_in], [E, M]

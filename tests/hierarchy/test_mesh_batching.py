@@ -1,7 +1,10 @@
+from functools import partial
+
 import pytest
 import torch
 import trimesh
 
+from geounet.functional.block_diagonal import offsets_of
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.batching import batch_hierarchies
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
@@ -16,18 +19,32 @@ def _meshes():
     return Mesh(torus.vertices, torus.faces), Mesh(ico.vertices, ico.faces)
 
 
+def _check_blockwise(union_map, part_maps, xs):
+    """``union_map`` on the joined ``xs`` equals each ``part_maps[j]`` on ``xs[j]`` (float64), and
+    so do the gradients of a random linear functional of the outputs."""
+    xs = [x.detach().requires_grad_() for x in xs]
+    joined = torch.cat(xs, dim=-2)
+    together = union_map(joined)
+    alone = [f(x) for f, x in zip(part_maps, xs, strict=True)]
+    parts = list(together.split([a.shape[-2] for a in alone], dim=-2))
+    for a, t in zip(alone, parts, strict=True):
+        torch.testing.assert_close(t, a, rtol=0, atol=1e-14)
+    cotangents = [torch.randn_like(a) for a in alone]
+    grads_together = torch.autograd.grad(together, xs, torch.cat(cotangents, dim=-2))
+    grads_alone = torch.autograd.grad(alone, xs, cotangents)
+    for t, a in zip(grads_together, grads_alone, strict=True):
+        torch.testing.assert_close(t, a, rtol=0, atol=1e-14)
+
+
 def _check_batched_equals_separate(parts):
     batched = batch_hierarchies(parts)
     check_hierarchy(batched)
     for level in range(1, batched.num_levels):
         xs = [torch.randn(2, h.num_nodes(level), 3, dtype=torch.float64) for h in parts]
-        out = batched.split(batched.restrict(batched.join(xs, level), level), level - 1)
-        for h, x, o in zip(parts, xs, out, strict=False):
-            torch.testing.assert_close(o, h.restrict(x, level), rtol=0, atol=1e-14)
+        _check_blockwise(partial(batched.restrict, level=level), [partial(h.restrict, level=level) for h in parts], xs)
         cs = [torch.randn(1, h.num_nodes(level - 1), 2, dtype=torch.float64) for h in parts]
-        up = batched.split(batched.prolong(batched.join(cs, level - 1), level - 1), level)
-        for h, c, u in zip(parts, cs, up, strict=False):
-            torch.testing.assert_close(u, h.prolong(c, level - 1), rtol=0, atol=1e-14)
+        _check_blockwise(partial(batched.prolong, level=level - 1),
+                         [partial(h.prolong, level=level - 1) for h in parts], cs)
     return batched
 
 
@@ -98,6 +115,115 @@ def test_a_model_on_a_union_of_meshes_equals_the_same_model_on_each_mesh(archite
     together = union.split(model(union.join(xs, 2), union), 2)
     for h, x, out in zip(parts, xs, together, strict=True):
         torch.testing.assert_close(out, model(x, h), rtol=1e-10, atol=1e-12)  # the same weights, one mesh
+    # the parameter gradients of a loss summed over the meshes: the sum of each mesh's alone
+    cotangents = [torch.randn_like(out) for out in together]
+    params = list(model.parameters())
+    grads_together = torch.autograd.grad(together, params, cotangents, allow_unused=True)
+    grads_alone = [torch.autograd.grad(model(x, h), params, c, allow_unused=True)
+                   for h, x, c in zip(parts, xs, cotangents, strict=True)]
+    for g, *alone in zip(grads_together, *grads_alone, strict=True):
+        if g is not None:
+            torch.testing.assert_close(g, sum(alone), rtol=1e-10, atol=1e-12)
     # changing the signal on one mesh leaves the output on the other alone
     shifted = union.split(model(union.join([xs[0], 5 * xs[1] + 3], 2), union), 2)
     torch.testing.assert_close(shifted[0], together[0], rtol=1e-10, atol=1e-12)
+
+
+def test_merged_partitions_are_the_parts_concatenated():
+    """The union's Haar operators are the parts' own weights and parent maps (offset), equal to a
+    partition hierarchy built from scratch on the concatenated finest masses."""
+    from geounet.hierarchy.haar import PartitionHaarHierarchy
+
+    torus, sphere = _meshes()
+    parts = [ClusterHierarchy(torus, 3), ClusterHierarchy(sphere, 3)]
+    merged = batch_hierarchies(parts)._merged
+    offsets = [0, parts[0].num_nodes(1), parts[0].num_nodes(1) + parts[1].num_nodes(1)]
+    rebuilt = PartitionHaarHierarchy([None] + [torch.cat([h.parents(level) + offsets_of([g.num_nodes(level - 1)
+                                                                                        for g in parts])[j]
+                                                          for j, h in enumerate(parts)]) for level in (1, 2)],
+                                     torch.cat([h.mass(2) for h in parts]))
+    for level in range(3):
+        assert torch.equal(merged.mass(level), torch.cat([h.mass(level) for h in parts]))
+        torch.testing.assert_close(merged.mass(level), rebuilt.mass(level), rtol=1e-15, atol=0)
+    for level in (1, 2):
+        assert torch.equal(merged.parents(level), rebuilt.parents(level))
+        assert torch.equal(merged._child_weights[level], torch.cat([h._child_weights[level] for h in parts]))
+    assert torch.equal(merged.parents(2)[parts[0].num_nodes(2):], parts[1].parents(2) + offsets[1])
+
+
+@pytest.mark.parametrize("mixed_first", [False, True])
+def test_union_linear_operators_are_the_meshes_operators_block_by_block(mixed_first):
+    """A union's sparse operators are block-diagonal in its meshes' memoised ones (values and
+    gradients of the sparse product, float64) and equal the operators built from the union's
+    own prepared graph."""
+    from geounet.nn.message_passing import SparseProduct, linear_operator, linear_operators, prepared_graph
+
+    torus, sphere = _meshes()
+    parts = [ClusterHierarchy(torus, 3), SubdivisionHierarchy(sphere, 3, project=sphere_projection),
+             ClusterHierarchy(sphere, 3)]
+    union = batch_hierarchies(parts)
+    for level in range(3):
+        operator = linear_operators(union, level, None, "auto", torch.float64, mixed_first)
+        blocks = [linear_operators(h, level, None, "auto", torch.float64, mixed_first) for h in parts]
+        dense = torch.block_diag(*[b.matrix.to_dense() for b in blocks])
+        assert torch.equal(operator.matrix.to_dense(), dense)
+        assert torch.equal(operator.transpose.to_dense(), dense.T)
+        own = linear_operator(prepared_graph(union, level, None, "auto", torch.float64), mixed_first)
+        torch.testing.assert_close(operator.matrix.to_dense(), own.matrix.to_dense(), rtol=1e-14, atol=0)
+        xs = [torch.randn(2, b.matrix.shape[1], 3, dtype=torch.float64) for b in blocks]
+        _check_blockwise(lambda x, a=operator: SparseProduct.apply(x, a.matrix, a.transpose),
+                         [lambda x, b=b: SparseProduct.apply(x, b.matrix, b.transpose) for b in blocks], xs)
+
+
+def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_mesh_operators(monkeypatch):
+    """A second batch of the same meshes joins the memoised per-mesh operators again: equal
+    tensors, and no mesh's sparse operator is built (sorted, coalesced) a second time."""
+    import geounet.nn.message_passing as message_passing
+    from geounet.data.mesh_dataset import collate
+    from geounet.data.samples import Batch, node_weights
+    from geounet.models import build_unet
+
+    torus, sphere = _meshes()
+    parts = [ClusterHierarchy(torus, 3), ClusterHierarchy(sphere, 3)]
+    items = [Batch(torch.randn(1, h.num_nodes(2), 1), torch.randn(1, h.num_nodes(2), 1), h) for h in parts]
+    torch.manual_seed(0)
+    model = build_unet(parts[0], 1, 1, width=4)
+    built = []
+    monkeypatch.setattr(message_passing, "linear_operator",
+                        lambda *args, build=message_passing.linear_operator: built.append(1) or build(*args))
+    first, second = collate(items), collate(items)
+    assert first.hierarchy is not second.hierarchy
+    outputs = [model(batch.inputs, batch.hierarchy) for batch in (first, second)]
+    count = len(built)
+    assert count > 0
+    model(collate(items).inputs, collate(items).hierarchy)
+    assert len(built) == count  # the meshes' operators were memoised on the meshes
+    assert torch.equal(outputs[0], outputs[1])
+    a, b = first.hierarchy, second.hierarchy
+    assert torch.equal(node_weights(a), node_weights(b))
+    for level in range(3):
+        assert torch.equal(a.batch(level), b.batch(level)) and torch.equal(a.mass(level), b.mass(level))
+        assert torch.equal(a.graph(level).edge_index, b.graph(level).edge_index)
+        assert torch.equal(a.graph(level).neighbours, b.graph(level).neighbours)
+        operators = [h.cached(("linear_operator", None, "auto", torch.float32, True), level, None) for h in (a, b)]
+        for name in ("matrix", "transpose"):
+            x, y = (getattr(operator, name) for operator in operators)
+            for accessor in ("crow_indices", "col_indices", "values"):
+                assert torch.equal(getattr(x, accessor)(), getattr(y, accessor)())
+    for level in (1, 2):
+        assert torch.equal(a._merged.parents(level), b._merged.parents(level))
+
+
+def test_a_union_is_built_where_its_parts_live():
+    """Parent maps, masses, graphs and batch vectors of a union are joined on the parts' device,
+    with no host round trip: on the meta device (shapes, no data) a copy to the CPU would fail."""
+    torus, sphere = _meshes()
+    parts = [ClusterHierarchy(torus, 3).to("meta"), ClusterHierarchy(sphere, 3).to("meta")]
+    union = batch_hierarchies(parts)
+    for level in range(3):
+        assert union.batch(level).device.type == "meta" and union.mass(level).device.type == "meta"
+        assert union.graph(level).neighbours.device.type == "meta"
+        assert union.batch(level).shape == (sum(h.num_nodes(level) for h in parts),)
+    assert union._merged.parents(2).device.type == "meta"
+    x = torch.zeros(2, union.num_nodes(2), 3, device="meta")
+    assert union.prolong(union.restrict(x, 2), 1).shape == x.shape
