@@ -82,8 +82,7 @@ class MeshModel:
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> MeshModel:
     """The model of a ``geounet train`` run of the ``mesh_files`` task, with its recipe and
-    normalisation (see the module docstring); its ``task.folder`` must still hold the
-    training files (the first one gives the model's kind and channels)."""
+    normalisation (see the module docstring); the run folder is all it reads."""
     from geounet.experiment.config import config_from_dict
     from geounet.experiment.runner import build_model
     from geounet.train.checkpoint import load_checkpoint, load_model_state, run_config
@@ -94,9 +93,12 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> MeshM
     if cfg.task.name != mesh_files.Config.name:
         raise GeounetError(f"{run_dir} is a {cfg.task.name!r} run; load_model loads runs of the "
                            f"{mesh_files.Config.name!r} task (geounet.inference.runs.load_run loads any run)")
-    structure = mesh_files.structure(cfg.task, cfg.model.num_levels)
+    if "task_state" not in state or "mesh_dim" not in state["task_state"]:
+        raise GeounetError(f"{path} predates self-contained mesh runs (no task_state); train the run again")
+    task_state = state["task_state"]
+    structure = mesh_files.structure(cfg.task, cfg.model.num_levels, state=task_state)
     model = build_model(cfg, structure)
     load_model_state(model, state["model"], path)  # weights and the training statistics
     device = torch.device(device)
     return MeshModel(model.to(device).eval(), mesh_files.recipe(cfg.task, cfg.model.num_levels), cfg.task,
-                     mesh_files.target_widths(cfg.task), device)
+                     list(task_state["target_widths"]), device)

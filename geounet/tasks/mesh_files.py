@@ -26,8 +26,11 @@ A config::
   statistics are buffers of the model (:class:`~geounet.models.standardised.Standardised`),
   so the checkpoint holds them and ``geounet predict`` works in the files' units.
 
-The model's kind and channel counts come from the first file (sorted by name): a run is
-loaded again (:func:`geounet.inference.mesh_model.load_model`) with its folder in place.
+A run is self-contained: its checkpoint records the channel counts, the target widths and
+the coordinate dimension of the meshes (:func:`inference_state`), and the model is rebuilt
+on a small built-in mesh of that dimension (:func:`template_mesh`; the weights of a mesh
+model apply to any mesh of its kind), so :func:`geounet.inference.mesh_model.load_model`
+needs neither the training folder nor any file of it.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import trimesh
 from torch import Tensor
 
 from geounet.data.mesh_dataset import RECIPE_AT, Clusters, HierarchyRecipe, MeshDataset, MeshSample
 from geounet.data.mesh_fields import mesh_files, read_mesh_fields
 from geounet.errors import GeounetError
+from geounet.geometry.mesh import Mesh
 from geounet.models.standardised import Standardised
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.tasks import PreparedTask, TaskStructure
@@ -109,18 +114,36 @@ def read_sample(config: Config, path: str | Path) -> MeshSample:
     return MeshSample(mesh, torch.from_numpy(inputs).float(), torch.from_numpy(targets).float())
 
 
-def target_widths(config: Config) -> list[int]:
-    """Channels of each of ``config.targets``, read from the first file."""
-    _, fields = read_mesh_fields(mesh_files(config.folder)[0], config.targets, config.at)
-    return [fields[name].shape[1] for name in config.targets]
+def inference_state(config: Config, path: str | Path) -> dict:
+    """What rebuilding the model needs, read off one training file: ``input_channels``,
+    ``target_widths`` (channels of each of ``config.targets``) and the meshes' ``mesh_dim``."""
+    mesh, fields = read_mesh_fields(path, [*config.inputs, *config.targets], config.at)
+    return {"input_channels": sum(fields[name].shape[1] for name in config.inputs),
+            "target_widths": [fields[name].shape[1] for name in config.targets], "mesh_dim": mesh.dim}
 
 
-def structure(config: Config, num_levels: int, statistics: tuple[Tensor, ...] | None = None) -> TaskStructure:
-    """Kind and channels from the first file; ``statistics`` (means and stds of inputs and
-    targets) go into the model's buffers."""
-    first = read_sample(config, mesh_files(config.folder)[0])
-    template = recipe(config, num_levels).build(first.mesh)
-    channels = first.inputs.shape[1], first.targets.shape[1]
+def template_mesh(dim: int) -> Mesh:
+    """A small built-in mesh with coordinates in R^dim: a 24 x 24 triangulated unit square
+    (dim 2, 1152 faces, 625 vertices) or an icosphere of 1280 faces (dim 3)."""
+    if dim == 3:
+        sphere = trimesh.creation.icosphere(subdivisions=3)
+        return Mesh(sphere.vertices, sphere.faces)
+    n = 24
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, n + 1), np.linspace(0, 1, n + 1), indexing="ij"), -1)
+    corner = (np.arange(n)[:, None] * (n + 1) + np.arange(n)[None, :]).ravel()  # lower-left vertex of each cell
+    faces = np.concatenate([np.stack([corner, corner + n + 1, corner + 1], 1),
+                            np.stack([corner + 1, corner + n + 1, corner + n + 2], 1)])
+    return Mesh(grid.reshape(-1, 2), faces)
+
+
+def structure(config: Config, num_levels: int, statistics: tuple[Tensor, ...] | None = None,
+              state: dict | None = None) -> TaskStructure:
+    """Kind and channels from ``state`` (:func:`inference_state`; default: read off the first
+    file of ``config.folder``), the hierarchy on the :func:`template_mesh` of the meshes'
+    dimension; ``statistics`` (means and stds of inputs and targets) go into the model's buffers."""
+    state = state or inference_state(config, mesh_files(config.folder)[0])
+    template = recipe(config, num_levels).build(template_mesh(state["mesh_dim"]))
+    channels = state["input_channels"], sum(state["target_widths"])
 
     def wrap(net: torch.nn.Module) -> Standardised:
         model = Standardised(net, *channels)
@@ -165,4 +188,5 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     test = dataset([read_sample(config, path) for path in test_files])
     plot = mesh_plot(test, (config.inputs[0], config.targets[0]), lambda x: x * in_std + in_mean,
                      lambda y: y * out_std + out_mean)
-    return PreparedTask(structure(config, num_levels, stats), train, test, plot)
+    state = inference_state(config, train_files[0])
+    return PreparedTask(structure(config, num_levels, stats, state), train, test, plot, checkpoint_state=state)

@@ -83,6 +83,22 @@ def test_load_model_predicts_in_the_files_units_like_the_trained_model(trained):
     assert stats.target_mean.item() != 0 and abs(stats.target_std.item() - float(u.std())) < 0.5 * float(u.std())
 
 
+def test_a_run_predicts_without_its_training_folder_from_another_directory(trained, tmp_path, monkeypatch):
+    """The run folder is self-contained: with the training meshes moved away and the working
+    directory elsewhere, load_model predicts on a new mesh exactly as before."""
+    root, cfg = trained
+    (new,) = write_folder(tmp_path / "new")[5:]
+    expected = geounet.load_model(root / "run").predict(new)
+    folder = Path(cfg.task.folder)
+    moved = folder.with_name("moved_away")
+    folder.rename(moved)
+    try:
+        monkeypatch.chdir(tmp_path)
+        torch.testing.assert_close(geounet.load_model(root / "run").predict(new), expected, rtol=0, atol=0)
+    finally:
+        moved.rename(folder)
+
+
 def test_geounet_predict_writes_the_prediction_on_a_new_mesh(trained, tmp_path):
     root, _ = trained
     (new,) = write_folder(tmp_path / "new")[5:]
