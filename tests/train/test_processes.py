@@ -40,14 +40,17 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_loss_curve(tmp_path, steps, 
     clean = _args(tmp_path, "clean", steps, "train.checkpoint_every=2")
     assert main(clean) == 0  # also generates the data
     killed = _args(tmp_path, "killed", steps, "train.checkpoint_every=2")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", KILL_AFTER_CHECKPOINT: str(kill_at)}
+    # The killed process gets this process's thread count: the clean run, the killed run and its
+    # resume then use the same kernels and the same intra-op split of every reduction, so the
+    # resumed loss curve is bit-identical (another thread count may round reductions differently).
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), KILL_AFTER_CHECKPOINT: str(kill_at)}
     run = subprocess.run([sys.executable, "-m", "geounet.cli", *killed], env=env, capture_output=True, text=True)
     assert run.returncode == -signal.SIGKILL, run.stderr[-3000:]
     assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == kill_at
     assert not (tmp_path / "killed" / "metrics.json").exists()
     assert main(killed) == 2  # the folder holds this run: continuing it needs --resume
     assert main([*killed, "--resume"]) == 0
-    torch.testing.assert_close(_losses(tmp_path / "killed"), _losses(tmp_path / "clean"), rtol=1e-6, atol=0)
+    assert torch.equal(_losses(tmp_path / "killed"), _losses(tmp_path / "clean"))  # same kernels, same threads
 
 
 @pytest.mark.parametrize("steps", [2, pytest.param(20, marks=pytest.mark.slow)])
@@ -59,4 +62,6 @@ def test_two_process_ddp_matches_single_process(tmp_path, steps):
     done = subprocess.run([*launch, "-m", "geounet.cli", *_args(tmp_path, "ddp", steps)], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    # Not bit-exact: the gradient is all-reduced from two half batches (another summation order) and
+    # each rank runs 1 thread. Measured: <= 2.7e-7 relative over 20 steps, on ATen AVX512 and DEFAULT.
     torch.testing.assert_close(_losses(tmp_path / "ddp"), _losses(tmp_path / "single"), rtol=1e-4, atol=1e-6)

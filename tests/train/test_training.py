@@ -105,9 +105,8 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     resumed = fit(model(), data, cfg, checkpoint_path=ckpt, resume=True, progress=False).history
     assert [r["step"] for r in resumed] == list(range(1, 13))
-    torch.testing.assert_close(
-        torch.tensor([r["loss"] for r in resumed]), torch.tensor([r["loss"] for r in full]), rtol=1e-6, atol=0
-    )
+    # bit-identical: one process, the same kernels and threads, and the checkpoint holds the exact state
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in full]
 
 
 def test_nan_data_and_divergence_are_reported():
