@@ -208,5 +208,5 @@ def test_triangle_dirichlet_task_is_exact_only_when_constrained(tmp_path):
         ]
         assert _train_cli(triangle, out, overrides) == 0
         violations[constrained] = json.loads((out / "metrics.json").read_text())["test"]["boundary_violation_max"]
-    assert violations["true"] == 0.0
+    assert violations["true"] == 0.0  # exact: the constraint multiplies the boundary nodes by 0
     assert violations["false"] > 1e-6
