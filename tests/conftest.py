@@ -27,6 +27,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 GOLDEN = Path(__file__).parent / "golden"
 
 
+def pytest_report_header(config):
+    """The CPU code path of this run (``make test-portable`` runs the suite on another one)."""
+    chosen = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                                               "OPENBLAS_CORETYPE", "OMP_NUM_THREADS") if k in os.environ]
+    return (f"cpu: ATen {torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} threads"
+            + (f" ({', '.join(chosen)})" if chosen else ""))
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

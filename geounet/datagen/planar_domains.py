@@ -21,6 +21,7 @@ segments), so meshes with different ``max_area`` discretise the same domain.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,9 @@ class PlanarDomain:
 def polygon_area(polygon: np.ndarray) -> float:
     """Signed area of a closed polygon ``[N, 2]`` (shoelace; positive when counter-clockwise)."""
     x, y = polygon[:, 0], polygon[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    # fsum, not a BLAS dot: correctly rounded, so the area (and the Triangle area bound made
+    # from it) has the same bits on every CPU; BLAS kernels sum in a CPU-dependent order
+    return 0.5 * math.fsum(x * np.roll(y, -1) - np.roll(x, -1) * y)
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -97,7 +100,11 @@ def _smooth_outline(rng: np.random.Generator, num_points: int = 32) -> np.ndarra
     theta = 2 * np.pi * np.arange(num_points) / num_points
     modes = np.arange(2, 6)
     coef = rng.normal(0.0, 0.3 / modes[:, None], (len(modes), 2))  # [M, 2]
-    deviation = coef[:, 0] @ np.cos(np.outer(modes, theta)) + coef[:, 1] @ np.sin(np.outer(modes, theta))
+    # Summed mode by mode in a fixed order, not by a BLAS product, whose rounding depends on the
+    # CPU's kernel: Triangle's refinement turns last-bit changes of the outline into other meshes.
+    deviation = np.zeros(num_points)
+    for m, (a, b) in zip(modes, coef, strict=True):
+        deviation = deviation + a * np.cos(m * theta) + b * np.sin(m * theta)
     # 1 + s d with s = 1 unless that breaks min r >= 0.4 max r: s (0.4 max d - min d) <= 0.6.
     spread = 0.4 * deviation.max() - deviation.min()
     deviation *= min(1.0, 0.6 / spread) if spread > 0 else 1.0

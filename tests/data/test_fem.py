@@ -89,11 +89,14 @@ def test_darcy_dataset_properties_and_resolution_transfer():
     inner = (data["vertices"] > 1e-12).all(axis=1) & (data["vertices"] < 1 - 1e-12).all(axis=1)
     assert (data["boundary"] & inner).any()
     fine = fem.generate_darcy_dataset(3, {**domain, "refine": 1}, seed=0)
-    np.testing.assert_array_equal(fine["k_vertex"][:, :num_v], data["k_vertex"])  # same field, old vertices first
+    # Same field, old vertices first: equal to rounding, not bitwise. ω_j · x is a BLAS product whose
+    # rounding may depend on the matrix size; |Δ(ω_j · x)| <= 2 γ_2 |ω_j| |x| (E|ω_j| ≈ 1.25 / ℓ = 6.3,
+    # |x| <= 1.5), summed over N = 256 features times sqrt(2 / N): |Δ log k| <= ~1e-13 (log_std = 1).
+    np.testing.assert_allclose(fine["k_vertex"][:, :num_v], data["k_vertex"], rtol=1e-12, atol=0)
     diff = np.abs(fine["u_vertex"][:, :num_v] - data["u_vertex"]).max() / np.abs(data["u_vertex"]).max()
     assert diff < 0.1
     again = fem.generate_darcy_dataset(3, domain, seed=0)
-    np.testing.assert_array_equal(again["u_vertex"], data["u_vertex"])
+    np.testing.assert_array_equal(again["u_vertex"], data["u_vertex"])  # the same call twice: bitwise
     assert not np.allclose(fem.generate_darcy_dataset(3, domain, seed=1)["u_vertex"], data["u_vertex"])
 
 

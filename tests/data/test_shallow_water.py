@@ -44,7 +44,7 @@ def test_random_ic_is_balanced_and_scaled():
     solver, uspec = _solver_and_ics(num=2)
     tendency = solver.dudtspec(uspec)  # [3, B, L, M]
     assert tendency[2].abs().max() < 1e-9 * tendency[1].abs().max()
-    assert uspec[2].abs().max() == 0
+    assert uspec[2].abs().max() == 0  # set to zeros, not computed
     fields = sw.spectral_to_grid(solver, uspec)
     wind = torch.sqrt(fields["u"] ** 2 + fields["v"] ** 2)
     expected = 0.1 * float(torch.sqrt(solver.gravity * solver.havg))
@@ -69,7 +69,7 @@ def test_winds_match_vorticity_and_divergence_by_finite_differences():
     assert err < 0.1  # second-order differences; a sign or axis error gives err >= 1
     ref_div = ds.divergence.isel(sample=0, time=0).values[interior]
     assert np.abs(divergence[interior]).max() < 0.05 * np.abs(ref_vort).max()  # δ = 0 at t = 0
-    assert np.abs(ref_div).max() == 0
+    assert np.abs(ref_div).max() == 0  # exact: the transform of an all-zero spectrum
 
 
 def test_layout_coordinates_and_attributes(small_ds):

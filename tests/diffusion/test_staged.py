@@ -30,7 +30,7 @@ def test_outputs_at_every_level_and_the_finest_is_the_unet(variant):
     x = torch.randn(3, 256, 2)
     outputs = staged(x, hierarchy)
     assert [tuple(y.shape) for y in outputs] == [(3, 4, 1), (3, 16, 1), (3, 64, 1), (3, 256, 1)]
-    assert torch.equal(outputs[-1], staged.unet(x, hierarchy))
+    assert torch.equal(outputs[-1], staged.unet(x, hierarchy))  # bitwise: the same modules, same input, same order
 
 
 @pytest.mark.parametrize("variant", ["multiresnet", "residual"])

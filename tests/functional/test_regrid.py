@@ -51,6 +51,7 @@ def test_layout_conventions_give_the_same_answer():
         a = latlon_to_healpix(torch.from_numpy(data), LAT, LON, NSIDE, method=method)
         b = latlon_to_healpix(flipped, LAT[::-1], lon180[order], NSIDE, method=method)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # bitwise: the same operator on the same data, then a permutation
     assert torch.equal(latlon_to_healpix(torch.from_numpy(data), LAT, LON, NSIDE, ordering="ring"),
                        from_nest(reference, "ring"))
 
@@ -122,7 +123,7 @@ def test_conservative_tiny_polar_cells_fall_back_to_containing_pixel():
     values = torch.arange(48, dtype=torch.float64)
     out = healpix_to_latlon(values, lat, lon, ordering="nest", method="conservative", subdivisions=2)
     pole = hp.ang2pix(2, lon, np.full(lon.size, 89.95), nest=True, lonlat=True)
-    np.testing.assert_array_equal(out[-1].numpy(), pole.astype(np.float64))
+    np.testing.assert_array_equal(out[-1].numpy(), pole.astype(np.float64))  # one weight 1.0 per cell: exact
 
 
 def test_round_trip_smooth_field():

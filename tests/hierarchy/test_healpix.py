@@ -20,7 +20,7 @@ def test_restrict_equals_healpy_ud_grade_exactly():
     for b in range(2):
         for c in range(3):
             ref = hp.ud_grade(x[b, :, c].numpy(), 8, order_in="NEST", order_out="NEST", power=None)
-            assert np.array_equal(one_step[b, :, c].numpy(), ref)
+            assert np.array_equal(one_step[b, :, c].numpy(), ref)  # bitwise: ((a+b)+c)+d / 4 on both sides
             ref = hp.ud_grade(x[b, :, c].numpy(), 4, order_in="NEST", order_out="NEST", power=None)
             np.testing.assert_allclose(two_steps[b, :, c].numpy(), ref, rtol=0, atol=1e-15)
 
@@ -29,7 +29,7 @@ def test_prolong_equals_healpy_ud_grade_up():
     h = HealpixHaarHierarchy(8, 2)
     x = torch.randn(1, 12 * 16, 1, dtype=torch.float64)
     ref = hp.ud_grade(x[0, :, 0].numpy(), 8, order_in="NEST", order_out="NEST", power=None)
-    assert np.array_equal(h.prolong(x, 0)[0, :, 0].numpy(), ref)
+    assert np.array_equal(h.prolong(x, 0)[0, :, 0].numpy(), ref)  # copies only: exact
 
 
 def test_float32_batched_shapes_and_masses():
@@ -83,7 +83,7 @@ def test_seven_neighbour_pixels(nside):
     # a missing slot points at the node itself and carries no geometry
     rows, slots = (~graph.neighbour_mask).nonzero().unbind(1)
     assert torch.equal(graph.neighbours[rows, slots], rows)
-    assert (graph.neighbour_attr[rows, slots] == 0).all()
+    assert (graph.neighbour_attr[rows, slots] == 0).all()  # filled with zeros, not computed
     # the 3 pixels at one vertex are mutual neighbours and touch the same 3 faces
     x, y, f = hp.pix2xyf(nside, rows.numpy(), nest=True)
     corners = {(0, 0), (nside - 1, nside - 1), (0, nside - 1), (nside - 1, 0)}

@@ -16,7 +16,7 @@ def test_restrict_is_bitwise_avg_pool2d():
     image = torch.randn(3, 2, 16, 16)  # [B, C, H, W]
     nodes = image.permute(0, 2, 3, 1).reshape(3, 256, 2)
     restricted = h.restrict(nodes, 2).reshape(3, 8, 8, 2).permute(0, 3, 1, 2)
-    assert torch.equal(restricted, F.avg_pool2d(image, 2))
+    assert torch.equal(restricted, F.avg_pool2d(image, 2))  # bitwise: avg_pool2d itself, the same 4 values in order
 
 
 def test_prolong_is_nearest_upsampling():
@@ -24,7 +24,7 @@ def test_prolong_is_nearest_upsampling():
     image = torch.randn(2, 3, 8, 8)
     nodes = image.permute(0, 2, 3, 1).reshape(2, 64, 3)
     up = h.prolong(nodes, 1).reshape(2, 16, 16, 3).permute(0, 3, 1, 2)
-    assert torch.equal(up, F.interpolate(image, scale_factor=2, mode="nearest"))
+    assert torch.equal(up, F.interpolate(image, scale_factor=2, mode="nearest"))  # copies only: exact
     assert torch.equal(up, image.repeat_interleave(2, -1).repeat_interleave(2, -2))
 
 

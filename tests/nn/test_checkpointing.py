@@ -44,7 +44,7 @@ def test_checkpointed_model_has_identical_outputs_and_gradients(variant):
     cond = torch.randn(2, 4, dtype=torch.float64)
     out, grads, saved = _forward_backward(plain, x, hierarchy, cond)
     out_ckpt, grads_ckpt, saved_ckpt = _forward_backward(checkpointed, x, hierarchy, cond)
-    assert torch.equal(out, out_ckpt)
+    assert torch.equal(out, out_ckpt)  # bitwise: checkpointing runs the same forward ops on the same tensors
     for grad, grad_ckpt in zip(grads, grads_ckpt, strict=True):
         torch.testing.assert_close(grad, grad_ckpt, rtol=1e-13, atol=1e-15)
     assert saved_ckpt < saved / 3  # only the branches' inputs are kept

@@ -39,6 +39,7 @@ def test_layout_views_reproduce_prolong_exactly(hierarchy):
         coarse = torch.randn(2, hierarchy.num_nodes(level), 3, dtype=torch.float64)
         skip = torch.randn(2, hierarchy.num_nodes(level + 1), 5, dtype=torch.float64)
         up = hierarchy.prolong(coarse, level)
+        # bitwise: the fused views copy the same values, and add them with one addition per element
         assert torch.equal(prolong_concat(coarse, skip, layout), torch.cat([up, skip], dim=-1))
         assert torch.equal(prolong_add_(skip[..., :3].clone(), coarse, layout), skip[..., :3] + up)
 

@@ -41,6 +41,7 @@ def test_multiresnet_skips_are_average_pooled_input():
     model(x, _geometry(16, 3))
     lifted = model.lift(x).reshape(2, 16, 16, -1).permute(0, 3, 1, 2)
     expected = F.avg_pool2d(lifted, 2).permute(0, 2, 3, 1).reshape(2, 64, -1)
+    # bitwise: the same ops (lift, then avg_pool2d of the same 4 values in order) on the same input
     assert torch.equal(skips[1], expected)
     assert torch.equal(skips[2], model.lift(x))
 

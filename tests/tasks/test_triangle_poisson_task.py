@@ -70,6 +70,7 @@ def test_every_model_is_wrapped_by_the_boundary_constraint(architecture):
     hierarchy = structure.hierarchy
     out = model(torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 1), hierarchy)  # [2, V, 1]
     on_boundary = hierarchy.boundary_mask(hierarchy.finest_level)
+    # exact zeros: the constraint multiplies the boundary nodes by 0
     assert on_boundary.sum() == 3 * 2**4 and out[:, on_boundary].abs().max() == 0
     assert out[:, ~on_boundary].abs().max() > 0
     assert parameter_counts(model)["total"] == sum(p.numel() for p in model.parameters())
