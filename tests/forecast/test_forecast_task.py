@@ -137,6 +137,11 @@ def test_train_then_forecast_to_the_source_grid(tmp_path, capsys, assert_drawn_p
     assert run_cli("train", "--config", cfg_path, "--out", run, "--quiet") == 0
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert len(metrics["model_rmse_z500"]) == 4 and "val_mse" in metrics
+    assert len(metrics["latlon_model_rmse_z500"]) == 4  # also on the source grid, and metrics.json says so
+    assert metrics["score_grids"] == {"": f"HEALPix NEST nside {NSIDE}, equal-area pixels",
+                                      "latlon_": "the source lat-lon grid, 45 x 72, cell-area (cos-latitude) "
+                                                 "weights, points with data only; forecast and climatology "
+                                                 "regridded back bilinearly from HEALPix"}
     assert_drawn_png(run / "skill.png")
     assert_drawn_png(run / "predictions.png")
     out = tmp_path / "forecast.nc"
