@@ -93,3 +93,23 @@ class TrajectorySamples:
         forcings = states.new_zeros(b, self.steps, self.output_steps, n, 0)
         constants = states.new_zeros(n, 0)
         return forecast_batch(states, forcings, constants, self.input_steps, self.normalisation, self.hierarchy)
+
+
+@dataclass
+class Snapshots:
+    """The states of forecast samples as plain fields, for models of one field (a denoiser):
+    a batch's ``inputs [B, N, C]`` are each sample's last input state standardised in the
+    units of ``samples.normalisation`` (0 where no data), its ``targets`` the samples' targets."""
+
+    samples: TrajectorySamples  # or any forecast data set with ``normalisation``
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def to(self, device: torch.device | str) -> Snapshots:
+        return Snapshots(self.samples.to(device))
+
+    def batch(self, indices: Tensor | np.ndarray) -> Batch:
+        batch = self.samples.batch(indices)
+        state = self.samples.normalisation.standardise(batch.inputs.state[:, -1])  # [B, N, C]
+        return Batch(state, batch.targets, batch.hierarchy)

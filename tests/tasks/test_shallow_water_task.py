@@ -1,6 +1,7 @@
 """The shallow-water HEALPix task at toy size: spaces, splits, Galewsky out-of-distribution scores."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -166,3 +167,22 @@ def test_multi_step_training_runs_and_its_checkpoint_reloads(tmp_path):
 def test_train_rollout_longer_than_the_trajectories_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="task.train_rollout must lie in"):
         tiny(tmp_path, train_rollout=4).validate()
+
+
+def test_a_denoiser_learns_the_standardised_states(tmp_path):
+    """Diffusion on a forecasting task's data: the snapshots are the standardised input states."""
+    from geounet.data.forecast_samples import Snapshots
+    from geounet.experiment.diffusion import plain_fields, train_run
+
+    config = tiny(tmp_path, variables=["vorticity"])
+    task = prepare(config, num_levels=2)
+    snapshots = plain_fields(task.train)
+    assert isinstance(snapshots, Snapshots) and len(snapshots) == len(task.train)
+    trajectories = load_trajectories(config, "train")  # [S, T, N, 1]
+    x = snapshots.batch([1]).inputs  # the state at time 1 of trajectory 0
+    torch.testing.assert_close(x[0], (trajectories[0, 1] - trajectories.mean()) / trajectories.std())
+    raw = {"task": {"name": "shallow_water_healpix", **dataclasses.asdict(config)},
+           "model": {"width": 4, "num_levels": 2, "channel_mult": [1, 1]},
+           "diffusion": {"steps": 2, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2}}
+    summary = train_run(raw, tmp_path / "diffusion", progress=False)
+    assert summary["steps"] == 2 and math.isfinite(summary["test_loss"])
