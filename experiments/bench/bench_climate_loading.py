@@ -56,8 +56,8 @@ def child(args: argparse.Namespace) -> dict:
     from geounet.data.climate_dataset import ForecastSamples, TrainingStatistics, open_archive, split_inits, window
     from geounet.hierarchy import HealpixHaarHierarchy
     from geounet.models import build_unet
+    from geounet.models.autoregressive import Autoregressive
     from geounet.nn.message_passing import MessagePassingFactory
-    from geounet.tasks.forecast import Autoregressive
 
     torch.set_num_threads(args.threads)
     path = Path(args.child)
@@ -71,7 +71,8 @@ def child(args: argparse.Namespace) -> dict:
     inits = split_inits(archive, win, 1, str(archive.times[0]), str(archive.times[-1]), "train")
     stats = TrainingStatistics.of(archive, np.arange(len(archive.times)))
     hierarchy = HealpixHaarHierarchy(args.nside, 4)
-    samples = ForecastSamples(archive, hierarchy, stats, win, inits, steps=1)
+    normalisation = stats.normalisation(archive.valid)
+    samples = ForecastSamples(archive, hierarchy, normalisation, win, inits, steps=1)
     after_build = peak_mb()
     rng = np.random.default_rng(0)
     fetch = []
@@ -83,7 +84,7 @@ def child(args: argparse.Namespace) -> dict:
     channels = len(names)
     net = build_unet(hierarchy, 2 * channels + 2 * 5, 2 * channels, MessagePassingFactory(hierarchy), width=16,
                      cond_dim=1)
-    model = Autoregressive(net, channels, 2, 2, 0, 1)
+    model = Autoregressive(net, normalisation, 2, 2, 1)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
     steps = []
     for _ in range(args.steps):

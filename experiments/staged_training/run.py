@@ -46,6 +46,7 @@ from pathlib import Path
 
 import torch
 
+from geounet.data.forecast_samples import Snapshots
 from geounet.diffusion.noise import noise_std, white_noise
 from geounet.diffusion.samplers import sample
 from geounet.diffusion.schedules import VPCosine
@@ -151,7 +152,9 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
               eval_times: int, num_samples: int, sample_steps: int) -> dict:
     cfg, _ = read_config(load_config_file(Path("experiments/diffusion_sphere/config.toml")))
     task = prepare_task(cfg.task, LEVELS)
-    data, held_out = task.train.inputs, task.test.inputs[:32]  # [S, N, 1]
+    snapshots = Snapshots(task.train)  # the standardised vorticity states
+    data = snapshots.batch(torch.arange(len(snapshots))).inputs  # [S, N, 1]
+    held_out = Snapshots(task.test).batch(torch.arange(32)).inputs
     hierarchy = task.train.hierarchy
     schedule = VPCosine()
     per_dof = per_dof_energies(data, hierarchy)
@@ -191,7 +194,7 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
                         "band_energy_log_error": sum(abs(math.log(r)) for r in energy_ratio) / LEVELS}
 
     def trainer(stage_ranges, seed: int):
-        return lambda model, stage: train_staged_diffusion(model, task.train, [stage], stage_ranges,
+        return lambda model, stage: train_staged_diffusion(model, snapshots, [stage], stage_ranges,
                                                            staged_config([stage], batch_size=8, seed=seed))
 
     runs = []

@@ -35,12 +35,12 @@ present, ``dt`` apart, is dropped (:func:`split_inits` counts them).
 
 Samples (:class:`ForecastSamples`) follow DLWP: ``T_in`` consecutive states
 ``x_{t-T_in+1} .. x_t`` (step ``dt``) go in, ``k`` autoregressive steps of ``T_out``
-states each come out. In normalised units (``(x - μ_c) / σ_c`` per channel, statistics of
-the training split) a sample is
-
-    inputs  [N, T_in C + k T_out F + K]   the input window, the forcings at the valid times of
-                                          every output state, the constant fields;
-    targets [N, k T_out C]                the k T_out states after t.
+states each come out. A batch is the structured forecast batch of
+:mod:`geounet.data.forecast_samples`: inputs with separate fields (the input states in
+physical units ``[B, T_in, N, C]``, the forcings at the valid times of every output state
+``[B, k, T_out, N, F]``, the constant fields ``[N, K]``) and targets ``[B, N, k T_out C]``
+in the model's units, whose normalisation (the training split's per-variable mean and
+standard deviation, :meth:`TrainingStatistics.normalisation`) the model owns.
 
 The ``F = 5`` forcings are analytic functions of the valid time and position
 (:func:`forcings`); the ``K`` constant fields (land-sea mask, orography, ...) are
@@ -67,10 +67,12 @@ from torch import Tensor
 
 from geounet.data.climate_grid import ClimateDataError, SourceGrid
 from geounet.data.climate_io import LEVEL_NAMES, TIME_NAMES, find_dim
+from geounet.data.forecast_samples import forecast_batch
 from geounet.data.samples import Batch
 from geounet.errors import MissingFileError
 from geounet.geometry.healpix import npix, pixel_vectors, validate_nside
 from geounet.hierarchy.base import Hierarchy
+from geounet.models.autoregressive import Normalisation
 
 FORCINGS = ("toa_insolation", "sin_time_of_day", "cos_time_of_day", "sin_day_of_year", "cos_day_of_year")
 #: about this many bytes of float64 source data are read per chunk when the cache is built
@@ -477,6 +479,11 @@ class TrainingStatistics:
                                    "task.variables (or list them under task.constants)")
         return cls(mean.float(), std.float(), climatology.float())
 
+    def normalisation(self, valid: np.ndarray) -> Normalisation:
+        """The model's units: states standardised per variable, increments in the same units
+        (σ_Δ = σ), ``valid [N, C]`` the pixels that hold data."""
+        return Normalisation(self.mean, self.std, self.std, torch.from_numpy(np.asarray(valid, dtype=bool)))
+
 
 # -------------------------------------------------------------------------- forcings
 
@@ -586,38 +593,28 @@ def standardised_constants(constants: np.ndarray) -> Tensor:
     return (constants - constants.mean(0)) / constants.std(0).clamp_min(torch.finfo(torch.float32).tiny)
 
 
-def normalised(states: Tensor, mean: Tensor, std: Tensor, valid: Tensor) -> Tensor:
-    """Physical ``states [..., N, C]`` -> ``(x - μ_c) / σ_c``, 0 (the training mean) where ``valid [N, C]`` is False."""
-    return torch.where(valid, (states - mean) / std, 0.0)
-
-
-def model_inputs(states: Tensor, init_times: np.ndarray, step: np.timedelta64, outputs: int, steps: int,
-                 lat: Tensor, lon: Tensor, constants: Tensor) -> Tensor:
-    """Model inputs ``[B, N, T_in C + steps T_out F + K]`` (module docstring) from the normalised
-    input states ``[B, T_in, N, C]`` at ``init_times [B]``: the forcings at the ``steps x outputs``
-    valid times ``step`` apart after each init, and the standardised ``constants [N, K]``."""
-    b, t_in, n, c = states.shape
-    state = states.permute(0, 2, 1, 3).reshape(b, n, t_in * c)
+def forcing_fields(init_times: np.ndarray, step: np.timedelta64, outputs: int, steps: int, lat: Tensor,
+                   lon: Tensor) -> Tensor:
+    """The forcings ``[B, steps, outputs, N, F]`` at the ``steps x outputs`` valid times ``step``
+    apart after each of ``init_times [B]``, at the pixels ``lat, lon [N]``."""
     valid = np.asarray(init_times)[:, None] + step * np.arange(1, steps * outputs + 1)  # [B, S T_out]
-    forcing = forcings(valid.reshape(-1), lat, lon).reshape(b, -1, n, len(FORCINGS))
-    forcing = forcing.permute(0, 2, 1, 3).reshape(b, n, -1)  # [B, N, S T_out F]
-    return torch.cat([state, forcing, constants.expand(b, -1, -1)], dim=-1)
+    return forcings(valid.reshape(-1), lat, lon).reshape(len(valid), steps, outputs, len(lat), len(FORCINGS))
 
 
 class ForecastSamples:
-    """Forecast samples at the init indices ``inits`` of ``archive``, read lazily by batch.
+    """Forecast samples at the init indices ``inits`` of ``archive``, read lazily by batch, in
+    the units ``normalisation`` of the model they train.
 
-    Implements the batch protocol of :mod:`geounet.data.samples` (``len``, ``batch``, ``to``);
-    see the module docstring for the layout of inputs and targets.
+    Implements the batch protocol of :mod:`geounet.data.samples` (``len``, ``batch``, ``to``)
+    with the structured batches of :mod:`geounet.data.forecast_samples` (module docstring).
     """
 
-    def __init__(self, archive: ClimateArchive, hierarchy: Hierarchy, stats: TrainingStatistics, win: Window,
+    def __init__(self, archive: ClimateArchive, hierarchy: Hierarchy, normalisation: Normalisation, win: Window,
                  inits: np.ndarray, steps: int) -> None:
-        self.archive, self.hierarchy, self.stats, self.window = archive, hierarchy, stats, win
+        self.archive, self.hierarchy, self.normalisation, self.window = archive, hierarchy, normalisation, win
         self.inits, self.steps = np.asarray(inits, dtype=np.int64), steps
         self.lat, self.lon = pixel_latlon(archive.nside)
         self.constants = standardised_constants(archive.constants)  # [N, K]
-        self.valid = torch.from_numpy(archive.valid)  # [N, C]
 
     def __len__(self) -> int:
         return len(self.inits)
@@ -631,22 +628,20 @@ class ForecastSamples:
         """The valid times of sample ``index``: inputs then outputs, ``[T_in + steps T_out]``."""
         return self.archive.times[self.inits[index] + self.window.offsets(self.steps)]
 
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The archive's time indices of samples ``indices``, ``[B, T_in + steps T_out]``."""
+        return self.inits[np.asarray(indices, dtype=np.int64).reshape(-1)][:, None] + self.window.offsets(self.steps)
+
     def states(self, indices: np.ndarray) -> Tensor:
         """Physical states of samples ``indices``, ``[B, T_in + steps T_out, N, C]`` (NaN at invalid pixels)."""
-        rows = self.inits[indices][:, None] + self.window.offsets(self.steps)[None]  # [B, T]
+        rows = self.rows(indices)  # [B, T]
         unique, inverse = np.unique(rows, return_inverse=True)
         return torch.from_numpy(self.archive.fields[unique])[torch.from_numpy(inverse.reshape(rows.shape))]
 
-    def normalised(self, states: Tensor) -> Tensor:
-        """Physical ``states [..., N, C]`` in normalised units, 0 at invalid pixels."""
-        return normalised(states, self.stats.mean, self.stats.std, self.valid)
-
     def batch(self, indices: Tensor | np.ndarray) -> Batch:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        states = self.normalised(self.states(indices))  # [B, T, N, C]
-        t_in = self.window.inputs
         init_times = self.archive.times[self.inits[indices]]
-        inputs = model_inputs(states[:, :t_in], init_times, self.archive.dt * self.window.stride,
-                              self.window.outputs, self.steps, self.lat, self.lon, self.constants)
-        targets = states[:, t_in:].permute(0, 2, 1, 3)
-        return Batch(inputs, targets.reshape(len(indices), states.shape[2], -1), self.hierarchy)
+        forcing = forcing_fields(init_times, self.archive.dt * self.window.stride, self.window.outputs, self.steps,
+                                 self.lat, self.lon)  # [B, S, T_out, N, F]
+        return forecast_batch(self.states(indices), forcing, self.constants, self.window.inputs, self.normalisation,
+                              self.hierarchy)

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from geounet.data.forecast_samples import Snapshots
 from geounet.data.samples import Batch, Dataset, node_weights
 from geounet.diffusion.denoiser import Denoiser
 from geounet.diffusion.ema import EMA
@@ -42,6 +43,7 @@ from geounet.errors import GeounetError, MissingFileError
 from geounet.experiment.config import ExperimentConfig, config_from_dict
 from geounet.experiment.runner import build_configured_unet
 from geounet.hierarchy.base import Hierarchy
+from geounet.models.autoregressive import ForecastInputs
 from geounet.train.callbacks import EMAUpdate
 from geounet.train.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
 from geounet.train.config import ConfigError, TrainConfig, parse_override
@@ -161,13 +163,14 @@ def train_run(raw: dict, out: Path, progress: bool = True, resume: bool = False)
     with main_process_first():  # one process generates the cached data, the others read it
         task = prepare_task(cfg.task, cfg.model.num_levels)
     field = diffusion["field"]
-    channels = getattr(task.train.batch(torch.arange(1)), field).shape[-1]
+    train, test = (plain_fields(data) for data in (task.train, task.test))
+    channels = getattr(train.batch(torch.arange(1)), field).shape[-1]
     torch.manual_seed(diffusion["seed"])
     denoiser = build_denoiser(cfg, diffusion, task.structure, channels)
     ema = EMA(denoiser, diffusion["ema_decay"])
     train_cfg = training_config(diffusion)
     result = fit(
-        denoiser, task.train, train_cfg, test=task.test, checkpoint_path=out / "checkpoint.pt", resume=resume,
+        denoiser, train, train_cfg, test=test, checkpoint_path=out / "checkpoint.pt", resume=resume,
         progress=progress, extra_state={"config": raw, "channels": channels}, loss=denoising_step_loss(field),
         callbacks=[EMAUpdate(ema)],
         test_metrics=held_out_loss(field, train_cfg.batch_size, torch.device(train_cfg.device)),
@@ -178,6 +181,14 @@ def train_run(raw: dict, out: Path, progress: bool = True, resume: bool = False)
         atomic_write_text(out / "losses.json", json.dumps({"loss": losses, "test_loss": held_out}))
     return {"steps": result.step, "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
             "test_loss": held_out[-1]["loss"] if held_out else float("nan"), "device": train_cfg.device}
+
+
+def plain_fields(data):
+    """``data``, or for a forecast data set (structured inputs) its
+    :class:`~geounet.data.forecast_samples.Snapshots`: a denoiser learns the standardised states."""
+    if isinstance(data.batch(torch.arange(1)).inputs, ForecastInputs):
+        return Snapshots(data)
+    return data
 
 
 def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict]:

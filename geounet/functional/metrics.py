@@ -16,6 +16,8 @@ over the masked-in points only, w -> w · mask; the fields may hold anything, Na
 included, where the mask is False. Weights: cell areas
 for lat-lon grids (:func:`latlon_weights`, the integral of cos(latitude) over each cell,
 which is WeatherBench 2's latitude weighting), uniform for HEALPix (equal areas).
+Forecast scores per lead time built from these, with WeatherBench 2's averaging over
+initial times, are :mod:`geounet.functional.scores`.
 
 The angular power spectrum of a HEALPix map, C_l = Σ_m |a_lm|² / (2l + 1), goes through
 :mod:`geounet.functional.sht` (healpy ``anafast`` conventions: lmax 3 nside - 1, 3

@@ -6,7 +6,7 @@
     forecast = forecaster.predict("today.nc", init="2024-06-01T00", steps=8)
 
 A run folder is self-contained: its checkpoint holds the config, the weights, the training
-statistics (model buffers ``mean``, ``std``), the pixel masks (buffer ``valid``) and, as
+statistics and the pixel masks (the model's :class:`~geounet.models.autoregressive.Normalisation`) and, as
 ``task_state``, the standardised constant fields, the source masks and the description
 of the training data (variables, attributes, levels, source grid, time step). So a
 forecaster loads from any working directory, after the training file moved or was deleted.
@@ -44,14 +44,14 @@ from torch import Tensor
 
 from geounet.data.climate_dataset import (
     SourceFields,
-    model_inputs,
-    normalised,
+    forcing_fields,
     open_climate,
     pixel_latlon,
 )
 from geounet.data.climate_grid import ClimateDataError, SourceGrid
 from geounet.errors import GeounetError, MissingFileError
 from geounet.hierarchy.base import Hierarchy
+from geounet.models.autoregressive import ForecastInputs
 
 LAYOUTS = ("geounet", "weatherbench2")
 
@@ -60,7 +60,7 @@ LAYOUTS = ("geounet", "weatherbench2")
 class Forecaster:
     """A trained forecast run, ready to forecast from new data (see the module docstring)."""
 
-    model: torch.nn.Module  # geounet.tasks.forecast.Autoregressive, in eval mode
+    model: torch.nn.Module  # geounet.models.autoregressive.Autoregressive, in eval mode
     hierarchy: Hierarchy
     config: object  # geounet.tasks.forecast.Config
     source: dict  # the training data's description (variables, attrs, grid, dt_seconds, nside, masks, ...)
@@ -121,14 +121,14 @@ class Forecaster:
         source = self._select(self._open(data))
         states = torch.stack([self._input_states(source, when) for when in inits])  # [B, T_in, N, C]
         model = self.model
-        device = model.mean.device
+        device = model.normalisation.mean.device
         rollout_steps = math.ceil(steps / self.config.output_steps)
         lat, lon = pixel_latlon(self.source["nside"])
-        x = model_inputs(normalised(states, model.mean.cpu(), model.std.cpu(), model.valid.cpu().bool()), inits,
-                         self.step, self.config.output_steps, rollout_steps, lat, lon, self.constants)
+        forcing = forcing_fields(inits, self.step, self.config.output_steps, rollout_steps, lat, lon)
+        inputs = ForecastInputs(states, forcing, self.constants).to(device)  # the model normalises
         with torch.no_grad():
-            y = model.physical(model(x.to(device), self.hierarchy)).cpu()[:, :steps]  # [B, L, N, C]
-        valid = model.valid.cpu().bool()  # [N, C]
+            y = model.physical(model(inputs, self.hierarchy), inputs).cpu()[:, :steps]  # [B, L, N, C]
+        valid = model.normalisation.valid.cpu()  # [N, C]
         fields = [self.grid.from_nest(y[..., c], valid[:, c], self.source_valid[c]).float().numpy()
                   for c in range(len(self.variables))]  # [B, L, *space] each
         lead_time = np.arange(1, steps + 1) * self.step.astype("timedelta64[ns]")

@@ -8,22 +8,29 @@ data's constant fields (land-sea mask, orography) as extra inputs. Splits are da
 ranges; the normalisation statistics come from the training split and live in the
 model's buffers, so they are stored with the checkpoint.
 
-The trained network is wrapped in :class:`Autoregressive`: one step maps the
-normalised window, the forcings of its output times and the constants to the
-increments of the next ``output_steps`` states over the last input state,
+The trained network is wrapped in the forecasting stack's
+:class:`~geounet.models.autoregressive.Autoregressive`, which owns the normalisation: one
+step maps the window of the ``input_steps`` latest states, the forcings of its output
+times and the constants (separate fields of a structured batch) to the increments of the
+next ``output_steps`` states over the last input state,
 
     x_{t+j} = x_t + net([x_{t-T_in+1..t}, F_{t+1..t+T_out}, K], cond = lead),   j = 1..T_out,
 
-and a sample's ``train_rollout`` = k steps are rolled out autoregressively inside the
-model, so the training loss is the mean squared error over all k steps (k = 1 is
-one-step training). A U-Net is conditioned on the lead time of the step through FiLM
-(``cond = min(s, k) / k`` at step s = 1, 2, ...: the lead in units of the trained
-horizon, held at 1 beyond it); baselines without FiLM see the same inputs without it.
+in standardised units, and a sample's ``train_rollout`` = k steps are rolled out
+autoregressively inside the model, so the training loss is the mean squared error of the
+standardised states over all k steps (k = 1 is one-step training). A U-Net is conditioned
+on the lead time of the step through FiLM (``cond = min(s, k) / k`` at step s = 1, 2, ...:
+the lead in units of the trained horizon, held at 1 beyond it); baselines without FiLM
+see the same inputs without it.
 
-Scores per lead time over the test split, in physical units (WeatherBench-2 style,
-equal-area pixels): RMSE, ACC (uncentred, against the training split's per-pixel mean)
-and bias of the model, of persistence and of that climatology, and angular power
-spectra of forecast and truth at the last lead.
+Scores per lead time over the test split, in physical units, are those of
+:mod:`geounet.functional.scores` (WeatherBench-2 definitions; RMSE is the square root of
+the area-weighted MSE averaged over init times): RMSE, ACC (uncentred, against the
+training split's per-pixel mean) and bias of the model, of persistence and of that
+climatology, on HEALPix (equal-area pixels) and, when the data came on a lat-lon grid, on
+that grid too (keys ``latlon_*``: forecast regridded back, cell-area weights, points with
+data only); ``score_grids`` in the report says which grid each key prefix is on. Angular
+power spectra of forecast and truth at the last lead come on HEALPix.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from geounet.data.climate_dataset import (
     ClimateArchive,
     ClimateDataError,
     ForecastSamples,
+    SourceFields,
     Split,
     TrainingStatistics,
     known_constants,
@@ -53,14 +61,15 @@ from geounet.data.climate_dataset import (
 )
 from geounet.data.climate_grid import LAYOUTS
 from geounet.errors import GeounetError
-from geounet.functional.metrics import acc, angular_power_spectrum, bias, rmse
+from geounet.functional.metrics import angular_power_spectrum, latlon_weights
+from geounet.functional.scores import equal_area_weights, score_report
 from geounet.geometry.healpix import npix
-from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.models.sizing import parameter_counts
+from geounet.models.autoregressive import Autoregressive, ForecastInputs, Normalisation
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.plot.fields import draw_rollout_curves, plot_healpix_predictions
 from geounet.tasks import PreparedTask, TaskStructure
+from geounet.tasks.rollouts import Rollouts, roll_out
 
 #: at most this many test init times are rolled out for the per-lead scores (evenly spaced)
 MAX_EVAL_INITS = 32
@@ -135,72 +144,12 @@ def archive(config: Config) -> ClimateArchive:
                         level_name=config.level_name)
 
 
-class Autoregressive(nn.Module):
-    """``net`` rolled out over as many steps as the input holds forcings for (see the module docstring).
-
-    ``x [B, N, T_in C + S T_out F + K] -> [B, N, S T_out C]``, all in normalised units; the
-    buffers ``mean`` and ``std`` ``[C]`` (training statistics) convert to physical units. Where
-    the buffer ``valid [N, C]`` is 0 (pixels without data, e.g. sea-surface temperature over
-    land) every output state is 0, the normalised training mean the inputs hold there: those
-    pixels add nothing to a loss or a score against targets that hold 0 there too.
-    """
-
-    def __init__(self, net: nn.Module, channels: int, input_steps: int, output_steps: int, constants: int,
-                 train_rollout: int, nodes: int) -> None:
-        super().__init__()
-        self.net = net
-        self.channels, self.input_steps, self.output_steps = channels, input_steps, output_steps
-        self.num_constants, self.train_rollout = constants, train_rollout
-        self.conditioned = any(getattr(m, "film", None) is not None for m in net.modules())
-        self.register_buffer("mean", torch.zeros(channels))
-        self.register_buffer("std", torch.ones(channels))
-        self.register_buffer("valid", torch.ones(nodes, channels))  # 1 at the pixels that hold data
-
-    def parameter_counts(self) -> dict[str, int]:
-        """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
-        return parameter_counts(self.net)
-
-    def steps_in(self, x: Tensor) -> int:
-        """How many steps the forcings in ``x`` cover; ValueError when the channels do not fit."""
-        state = self.input_steps * self.channels
-        per_step = self.output_steps * len(FORCINGS)
-        steps, rest = divmod(x.shape[-1] - state - self.num_constants, per_step)
-        if steps < 1 or rest:
-            raise GeounetError(f"the input has {x.shape[-1]} channels, not {state} state + S x {per_step} forcing + "
-                             f"{self.num_constants} constant channels for any S >= 1")
-        return steps
-
-    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
-        b, n, _ = x.shape
-        steps, state_channels = self.steps_in(x), self.input_steps * self.channels
-        state = x[..., :state_channels].reshape(b, n, self.input_steps, self.channels)
-        forcing = x[..., state_channels : x.shape[-1] - self.num_constants].reshape(b, n, steps, -1)
-        constants = x[..., x.shape[-1] - self.num_constants :]
-        outputs = []
-        for s in range(steps):
-            inputs = torch.cat([state.reshape(b, n, -1), forcing[:, :, s], constants], dim=-1)
-            if self.conditioned:
-                lead = torch.full((b, 1), min(s + 1, self.train_rollout) / self.train_rollout, device=x.device,
-                                  dtype=x.dtype)
-                increment = self.net(inputs, hierarchy, lead)
-            else:
-                increment = self.net(inputs, hierarchy)
-            step = (state[:, :, -1:] + increment.reshape(b, n, self.output_steps, self.channels)) * self.valid[:, None]
-            outputs.append(step)
-            state = torch.cat([state, step], dim=2)[:, :, -self.input_steps :]
-        return torch.cat(outputs, dim=2).reshape(b, n, -1)  # [B, N, S T_out C]
-
-    def physical(self, y: Tensor) -> Tensor:
-        """Normalised outputs ``[B, N, S T_out C]`` -> physical ``[B, S T_out, N, C]``."""
-        b, n, _ = y.shape
-        return (y.reshape(b, n, -1, self.channels) * self.std + self.mean).permute(0, 2, 1, 3)
-
-
-def structure(config: Config, num_levels: int, stats: TrainingStatistics | None = None,
-              num_constants: int | None = None, valid: np.ndarray | None = None) -> TaskStructure:
-    """The hierarchy, channels and model wrapper; ``num_constants`` defaults to the number of
-    ``config.constants``, or of the known constant fields in the file's metadata (nothing is read).
-    Models get the statistics ``stats`` and the pixel mask ``valid [N, C]`` when given."""
+def structure(config: Config, num_levels: int, normalisation: Normalisation | None = None,
+              num_constants: int | None = None) -> TaskStructure:
+    """The hierarchy, channels and :class:`~geounet.models.autoregressive.Autoregressive` wrapper;
+    ``num_constants`` defaults to the number of ``config.constants``, or of the known constant
+    fields in the file's metadata (nothing is read). Models get the units ``normalisation``
+    (statistics and pixel mask) when given, else those of the checkpoint they are loaded from."""
     hierarchy = HealpixHaarHierarchy(config.nside, num_levels)
     channels = len(config.variables)
     if num_constants is None:  # without reading any data: the names, or the file's metadata
@@ -209,14 +158,10 @@ def structure(config: Config, num_levels: int, stats: TrainingStatistics | None 
     in_channels = config.input_steps * channels + config.output_steps * len(FORCINGS) + num_constants
 
     def wrap(net: nn.Module) -> Autoregressive:
-        model = Autoregressive(net, channels, config.input_steps, config.output_steps, num_constants,
-                               config.train_rollout, npix(config.nside))
-        if stats is not None:
-            model.mean.copy_(stats.mean)
-            model.std.copy_(stats.std)
-        if valid is not None:
-            model.valid.copy_(torch.from_numpy(valid))
-        return model
+        units = Normalisation.identity(channels, npix(config.nside))
+        if normalisation is not None:
+            units.load_state_dict(normalisation.state_dict())
+        return Autoregressive(net, units, config.input_steps, config.output_steps, config.train_rollout)
 
     return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), in_channels, config.output_steps * channels,
                          wrap_model=wrap, cond_dim=1)
@@ -277,33 +222,35 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     win = window(data, config.input_steps, config.output_steps, config.dt_hours)
     train_times = np.unique(inits["train"][:, None] + win.offsets(config.train_rollout)[None])
     stats = TrainingStatistics.of(data, train_times)
-    geometry = structure(config, num_levels, stats, num_constants=data.constants.shape[1], valid=data.valid)
+    normalisation = stats.normalisation(data.valid)
+    geometry = structure(config, num_levels, normalisation, num_constants=data.constants.shape[1])
     hierarchy = geometry.hierarchy
-    train, val = (ForecastSamples(data, hierarchy, stats, win, inits[name], config.train_rollout)
+    train, val = (ForecastSamples(data, hierarchy, normalisation, win, inits[name], config.train_rollout)
                   for name in ("train", "val"))
-    rollouts = ForecastSamples(data, hierarchy, stats, win, _spread(inits["test"]), config.rollout_steps)
+    rollouts = ForecastSamples(data, hierarchy, normalisation, win, _spread(inits["test"]), config.rollout_steps)
 
     scores: dict[str, object] = {}  # the latest evaluation, drawn by plot
 
-    def evaluate_extra(model: nn.Module, device: torch.device) -> dict[str, object]:
+    def evaluate_extra(model: Autoregressive, device: torch.device) -> dict[str, object]:
         from geounet.train.loop import evaluate
 
         scores.clear()
-        scores.update(lead_time_scores(model, rollouts, config, device))
+        scores.update(lead_time_scores(model, rollouts, stats.climatology, config, device))
         scores.update({f"val_{k}": v for k, v in evaluate(model, val, 8, device).items()})
         return dict(scores)
 
-    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
+    def plot(inputs: ForecastInputs, targets: Tensor, predictions: Tensor, path: str) -> None:
         """Mollweide maps of the first output state; with scores, ``skill.png`` beside ``path``."""
-        c, t_in = len(config.variables), config.input_steps
-        last_input = inputs[..., (t_in - 1) * c : t_in * c] * stats.std + stats.mean  # [S, N, C]
+        c = len(config.variables)
+        valid, mean, scale = normalisation.valid, normalisation.mean, normalisation.increment_std
+        last_input = torch.where(valid, inputs.state[:, -1], mean)  # [S, N, C] physical, the mean where no data
         first = slice(0, c)  # the first output state
-        plot_healpix_predictions(last_input, targets[..., first] * stats.std + stats.mean,
-                                 predictions[..., first] * stats.std + stats.mean, config.variables, path)
+        plot_healpix_predictions(last_input, last_input + targets[..., first] * scale,
+                                 last_input + predictions[..., first] * scale, config.variables, path)
         if scores:
             plot_skill(scores, config.variables, str(Path(path).with_name("skill.png")))
 
-    test = ForecastSamples(data, hierarchy, stats, win, inits["test"], config.train_rollout)
+    test = ForecastSamples(data, hierarchy, normalisation, win, inits["test"], config.train_rollout)
     return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_extra,
                         log=data_log(config, data, splits), checkpoint_state=inference_state(data))
 
@@ -337,44 +284,62 @@ def _spread(inits: np.ndarray, count: int = MAX_EVAL_INITS) -> np.ndarray:
     return inits[np.unique(np.linspace(0, len(inits) - 1, min(count, len(inits))).round().astype(int))]
 
 
-@torch.no_grad()
-def lead_time_scores(model: Autoregressive, samples: ForecastSamples, config: Config, device: torch.device,
-                     batch_size: int = 4) -> dict[str, object]:
-    """RMSE, ACC and bias per lead time of the model, persistence and climatology, plus spectra.
-
-    Scores average over init times the way WeatherBench 2 does: RMSE is the square root of
-    the mean (over inits and pixels) squared error, ACC and bias the mean over inits.
-    """
-    model.eval()
-    moved = samples.to(device)
-    climatology = samples.stats.climatology  # [N, C], NaN at invalid pixels
-    weights = torch.ones(climatology.shape[0], 1)  # equal-area pixels
-    forecasts, truths, persistences = [], [], []
-    for start in range(0, len(samples), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(samples)))
-        batch = moved.batch(indices)
-        forecasts.append(model.physical(model(batch.inputs.to(device), batch.hierarchy)).cpu())  # [B, L, N, C]
-        states = samples.states(indices)  # [B, T_in + L, N, C]
-        truths.append(states[:, config.input_steps :])
-        persistences.append(states[:, config.input_steps - 1 : config.input_steps].expand_as(truths[-1]))
-    forecast, truth, persistence = (torch.cat(t).double() for t in (forecasts, truths, persistences))
-    leads = truth.shape[1]
+def lead_time_scores(model: Autoregressive, samples: ForecastSamples, climatology: Tensor, config: Config,
+                     device: torch.device) -> dict[str, object]:
+    """RMSE, bias and ACC per lead time (:mod:`geounet.functional.scores`) of the model,
+    persistence and climatology (``[N, C]``, NaN where not valid), plus spectra, on HEALPix
+    and, for data that came on a lat-lon grid, on it (keys ``latlon_*``); ``score_grids``
+    names the grid of each key prefix."""
+    rolled = roll_out(model, samples, np.arange(len(samples)), device)
+    climatology = climatology.double()
+    valid = torch.from_numpy(samples.archive.valid)  # [N, C]
+    leads = rolled.truth.shape[1]
     report: dict[str, object] = {"lead_hours": [config.dt_hours * (j + 1) for j in range(leads)],
-                                 "num_inits": len(samples)}
-    references = {"model": forecast, "persistence": persistence, "climatology": climatology.double().expand_as(truth)}
+                                 "num_inits": len(samples),
+                                 "score_grids": {"": f"HEALPix NEST nside {config.nside}, equal-area pixels"}}
+    references = {"model": rolled.forecast, "persistence": rolled.persistence,
+                  "climatology": climatology.expand_as(rolled.truth)}
+    report.update(score_report(references, rolled.truth, climatology, equal_area_weights(len(valid)),
+                               config.variables, mask=valid))
+    grid = samples.archive.grid
+    if grid.lat is not None:
+        report["score_grids"]["latlon_"] = (f"the source lat-lon grid, {len(grid.lat)} x {len(grid.lon)}, cell-area "
+                                            "(cos-latitude) weights, points with data only; forecast and "
+                                            "climatology regridded back bilinearly from HEALPix")
+        report.update(source_grid_scores(rolled, samples, climatology, config))
     for c, name in enumerate(config.variables):
-        o, clim = truth[..., c : c + 1], climatology[:, c : c + 1].double()  # [I, L, N, 1], [N, 1]
-        mask = samples.valid[:, c : c + 1]  # [N, 1]: the pixels that hold data
-        for label, prediction in references.items():
-            p = prediction[..., c : c + 1]
-            report[f"{label}_rmse_{name}"] = rmse(p.transpose(0, 1), o.transpose(0, 1), weights, dims=(1, 2, 3),
-                                                  mask=mask).tolist()
-            report[f"{label}_bias_{name}"] = bias(p, o, weights, dims=(-2, -1), mask=mask).mean(0).tolist()
-            if label != "climatology":  # the climatology's anomaly is 0: its ACC is undefined
-                report[f"{label}_acc_{name}"] = acc(p, o, clim, weights, dims=(-2, -1), mask=mask).mean(0).tolist()
-        last = torch.stack([forecast[:, -1, :, c], truth[:, -1, :, c]])  # [2, I, N]
-        filled = last.where(mask[:, 0], float(samples.stats.mean[c]))  # invalid pixels at the training mean
+        last = torch.stack([rolled.forecast[:, -1, :, c], rolled.truth[:, -1, :, c]])  # [2, I, N]
+        filled = last.where(valid[:, c], float(samples.normalisation.mean[c]))  # invalid pixels at the training mean
         spectra = angular_power_spectrum(filled, ordering="nest")
         report[f"spectrum_forecast_{name}"], report[f"spectrum_truth_{name}"] = spectra.mean(1).tolist()
-    model.train()
     return report
+
+
+def source_grid_scores(rolled: Rollouts, samples: ForecastSamples, climatology: Tensor,
+                       config: Config) -> dict[str, list[float]]:
+    """The scores of :func:`lead_time_scores` on the source lat-lon grid, ``latlon_*``: the truth
+    and persistence read from the source data, the forecast and the climatology ``[N, C]``
+    regridded to it from HEALPix; each variable scored where the source has data and a
+    valid pixel reaches."""
+    grid, valid = samples.archive.grid, torch.from_numpy(samples.archive.valid)  # [N, C]
+    source = SourceFields.select(open_climate(config.data), config.variables, grid.layout, config.nside,
+                                 config.time_name, config.level_name)
+    rows = samples.rows(np.arange(len(samples)))  # [I, T_in + L], the archive's (= the source's) time indices
+    leads = rolled.truth.shape[1]
+    truth, persistence, forecast, climate, masks = [], [], [], [], []
+    for c, source_valid in enumerate(samples.archive.source_valid):
+        values = torch.from_numpy(source.arrays[c].isel({source.time_name: rows.reshape(-1)}).values)
+        values = values.double().reshape(*rows.shape, -1)  # [I, T, P]
+        truth.append(values[:, -leads:])
+        persistence.append(values[:, -leads - 1 : -leads].expand(-1, leads, -1))
+        back = grid.from_nest(torch.cat([rolled.forecast[..., c].flatten(0, 1), climatology[None, :, c]]),
+                              valid[:, c], source_valid).flatten(1)  # [I L + 1, P], NaN where nothing reaches
+        forecast.append(back[:-1].reshape(*rolled.forecast.shape[:2], -1))
+        climate.append(back[-1])
+        masks.append(torch.from_numpy(source_valid.reshape(-1)) & torch.isfinite(
+            grid.from_nest(torch.zeros(len(valid)), valid[:, c], source_valid).flatten()))
+    truth, persistence, forecast = (torch.stack(t, dim=-1) for t in (truth, persistence, forecast))  # [I, L, P, C]
+    climate, mask = torch.stack(climate, dim=-1), torch.stack(masks, dim=-1)  # [P, C]
+    weights = latlon_weights(grid.lat, grid.lon).flatten()  # [P]
+    references = {"model": forecast, "persistence": persistence, "climatology": climate.expand_as(truth)}
+    return score_report(references, truth, climate, weights, config.variables, mask=mask, prefix="latlon_")

@@ -3,18 +3,17 @@
 Trajectories come from torch-harmonics' spectral shallow-water solver
 (:mod:`geounet.datagen.shallow_water`) on an equiangular lat-lon grid, regridded to
 HEALPix NEST at ``nside`` (:func:`geounet.functional.regrid.latlon_to_healpix`). Every
-consecutive pair (x_t, x_{t+1}) of a trajectory is a sample. The model sees the state
-standardised per variable, (x_t - μ) / σ, and predicts the standardised increment
-(x_{t+1} - x_t) / σ_Δ; the forecast is x_t + σ_Δ · model((x_t - μ) / σ). The one-step
-relative L2 error is therefore measured on increments: below 1 means better than
-persistence.
+window of one state and ``train_rollout`` = k steps after it is a training sample.
 
-With ``train_rollout = k > 1`` the network is trained on k-step rollouts: the model is
-wrapped in :class:`Unrolled`, which in training mode applies it k times in normalised
-units, x ← x + (σ_Δ / σ) · net(x), and returns the k increments, and the training targets
-are the k true increments (x_{t+j} - x_{t+j-1}) / σ_Δ, j = 1..k, so the loss is the mean
-over the k steps and the gradient flows through the rollout. Evaluation (one-step error,
-rollouts) uses the same network one step at a time, so the scores are those of k = 1.
+The model is the forecasting stack's :class:`~geounet.models.autoregressive.Autoregressive`
+with one state in and one out, no forcings or constants: it sees the state standardised
+per variable, (x_t - μ) / σ, and predicts the increment in units of its standard deviation
+σ_Δ, x_{t+1} = x_t + σ_Δ · net((x_t - μ) / σ), fed back k times. The loss is the squared
+error of the k forecast states in units of σ_Δ, |x̂_{t+j} - x_{t+j}|² / σ_Δ², the
+gradient flowing through the rollout. For k = 1 that is the error of the increment, and
+the one-step relative L2 error (test data are one-step windows) is measured on increments:
+below 1 means better than persistence. (Before the one forecasting stack, k > 1 compared
+the k increments of the rollout with the true ones instead of the states.)
 
 The spaces are ``hierarchy = "haar"`` (nested HEALPix pixels; restrict is the mean of
 the 4 children) or ``"spectral"`` (:class:`~geounet.hierarchy.HealpixSHHierarchy`:
@@ -23,10 +22,14 @@ least-squares band-limited fit with ``sh_iterations`` Jacobi refinements of each
 analysis: 0 is plain pixel quadrature, 20 reaches float64 round-off but costs about 15x
 more per transform).
 
-Besides the one-step error the task reports, in physical units, the area-weighted RMSE
-and the uncentred anomaly correlation (climatology = training mean state) of an
-autoregressive rollout from every test trajectory's first state, and the same numbers
-for persistence (the forecast "nothing changes"), the baseline any forecast must beat.
+Besides the one-step error the task reports, in physical units, the RMSE, bias and
+uncentred anomaly correlation (climatology = training mean state) per lead time of an
+autoregressive rollout from every test trajectory's first state, and the same numbers for
+persistence (the forecast "nothing changes"), the baseline any forecast must beat. The
+scores are :mod:`geounet.functional.scores`'s, on HEALPix (equal-area pixels); the RMSE
+is WeatherBench 2's, the square root of the area-weighted MSE averaged over the test
+trajectories. (Before the one forecasting stack it was the mean over trajectories of
+their RMSEs, smaller or equal by Jensen's inequality.)
 
 With ``galewsky_test = true`` (the default: it costs about 2 s) the same scores are also
 reported, under ``galewsky_model_*`` and ``galewsky_persistence_*``, for a rollout from
@@ -42,21 +45,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geounet.data.samples import Dataset
+from geounet.data.forecast_samples import TrajectorySamples
 from geounet.datagen.shallow_water import VARIABLES, load_or_generate_shallow_water
 from geounet.errors import GeounetError
-from geounet.functional.metrics import acc, rmse
 from geounet.functional.regrid import latlon_to_healpix
+from geounet.functional.scores import equal_area_weights, score_report
+from geounet.geometry.healpix import npix
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
-from geounet.models.sizing import parameter_counts
+from geounet.models.autoregressive import Autoregressive, ForecastInputs, Normalisation
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.plot.fields import plot_healpix_predictions
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
+from geounet.tasks.rollouts import roll_out
 
 HIERARCHIES = ("haar", "spectral")
 
@@ -108,46 +114,20 @@ def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
     return HealpixSHHierarchy(config.nside, num_levels, iterations=config.sh_iterations)
 
 
-class Unrolled(nn.Module):
-    """A one-step network trained on ``steps``-step rollouts (see the module docstring).
-
-    Training mode: ``x [B, N, C] -> [B, N, steps C]``, the increments of the rollout
-    x_{j} = x_{j-1} + r · net(x_{j-1}) in normalised units, r = σ_Δ / σ the buffer
-    ``increment_scale [C]`` (training statistics). Evaluation mode: one step, ``[B, N, C]``.
-    """
-
-    def __init__(self, net: nn.Module, channels: int, steps: int) -> None:
-        super().__init__()
-        self.net, self.steps = net, steps
-        self.register_buffer("increment_scale", torch.ones(channels))
-
-    def parameter_counts(self) -> dict[str, int]:
-        """The wrapped network's per-part counts (the wrapper itself has no parameters)."""
-        return parameter_counts(self.net)
-
-    def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
-        increments = []
-        for _ in range(self.steps if self.training else 1):
-            increment = self.net(x, hierarchy)
-            increments.append(increment)
-            x = x + self.increment_scale * increment
-        return torch.cat(increments, dim=-1)
-
-
-def structure(config: Config, num_levels: int, stats: Standardisation | None = None) -> TaskStructure:
-    """Hierarchy, channels and (for ``train_rollout > 1``) the :class:`Unrolled` wrapper, whose
-    scale comes from ``stats`` when given (else from the checkpoint it is loaded from)."""
+def structure(config: Config, num_levels: int, normalisation: Normalisation | None = None) -> TaskStructure:
+    """Hierarchy, channels and the :class:`~geounet.models.autoregressive.Autoregressive` wrapper
+    (one state in, one out, no forcings or constants), with the units ``normalisation`` when
+    given (else those of the checkpoint it is loaded from)."""
     hierarchy = sphere_hierarchy(config, num_levels)
     channels = len(config.variables)
 
-    def wrap(net: nn.Module) -> Unrolled:
-        model = Unrolled(net, channels, config.train_rollout)
-        if stats is not None:
-            model.increment_scale.copy_(stats.increment_std / stats.std)
-        return model
+    def wrap(net: nn.Module) -> Autoregressive:
+        units = Normalisation.identity(channels, npix(config.nside))
+        if normalisation is not None:
+            units.load_state_dict(normalisation.state_dict())
+        return Autoregressive(net, units, input_steps=1, output_steps=1, train_rollout=config.train_rollout)
 
-    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels,
-                         wrap_model=wrap if config.train_rollout > 1 else None)
+    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels, wrap_model=wrap)
 
 
 def load_trajectories(config: Config, split: str) -> Tensor:
@@ -183,92 +163,55 @@ def load_trajectories(config: Config, split: str) -> Tensor:
     return torch.stack(fields, dim=-1).float()  # [S, T, N, C]
 
 
-@dataclass(frozen=True)
-class Standardisation:
-    """Per-variable statistics of the training split, ``[C]`` each, physical units."""
-
-    mean: Tensor
-    std: Tensor
-    increment_std: Tensor
-
-    @classmethod
-    def of(cls, trajectories: Tensor) -> Standardisation:  # [S, T, N, C]
-        increments = trajectories[:, 1:] - trajectories[:, :-1]
-        dims = (0, 1, 2)
-        return cls(trajectories.mean(dim=dims), trajectories.std(dim=dims), increments.std(dim=dims))
-
-    def samples(self, trajectories: Tensor, hierarchy: Hierarchy, steps: int = 1) -> Dataset:
-        """Inputs (x_t - μ)/σ ``[S (T-k), N, C]`` and targets, the next k increments
-        (x_{t+j} - x_{t+j-1})/σ_Δ for j = 1..k side by side, ``[S (T-k), N, k C]``."""
-        s, t, n, c = trajectories.shape
-        increments = (trajectories[:, 1:] - trajectories[:, :-1]) / self.increment_std  # [S, T-1, N, C]
-        windows = torch.cat([increments[:, j : t - steps + j] for j in range(steps)], dim=-1)  # [S, T-k, N, k C]
-        now = trajectories[:, : t - steps]
-        return Dataset(((now - self.mean) / self.std).reshape(-1, n, c), windows.reshape(-1, n, steps * c), hierarchy)
-
-    def step(self, model: nn.Module, hierarchy: Hierarchy, state: Tensor) -> Tensor:
-        """One forecast step in physical units, ``[B, N, C] -> [B, N, C]``."""
-        mean, std, increment_std = (t.to(state.device) for t in (self.mean, self.std, self.increment_std))
-        return state + increment_std * model((state - mean) / std, hierarchy)
+def training_normalisation(trajectories: Tensor) -> Normalisation:  # [S, T, N, C] physical
+    """Per-variable mean and standard deviation of the states and of the one-step increments
+    of the training trajectories; every pixel holds data."""
+    increments = trajectories[:, 1:] - trajectories[:, :-1]
+    dims = (0, 1, 2)
+    valid = torch.ones(trajectories.shape[2:], dtype=torch.bool)  # [N, C]
+    return Normalisation(trajectories.mean(dim=dims), trajectories.std(dim=dims), increments.std(dim=dims), valid)
 
 
-@torch.no_grad()
-def rollout(model: nn.Module, hierarchy: Hierarchy, stats: Standardisation, initial: Tensor, steps: int) -> Tensor:
-    """Autoregressive forecast ``[B, N, C] -> [B, steps, N, C]`` in physical units."""
-    hierarchy = hierarchy.to(initial.device)
-    states, state = [], initial
-    for _ in range(steps):
-        state = stats.step(model, hierarchy, state)
-        states.append(state)
-    return torch.stack(states, dim=1)
-
-
-def rollout_scores(model: nn.Module, hierarchy: Hierarchy, stats: Standardisation, trajectories: Tensor,
-                   climatology: Tensor, steps: int, variables: list[str],
+def rollout_scores(model: Autoregressive, samples: TrajectorySamples, climatology: Tensor, variables: list[str],
                    device: torch.device) -> dict[str, list[float]]:
-    """RMSE and ACC per lead of the model's and persistence's rollouts from each first state.
-
-    ``trajectories [S, T, N, C]`` (physical units, T > steps), ``climatology [N, C]``;
-    returns ``{"model_rmse_h": [steps], ..., "persistence_acc_<var>": [steps]}``, each the
-    mean over the S trajectories of the per-trajectory area-weighted score.
-    """
-    truth = trajectories[:, 1 : steps + 1]  # [S, steps, N, C]
-    forecast = rollout(model, hierarchy, stats, trajectories[:, 0].to(device), steps).cpu()
-    persistence = trajectories[:, :1].expand_as(truth)
-    weights = torch.ones(truth.shape[-2], 1)  # equal-area pixels
-    scores: dict[str, list[float]] = {}
-    for label, prediction in (("model", forecast), ("persistence", persistence)):
-        for c, name in enumerate(variables):
-            p, o = prediction[..., c : c + 1], truth[..., c : c + 1]  # [S, steps, N, 1]
-            clim = climatology[:, c : c + 1]
-            scores[f"{label}_rmse_{name}"] = rmse(p, o, weights, dims=(-2, -1)).mean(0).tolist()
-            scores[f"{label}_acc_{name}"] = acc(p, o, clim, weights, dims=(-2, -1)).mean(0).tolist()
-    return scores
+    """RMSE, bias and ACC per lead (:mod:`geounet.functional.scores`) of the model's and
+    persistence's rollouts from the first state of each trajectory of ``samples`` (one window
+    per trajectory); ``climatology [N, C]``, physical units."""
+    rolled = roll_out(model, samples, np.arange(len(samples)), device)
+    weights = equal_area_weights(climatology.shape[0])  # HEALPix pixels
+    return score_report({"model": rolled.forecast, "persistence": rolled.persistence}, rolled.truth, climatology,
+                        weights, variables)
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
     trajectories = {split: load_trajectories(config, split) for split in ("train", "test")}
-    stats = Standardisation.of(trajectories["train"])
-    geometry = structure(config, num_levels, stats)
+    normalisation = training_normalisation(trajectories["train"])
+    geometry = structure(config, num_levels, normalisation)
     hierarchy = geometry.hierarchy
-    train = stats.samples(trajectories["train"], hierarchy, config.train_rollout)
-    test = stats.samples(trajectories["test"], hierarchy)  # scored one step ahead
+    train = TrajectorySamples(trajectories["train"], hierarchy, normalisation, steps=config.train_rollout)
+    test = TrajectorySamples(trajectories["test"], hierarchy, normalisation)  # scored one step ahead
     climatology = trajectories["train"].mean(dim=(0, 1))  # [N, C], physical units
 
-    def evaluate_rollout(model: nn.Module, device: torch.device) -> dict[str, object]:
+    def first_windows(split_trajectories: Tensor) -> TrajectorySamples:
+        """One rollout of ``rollout_steps`` steps from each trajectory's first state."""
+        return TrajectorySamples(split_trajectories[:, : config.rollout_steps + 1], hierarchy, normalisation,
+                                 steps=config.rollout_steps)
+
+    def evaluate_rollout(model: Autoregressive, device: torch.device) -> dict[str, object]:
         steps = config.rollout_steps
-        report: dict[str, object] = {"lead_hours": [config.dt_hours * (k + 1) for k in range(steps)]}
-        report.update(rollout_scores(model, hierarchy, stats, trajectories["test"], climatology, steps,
-                                     config.variables, device))
+        report: dict[str, object] = {"lead_hours": [config.dt_hours * (k + 1) for k in range(steps)],
+                                     "score_grids": {"": f"HEALPix NEST nside {config.nside}, equal-area pixels"}}
+        report.update(rollout_scores(model, first_windows(trajectories["test"]), climatology, config.variables,
+                                     device))
         if config.galewsky_test:
-            galewsky = rollout_scores(model, hierarchy, stats, load_trajectories(config, "galewsky"), climatology,
-                                      steps, config.variables, device)
+            galewsky = rollout_scores(model, first_windows(load_trajectories(config, "galewsky")), climatology,
+                                      config.variables, device)
             report.update({f"galewsky_{key}": value for key, value in galewsky.items()})
         return report
 
-    def plot(inputs: Tensor, targets: Tensor, predictions: Tensor, path: str) -> None:
-        state = inputs * stats.std + stats.mean
-        physical = [state, state + targets * stats.increment_std, state + predictions * stats.increment_std]
-        plot_healpix_predictions(*physical, config.variables, path)
+    def plot(inputs: ForecastInputs, targets: Tensor, predictions: Tensor, path: str) -> None:
+        state = inputs.state[:, -1]  # [S, N, C] physical
+        scale = normalisation.increment_std
+        plot_healpix_predictions(state, state + targets * scale, state + predictions * scale, config.variables, path)
 
     return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_rollout)

@@ -127,19 +127,22 @@ def test_samples_hold_the_documented_layout(latlon_file, tmp_path):
     inits = cd.split_inits(archive, win, 3, "2000-01-01", "2000-01-06", "train").inits
     assert win.stride == 2 and inits[0] == 2 and inits[-1] == len(archive.times) - 1 - 12
     stats = cd.TrainingStatistics.of(archive, np.arange(len(archive.times)))
-    samples = cd.ForecastSamples(archive, HealpixHaarHierarchy(NSIDE, 2), stats, win, inits, steps=3)
+    normalisation = stats.normalisation(archive.valid)
+    samples = cd.ForecastSamples(archive, HealpixHaarHierarchy(NSIDE, 2), normalisation, win, inits, steps=3)
     batch = samples.batch(torch.tensor([4, 0]))
     n, c = npix(NSIDE), 2
-    assert batch.inputs.shape == (2, n, 2 * c + 3 * 2 * 5 + 1) and batch.targets.shape == (2, n, 3 * 2 * c)
+    x = batch.inputs
+    assert x.state.shape == (2, 2, n, c) and x.forcings.shape == (2, 3, 2, n, 5) and x.constants.shape == (n, 1)
+    assert batch.targets.shape == (2, n, 3 * 2 * c)
     fields = torch.from_numpy(archive.fields[:])
-    normalised = (fields - stats.mean) / stats.std
     t = int(inits[4])
-    torch.testing.assert_close(batch.inputs[0, :, :c], normalised[t - 2])  # the older input state first
-    torch.testing.assert_close(batch.inputs[0, :, c : 2 * c], normalised[t])
-    torch.testing.assert_close(batch.targets[0, :, -c:], normalised[t + 12])  # the 6th output, 72 h later
+    torch.testing.assert_close(x.state[0, 0], fields[t - 2])  # the older input state first, physical units
+    torch.testing.assert_close(x.state[0, 1], fields[t])
+    # the 6th output, 72 h later, as its change since the last input state in units of σ_Δ = σ
+    torch.testing.assert_close(batch.targets[0, :, -c:], (fields[t + 12] - fields[t]) / stats.std)
     valid = archive.times[t] + np.timedelta64(12, "h") * np.arange(1, 7)
-    torch.testing.assert_close(batch.inputs[0, :, 2 * c : 2 * c + 30].reshape(n, 6, 5).transpose(0, 1),
-                               cd.forcings(valid, samples.lat, samples.lon))
+    torch.testing.assert_close(x.forcings[0].reshape(6, n, 5), cd.forcings(valid, samples.lat, samples.lon))
+    torch.testing.assert_close(samples.states(np.array([4]))[0, 2:], fields[t + 2 : t + 13 : 2])
 
 
 def test_statistics_are_exact_moments(latlon_file, tmp_path, monkeypatch):

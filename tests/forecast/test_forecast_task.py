@@ -18,6 +18,7 @@ from geounet.cli import main
 from geounet.data.climate_dataset import FORCINGS
 from geounet.experiment.config import config_from_dict
 from geounet.hierarchy import HealpixHaarHierarchy
+from geounet.models.autoregressive import Autoregressive, ForecastInputs, Normalisation
 from geounet.tasks import forecast, prepare_task
 
 NSIDE = 8
@@ -38,26 +39,27 @@ class Recorder(nn.Module):
         return self.linear(x)
 
 
-def wrapper(film: bool = True, train_rollout: int = 2):
+def wrapper(film: bool = True, train_rollout: int = 2) -> Autoregressive:
     torch.manual_seed(0)
     net = Recorder(T_IN * C + T_OUT * len(FORCINGS) + K, film)
-    return forecast.Autoregressive(net, C, T_IN, T_OUT, K, train_rollout, nodes=5)
+    return Autoregressive(net, Normalisation.identity(C, 5), T_IN, T_OUT, train_rollout)
 
 
-def inputs(steps: int, batch: int = 3, nodes: int = 5) -> torch.Tensor:
-    return torch.randn(batch, nodes, T_IN * C + steps * T_OUT * len(FORCINGS) + K)
+def inputs(steps: int, batch: int = 3, nodes: int = 5) -> ForecastInputs:
+    return ForecastInputs(torch.randn(batch, T_IN, nodes, C), torch.randn(batch, steps, T_OUT, nodes, len(FORCINGS)),
+                          torch.randn(nodes, K))
 
 
 def test_a_rollout_is_its_steps_fed_back():
     model = wrapper()
     x = inputs(steps=3)
-    rolled = model(x, None)  # [B, N, 3 T_out C]
-    state, const = x[..., : T_IN * C], x[..., -K:]
-    forcing = x[..., T_IN * C : -K].reshape(*x.shape[:2], 3, -1)  # [B, N, steps, T_out F]
+    rolled = model.physical(model(x, None), x)  # [B, 3 T_out, N, C]
+    state = x.state
     for s in range(3):
-        one = model(torch.cat([state, forcing[:, :, s], const], dim=-1), None)  # one step at a time
-        torch.testing.assert_close(one, rolled[..., s * T_OUT * C : (s + 1) * T_OUT * C])
-        state = one[..., -T_IN * C :]
+        step = ForecastInputs(state, x.forcings[:, s : s + 1], x.constants)  # one step at a time
+        one = model.physical(model(step, None), step)  # [B, T_out, N, C]
+        torch.testing.assert_close(one, rolled[:, s * T_OUT : (s + 1) * T_OUT])
+        state = torch.cat([state, one], dim=1)[:, -T_IN:]
     assert [c[0, 0].item() for c in model.net.conds[:3]] == [0.5, 1.0, 1.0]  # lead / trained horizon, held at 1
 
 
@@ -66,13 +68,32 @@ def test_steps_add_increments_to_the_last_input_state():
     nn.init.zeros_(model.net.linear.weight)
     nn.init.zeros_(model.net.linear.bias)
     x = inputs(steps=2)
-    last = x[..., (T_IN - 1) * C : T_IN * C]
-    torch.testing.assert_close(model(x, None), last.repeat(1, 1, 2 * T_OUT))  # a zero network is persistence
+    y = model(x, None)
     assert model.net.conds == [None, None]
-    with pytest.raises(ValueError, match="not 4 state"):
-        model(x[..., :-1], None)
+    assert (y == 0).all()  # a zero network is persistence: no change
+    torch.testing.assert_close(model.physical(y, x), x.state[:, -1:].expand(-1, 2 * T_OUT, -1, -1))
+    with pytest.raises(ValueError, match="do not fit the model's"):
+        model(ForecastInputs(x.state[..., :-1], x.forcings, x.constants), None)
 
 
+def test_outputs_are_changes_in_units_of_the_increment_scale():
+    """y = (x_{t+j} - x_t) / σ_Δ: the network's increment u moves the standardised state by r u, r = σ_Δ / σ."""
+    mean, std, increment_std = torch.tensor([1.0, -2.0]), torch.tensor([2.0, 4.0]), torch.tensor([0.5, 1.0])
+    valid = torch.ones(5, C, dtype=torch.bool)
+    valid[0, 1] = False
+    net = nn.Module()
+    net.forward = lambda x, hierarchy: torch.ones(*x.shape[:2], T_OUT * C)  # u = 1 everywhere
+    model = Autoregressive(net, Normalisation(mean, std, increment_std, valid), T_IN, T_OUT, 1)
+    x = inputs(steps=2)
+    x.state[:, :, 0, 1] = float("nan")  # no data there
+    y = model(x, None).reshape(3, 5, 2 * T_OUT, C)  # [B, N, S T_out, C]
+    leads = torch.tensor([1.0, 1.0, 2.0, 2.0])  # each step adds u = 1 to the last state of the step before
+    torch.testing.assert_close(y[:, :, :, 0], leads.expand(3, 5, -1))
+    torch.testing.assert_close(y[:, 1:, :, 1], leads.expand(3, 4, -1))
+    assert (y[:, 0, :, 1] == 0).all()  # where there are no data the output is 0, as the targets there
+    physical = model.physical(model(x, None), x)  # [B, S T_out, N, C]
+    torch.testing.assert_close(physical[:, :, 1:], x.state[:, -1:, 1:] + increment_std * leads[:, None, None])
+    assert physical[:, :, 0, 1].isnan().all()
 def config(tmp_path, path, **task):
     raw = {
         "task": {"name": "forecast", "data": str(path), "variables": ["t2m", "z500"], "nside": NSIDE,
@@ -116,6 +137,11 @@ def test_train_then_forecast_to_the_source_grid(tmp_path, capsys, assert_drawn_p
     assert run_cli("train", "--config", cfg_path, "--out", run, "--quiet") == 0
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert len(metrics["model_rmse_z500"]) == 4 and "val_mse" in metrics
+    assert len(metrics["latlon_model_rmse_z500"]) == 4  # also on the source grid, and metrics.json says so
+    assert metrics["score_grids"] == {"": f"HEALPix NEST nside {NSIDE}, equal-area pixels",
+                                      "latlon_": "the source lat-lon grid, 45 x 72, cell-area (cos-latitude) "
+                                                 "weights, points with data only; forecast and climatology "
+                                                 "regridded back bilinearly from HEALPix"}
     assert_drawn_png(run / "skill.png")
     assert_drawn_png(run / "predictions.png")
     out = tmp_path / "forecast.nc"

@@ -189,8 +189,9 @@ def test_sfno_healpix_is_built_for_the_shallow_water_task_at_matched_size(tmp_pa
                  "model.num_levels=2", "model.width=4", "model.architecture='sfno'"]
     cfg = load_config(None, overrides)
     structure = task_structure(cfg.task, cfg.model.num_levels)
-    model = build_model(cfg, structure)
-    assert isinstance(model, SFNOHealpix) and model.sfno.nlat == 16 and model.sfno.nlon == 32
+    model = build_model(cfg, structure)  # wrapped in the task's autoregressive model
+    sfno = model.net
+    assert isinstance(sfno, SFNOHealpix) and sfno.sfno.nlat == 16 and sfno.sfno.nlon == 32
     target = count_parameters(build_configured_unet(cfg, structure))
     assert abs(count_parameters(model) - target) < 0.2 * target
 

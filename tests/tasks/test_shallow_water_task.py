@@ -1,6 +1,7 @@
 """The shallow-water HEALPix task at toy size: spaces, splits, Galewsky out-of-distribution scores."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -37,7 +38,7 @@ def test_galewsky_split_is_one_rollout_long_trajectory(tmp_path):
 
 def test_galewsky_scores_are_reported_and_persistence_equals_a_zero_model(tmp_path):
     task = prepare(tiny(tmp_path), num_levels=2)
-    report = task.evaluate_extra(Zero(), torch.device("cpu"))
+    report = task.evaluate_extra(task.structure.wrap_model(Zero()), torch.device("cpu"))
     for name in ("h", "vorticity", "divergence"):
         for metric in ("rmse", "acc"):
             model = report[f"galewsky_model_{metric}_{name}"]
@@ -50,7 +51,7 @@ def test_galewsky_scores_are_reported_and_persistence_equals_a_zero_model(tmp_pa
 
 def test_galewsky_test_can_be_switched_off(tmp_path):
     task = prepare(tiny(tmp_path, galewsky_test=False), num_levels=2)
-    report = task.evaluate_extra(Zero(), torch.device("cpu"))
+    report = task.evaluate_extra(task.structure.wrap_model(Zero()), torch.device("cpu"))
     assert "model_rmse_h" in report and not any(key.startswith("galewsky_") for key in report)
 
 
@@ -67,7 +68,7 @@ def test_galewsky_uses_the_training_standardisation(tmp_path):
             seen.append(x)
             return super().forward(x, hierarchy)
 
-    task.evaluate_extra(Recorder(), torch.device("cpu"))
+    task.evaluate_extra(task.structure.wrap_model(Recorder()), torch.device("cpu"))
     galewsky = load_trajectories(config, "galewsky")
     torch.testing.assert_close(seen[-1], (galewsky[:, 0] - mean) / std)
 
@@ -107,37 +108,43 @@ class Linear(nn.Module):
         return x @ self.a
 
 
-def test_multi_step_training_targets_are_the_next_increments(tmp_path):
+def test_multi_step_training_targets_are_the_changes_since_the_initial_state(tmp_path):
     config = tiny(tmp_path, train_rollout=2)
     task = prepare(config, num_levels=2)
     trajectories = load_trajectories(config, "train")  # [S, T, N, C]
     one_step = prepare(tiny(tmp_path), num_levels=2).train
     s, t, n, c = trajectories.shape
-    assert task.train.targets.shape == (s * (t - 2), n, 2 * c)
-    assert task.test.targets.shape[-1] == c  # scored one step ahead
-    # sample (trajectory 1, time 0): increments 0->1 and 1->2, in the one-step data set's units
+    assert len(task.train) == s * (t - 2) and len(task.test) == task.test.trajectories.shape[0] * (t - 1)
+    # sample (trajectory 1, time 0): changes 0->1 and 0->2 = increments 0->1 plus 1->2, in units of σ_Δ
     index = 1 * (t - 2)
-    torch.testing.assert_close(task.train.targets[index, :, :c], one_step.targets[1 * (t - 1)])
-    torch.testing.assert_close(task.train.targets[index, :, c:], one_step.targets[1 * (t - 1) + 1])
-    torch.testing.assert_close(task.train.inputs[index], one_step.inputs[1 * (t - 1)])
+    batch, first, second = task.train.batch([index]), one_step.batch([1 * (t - 1)]), one_step.batch([1 * (t - 1) + 1])
+    assert batch.targets.shape == (1, n, 2 * c) and first.targets.shape == (1, n, c)  # tests: one step ahead
+    torch.testing.assert_close(batch.targets[..., :c], first.targets)
+    torch.testing.assert_close(batch.targets[..., c:], first.targets + second.targets)
+    torch.testing.assert_close(batch.inputs.state, trajectories[1:2, :1])  # physical: the model standardises
+    increment_std = (trajectories[:, 1:] - trajectories[:, :-1]).std(dim=(0, 1, 2))
+    torch.testing.assert_close(first.targets[0], (trajectories[1, 1] - trajectories[1, 0]) / increment_std)
 
 
-def test_unrolled_model_rolls_out_in_training_and_steps_once_in_evaluation(tmp_path):
+def test_the_model_rolls_out_as_many_steps_as_the_batch_holds(tmp_path):
     config = tiny(tmp_path, train_rollout=3)
     task = prepare(config, num_levels=2)
     net = Linear(3)
     model = task.structure.wrap_model(net)
-    scale = model.increment_scale
-    x = task.train.inputs[:2]
-    hierarchy = task.train.hierarchy
+    ratio, mean, std = model.normalisation.ratio, model.normalisation.mean, model.normalisation.std
+    batch = task.train.batch([0, 1])
+    z0 = (batch.inputs.state[:, 0] - mean) / std  # [B, N, C]
     with torch.no_grad():
-        increments, state = [], x
-        for _ in range(3):  # x_j = x_{j-1} + r (x_{j-1} A)
-            increments.append(state @ net.a)
-            state = state + scale * increments[-1]
-        torch.testing.assert_close(model.train()(x, hierarchy), torch.cat(increments, dim=-1))
-        torch.testing.assert_close(model.eval()(x, hierarchy), x @ net.a)
-    assert not torch.allclose(scale, torch.ones(3))  # the training statistics' σ_Δ / σ
+        changes, z = [], z0
+        for _ in range(3):  # z_j = z_{j-1} + r (z_{j-1} A); outputs (z_j - z_0) / r
+            z = z + ratio * (z @ net.a)
+            changes.append((z - z0) / ratio)
+        for mode in (model.train(), model.eval()):
+            torch.testing.assert_close(mode(batch.inputs, batch.hierarchy), torch.cat(changes, dim=-1))
+        one = task.test.batch([0, 1])  # one-step windows: the increment the network predicts
+        z1 = (one.inputs.state[:, 0] - mean) / std
+        torch.testing.assert_close(model(one.inputs, one.hierarchy), z1 @ net.a)
+    assert not torch.allclose(ratio, torch.ones(3))  # the training statistics' σ_Δ / σ
 
 
 def test_multi_step_training_runs_and_its_checkpoint_reloads(tmp_path):
@@ -154,9 +161,28 @@ def test_multi_step_training_runs_and_its_checkpoint_reloads(tmp_path):
     assert metrics["test"]["rel_l2_mean"] > 0  # one-step error of the trained network
     model = build_model(cfg, task_structure(cfg.task, cfg.model.num_levels))
     model.load_state_dict(load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"])
-    assert not torch.allclose(model.increment_scale, torch.ones(3))  # restored from the checkpoint
+    assert not torch.allclose(model.normalisation.ratio, torch.ones(3))  # restored from the checkpoint
 
 
 def test_train_rollout_longer_than_the_trajectories_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="task.train_rollout must lie in"):
         tiny(tmp_path, train_rollout=4).validate()
+
+
+def test_a_denoiser_learns_the_standardised_states(tmp_path):
+    """Diffusion on a forecasting task's data: the snapshots are the standardised input states."""
+    from geounet.data.forecast_samples import Snapshots
+    from geounet.experiment.diffusion import plain_fields, train_run
+
+    config = tiny(tmp_path, variables=["vorticity"])
+    task = prepare(config, num_levels=2)
+    snapshots = plain_fields(task.train)
+    assert isinstance(snapshots, Snapshots) and len(snapshots) == len(task.train)
+    trajectories = load_trajectories(config, "train")  # [S, T, N, 1]
+    x = snapshots.batch([1]).inputs  # the state at time 1 of trajectory 0
+    torch.testing.assert_close(x[0], (trajectories[0, 1] - trajectories.mean()) / trajectories.std())
+    raw = {"task": {"name": "shallow_water_healpix", **dataclasses.asdict(config)},
+           "model": {"width": 4, "num_levels": 2, "channel_mult": [1, 1]},
+           "diffusion": {"steps": 2, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2}}
+    summary = train_run(raw, tmp_path / "diffusion", progress=False)
+    assert summary["steps"] == 2 and math.isfinite(summary["test_loss"])
