@@ -61,13 +61,18 @@ class HealpixSHHierarchy(HealpixLevels):
             float64 round-off for L = 2 nside at nside >= 8; fewer is faster and less exact).
         projection: "pixel" (least squares in the pixel inner product) or "spectral"
             (truncation of the full-band coefficients); see the module docstring.
+        jacobi: how the iterations run, for every transform (see
+            :class:`~geounet.functional.sht.HealpixSHT`): "folded" into one precomputed
+            operator per transform, "iterated" one by one, or "auto" (folded where its float64
+            blocks fit :data:`~geounet.functional.sht.FOLDED_MAX_BYTES`). The same maps to round-off.
     """
 
     kind = "HealpixSHHierarchy"
     preserves_integrals = False
 
     def __init__(
-        self, nside: int, num_levels: int, lmax_ratio: float = 2.0, iterations: int = 20, projection: str = "pixel"
+        self, nside: int, num_levels: int, lmax_ratio: float = 2.0, iterations: int = 20, projection: str = "pixel",
+        jacobi: str = "auto",
     ):
         super().__init__(nside, num_levels)
         if projection not in ("pixel", "spectral"):
@@ -77,20 +82,22 @@ class HealpixSHHierarchy(HealpixLevels):
             raise GeounetError(f"lmax_ratio must be positive, got {lmax_ratio}")
         self.lmax_ratio = lmax_ratio
         self.iterations = iterations
+        self.jacobi = jacobi
         nsides = [self.nside_at(i) for i in range(num_levels)]
         self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
         if any(coarse > fine for coarse, fine in itertools.pairwise(self.lmax)):
             raise GeounetError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
         # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1};
         # their tables are tensors of this hierarchy, built on first use (or by materialize).
-        self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax, strict=True)]
-        self._down = [None] + [
-            HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)
-        ]
+        self._full = [HealpixSHT(n, lmax, iterations=iterations, jacobi=jacobi)
+                      for n, lmax in zip(nsides, self.lmax, strict=True)]
+        self._down = [None] + [HealpixSHT(n, lmax, iterations=iterations, jacobi=jacobi)
+                               for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)]
 
     def __repr__(self) -> str:
         return (f"HealpixSHHierarchy(nside={self.nside}, num_levels={self.num_levels}, "
-                f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r})")
+                f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r}, "
+                f"jacobi={self.jacobi!r})")
 
     def materialize(self) -> HealpixSHHierarchy:
         """Build the level graphs and every transform's tables now (``self``, for chaining)."""
