@@ -401,7 +401,7 @@ class HealpixSHT:
             "synthesis_phase": phase * weights,
             "pixels": rings.grouped_pixels,
             "order": rings.group_order,
-            "positions": [position for position, _ in rings.groups],
+            "ring_order": torch.cat([position for position, _ in rings.groups]),  # canonical ring of each group row
             "bins": [torch.arange(self.mmax + 1) % n for _, n in rings.groups],
         }
 
@@ -489,11 +489,10 @@ class HealpixSHT:
         """One FFT per distinct ring length (all rings of that length batched), bins m mod n_r."""
         cached = self._table("grouped", x)
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
-        parts, offset = [], 0
-        for (count, n), bins in zip(self._group_shapes, cached["bins"], strict=True):
-            block = rings[:, offset: offset + count * n].reshape(x.shape[0], count, n)
-            parts.append(torch.fft.fft(block, dim=-1)[..., bins])  # [K, G, M], bin m mod n
-            offset += count * n
+        # split, not slices: its backward writes one gradient instead of a zero-filled map per group
+        groups = rings.split([count * n for count, n in self._group_shapes], dim=1)
+        parts = [torch.fft.fft(block.reshape(x.shape[0], count, n), dim=-1)[..., bins]  # [K, G, M], bin m mod n
+                 for block, (count, n), bins in zip(groups, self._group_shapes, cached["bins"], strict=True)]
         fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
         return fourier * cached["phase"].conj()
 
@@ -501,9 +500,10 @@ class HealpixSHT:
         """Fold m modulo n_r, then one inverse FFT per distinct ring length."""
         cached = self._table("grouped", coeffs)
         coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
+        grouped = coeffs[:, cached["ring_order"]]  # [K, R, M], rings in group order: one gather, then split
         parts = []
-        for position, (_, n), bins in zip(cached["positions"], self._group_shapes, cached["bins"], strict=True):
-            ring = coeffs[:, position]  # [K, G, M]
+        for ring, (_, n), bins in zip(grouped.split([count for count, _ in self._group_shapes], dim=1),
+                                      self._group_shapes, cached["bins"], strict=True):  # ring [K, G, M]
             folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, bins, ring)  # [K, G, n]
             parts.append(torch.fft.ifft(folded, dim=-1).real.reshape(coeffs.shape[0], -1))
         values = torch.cat(parts, dim=1)  # [K, N] in group order
@@ -523,8 +523,10 @@ class HealpixSHT:
         sums = [torch.view_as_real(c).permute(2, 1, 0, 3).reshape(self.mmax + 1, half, 2 * k)
                 for c in (north + south, north - south)]  # [M, H, 2K] each
         blocks = self._table("legendre", fourier)
-        values = torch.cat([torch.bmm(lam, sums[parity][m0:m1]).reshape(-1, 2 * k)
-                            for m0, m1, parity, lam, _ in blocks])  # [rows, 2K]
+        size = blocks[0][1] - blocks[0][0]  # orders per block
+        chunks = [part.split(size) for part in sums]  # one backward for all blocks, unlike slices
+        values = torch.cat([torch.bmm(lam, chunks[parity][m0 // size]).reshape(-1, 2 * k)
+                            for m0, _, parity, lam, _ in blocks])  # [rows, 2K]
         index = torch.cat([flat for *_, flat in blocks])
         out = values.new_zeros((self.mmax + 1) * (self.lmax + 1) + 1, 2 * k).index_copy(0, index, values)
         alm = out[:-1].reshape(self.mmax + 1, self.lmax + 1, k, 2).permute(2, 1, 0, 3)
@@ -538,9 +540,11 @@ class HealpixSHT:
         k = alm.shape[0]
         flat = torch.view_as_real(alm).permute(2, 1, 0, 3).reshape(-1, 2 * k)  # [M L, 2K]
         flat = torch.cat([flat, flat.new_zeros(1, 2 * k)])  # spare zero row
+        blocks = self._table("legendre", alm)
+        rows = flat[torch.cat([index for *_, index in blocks])].split([index.numel() for *_, index in blocks])
         parts: tuple[list, list] = ([], [])
-        for m0, m1, parity, lam, index in self._table("legendre", alm):
-            rhs = flat[index].reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
+        for (m0, m1, parity, lam, _), rhs in zip(blocks, rows, strict=True):
+            rhs = rhs.reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
             parts[parity].append(torch.bmm(lam.transpose(1, 2), rhs))  # [mb, H, 2K]
         sums = []
         for blocks in parts:  # consecutive orders from m = 0; missing top orders are zero
