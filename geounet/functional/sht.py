@@ -36,12 +36,13 @@ of the band (a (lmax+1)² square in the real orthonormal coefficients, where A0 
 and S = Y, so G = (4π/N) YᵀY is symmetric) and p_k(G) = Σ_{j<=k} (I - G)^j. With
 ``jacobi="folded"`` p_k(G) is computed once in float64 (eigendecomposition, p_k(λ) on the
 eigenvalues) and the analysis costs one quadrature pass plus one product with it, whatever
-k. G is block diagonal: every ring length n_r is a multiple of 4 and every ring is
-symmetric under φ -> -φ and θ -> π - θ, so Σ_j over a ring couples cos mφ only with
+k; the build costs about (lmax+1)² unit transforms. G is block diagonal: every ring
+length n_r is a multiple of 4, every ring is symmetric under φ -> -φ and the grid under
+θ -> π - θ, so Σ_j over a ring couples cos mφ only with
 cos m'φ (sin with sin) for m' ≡ ±m mod 4, and λ_lm λ_l'm' summed over mirrored rings
 vanishes unless l + m ≡ l' + m' mod 2. The 8 classes (cos / sin, m mod 2, l mod 2) are
 therefore independent: p_k(G) is stored as 8 blocks of about (lmax+1)²/8 squared, an
-eighth of the dense matrix.
+eighth of the dense matrix (:meth:`HealpixSHT.folded_bytes`).
 
 Legendre functions are precomputed in float64 by the standard three-term recurrence in
 l with an extended exponent for the seeds λ_mm (so nothing underflows at high m near
@@ -575,7 +576,7 @@ class HealpixSHT:
         """Whether an analysis with ``iterations`` applies the folded operator p_k(G)."""
         if iterations == 0 or iterations != self.iterations or self.jacobi == "iterated":
             return False
-        if self.jacobi == "folded" or self.folded_bytes() <= FOLDED_MAX_BYTES:
+        if self.jacobi == "folded" or "jacobi" in self._tables or self.folded_bytes() <= FOLDED_MAX_BYTES:
             return True
         if warn:
             warnings.warn(f"HealpixSHT(nside={self.nside}, lmax={self.lmax}): the folded Jacobi operator needs "
