@@ -27,10 +27,22 @@ Analysis is the adjoint with the equal-area quadrature weight 4π/N,
 refined by Jacobi iterations a <- a + A0 (f - S a) exactly like healpy's
 ``map2alm(iter=k)``. HEALPix has no exact quadrature: with ``iterations`` k the
 analysis is the truncated Neumann series a_k = Σ_{j<=k} (I - A0 S)^j A0 f of the least
-squares solution. Measured max |a_k - a| on random band-limited maps at nside 32:
-lmax = 2 nside: 2e-2 (k=0), 3e-5 (k=3), 2e-11 (k=10), 7e-16 (k=20); lmax = nside:
-2e-2, 4e-7, 3e-16 (k=10). For lmax > 2 nside the iteration does not converge (the
+squares solution (the error decays like ||I - A0 S||^{k+1}; measured in
+experiments/bench/README.md). For lmax > 2 nside the iteration does not converge (the
 samples do not determine the coefficients). tests/functional/test_sht.py checks this.
+
+The iterated analysis is one linear map, A_k = p_k(G) A0 with the Gram matrix G = A0 S
+of the band (a (lmax+1)² square in the real orthonormal coefficients, where A0 = (4π/N) Yᵀ
+and S = Y, so G = (4π/N) YᵀY is symmetric) and p_k(G) = Σ_{j<=k} (I - G)^j. With
+``jacobi="folded"`` p_k(G) is computed once in float64 (eigendecomposition, p_k(λ) on the
+eigenvalues) and the analysis costs one quadrature pass plus one product with it, whatever
+k; the build costs about (lmax+1)² unit transforms. G is block diagonal: every ring
+length n_r is a multiple of 4, every ring is symmetric under φ -> -φ and the grid under
+θ -> π - θ, so Σ_j over a ring couples cos mφ only with
+cos m'φ (sin with sin) for m' ≡ ±m mod 4, and λ_lm λ_l'm' summed over mirrored rings
+vanishes unless l + m ≡ l' + m' mod 2. The 8 classes (cos / sin, m mod 2, l mod 2) are
+therefore independent: p_k(G) is stored as 8 blocks of about (lmax+1)²/8 squared, an
+eighth of the dense matrix (:meth:`HealpixSHT.folded_bytes`).
 
 Legendre functions are precomputed in float64 by the standard three-term recurrence in
 l with an extended exponent for the seeds λ_mm (so nothing underflows at high m near
@@ -49,6 +61,7 @@ cast and moved, sharing nothing mutable with the original.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import healpy
@@ -61,6 +74,9 @@ from geounet.functional.tensor_data import copy_moved, map_tensors, mover
 from geounet.geometry.healpix import nest_of_ring, npix, validate_nside
 
 RING_METHODS = ("auto", "grouped", "chirp")
+JACOBI_METHODS = ("auto", "folded", "iterated")
+#: "auto" folds the Jacobi iterations into one operator when its float64 blocks fit in this
+FOLDED_MAX_BYTES = 256 * 2**20
 
 
 def max_lmax(nside: int) -> int:
@@ -184,6 +200,38 @@ def _chirp_kernel(size: int, low: Tensor | int, high: int, n: Tensor, sign: int)
     return _chirp(t.abs(), n, sign) * inside
 
 
+# ---------------------------------------------------------------------- Jacobi blocks
+
+
+def coefficient_classes(lmax: int, mmax: int) -> list[Tensor]:
+    """The real coefficients split into the 8 classes the Gram matrix A0 S never mixes.
+
+    Entries are positions (l (mmax+1) + m) 2 + part in ``view_as_real`` of ``[lmax+1, mmax+1]``
+    complex coefficients: part 0 (Re a_lm, m <= l) and part 1 (Im a_lm, 0 < m <= l). Class
+    key: (part, m mod 2, l mod 2), see the module docstring; classes are in key order and
+    each lists its positions in increasing order.
+    """
+    ell = torch.arange(lmax + 1)[:, None, None]
+    m = torch.arange(mmax + 1)[None, :, None]
+    part = torch.arange(2)[None, None, :]
+    valid = (m <= ell) & ((part == 0) | (m > 0))  # [L, M, 2]
+    key = (part * 4 + (m % 2) * 2 + ell % 2).expand(valid.shape)
+    position = torch.arange(valid.numel()).reshape(valid.shape)
+    return [position[valid & (key == k)] for k in range(8)]
+
+
+def jacobi_polynomial(gram: Tensor, iterations: int) -> Tensor:
+    """p_k(G) = Σ_{j<=k} (I - G)^j for a symmetric ``gram [..., n, n]``, through its eigenvalues:
+    p_k(λ) = Σ_{j<=k} (1 - λ)^j (the sum, not (1 - (1 - λ)^{k+1}) / λ, so λ near 0 is exact)."""
+    eigenvalues, vectors = torch.linalg.eigh(gram)
+    damped = 1 - eigenvalues
+    values, power = torch.ones_like(eigenvalues), torch.ones_like(eigenvalues)
+    for _ in range(iterations):
+        power = power * damped
+        values = values + power
+    return (vectors * values[..., None, :]) @ vectors.transpose(-1, -2)
+
+
 # ---------------------------------------------------------------------- the transform
 
 
@@ -195,6 +243,12 @@ class HealpixSHT:
         lmax: band limit, at most 3 nside - 1; default 2 nside.
         mmax: largest order, default ``lmax``.
         iterations: Jacobi refinements of the analysis (healpy's ``iter``), default 3.
+        jacobi: how they run: "folded" (p_k(G) precomputed once in float64, then one
+            quadrature pass and one block-diagonal product per analysis, whatever k; see the
+            module docstring), "iterated" (k synthesis + analysis passes per call) or "auto"
+            (folded when its blocks take at most :data:`FOLDED_MAX_BYTES` in float64, else
+            iterated, with a warning at the first analysis). Both are the same linear map,
+            equal to round-off.
         ring_method: how the ring DFTs run: "grouped" (one FFT per distinct ring length,
             ~nside small FFTs: fastest on CPU), "chirp" (Bluestein chirp-z, all rings in a
             few large FFTs: few kernel launches, for GPUs) or "auto" (grouped on CPU,
@@ -209,7 +263,7 @@ class HealpixSHT:
     """
 
     def __init__(self, nside: int, lmax: int | None = None, mmax: int | None = None, iterations: int = 3,
-                 ring_method: str = "auto"):
+                 ring_method: str = "auto", jacobi: str = "auto"):
         self.nside = validate_nside(nside)
         self.lmax = check_lmax(nside, 2 * nside if lmax is None else lmax)
         self.mmax = self.lmax if mmax is None else mmax
@@ -219,8 +273,11 @@ class HealpixSHT:
             raise GeounetError(f"iterations must be >= 0, got {iterations}")
         if ring_method not in RING_METHODS:
             raise GeounetError(f"unknown ring_method {ring_method!r}; choose one of {RING_METHODS}")
+        if jacobi not in JACOBI_METHODS:
+            raise GeounetError(f"unknown jacobi {jacobi!r}; choose one of {JACOBI_METHODS}")
         self.ring_method = ring_method
         self.iterations = iterations
+        self.jacobi = jacobi
         self.npix = npix(nside)
         self.device, self.dtype = torch.device("cpu"), torch.float64
         rings = _Rings(nside)
@@ -230,7 +287,8 @@ class HealpixSHT:
         self._casts: dict[tuple, Any] = {}  # (name, dtype) -> the table cast for inputs of that dtype
 
     def __repr__(self) -> str:
-        return f"HealpixSHT(nside={self.nside}, lmax={self.lmax}, mmax={self.mmax}, iterations={self.iterations})"
+        return (f"HealpixSHT(nside={self.nside}, lmax={self.lmax}, mmax={self.mmax}, iterations={self.iterations}, "
+                f"jacobi={self.jacobi!r})")
 
     # ------------------------------------------------------------------ data
 
@@ -257,6 +315,8 @@ class HealpixSHT:
         """Build the tables the transform uses on its device now (``self``, for chaining)."""
         self._table("legendre")
         self._table("chirp" if self._uses_chirp(self.device) else "grouped")
+        if self._folds(self.iterations, warn=False):
+            self._table("jacobi")
         return self
 
     def _table(self, name: str, like: Tensor | None = None) -> Any:
@@ -264,7 +324,8 @@ class HealpixSHT:
         for an input ``like`` of another dtype its cast (made once), of another device its copy
         there (made per call)."""
         if name not in self._tables:
-            build = {"legendre": self._legendre_blocks, "grouped": self._grouped_tables, "chirp": self._chirp_tables}
+            build = {"legendre": self._legendre_blocks, "grouped": self._grouped_tables, "chirp": self._chirp_tables,
+                     "jacobi": self._jacobi_blocks}
             self._tables[name] = map_tensors(build[name](_Rings(self.nside)), mover(self.device, self.dtype))
         table = self._tables[name]
         if like is None:
@@ -341,9 +402,51 @@ class HealpixSHT:
             "synthesis_phase": phase * weights,
             "pixels": rings.grouped_pixels,
             "order": rings.group_order,
-            "positions": [position for position, _ in rings.groups],
+            "ring_order": torch.cat([position for position, _ in rings.groups]),  # canonical ring of each group row
             "bins": [torch.arange(self.mmax + 1) % n for _, n in rings.groups],
         }
+
+    def folded_bytes(self) -> int:
+        """Bytes of the folded Jacobi operator in float64: 8 blocks of the largest class squared."""
+        largest = max(len(positions) for positions in coefficient_classes(self.lmax, self.mmax))
+        return 8 * largest * largest * 8
+
+    def _jacobi_blocks(self, rings: _Rings) -> dict[str, Tensor]:
+        """p_k(G) of :data:`iterations` per coefficient class, float64, padded to one size.
+
+        ``operator [8, n, n]`` acts on the class's entries of ``view_as_real(alm)``
+        (``index [8 n]``, the spare position 2 (L+1)(M+1) past a class's end), in which
+        G = D⁻¹ G_c D with G_c the symmetric Gram matrix of the orthonormal real coefficients
+        and D = diag(√2 for m > 0, 1 for m = 0); ``valid`` lists the padded positions that hold
+        entries. G's columns are A0 S of unit coefficients, by a float64 transform of this band.
+        """
+        del rings  # the Gram matrix comes from the transform itself
+        classes = coefficient_classes(self.lmax, self.mmax)
+        size, spare = max(len(c) for c in classes), 2 * (self.lmax + 1) * (self.mmax + 1)
+        exact = HealpixSHT(self.nside, self.lmax, self.mmax, iterations=0, ring_method="grouped")
+        order = torch.arange(spare) // 2 % (self.mmax + 1)
+        scale = torch.where(order == 0, 1.0, torch.tensor(2.0, dtype=torch.float64).sqrt())  # D, float64
+        operator = torch.zeros(8, size, size, dtype=torch.float64)
+        chunk = max(1, 2**22 // self.npix)  # unit columns per pass (a few hundred MB of intermediates)
+        with torch.no_grad():
+            for block, positions in enumerate(classes):
+                gram = torch.empty(len(positions), len(positions), dtype=torch.float64)  # [n_c, n_c]
+                for start in range(0, len(positions), chunk):
+                    columns = positions[start: start + chunk]
+                    unit = torch.zeros(len(columns), spare, dtype=torch.float64)
+                    unit[torch.arange(len(columns)), columns] = 1.0
+                    alm = torch.view_as_complex(unit.reshape(-1, self.lmax + 1, self.mmax + 1, 2))
+                    image = exact._analysis0(exact.synthesis(alm))  # [chunk, L, M] = G e_j
+                    gram[:, start: start + len(columns)] = torch.view_as_real(image).reshape(len(columns), -1)[
+                        :, positions].T
+                d = scale[positions]
+                symmetric = d[:, None] * gram / d[None, :]  # G_c = D G D⁻¹
+                polynomial = jacobi_polynomial((symmetric + symmetric.T) / 2, self.iterations)
+                operator[block, : len(positions), : len(positions)] = polynomial / d[:, None] * d[None, :]
+        padded = [torch.cat([c, torch.full((size - len(c),), spare)]) for c in classes]
+        index = torch.cat(padded)  # [8 n]
+        valid = (index < spare).nonzero().squeeze(1)
+        return {"operator": operator, "index": index, "valid": valid, "targets": index[valid]}
 
     # ------------------------------------------------------------------ ring Fourier step
 
@@ -387,11 +490,10 @@ class HealpixSHT:
         """One FFT per distinct ring length (all rings of that length batched), bins m mod n_r."""
         cached = self._table("grouped", x)
         rings = x[:, cached["pixels"]]  # [K, N], ring pixels in group order
-        parts, offset = [], 0
-        for (count, n), bins in zip(self._group_shapes, cached["bins"], strict=True):
-            block = rings[:, offset: offset + count * n].reshape(x.shape[0], count, n)
-            parts.append(torch.fft.fft(block, dim=-1)[..., bins])  # [K, G, M], bin m mod n
-            offset += count * n
+        # split, not slices: its backward writes one gradient instead of a zero-filled map per group
+        groups = rings.split([count * n for count, n in self._group_shapes], dim=1)
+        parts = [torch.fft.fft(block.reshape(x.shape[0], count, n), dim=-1)[..., bins]  # [K, G, M], bin m mod n
+                 for block, (count, n), bins in zip(groups, self._group_shapes, cached["bins"], strict=True)]
         fourier = torch.cat(parts, dim=1).index_select(1, cached["order"])  # [K, R, M] canonical
         return fourier * cached["phase"].conj()
 
@@ -399,9 +501,10 @@ class HealpixSHT:
         """Fold m modulo n_r, then one inverse FFT per distinct ring length."""
         cached = self._table("grouped", coeffs)
         coeffs = coeffs * cached["synthesis_phase"]  # w_m n_r e^{i m φ0_r} G_r(m)
+        grouped = coeffs[:, cached["ring_order"]]  # [K, R, M], rings in group order: one gather, then split
         parts = []
-        for position, (_, n), bins in zip(cached["positions"], self._group_shapes, cached["bins"], strict=True):
-            ring = coeffs[:, position]  # [K, G, M]
+        for ring, (_, n), bins in zip(grouped.split([count for count, _ in self._group_shapes], dim=1),
+                                      self._group_shapes, cached["bins"], strict=True):  # ring [K, G, M]
             folded = ring.new_zeros(*ring.shape[:2], n).index_add(-1, bins, ring)  # [K, G, n]
             parts.append(torch.fft.ifft(folded, dim=-1).real.reshape(coeffs.shape[0], -1))
         values = torch.cat(parts, dim=1)  # [K, N] in group order
@@ -421,8 +524,10 @@ class HealpixSHT:
         sums = [torch.view_as_real(c).permute(2, 1, 0, 3).reshape(self.mmax + 1, half, 2 * k)
                 for c in (north + south, north - south)]  # [M, H, 2K] each
         blocks = self._table("legendre", fourier)
-        values = torch.cat([torch.bmm(lam, sums[parity][m0:m1]).reshape(-1, 2 * k)
-                            for m0, m1, parity, lam, _ in blocks])  # [rows, 2K]
+        size = blocks[0][1] - blocks[0][0]  # orders per block
+        chunks = [part.split(size) for part in sums]  # one backward for all blocks, unlike slices
+        values = torch.cat([torch.bmm(lam, chunks[parity][m0 // size]).reshape(-1, 2 * k)
+                            for m0, _, parity, lam, _ in blocks])  # [rows, 2K]
         index = torch.cat([flat for *_, flat in blocks])
         out = values.new_zeros((self.mmax + 1) * (self.lmax + 1) + 1, 2 * k).index_copy(0, index, values)
         alm = out[:-1].reshape(self.mmax + 1, self.lmax + 1, k, 2).permute(2, 1, 0, 3)
@@ -436,9 +541,11 @@ class HealpixSHT:
         k = alm.shape[0]
         flat = torch.view_as_real(alm).permute(2, 1, 0, 3).reshape(-1, 2 * k)  # [M L, 2K]
         flat = torch.cat([flat, flat.new_zeros(1, 2 * k)])  # spare zero row
+        blocks = self._table("legendre", alm)
+        rows = flat[torch.cat([index for *_, index in blocks])].split([index.numel() for *_, index in blocks])
         parts: tuple[list, list] = ([], [])
-        for m0, m1, parity, lam, index in self._table("legendre", alm):
-            rhs = flat[index].reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
+        for (m0, m1, parity, lam, _), rhs in zip(blocks, rows, strict=True):
+            rhs = rhs.reshape(m1 - m0, -1, 2 * k)  # [mb, k, 2K]
             parts[parity].append(torch.bmm(lam.transpose(1, 2), rhs))  # [mb, H, 2K]
         sums = []
         for blocks in parts:  # consecutive orders from m = 0; missing top orders are zero
@@ -465,8 +572,34 @@ class HealpixSHT:
         """One quadrature pass A0: ``[K, N]`` -> ``[K, L, M]``."""
         return self._legendre_analysis(self._ring_fourier(x)) * (4 * math.pi / self.npix)
 
+    def _folds(self, iterations: int, warn: bool = True) -> bool:
+        """Whether an analysis with ``iterations`` applies the folded operator p_k(G)."""
+        if iterations == 0 or iterations != self.iterations or self.jacobi == "iterated":
+            return False
+        if self.jacobi == "folded" or "jacobi" in self._tables or self.folded_bytes() <= FOLDED_MAX_BYTES:
+            return True
+        if warn:
+            warnings.warn(f"HealpixSHT(nside={self.nside}, lmax={self.lmax}): the folded Jacobi operator needs "
+                          f"{self.folded_bytes() / 2**20:.0f} MiB > FOLDED_MAX_BYTES, so {iterations} iterations run "
+                          f"one by one (slow); pass jacobi='folded' to fold them anyway, or fewer iterations",
+                          stacklevel=3)
+        return False
+
+    def _apply_folded(self, alm: Tensor) -> Tensor:
+        """p_k(G) a for a ``[K, L, M]`` complex: gather the classes, one batched product, scatter."""
+        table = self._table("jacobi", alm)
+        k = alm.shape[0]
+        flat = torch.view_as_real(alm).reshape(k, -1)  # [K, 2 L M]
+        flat = torch.cat([flat, flat.new_zeros(k, 1)], dim=1)  # spare zero entry
+        blocks = flat[:, table["index"]].reshape(k, 8, -1).permute(1, 2, 0)  # [8, n, K]
+        mapped = torch.bmm(table["operator"], blocks).permute(2, 0, 1).reshape(k, -1)  # [K, 8 n]
+        out = flat.new_zeros(k, flat.shape[1] - 1).index_copy(1, table["targets"], mapped[:, table["valid"]])
+        return torch.view_as_complex(out.reshape(k, self.lmax + 1, self.mmax + 1, 2))
+
     def analysis(self, x: Tensor, iterations: int | None = None) -> Tensor:
-        """Real NEST map ``[..., 12 nside²]`` -> a_lm ``[..., lmax+1, mmax+1]`` complex."""
+        """Real NEST map ``[..., 12 nside²]`` -> a_lm ``[..., lmax+1, mmax+1]`` complex.
+
+        ``iterations`` other than the transform's run one by one (nothing is folded for them)."""
         if x.is_complex() or x.shape[-1:] != (self.npix,):
             raise GeounetError(f"expected real maps [..., {self.npix}] (nside {self.nside}, NEST), got "
                              f"{x.dtype} {tuple(x.shape)}")
@@ -474,6 +607,8 @@ class HealpixSHT:
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.npix)  # [K, N]
         alm = self._analysis0(flat)
+        if self._folds(iterations):
+            return self._apply_folded(alm).reshape(*lead, self.lmax + 1, self.mmax + 1)
         for _ in range(iterations):
             alm = alm + self._analysis0(flat - self._ring_synthesis(self._legendre_synthesis(alm)))
         return alm.reshape(*lead, self.lmax + 1, self.mmax + 1)

@@ -34,6 +34,22 @@ Jacobi iterations, nside 2..16):
   count) or ~1e-1 ("spectral");
 - constants are reproduced to ~1e-13; integrals are preserved only up to the HEALPix
   quadrature error of the non-band-limited part of x, so ``preserves_integrals`` is False.
+
+Accuracy against Jacobi iterations. With G = A0 S the Gram matrix of a band in the pixel
+inner product (symmetric positive definite for L <= 2 nside), k iterations give the
+analysis A_k = p_k(G) A0, p_k(G) = Σ_{j<=k} (I - G)^j, and on a band-limited map with
+exact coefficients a the error is A_k S a - a = -(I - G)^{k+1} a: it decays like
+ρ^{k+1}, ρ = max |1 - λ(G)|. The samples of a degree-L function over-determine it more
+the smaller L / nside is, so ρ is small for the restriction's analysis (L_{i-1} = nside_i)
+and largest for the prolongation's (L_i = 2 nside_i): the identities above (restrict ∘
+prolong = id on V_i, Q idempotent) hold to about ρ^{k+1}, which is why the default is 20
+(round-off). Accuracy does not cost time: every transform folds p_k(G) into one
+precomputed block-diagonal operator (``jacobi="folded"``, see geounet.functional.sht), so
+an analysis is one quadrature pass and one batched matrix product whatever k; only the
+one-off float64 build grows with the band (about (L+1)² unit transforms, and (L+1)⁴/8
+stored numbers). ``jacobi="iterated"`` runs the k passes per call instead (2k + 1
+transforms per analysis): the same map, for bands whose folded operator exceeds the
+memory cap. experiments/bench/README.md measures the errors and times against k.
 """
 
 from __future__ import annotations
@@ -58,16 +74,22 @@ class HealpixSHHierarchy(HealpixLevels):
             does not converge there: measured at nside 8 with 20 iterations, prolong ∘
             restrict is an orthogonal projection to 1e-12 (ratio 2), 1e-8 (2.5), 1e-6 (3).
         iterations: Jacobi refinements of every analysis (default 20, which reaches
-            float64 round-off for L = 2 nside at nside >= 8; fewer is faster and less exact).
+            float64 round-off for L = 2 nside at nside >= 8; fewer is less exact, and faster
+            only where the iterations are not folded).
         projection: "pixel" (least squares in the pixel inner product) or "spectral"
             (truncation of the full-band coefficients); see the module docstring.
+        jacobi: how the iterations run, for every transform (see
+            :class:`~geounet.functional.sht.HealpixSHT`): "folded" into one precomputed
+            operator per transform, "iterated" one by one, or "auto" (folded where its float64
+            blocks fit :data:`~geounet.functional.sht.FOLDED_MAX_BYTES`). The same maps to round-off.
     """
 
     kind = "HealpixSHHierarchy"
     preserves_integrals = False
 
     def __init__(
-        self, nside: int, num_levels: int, lmax_ratio: float = 2.0, iterations: int = 20, projection: str = "pixel"
+        self, nside: int, num_levels: int, lmax_ratio: float = 2.0, iterations: int = 20, projection: str = "pixel",
+        jacobi: str = "auto",
     ):
         super().__init__(nside, num_levels)
         if projection not in ("pixel", "spectral"):
@@ -77,25 +99,30 @@ class HealpixSHHierarchy(HealpixLevels):
             raise GeounetError(f"lmax_ratio must be positive, got {lmax_ratio}")
         self.lmax_ratio = lmax_ratio
         self.iterations = iterations
+        self.jacobi = jacobi
         nsides = [self.nside_at(i) for i in range(num_levels)]
         self.lmax = [check_lmax(n, min(int(lmax_ratio * n), 3 * n - 1)) for n in nsides]
         if any(coarse > fine for coarse, fine in itertools.pairwise(self.lmax)):
             raise GeounetError(f"band limits must not decrease from coarse to fine, got {self.lmax}")
         # full[i]: (nside_i, L_i); down[i]: (nside_i, L_{i-1}), shared by restrict_i and prolong_{i-1};
         # their tables are tensors of this hierarchy, built on first use (or by materialize).
-        self._full = [HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides, self.lmax, strict=True)]
-        self._down = [None] + [
-            HealpixSHT(n, lmax, iterations=iterations) for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)
-        ]
+        self._full = [HealpixSHT(n, lmax, iterations=iterations, jacobi=jacobi)
+                      for n, lmax in zip(nsides, self.lmax, strict=True)]
+        self._down = [None] + [HealpixSHT(n, lmax, iterations=iterations, jacobi=jacobi)
+                               for n, lmax in zip(nsides[1:], self.lmax[:-1], strict=True)]
 
     def __repr__(self) -> str:
         return (f"HealpixSHHierarchy(nside={self.nside}, num_levels={self.num_levels}, "
-                f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r})")
+                f"lmax={self.lmax}, iterations={self.iterations}, projection={self.projection!r}, "
+                f"jacobi={self.jacobi!r})")
 
     def materialize(self) -> HealpixSHHierarchy:
-        """Build the level graphs and every transform's tables now (``self``, for chaining)."""
+        """Build the level graphs and the tables of every transform restrict and prolong use now
+        (``self``, for chaining). The finest band's transform, which only the "spectral" restriction
+        uses, is otherwise built by :meth:`sht` on first use."""
         super().materialize()
-        for sht in self._full + self._down[1:]:
+        full = self._full if self.projection == "spectral" else self._full[:-1]
+        for sht in full + self._down[1:]:
             sht.materialize()
         return self
 

@@ -5,10 +5,13 @@ import scipy.special as sp
 import torch
 from e3nn import o3
 
+from geounet.functional import sht as sht_module
 from geounet.functional.sht import (
     HealpixSHT,
+    coefficient_classes,
     complex_to_real,
     from_healpy_alm,
+    jacobi_polynomial,
     legendre,
     power_spectrum,
     real_to_complex,
@@ -76,6 +79,65 @@ def test_iterated_analysis_converges_on_band_limited_maps():
     assert errors[2] < 1e-8 and errors[3] < 1e-13
 
 
+@pytest.mark.parametrize("ring_method", ["grouped", "chirp"])
+@pytest.mark.parametrize("nside,lmax,mmax,iterations", [(1, 2, None, 4), (4, 8, None, 20), (8, 16, 11, 3),
+                                                       (8, 8, None, 1), (16, 32, None, 20)])
+def test_folded_analysis_is_the_iterated_one(nside, lmax, mmax, iterations, ring_method):
+    """p_k(A0 S) A0 precomputed equals k Jacobi passes, float64, on maps that are not band-limited."""
+    x = torch.randn(2, 3, 12 * nside**2, dtype=torch.float64)
+    folded, iterated = (HealpixSHT(nside, lmax, mmax, iterations=iterations, ring_method=ring_method, jacobi=j)
+                        for j in ("folded", "iterated"))
+    expected = iterated.analysis(x)
+    torch.testing.assert_close(folded.analysis(x), expected, rtol=0, atol=1e-13 * expected.abs().max().item())
+
+
+def test_gram_matrix_is_block_diagonal_and_symmetric_over_the_coefficient_classes():
+    """G = A0 S never mixes (Re / Im, m mod 2, l mod 2), and D G D⁻¹ is symmetric (D = √2 for m > 0)."""
+    nside, lmax = 4, 11  # beyond 2 nside as well: the structure is the grid's, not the band's
+    sht = HealpixSHT(nside, lmax, iterations=0)
+    classes = coefficient_classes(lmax, lmax)
+    positions = torch.cat(classes)
+    assert positions.numel() == (lmax + 1) ** 2 and positions.unique().numel() == positions.numel()
+    unit = torch.zeros(positions.numel(), 2 * (lmax + 1) ** 2, dtype=torch.float64)
+    unit[torch.arange(positions.numel()), positions] = 1.0
+    image = sht.analysis(sht.synthesis(torch.view_as_complex(unit.reshape(-1, lmax + 1, lmax + 1, 2))))
+    gram = torch.view_as_real(image).reshape(positions.numel(), -1)[:, positions].T  # [K, K] in class order
+    key = torch.cat([torch.full((c.numel(),), i) for i, c in enumerate(classes)])
+    assert gram[key[:, None] != key[None, :]].abs().max() < 1e-14
+    assert gram[key[:, None] == key[None, :]].abs().max() > 0.5
+    d = torch.full((positions.numel(),), 2.0**0.5, dtype=torch.float64)
+    d[positions // 2 % (lmax + 1) == 0] = 1.0  # m = 0
+    symmetric = d[:, None] * gram / d[None, :]
+    torch.testing.assert_close(symmetric, symmetric.T, rtol=0, atol=1e-14)
+
+
+def test_jacobi_polynomial_is_the_neumann_sum():
+    matrix = torch.randn(6, 6, dtype=torch.float64)
+    gram = torch.eye(6, dtype=torch.float64) + 0.1 * (matrix + matrix.T)
+    expected, power = torch.eye(6, dtype=torch.float64), torch.eye(6, dtype=torch.float64)
+    for _ in range(7):
+        power = power @ (torch.eye(6, dtype=torch.float64) - gram)
+        expected = expected + power
+    torch.testing.assert_close(jacobi_polynomial(gram, 7), expected, rtol=0, atol=1e-13)
+    torch.testing.assert_close(jacobi_polynomial(gram, 0), torch.eye(6, dtype=torch.float64), rtol=0, atol=1e-14)
+
+
+def test_auto_jacobi_folds_under_the_memory_cap_and_warns_above(monkeypatch):
+    x = torch.randn(2, 192, dtype=torch.float64)
+    expected = HealpixSHT(4, 8, iterations=5, jacobi="iterated").analysis(x)
+    auto = HealpixSHT(4, 8, iterations=5)
+    torch.testing.assert_close(auto.analysis(x), expected, rtol=0, atol=1e-13)
+    assert "jacobi" in auto._tables
+    monkeypatch.setattr(sht_module, "FOLDED_MAX_BYTES", auto.folded_bytes() - 1)
+    capped = HealpixSHT(4, 8, iterations=5)
+    with pytest.warns(UserWarning, match=r"folded Jacobi operator needs .* jacobi='folded'"):
+        torch.testing.assert_close(capped.analysis(x), expected, rtol=0, atol=1e-13)
+    assert "jacobi" not in capped._tables
+    forced = HealpixSHT(4, 8, iterations=5, jacobi="folded")  # the cap only guides "auto"
+    torch.testing.assert_close(forced.analysis(x), expected, rtol=0, atol=1e-13)
+    assert "jacobi" not in HealpixSHT(4, 8, iterations=0).materialize()._tables  # nothing to fold
+
+
 def test_batched_float32_and_layout():
     sht = HealpixSHT(4, 6)
     x = torch.randn(2, 3, 192)
@@ -96,8 +158,9 @@ def test_ring_methods_agree_in_float32():
 
 
 @pytest.mark.parametrize("ring_method", ["grouped", "chirp"])
-def test_gradcheck_float64(ring_method):
-    sht = HealpixSHT(2, 4, iterations=1, ring_method=ring_method)
+@pytest.mark.parametrize("jacobi", ["folded", "iterated"])
+def test_gradcheck_float64(ring_method, jacobi):
+    sht = HealpixSHT(2, 4, iterations=3, ring_method=ring_method, jacobi=jacobi)
     x = torch.randn(1, 48, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: torch.view_as_real(sht.analysis(v)), (x,))
     alm = sht.analysis(x.detach()).requires_grad_(True)
@@ -209,6 +272,8 @@ def test_bad_input():
         sht.synthesis(torch.randn(5, 5))
     with pytest.raises(ValueError, match="unknown ring_method 'fft'"):
         HealpixSHT(2, ring_method="fft")
+    with pytest.raises(ValueError, match="unknown jacobi 'dense'"):
+        HealpixSHT(2, jacobi="dense")
     with pytest.raises(ValueError, match="has 21 entries"):
         from_healpy_alm(torch.zeros(20, dtype=torch.complex128), 5)
 

@@ -56,10 +56,38 @@ def test_invariants_that_hold(hierarchy):
     assert hierarchy.lmax == [4, 8, 16] and not hierarchy.preserves_integrals
 
 
-def test_gradcheck():
-    """float64 gradcheck of both projections (linear maps: the iteration count is irrelevant)."""
+@pytest.mark.parametrize("jacobi", ["folded", "iterated"])
+def test_gradcheck(jacobi):
+    """float64 gradcheck of both projections (linear maps: the iteration count is irrelevant;
+    the folded operator's adjoint is its transpose)."""
     for projection in ("pixel", "spectral"):
-        check_gradients(HealpixSHHierarchy(2, 2, iterations=2, projection=projection))
+        check_gradients(HealpixSHHierarchy(2, 2, iterations=2, projection=projection, jacobi=jacobi))
+
+
+@pytest.mark.parametrize("projection", ["pixel", "spectral"])
+def test_folded_jacobi_gives_the_iterated_projections(projection):
+    """Folding the iterations into p_k(A0 S) changes no restriction or prolongation beyond round-off."""
+    folded, iterated = (HealpixSHHierarchy(8, 3, iterations=20, projection=projection, jacobi=jacobi)
+                        for jacobi in ("folded", "iterated"))
+    for level in range(1, 3):
+        fine = torch.randn(2, folded.num_nodes(level), 3, dtype=torch.float64)
+        coarse = torch.randn(2, folded.num_nodes(level - 1), 3, dtype=torch.float64)
+        torch.testing.assert_close(folded.restrict(fine, level), iterated.restrict(fine, level), rtol=0, atol=1e-12)
+        torch.testing.assert_close(folded.prolong(coarse, level - 1), iterated.prolong(coarse, level - 1),
+                                   rtol=0, atol=1e-12)
+
+
+def test_fewer_iterations_leave_an_aliasing_error_that_decays_geometrically(hierarchy):
+    """restrict ∘ prolong on V_1 (L = 2 nside at nside 4, the slowest analysis): the error of k
+    iterations is (I - A0 S)^{k+1} applied to the exact coefficients, so it falls by a factor
+    per iteration and reaches round-off at the default 20."""
+    x = _band_limited(hierarchy, 1)
+    errors = []
+    for k in (0, 1, 3, 10, 20):
+        h = HealpixSHHierarchy(8, 3, iterations=k)
+        errors.append((h.restrict(h.prolong(x, 1), 2) - x).abs().max().item())
+    assert errors == sorted(errors, reverse=True) and errors[0] > 1e-2 and errors[-1] < TOL
+    assert errors[3] < errors[1] ** 3  # geometric: seven more iterations, at least cubed
 
 
 def test_spectral_projection_invariants(spectral):
