@@ -503,7 +503,8 @@ class KernelConv(_KernelConvMixin, MessagePassing):
 
     - the table path when the level takes it (:func:`graph_path`): for the linear kernel
       a sparse product per sample (:func:`csr_product`) with the level's
-      :func:`linear_operators`, else (and under bf16 autocast) the level's
+      :func:`linear_operators`, else (under bf16 autocast, and under ``torch.export``, whose
+      program then holds only standard operators: the same sums, equal up to rounding) the level's
       :class:`PreparedGraph` (:func:`prepared_graph`) with ``neighbours [N, K]`` (padded
       slots point at the node itself), ``neighbour_features [N, K, F]`` and
       ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): one gather of the
