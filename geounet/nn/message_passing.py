@@ -32,7 +32,7 @@ implementations of the same mathematics:
   M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
   memoised on the hierarchy; a disjoint union of meshes joins its meshes' memoised
   matrices block-diagonally, :func:`linear_operators`) applied to each sample by
-  :class:`SparseProduct`, which saves nothing for the backward pass but the matrix's
+  :func:`csr_product`, which saves nothing for the backward pass but the matrix's
   transpose; when C_out <= C_in the M + 1 channel maps come first and one sparse matrix
   ``[N, N (M + 1)]`` sums their outputs over each neighbourhood (fewer channels moved,
   only the input kept for the backward pass); for the MLP kernel
@@ -263,15 +263,50 @@ def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
 
 @dataclass(frozen=True)
 class SparseOperator:
-    """A constant sparse matrix and its transpose, both CSR, as :class:`SparseProduct` applies
-    them (the transpose in the backward pass).
+    """A constant CSR matrix ``A [R, C]`` and its transpose, as their dense index and value tensors,
+    which :func:`csr_product` applies (the transpose in the backward pass).
 
-    A frozen dataclass rather than a tuple: torch.compile traces code that adds entries to a
-    hierarchy's memo holding these, which it refuses when the memo holds bare sparse tensors.
+    Dense parts rather than sparse tensors: torch.compile traces no sparse tensor, so the
+    compiled region reads these and the sparse matrices exist only inside the opaque
+    :func:`csr_product`. A frozen dataclass rather than a tuple: torch.compile traces code
+    that adds entries to a hierarchy's memo holding these.
     """
 
-    matrix: Tensor  # [R, C]
-    transpose: Tensor  # [C, R]
+    crow_indices: Tensor  # [R + 1] int32 or int64
+    col_indices: Tensor  # [nnz]
+    values: Tensor  # [nnz]
+    transpose_crow_indices: Tensor  # [C + 1]
+    transpose_col_indices: Tensor  # [nnz]
+    transpose_values: Tensor  # [nnz]
+
+    @classmethod
+    def from_csr(cls, matrix: Tensor, transpose: Tensor) -> SparseOperator:
+        """From a CSR ``matrix [R, C]`` and its CSR ``transpose [C, R]`` (parts copied: ``values()``
+        is a view whose base, the sparse tensor, torch.compile would have to trace)."""
+        return cls(*(part.clone() for csr in (matrix, transpose)
+                     for part in (csr.crow_indices(), csr.col_indices(), csr.values())))
+
+    @property
+    def parts(self) -> tuple[Tensor, ...]:
+        """The six tensors, in :func:`csr_product`'s argument order."""
+        return (self.crow_indices, self.col_indices, self.values,
+                self.transpose_crow_indices, self.transpose_col_indices, self.transpose_values)
+
+    def matrix(self) -> Tensor:
+        """A as a sparse CSR tensor."""
+        return _csr(self.crow_indices, self.col_indices, self.values, self.transpose_crow_indices.numel() - 1)
+
+    def transpose(self) -> Tensor:
+        """A^T as a sparse CSR tensor."""
+        return _csr(self.transpose_crow_indices, self.transpose_col_indices, self.transpose_values,
+                    self.crow_indices.numel() - 1)
+
+
+def _csr(crow_indices: Tensor, col_indices: Tensor, values: Tensor, num_columns: int) -> Tensor:
+    with warnings.catch_warnings():  # torch's notice that sparse CSR support is in beta
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow_indices, col_indices, values, (crow_indices.numel() - 1, num_columns),
+                                       check_invariants=False)
 
 
 def linear_operators(hierarchy: Hierarchy, level: int, edge_features: Sequence[int] | None, backend: str,
@@ -294,8 +329,8 @@ def linear_operators(hierarchy: Hierarchy, level: int, edge_features: Sequence[i
         if len(parts) > 1:
             path = graph_path(hierarchy, level, backend)
             blocks = [linear_operators(p, level, columns, path, dtype, mixed_first) for p in parts]
-            return SparseOperator(block_diagonal_csr([b.matrix for b in blocks]),
-                                  block_diagonal_csr([b.transpose for b in blocks]))
+            return SparseOperator.from_csr(block_diagonal_csr([b.matrix() for b in blocks]),
+                                           block_diagonal_csr([b.transpose() for b in blocks]))
         return linear_operator(prepared_graph(hierarchy, level, columns, backend, dtype), mixed_first)
 
     return hierarchy.cached(("linear_operator", columns, backend, dtype, mixed_first), level, build)
@@ -340,26 +375,43 @@ def linear_operator(graph: PreparedGraph, mixed_first: bool = False) -> SparseOp
             operators.append(torch.sparse_csr_tensor(csr.crow_indices().to(index_dtype),
                                                      csr.col_indices().to(index_dtype), csr.values(), shape,
                                                      check_invariants=True))
-    return SparseOperator(*operators)
+    return SparseOperator.from_csr(*operators)
 
 
-class SparseProduct(torch.autograd.Function):
-    """``y[b] = A @ x[b]`` for every sample ``b`` of ``x [B, N, D]``, with a constant sparse
-    ``A`` (CSR) and its transpose for the backward pass ``dx[b] = A^T dy[b]``.
+@torch.library.custom_op("geounet::csr_product", mutates_args=())
+def csr_product(x: Tensor, crow_indices: Tensor, col_indices: Tensor, values: Tensor, transpose_crow_indices: Tensor,
+                transpose_col_indices: Tensor, transpose_values: Tensor) -> Tensor:
+    """``y[b] = A @ x[b]`` for every sample ``b`` of ``x [B, C, D]``: ``[B, R, D]``, with a
+    constant CSR ``A [R, C]`` given by its parts and those of ``A^T`` (:class:`SparseOperator`),
+    which the backward pass applies, ``dx[b] = A^T dy[b]``.
 
-    It saves nothing of ``x`` and never materialises gathered neighbour features; working
-    sample by sample on the contiguous ``[N, D]`` slices needs no node-major transpose of
-    ``x`` and gives ``y [B, R, D]`` in the layout the channel mixing reads.
+    A torch.library custom op, so torch.compile keeps it as one opaque call (it traces no
+    sparse tensor) with a fake kernel for shapes. It saves nothing of ``x`` and never
+    materialises gathered neighbour features; working sample by sample on the contiguous
+    ``[C, D]`` slices needs no node-major transpose of ``x`` and gives ``y`` in the layout
+    the channel mixing reads.
     """
+    matrix = _csr(crow_indices, col_indices, values, transpose_crow_indices.numel() - 1)
+    return _per_sample_product(matrix, x)
 
-    @staticmethod
-    def forward(ctx, x: Tensor, matrix: Tensor, transpose: Tensor) -> Tensor:  # [B, N, D] -> [B, R, D]
-        ctx.transpose = transpose
-        return _per_sample_product(matrix, x)
 
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
-        return _per_sample_product(ctx.transpose, grad), None, None
+@csr_product.register_fake
+def _csr_product_shape(x: Tensor, crow_indices: Tensor, col_indices: Tensor, values: Tensor,
+                       *transpose: Tensor) -> Tensor:
+    return x.new_empty(x.shape[0], crow_indices.shape[0] - 1, x.shape[2], dtype=values.dtype)  # [B, R, D]
+
+
+def _csr_product_setup(ctx, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+    ctx.operator = inputs[1:]  # constant geometry held by the hierarchy: not saved as an activation
+
+
+def _csr_product_backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    crow, col, values, transpose_crow, transpose_col, transpose_values = ctx.operator
+    return (csr_product(grad, transpose_crow, transpose_col, transpose_values, crow, col, values),
+            None, None, None, None, None, None)
+
+
+csr_product.register_autograd(_csr_product_backward, setup_context=_csr_product_setup)
 
 
 def _per_sample_product(matrix: Tensor, x: Tensor) -> Tensor:
@@ -450,8 +502,9 @@ class KernelConv(_KernelConvMixin, MessagePassing):
     hierarchy, memoised there, and uses
 
     - the table path when the level takes it (:func:`graph_path`): for the linear kernel
-      a sparse product per sample (:class:`SparseProduct`) with the level's
-      :func:`linear_operators`, else (and under bf16 autocast) the level's
+      a sparse product per sample (:func:`csr_product`) with the level's
+      :func:`linear_operators`, else (under bf16 autocast, and under ``torch.export``, whose
+      program then holds only standard operators: the same sums, equal up to rounding) the level's
       :class:`PreparedGraph` (:func:`prepared_graph`) with ``neighbours [N, K]`` (padded
       slots point at the node itself), ``neighbour_features [N, K, F]`` and
       ``neighbour_norm [N, K]`` (1/deg_t, 0 in padded slots): one gather of the
@@ -488,7 +541,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         self._check_features(x, hierarchy.num_nodes(self.level))
         dtype = self.linear.weight.dtype
         table = graph_path(hierarchy, self.level, self.backend) == "table"
-        sparse_ok = not torch.compiler.is_compiling()  # torch.compile does not trace sparse tensors
+        sparse_ok = not torch.compiler.is_exporting()  # an exported program (and ONNX) holds no custom op
         if table and self.kernel is None and x.dtype == dtype and sparse_ok:  # no prepared graph of a union needed
             mixed_first = self.out_channels <= self.in_channels
             operator = linear_operators(hierarchy, self.level, self.edge_features, self.backend, dtype, mixed_first)
@@ -504,6 +557,18 @@ class KernelConv(_KernelConvMixin, MessagePassing):
             aggregated = aggregated.view(*x.shape[:2], self.num_kernels, x.shape[2])  # [B, N, M, C_in]
         return self._mix(x, aggregated)  # [B, N, C_out]
 
+    def prepare(self, hierarchy: Hierarchy) -> None:
+        """Memoise on ``hierarchy`` every tensor :meth:`forward` reads on either path (the sparse
+        operators eagerly, the :class:`PreparedGraph` under tracing), so a traced or compiled
+        call only reads tensors and builds no geometry."""
+        dtype = self.linear.weight.dtype
+        selected_features(hierarchy, self.level, self.edge_features)
+        table = graph_path(hierarchy, self.level, self.backend) == "table"
+        if table and self.kernel is None:
+            linear_operators(hierarchy, self.level, self.edge_features, self.backend, dtype,
+                             self.out_channels <= self.in_channels)
+        prepared_graph(hierarchy, self.level, self.edge_features, self.backend, dtype)
+
     def _aggregate_table(self, x: Tensor, graph: PreparedGraph) -> Tensor:
         """``[B, N, M, C_in]`` neighbourhood sums from the fixed-degree table."""
         neighbours = graph.neighbours  # [N, K]
@@ -518,7 +583,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
     def _aggregate_sparse(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """``[B, N, M, C_in]`` neighbourhood sums of the linear kernel as one sparse product per sample."""
         batch, n, channels = x.shape
-        return SparseProduct.apply(x, operator.matrix, operator.transpose).view(batch, n, self.num_kernels, channels)
+        return csr_product(x, *operator.parts).view(batch, n, self.num_kernels, channels)
 
     def _mix_then_aggregate(self, x: Tensor, operator: SparseOperator) -> Tensor:
         """The linear kernel with the channel maps first: ``z = [W_0 | W_1 .. W_M] x`` per node,
@@ -532,7 +597,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         weight = self.linear.weight.view(self.out_channels, self.num_kernels + 1, channels)
         blocks = weight.transpose(0, 1).reshape(-1, channels)  # [(M + 1) C_out, C_in], W_0 first
         mixed = nn.functional.linear(x, blocks).view(batch, n * (self.num_kernels + 1), self.out_channels)
-        summed = SparseProduct.apply(mixed, operator.matrix, operator.transpose)
+        summed = csr_product(mixed, *operator.parts)
         summed = summed.to(mixed.dtype)  # autocast's dtype, as the other paths
         return summed.add_(self.linear.bias)  # [B, N, C_out]
 

@@ -79,6 +79,8 @@ class GroupNormFunction(torch.autograd.Function):
         rstd = torch.rsqrt(_group_sum(squares) / count - correction.square() + eps)
         scale = rstd * weight  # [..., 1, G, C/G]
         ctx.save_for_backward(x, mean + correction, rstd, weight)
+        if torch.compiler.is_compiling():  # traced ops must be differentiable (torch.export) and a compiler fuses them
+            return torch.addcmul(bias - correction * scale, centred, scale)
         return torch.addcmul(bias - correction * scale, centred, scale, out=squares)  # reuses the buffer
 
     @staticmethod

@@ -156,7 +156,7 @@ def test_union_linear_operators_are_the_meshes_operators_block_by_block(mixed_fi
     """A union's sparse operators are block-diagonal in its meshes' memoised ones (values and
     gradients of the sparse product, float64) and equal the operators built from the union's
     own prepared graph."""
-    from geounet.nn.message_passing import SparseProduct, linear_operator, linear_operators, prepared_graph
+    from geounet.nn.message_passing import csr_product, linear_operator, linear_operators, prepared_graph
 
     torus, sphere = _meshes()
     parts = [ClusterHierarchy(torus, 3), SubdivisionHierarchy(sphere, 3, project=sphere_projection),
@@ -165,14 +165,14 @@ def test_union_linear_operators_are_the_meshes_operators_block_by_block(mixed_fi
     for level in range(3):
         operator = linear_operators(union, level, None, "auto", torch.float64, mixed_first)
         blocks = [linear_operators(h, level, None, "auto", torch.float64, mixed_first) for h in parts]
-        dense = torch.block_diag(*[b.matrix.to_dense() for b in blocks])
-        assert torch.equal(operator.matrix.to_dense(), dense)
-        assert torch.equal(operator.transpose.to_dense(), dense.T)
+        dense = torch.block_diag(*[b.matrix().to_dense() for b in blocks])
+        assert torch.equal(operator.matrix().to_dense(), dense)
+        assert torch.equal(operator.transpose().to_dense(), dense.T)
         own = linear_operator(prepared_graph(union, level, None, "auto", torch.float64), mixed_first)
-        torch.testing.assert_close(operator.matrix.to_dense(), own.matrix.to_dense(), rtol=1e-14, atol=0)
-        xs = [torch.randn(2, b.matrix.shape[1], 3, dtype=torch.float64) for b in blocks]
-        _check_blockwise(lambda x, a=operator: SparseProduct.apply(x, a.matrix, a.transpose),
-                         [lambda x, b=b: SparseProduct.apply(x, b.matrix, b.transpose) for b in blocks], xs)
+        torch.testing.assert_close(operator.matrix().to_dense(), own.matrix().to_dense(), rtol=1e-14, atol=0)
+        xs = [torch.randn(2, b.matrix().shape[1], 3, dtype=torch.float64) for b in blocks]
+        _check_blockwise(lambda x, a=operator: csr_product(x, *a.parts),
+                         [lambda x, b=b: csr_product(x, *b.parts) for b in blocks], xs)
 
 
 def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_mesh_operators(monkeypatch):
@@ -206,10 +206,8 @@ def test_collating_the_same_meshes_twice_gives_equal_tensors_without_rebuilding_
         assert torch.equal(a.graph(level).edge_index, b.graph(level).edge_index)
         assert torch.equal(a.graph(level).neighbours, b.graph(level).neighbours)
         operators = [h.cached(("linear_operator", None, "auto", torch.float32, True), level, None) for h in (a, b)]
-        for name in ("matrix", "transpose"):
-            x, y = (getattr(operator, name) for operator in operators)
-            for accessor in ("crow_indices", "col_indices", "values"):
-                assert torch.equal(getattr(x, accessor)(), getattr(y, accessor)())
+        for x, y in zip(*(operator.parts for operator in operators), strict=True):
+            assert torch.equal(x, y)
     for level in (1, 2):
         assert torch.equal(a._merged.parents(level), b._merged.parents(level))
 

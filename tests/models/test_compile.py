@@ -1,14 +1,17 @@
-"""torch.compile of message-passing U-Nets that take their geometry as an input.
+"""torch.compile and torch.export of message-passing U-Nets that take their geometry as an input.
 
 The fast tests trace every hierarchy kind with ``fullgraph=True`` (no graph break) through
 the ``aot_eager`` backend, which runs the captured forward and backward graphs without
-generating code; the slow test compiles C++ with Inductor.
+generating code, count graph breaks with ``torch._dynamo.explain`` on a fresh hierarchy
+prepared by :func:`prepare_geometry`, and export every kind with the geometry bound; the
+slow test compiles C++ with Inductor.
 """
 
 import pytest
 import torch
 import trimesh
 
+from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import (
     ClusterHierarchy,
@@ -20,6 +23,7 @@ from geounet.hierarchy import (
     TriangleHierarchy,
     batch_hierarchies,
 )
+from geounet.inference import compile_unet, export, export_onnx, prepare_geometry
 from geounet.models.unet import build_unet
 
 
@@ -63,6 +67,78 @@ def _check_compiled(hierarchy, backend, compiler, tolerance):
 def test_every_hierarchy_kind_compiles_without_graph_breaks(kind):
     torch._dynamo.reset()
     _check_compiled(KINDS[kind](), "auto", "aot_eager", 1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_prepared_fresh_hierarchy_traces_with_at_most_two_graph_breaks(kind):
+    """After prepare_geometry, tracing only reads tensors: no geometry is built in the graph."""
+    torch._dynamo.reset()
+    hierarchy = KINDS[kind]()
+    model = build_unet(hierarchy, 2, 1, width=4)
+    x = torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 2)
+    prepare_geometry(model, hierarchy)
+    explanation = torch._dynamo.explain(model)(x, hierarchy)
+    assert explanation.graph_break_count <= 2, [b.reason for b in explanation.break_reasons]
+
+
+def test_compile_unet_matches_eager_and_is_called_with_the_hierarchy():
+    torch._dynamo.reset()
+    hierarchy = HealpixHaarHierarchy(4, 2)
+    torch.manual_seed(0)
+    model = build_unet(hierarchy, 2, 1, width=4).double()
+    x = torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 2, dtype=torch.float64)
+    expected, grads = _forward_backward(model, x, hierarchy)
+    compiled = compile_unet(model, hierarchy, fullgraph=True, backend="aot_eager")
+    out, compiled_grads = _forward_backward(compiled, x, hierarchy)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for grad, compiled_grad in zip(grads, compiled_grads, strict=True):
+        torch.testing.assert_close(compiled_grad, grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exported_program_gives_the_models_values_and_gradients(kind):
+    """The exported module (geometry bound as constants, standard operators only: the gather
+    formulation of the sparse products) equals the eager model with and without gradients,
+    for the parameters and for the input."""
+    torch.manual_seed(0)
+    hierarchy = KINDS[kind]()
+    model = build_unet(hierarchy, 2, 1, width=4).double()
+    x = torch.randn(2, hierarchy.num_nodes(hierarchy.finest_level), 2, dtype=torch.float64)
+    program = export(model, hierarchy, x)
+    assert "csr_product" not in str(program.graph)
+    module = program.module()
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), model(x, hierarchy), rtol=1e-12, atol=1e-12)
+    x_eager, x_exported = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weights = torch.randn(2, x.shape[1], 1, dtype=torch.float64)
+    (model(x_eager, hierarchy) * weights).sum().backward()
+    (module(x_exported) * weights).sum().backward()
+    torch.testing.assert_close(x_exported.grad, x_eager.grad, rtol=1e-10, atol=1e-12)
+    exported = dict(module.named_parameters())
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(exported[f"model.{name}"].grad, parameter.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["healpix", "cluster_batch"])
+def test_onnx_model_matches_the_model_under_onnxruntime(kind, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra (in dev) is not installed")
+    torch.manual_seed(0)
+    hierarchy = KINDS[kind]()
+    model = build_unet(hierarchy, 2, 1, width=4)
+    x = torch.randn(3, hierarchy.num_nodes(hierarchy.finest_level), 2)
+    path = export_onnx(model, hierarchy, x, tmp_path / "unet.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    other = torch.randn_like(x)  # not the example: the program holds no values of its input
+    (output,) = session.run(None, {"x": other.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(output), model(other, hierarchy), rtol=0, atol=1e-5)
+
+
+def test_export_rejects_a_hierarchy_of_another_kind():
+    model = build_unet(HealpixHaarHierarchy(4, 2), 2, 1, width=4)
+    square = SquareHaarHierarchy(8, 2)
+    with pytest.raises(GeounetError, match="built for HealpixHaarHierarchy"):
+        export(model, square, torch.randn(1, 64, 2))
 
 
 @pytest.mark.slow
