@@ -14,8 +14,12 @@ Variables keep the input's names and attributes (units, long_name) and are NaN w
 run's training data had none (a variable's mask). ``--layout weatherbench2`` writes
 WeatherBench 2's layout instead: ``(time, prediction_timedelta, [level,] latitude,
 longitude)``, the levels of a variable (z500, z850) as one variable ``z`` with a ``level``
-dimension. The file's attributes state the HEALPix nside and ordering the forecast was
-made in.
+dimension. ``--layout dlwp`` writes DLWP-HEALPix's forecast files: ``(time, step, face,
+height, width)`` on the model's HEALPix grid, ``step`` a timedelta from 0 (the initial
+state) to ``N dt_hours``. ``--data`` may itself be a forecast file (dims ``time, step,
+...``, as DLWP writes them): its lead ``--data-step`` (default 0, the initial states) at
+the valid times ``time + step`` is the series the initial states are taken from. The
+file's attributes state the HEALPix nside and ordering the forecast was made in.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the output file: .nc (netCDF) or .zarr")
     parser.add_argument("--layout", choices=LAYOUTS, default="geounet",
                         help="geounet: (time, lead_time, *space); weatherbench2: (time, prediction_timedelta, level, "
-                        "latitude, longitude)")
+                        "latitude, longitude); dlwp: DLWP-HEALPix's (time, step, face, height, width), step 0 the "
+                        "initial state")
+    parser.add_argument("--data-step", type=float, default=0.0, metavar="HOURS",
+                        help="when --data is a forecast file (dims time, step, ...), the lead read as the initial "
+                        "states (default 0: the forecasts' own initial states)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(run=run)
@@ -54,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise GeounetError(f"--steps must be >= 1, got {args.steps}")
     forecaster = Forecaster.load(args.run_dir, args.device)
-    forecast = forecaster.predict(args.data, init=args.init, steps=args.steps, layout=args.layout)
+    forecast = forecaster.predict(args.data, init=args.init, steps=args.steps, layout=args.layout,
+                                   data_step_hours=args.data_step)
     if args.out.exists():
         shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
     if args.out.suffix == ".zarr":

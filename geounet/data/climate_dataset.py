@@ -10,7 +10,9 @@ level dimensions are recognised by name (``time`` / ``valid_time``, ``level`` /
 ``"latlon"`` (``lat``/``latitude`` and ``lon``/``longitude`` dimensions, regridded to
 HEALPix NEST at ``nside``), or a HEALPix ordering of :mod:`geounet.geometry.healpix`
 (``"nest"`` / ``"ring"`` with a ``pixel`` dimension, a face layout such as ``"face"`` with
-``(face, height, width)``).
+``(face, height, width)``). A forecast file, such as DLWP-HEALPix's ``(time, step, face,
+height, width)``, is read as the series of one lead (:mod:`geounet.data.forecast_files`;
+by default step 0, the initial states).
 
 The selected fields are streamed once, a few time steps at a time (only those are ever
 in memory), through the checks below, converted to NEST and written to an on-disk
@@ -67,6 +69,7 @@ from torch import Tensor
 
 from geounet.data.climate_grid import ClimateDataError, SourceGrid
 from geounet.data.climate_io import LEVEL_NAMES, TIME_NAMES, find_dim
+from geounet.data.forecast_files import lead_series
 from geounet.data.forecast_samples import forecast_batch
 from geounet.data.samples import Batch
 from geounet.errors import MissingFileError
@@ -268,13 +271,15 @@ def _fingerprint(files: list[Path]) -> list:
 
 def open_archive(source: str, variables: list[str], layout: str, nside: int, cache_dir: str | Path, *,
                  constants: list[str] | None = None, method: str = "bilinear", time_name: str = "",
-                 level_name: str = "") -> ClimateArchive:
+                 level_name: str = "", data_step_hours: float = 0.0) -> ClimateArchive:
     """The cached archive of ``variables`` from ``source``, built on first use.
 
     ``constants`` names time-independent fields (``None``: those of :data:`KNOWN_CONSTANTS`
     that the data hold); ``time_name`` / ``level_name`` name the time and level dimensions
-    when they are not recognised by name. The cache is keyed by the files (path, size,
-    modification time) and every argument, so a changed file is read again.
+    when they are not recognised by name; ``data_step_hours`` is the lead read from a
+    forecast file (:func:`geounet.data.forecast_files.lead_series`). The cache is keyed by
+    the files (path, size, modification time) and every argument, so a changed file is read
+    again.
     """
     nside = validate_nside(nside)
     if not variables or len(set(variables)) != len(variables):
@@ -282,11 +287,12 @@ def open_archive(source: str, variables: list[str], layout: str, nside: int, cac
     files = source_files(source)
     request = {"files": _fingerprint(files), "variables": list(variables), "constants": constants,
                "layout": layout, "nside": nside, "method": method, "time_name": time_name,
-               "level_name": level_name, "version": CACHE_VERSION}
+               "level_name": level_name, "data_step_hours": data_step_hours, "version": CACHE_VERSION}
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_dir) / f"climate-{key}"
     if not (directory / "meta.json").is_file():
-        source_fields = SourceFields.select(open_climate(source), variables, layout, nside, time_name, level_name)
+        series = lead_series(open_climate(source), data_step_hours, time_name)
+        source_fields = SourceFields.select(series, variables, layout, nside, time_name, level_name)
         _build_archive(source_fields, directory, constants, method)
     return ClimateArchive.open(directory)
 

@@ -49,11 +49,12 @@ from geounet.data.climate_dataset import (
     pixel_latlon,
 )
 from geounet.data.climate_grid import ClimateDataError, SourceGrid
+from geounet.data.forecast_files import dlwp_forecast, lead_series
 from geounet.errors import GeounetError, MissingFileError
 from geounet.hierarchy.base import Hierarchy
 from geounet.models.autoregressive import ForecastInputs
 
-LAYOUTS = ("geounet", "weatherbench2")
+LAYOUTS = ("geounet", "weatherbench2", "dlwp")
 
 
 @dataclass
@@ -110,15 +111,17 @@ class Forecaster:
         return np.timedelta64(int(round(self.config.dt_hours * 3600)), "s")
 
     def predict(self, data: xr.Dataset | str | os.PathLike | None = None, *, init, steps: int,
-                layout: str = "geounet") -> xr.Dataset:
+                layout: str = "geounet", data_step_hours: float = 0.0) -> xr.Dataset:
         """The forecast of ``steps`` states (``dt_hours`` apart) from each ``init`` time (one, or a
-        list) of ``data`` (``None``: the run's training data, if still there), as an xarray Dataset."""
+        list) of ``data`` (``None``: the run's training data, if still there), as an xarray Dataset.
+        When ``data`` is a forecast file (``(time, step, ...)``), its lead ``data_step_hours``
+        (default 0, the initial states) is the time series read (:func:`lead_series`)."""
         if layout not in LAYOUTS:
             raise GeounetError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if steps < 1:
             raise GeounetError(f"steps must be >= 1, got {steps}")
         inits = _init_times(init)
-        source = self._select(self._open(data))
+        source = self._select(lead_series(self._open(data), data_step_hours, self.config.time_name))
         states = torch.stack([self._input_states(source, when) for when in inits])  # [B, T_in, N, C]
         model = self.model
         device = model.normalisation.mean.device
@@ -129,11 +132,24 @@ class Forecaster:
         with torch.no_grad():
             y = model.physical(model(inputs, self.hierarchy), inputs).cpu()[:, :steps]  # [B, L, N, C]
         valid = model.normalisation.valid.cpu()  # [N, C]
+        if layout == "dlwp":
+            return self._dlwp(states[:, -1:], y, valid, inits)
         fields = [self.grid.from_nest(y[..., c], valid[:, c], self.source_valid[c]).float().numpy()
                   for c in range(len(self.variables))]  # [B, L, *space] each
         lead_time = np.arange(1, steps + 1) * self.step.astype("timedelta64[ns]")
         forecast = self._dataset(fields, inits, lead_time)
         return forecast if layout == "geounet" else weatherbench2_layout(forecast, self.variables, self.source)
+
+    def _dlwp(self, initial: Tensor, forecast: Tensor, valid: Tensor, inits: np.ndarray) -> xr.Dataset:
+        """DLWP's layout (:func:`dlwp_forecast`) on the model's HEALPix grid: step 0 the initial
+        state ``initial [B, 1, N, C]``, then ``forecast [B, L, N, C]``, NaN where ``valid [N, C]`` is not."""
+        states = torch.where(valid, torch.cat([initial, forecast], dim=1), math.nan).numpy()  # [B, 1 + L, N, C]
+        leads = np.arange(states.shape[1]) * self.step.astype("timedelta64[ns]")
+        attrs = {name: {k: v for k, v in self.source["attrs"][name].items() if not k.startswith("healpix_")}
+                 for name in self.variables}
+        fields = {name: states[..., c] for c, name in enumerate(self.variables)}
+        return dlwp_forecast(fields, inits, leads, attrs, {"model_ordering": "nest", "run_dir": str(self.run_dir),
+                                                           "trained_on": str(self.config.data)})
 
     def _open(self, data) -> xr.Dataset:
         if isinstance(data, xr.Dataset):

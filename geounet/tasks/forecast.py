@@ -60,6 +60,7 @@ from geounet.data.climate_dataset import (
     window,
 )
 from geounet.data.climate_grid import LAYOUTS
+from geounet.data.forecast_files import lead_series
 from geounet.errors import GeounetError
 from geounet.functional.metrics import angular_power_spectrum, latlon_weights
 from geounet.functional.scores import equal_area_weights, score_report
@@ -94,6 +95,9 @@ class Config:
     time_name: str = ""
     #: the pressure-level dimension, when it is not named "level", "pressure_level", "plev", "isobaricInhPa" or "lev"
     level_name: str = ""
+    #: for a forecast file (dims time, step, ...: DLWP-HEALPix's), the lead read as the time series, at the
+    #: valid times time + step; 0: the forecasts' initial states (see geounet.data.forecast_files)
+    data_step_hours: float = 0.0
     dt_hours: float = 6.0
     input_steps: int = 2
     output_steps: int = 2
@@ -141,7 +145,7 @@ def archive(config: Config) -> ClimateArchive:
     """The cached HEALPix archive of the config's data (built on first use)."""
     return open_archive(config.data, config.variables, config.layout, config.nside, config.cache_dir,
                         constants=config.constants, method=config.regrid, time_name=config.time_name,
-                        level_name=config.level_name)
+                        level_name=config.level_name, data_step_hours=config.data_step_hours)
 
 
 def structure(config: Config, num_levels: int, normalisation: Normalisation | None = None,
@@ -322,7 +326,8 @@ def source_grid_scores(rolled: Rollouts, samples: ForecastSamples, climatology: 
     regridded to it from HEALPix; each variable scored where the source has data and a
     valid pixel reaches."""
     grid, valid = samples.archive.grid, torch.from_numpy(samples.archive.valid)  # [N, C]
-    source = SourceFields.select(open_climate(config.data), config.variables, grid.layout, config.nside,
+    source = SourceFields.select(lead_series(open_climate(config.data), config.data_step_hours, config.time_name),
+                                 config.variables, grid.layout, config.nside,
                                  config.time_name, config.level_name)
     rows = samples.rows(np.arange(len(samples)))  # [I, T_in + L], the archive's (= the source's) time indices
     leads = rolled.truth.shape[1]
