@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import tokenize
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,6 +35,11 @@ from typing import Any
 import numpy as np
 
 from geounet.errors import GeounetError
+
+#: what np.load raises on a damaged .npz (a damaged .npy header fails numpy's tokenize / literal_eval)
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, tokenize.TokenError, SyntaxError)
+#: the longest reason quoted from a reader's error
+MAX_REASON = 200
 
 PARAMS_ATTR = "cache_params"
 _HASH_DIGITS = 16
@@ -152,8 +158,16 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> P
 
 
 def _damaged(path: Path, error: Exception) -> str:
+    return f"data file {path} is damaged and cannot be read ({error_reason(error)}); delete it to regenerate it"
+
+
+def error_reason(error: Exception) -> str:
+    """A reader's error as one short line: whitespace collapsed, cut after :data:`MAX_REASON`
+    characters (a damaged zip header makes zipfile quote kilobytes of the bytes it read)."""
     reason = " ".join(str(error).split()) or type(error).__name__
-    return f"data file {path} is damaged and cannot be read ({reason}); delete it to regenerate it"
+    if len(reason) > MAX_REASON:
+        return f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
+    return reason
 
 
 def check_finite(path: str | os.PathLike, name: str, values: np.ndarray, dims: tuple[str, ...] = ()) -> None:
@@ -243,7 +257,7 @@ def load_npz(path: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, np
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except NPZ_ERRORS as error:
         raise DamagedDataError(_damaged(path, error)) from error
     stored = arrays.pop(PARAMS_ATTR, None)
     _check_stored(path, None if stored is None else str(stored), params)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geounet.data.cache import NPZ_ERRORS, error_reason
 from geounet.errors import GeounetError, MissingFileError
 from geounet.geometry.mesh import Mesh
 
@@ -77,8 +78,12 @@ def read_mesh_fields(path: str | Path, names: Sequence[str], at: str) -> tuple[M
         name: np.concatenate([np.asarray(arrays[i]) for i in blocks]) for name, arrays in data.cell_data.items()}
     side = path.with_suffix(".npz")
     if any(name not in stored for name in names) and side.is_file():
-        with np.load(side) as archive:
-            stored.update({name: archive[name] for name in archive.files if name not in stored})
+        try:
+            with np.load(side, allow_pickle=False) as archive:
+                stored.update({name: archive[name] for name in archive.files if name not in stored})
+        except NPZ_ERRORS as error:
+            raise GeounetError(f"{side} is damaged and cannot be read ({error_reason(error)}); write it again "
+                               "(np.savez)") from error
     fields = {}
     for name in names:
         if name not in stored:

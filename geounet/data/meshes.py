@@ -41,6 +41,8 @@ ARCHIVES = {"zip": "zip", "tar.gz": "tar.gz", "tgz": "tar.gz", "tar.bz2": "tar.g
 TRIMESH_NATIVE = {"obj", "ply", "stl", "off", "glb", "gltf", "3mf", "dae"}
 _SURFACE_CELLS = {"triangle", "quad", "polygon"}
 _IGNORED_CELLS = {"vertex", "line", "line3"}
+#: voxel formats trimesh reads as a VoxelGrid: occupancy on a grid, not a surface
+VOXEL_FORMATS = {"binvox"}
 
 
 def load_mesh(path: str | Path, repair: bool = True, weld_tol: float = 1e-9) -> Mesh:
@@ -55,6 +57,9 @@ def load_mesh(path: str | Path, repair: bool = True, weld_tol: float = 1e-9) -> 
     if not path.is_file():
         raise MissingFileError(f"no mesh file at {path}")
     file_type = mesh_file_type(path)
+    if file_type in VOXEL_FORMATS:
+        raise GeounetError(f"{path} is a voxel grid (.{file_type}), not a surface mesh; turn it into one first, e.g. "
+                           f"trimesh.load('{path.name}').as_boxes().export('{path.stem}.stl') (or its marching_cubes)")
     vertices, faces = _read_trimesh(path, file_type) if _use_trimesh(file_type) else _read_meshio(path)
     if file_type == "stl":
         vertices, faces = _weld_exact(vertices, faces)

@@ -214,26 +214,34 @@ def load_run(run_dir: Path) -> tuple[Denoiser, Hierarchy, ExperimentConfig, dict
     return denoiser.eval(), structure.hierarchy, cfg, {**diffusion, "channels": state["channels"]}
 
 
+def _check_counts(num: int, steps: int | None) -> None:
+    """``num`` samples and ``steps`` sampling steps (None: the run's diffusion.sample_steps) must be >= 1."""
+    if num < 1:
+        raise GeounetError(f"--num must be >= 1, got {num}")
+    if steps is not None and steps < 1:
+        raise GeounetError(f"--steps (sampling steps) must be >= 1, got {steps}; leave it out for the run's "
+                           "diffusion.sample_steps")
+
+
 def draw_samples(denoiser: Denoiser, hierarchy: Hierarchy, diffusion: dict, num: int, seed: int = 0,
                  sampler: str | None = None, steps: int | None = None, batch_size: int = 32) -> Tensor:
     """``num`` samples ``[num, N, C]`` of a loaded run (:func:`load_run`), drawn ``batch_size`` at a
     time from one generator seeded with ``seed``: the same (seed, batch_size) gives the same samples."""
-    if num < 1:
-        raise GeounetError(f"--num must be >= 1, got {num}")
+    _check_counts(num, steps)
     if batch_size < 1:
         raise GeounetError(f"batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator().manual_seed(seed)
     sizes = [batch_size] * (num // batch_size) + ([num % batch_size] if num % batch_size else [])
+    steps = diffusion["sample_steps"] if steps is None else steps
     return torch.cat([
         sample(sampler or diffusion["sampler"], lambda x, t: denoiser.denoise(x, hierarchy, t), denoiser.schedule,
-               noise_std(hierarchy), count, diffusion["channels"], steps or diffusion["sample_steps"], generator)
+               noise_std(hierarchy), count, diffusion["channels"], steps, generator)
         for count in sizes
     ])
 
 
 def sample_run(run_dir: Path, num: int, seed: int = 0, sampler: str | None = None, steps: int | None = None):
     """``num`` samples ``[num, N, C]`` (float32) of the run in ``run_dir`` and the geometry they live on."""
-    if num < 1:
-        raise GeounetError(f"--num must be >= 1, got {num}")
+    _check_counts(num, steps)
     denoiser, hierarchy, cfg, diffusion = load_run(run_dir)
     return draw_samples(denoiser, hierarchy, diffusion, num, seed, sampler, steps), hierarchy, cfg

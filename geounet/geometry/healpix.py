@@ -219,6 +219,9 @@ def _pixel_axes(ordering: str) -> int:
 
 def nside_of(x: Tensor, ordering: str, channels_last: bool = False) -> int:
     """The nside of map ``x`` in ``ordering``; ValueError naming both when they do not fit."""
+    if not isinstance(x, Tensor):
+        raise GeounetError(f"HEALPix maps are torch tensors, got {type(x).__module__}.{type(x).__name__}; convert "
+                           "it first (torch.from_numpy(x) for a NumPy array)")
     offset = 1 if channels_last else 0
     face = is_face_layout(ordering)
     layout = "[..., 12, nside, nside" if face else "[..., 12 * nside**2"

@@ -1,4 +1,5 @@
-"""Validation of model inputs: shape, type, dtype and finite values, with errors that say the fix."""
+"""Validation of model inputs (shape, type, dtype, finite values) and outputs (finite values), with errors
+that say the fix."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ NONFINITE_POLICIES = ("raise", "warn")
 
 class NonFiniteInputWarning(UserWarning):
     """A model input holds NaN or Inf values (issued once per model with ``nonfinite="warn"``)."""
+
+
+class NonFiniteOutputError(GeounetError, FloatingPointError):
+    """A model's output holds NaN or Inf values although its input is finite."""
 
 
 def check_model_input(x: object, num_nodes: int, channels: int, dtype: torch.dtype, name: str,
@@ -55,3 +60,29 @@ def check_model_input(x: object, num_nodes: int, channels: int, dtype: torch.dty
             warned.add("nonfinite")
             warnings.warn(message, NonFiniteInputWarning, stacklevel=3)
     return x
+
+
+def check_model_output(y: Tensor, x: Tensor, name: str, nonfinite: str = "raise", warned: set | None = None) -> Tensor:
+    """Check that the output ``y`` is finite where the input ``x`` is (see :func:`check_model_input`).
+
+    Finite inputs can still give NaN / Inf outputs: values so large that they overflow
+    float32 inside the network (squares in norms overflow from about 1e19), or weights
+    that are no longer finite. That raises :class:`NonFiniteOutputError` naming both
+    causes, or with ``nonfinite="warn"`` warns once. Outputs of non-finite inputs were
+    already reported by the input check and pass; inside ``torch.compile`` nothing is checked.
+    """
+    if torch.compiler.is_compiling() or bool(torch.isfinite(y).all()):
+        return y
+    finite_input = torch.isfinite(x)
+    if not bool(finite_input.all()):
+        return y
+    message = (f"{name} output holds {int((~torch.isfinite(y)).sum())} NaN/Inf value(s) from a finite input (largest "
+               f"|input| {float(x.abs().max()):.3g}): values that large overflow {x.dtype} inside the network, and "
+               "non-finite weights (a diverged training) do the same; standardise the input (mean 0, std 1) or "
+               "lower train.lr")
+    if nonfinite == "raise":
+        raise NonFiniteOutputError(message)
+    if warned is not None and "nonfinite_output" not in warned:
+        warned.add("nonfinite_output")
+        warnings.warn(message, NonFiniteInputWarning, stacklevel=3)
+    return y

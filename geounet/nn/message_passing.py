@@ -536,7 +536,10 @@ class KernelConv(_KernelConvMixin, MessagePassing):
         if num_features != self.num_features:
             raise GeounetError(
                 f"level {self.level} of this {hierarchy.kind} has {num_features} edge features, but the "
-                f"model was built for {self.num_features}; build the model from a hierarchy of the same kind"
+                f"model was built for {self.num_features}; edge features hold the displacement between neighbours, "
+                "so their number follows the dimension of the coordinates (2-D mesh points give one fewer than 3-D "
+                "ones): build the model from a hierarchy whose points have the same dimension (e.g. give 2-D points "
+                "a zero z coordinate)"
             )
         self._check_features(x, hierarchy.num_nodes(self.level))
         dtype = self.linear.weight.dtype

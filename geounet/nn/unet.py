@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
-from geounet.nn.inputs import NONFINITE_POLICIES, check_model_input
+from geounet.nn.inputs import NONFINITE_POLICIES, check_model_input, check_model_output
 
 
 def geometry_for(model: nn.Module, hierarchy: Hierarchy, kind: str, num_levels: int) -> Hierarchy:
@@ -57,7 +57,8 @@ class UNet(nn.Module):
         bottleneck: U_0.
         decoders: D_i for i = 1..I, keyed by level.
         head: pointwise map ``[B, N, C_I] -> [B, N, C_out]``.
-        nonfinite: ``"raise"`` (default) on NaN / Inf inputs, or ``"warn"`` once and go on.
+        nonfinite: ``"raise"`` (default) on NaN / Inf inputs, and on NaN / Inf outputs of finite
+            inputs (:func:`~geounet.nn.inputs.check_model_output`), or ``"warn"`` once and go on.
     """
 
     def __init__(
@@ -102,7 +103,8 @@ class UNet(nn.Module):
         finest = levels.finest_level
         check_model_input(x, levels.num_nodes(finest), self.in_channels, self.lift.weight.dtype, "UNet",
                           self.nonfinite, self._warned)
-        return self.head(self.evaluate(self.lift(x), levels, finest, cond))
+        y = self.head(self.evaluate(self.lift(x), levels, finest, cond))
+        return check_model_output(y, x, "UNet", self.nonfinite, self._warned)
 
     def evaluate(self, v: Tensor, hierarchy: Hierarchy, level: int, cond: Tensor | None = None,
                  outputs: list[Tensor] | None = None) -> Tensor:

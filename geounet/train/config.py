@@ -8,6 +8,7 @@ section, which needs the task registry) are read by :mod:`geounet.experiment.con
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -75,6 +76,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-5
+    #: linear warm-up steps; one longer than train.steps ramps over the whole run (train/loop.py, _schedule)
     warmup_steps: int = 50
     min_lr_ratio: float = 1e-3
     grad_clip: float = 1.0
@@ -92,14 +94,22 @@ class TrainConfig:
 
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
+        _finite(cfg, name)
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{_section(cfg)}.{name} must be positive, got {getattr(cfg, name)}")
 
 
 def _non_negative(cfg: Any, *names: str) -> None:
     for name in names:
+        _finite(cfg, name)
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{_section(cfg)}.{name} must be >= 0, got {getattr(cfg, name)}")
+
+
+def _finite(cfg: Any, name: str) -> None:
+    """TOML spells inf and nan; neither is a learning rate, a step count or a weight."""
+    if not math.isfinite(getattr(cfg, name)):
+        raise ConfigError(f"{_section(cfg)}.{name} must be a finite number, got {getattr(cfg, name)}")
 
 
 def _section(cfg: Any) -> str:

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from geounet.data.samples import Batch, Dataset, node_weights
 from geounet.errors import GeounetError, MissingFileError, TrainingDivergedError
 from geounet.functional.losses import relative_l2, weighted_mse
+from geounet.nn.inputs import NonFiniteOutputError
 from geounet.train.callbacks import Callback
 from geounet.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
@@ -90,8 +91,22 @@ def _generator_states(generator: torch.Generator, world: int) -> list[Tensor]:
     return states
 
 
+def _diverged(what: str, step: int, cfg: TrainConfig, checkpoint_path) -> str:
+    """The message of a divergence at ``step``: the fix, and the checkpoint to go back to when one was written."""
+    message = f"{what} at step {step}; lower train.lr (now {cfg.lr}) or check the data normalisation"
+    if checkpoint_path and Path(checkpoint_path).is_file():
+        return f"{message}; the last good checkpoint is {checkpoint_path}"
+    return f"{message}; no checkpoint was written before it" if checkpoint_path else message
+
+
 def _schedule(cfg: TrainConfig, steps: int) -> Callable[[int], float]:
-    """The learning-rate factor at step k of a span of ``steps`` steps: linear warm-up, then cosine."""
+    """The learning-rate factor at step k of a span of ``steps`` steps: linear warm-up, then cosine.
+
+    The warm-up is ``(k + 1) / warmup_steps`` for k < ``warmup_steps`` whatever ``steps`` is: a
+    warm-up longer than the span (``warmup_steps >= steps``) ramps up over the whole span and
+    peaks at ``lr steps / warmup_steps`` on the last step, with no cosine phase (documented, not
+    refused: short test runs of the packaged configs do exactly this).
+    """
 
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -258,17 +273,17 @@ def fit(
             idx = batch_indices(len(train), cfg.batch_size, result.step, cfg.seed)
             idx = idx.tensor_split(world)[rank]  # this process's slice of the global batch
             batch = _on_device(train.batch(idx), device)
-            value = step_loss(trained, batch, generator)
+            try:
+                value = step_loss(trained, batch, generator)
+            except NonFiniteOutputError:  # the model's own guard: reported below, on every process, as a NaN loss
+                value = torch.full((), math.nan, device=device)
             logged = value.detach().clone()
             if world > 1:
                 dist.all_reduce(logged)
                 logged /= world
             if not torch.isfinite(logged):
-                raise TrainingDivergedError(
-                    f"the training loss became {logged.item()} at step {result.step}; lower train.lr "
-                    f"(now {cfg.lr}) or check the data normalisation"
-                    + (f"; the last good checkpoint is {checkpoint_path}" if checkpoint_path else "")
-                )
+                raise TrainingDivergedError(_diverged(f"the training loss became {logged.item()}", result.step, cfg,
+                                                      checkpoint_path))
             optimiser.zero_grad(set_to_none=True)
             value.backward()
             if cfg.grad_clip > 0:

@@ -157,6 +157,19 @@ def test_nonfinite_inputs_raise_with_their_count_or_warn_once():
         model(x, h)  # warned once already
 
 
+def test_nonfinite_outputs_of_finite_inputs_raise_or_warn_once():
+    model = _model("multiresnet")
+    h = _geometry(16, 3)
+    x = torch.randn(2, 256, 2)
+    assert torch.isfinite(model(x * 1e15, h)).all()  # large but representable: passes (negative control)
+    with pytest.raises(FloatingPointError, match=r"UNet output holds 512 NaN/Inf value\(s\) from a finite input "
+                                                 r"\(largest \|input\| .*e\+30\).*standardise the input"):
+        model(x * 1e30, h)
+    model.nonfinite = "warn"
+    with pytest.warns(UserWarning, match="UNet output holds"):
+        model(x * 1e30, h)
+
+
 def test_state_dict_holds_no_geometry_and_one_model_runs_on_other_grids():
     """Parameters only: the same weights run on 16 x 16 and 32 x 32 grids (a deeper hierarchy
     is used through its finest levels), and no state_dict entry scales with the grid."""

@@ -10,6 +10,7 @@ from geounet.diffusion.ema import EMA
 from geounet.experiment.config import load_config
 from geounet.functional.losses import relative_l2, weighted_mse
 from geounet.hierarchy import SquareHaarHierarchy
+from geounet.models import build_unet
 from geounet.train.callbacks import Callback, EMAUpdate
 from geounet.train.checkpoint import load_checkpoint
 from geounet.train.config import ConfigError, TrainConfig
@@ -220,6 +221,20 @@ def test_nan_data_and_divergence_are_reported():
         model.net[0].weight.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="lower train.lr"):
         fit(model, data, TrainConfig(steps=3, batch_size=4), progress=False)
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "unet"])
+def test_a_divergence_names_a_checkpoint_only_when_one_was_written(tmp_path, kind):
+    """A non-finite loss, or a UNet's own non-finite-output guard, ends training with the loop's message."""
+    model = Pointwise(torch.nn.Linear(2, 1)) if kind == "pointwise" else build_unet(GRID, 2, 1, width=4)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("inf"))
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(FloatingPointError, match=r"the training loss became nan at step 0; lower train.lr \(now "
+                                                 r"0.002\) or check the data normalisation; no checkpoint was written "
+                                                 r"before it$"):
+        fit(model, _toy_data(), TrainConfig(steps=3, batch_size=4), checkpoint_path=path, progress=False)
+    assert not path.exists()
 
 
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
