@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from geounet.cli import main
+from geounet.errors import GeounetError
 from geounet.train.checkpoint import load_checkpoint, save_checkpoint
 
 HERE = Path(__file__).parent / "bad_inputs"
-CASES = tomllib.loads((HERE / "cases.toml").read_text())["case"]
+ALL_CASES = tomllib.loads((HERE / "cases.toml").read_text())["case"]
+CASES = [case for case in ALL_CASES if "command" in case]
+CALL_CASES = [case for case in ALL_CASES if "call" in case]
 TINY = ["task.mesh_level=3", "task.band_limits=[4, 12]", "model.num_levels=3", "task.num_train=8", "task.num_test=4",
         "model.width=4", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1"]
 
@@ -35,11 +38,16 @@ def trained(tmp_path_factory) -> Path:
 def _damage_bytes(path: Path, kind: str) -> None:
     data = path.read_bytes()
     middle = len(data) // 2
+    header = data.find(b"\x93NUMPY")  # the .npy header of an .npz's first member
     path.write_bytes({
-        "garbage": data[:middle] + np.random.default_rng(0).bytes(4096) + data[middle + 4096 :],
-        "truncated": data[:middle],
-        "empty": b"",
-    }[kind])
+        "garbage": lambda: data[:middle] + np.random.default_rng(0).bytes(4096) + data[middle + 4096 :],
+        "truncated": lambda: data[:middle],
+        "empty": lambda: b"",
+        # the file-name length of the first zip member: zipfile then quotes 29 kB of what it read
+        "zipname": lambda: data[:26] + (29000).to_bytes(2, "little") + data[28:],
+        # the header length of the first .npy member: numpy's header parser fails on the bytes it read
+        "npyheader": lambda: data[: header + 8] + (200).to_bytes(2, "little") + data[header + 10 :],
+    }[kind]())
 
 
 def _train_data_file(data: Path) -> Path:
@@ -91,5 +99,15 @@ def test_bad_input_prints_one_line_and_exits_2(case, trained, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("geounet "), err
     assert case["message"] in err
+    assert len(err) <= case.get("max_chars", len(err))
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before  # a refused command writes nothing
     assert os.listdir(tmp_path) == ["copy"]
+
+
+@pytest.mark.parametrize("case", CALL_CASES, ids=[case["id"] for case in CALL_CASES])
+def test_bad_library_call_raises_one_line(case, tmp_path):
+    from bad_inputs.calls import CALLS
+
+    with pytest.raises(GeounetError) as raised:
+        CALLS[case["call"]](tmp_path)
+    assert "\n" not in str(raised.value) and case["message"] in str(raised.value), str(raised.value)
