@@ -17,7 +17,8 @@ longitude)``, the levels of a variable (z500, z850) as one variable ``z`` with a
 dimension. ``--layout dlwp`` writes DLWP-HEALPix's forecast files: ``(time, step, face,
 height, width)`` on the model's HEALPix grid, ``step`` a timedelta from 0 (the initial
 state) to ``N dt_hours``. ``--data`` may itself be a forecast file (dims ``time, step,
-...``, as DLWP writes them): its lead ``--data-step`` (default 0, the initial states) at
+...``, as DLWP writes them): its lead ``--data-step`` (default: the run's
+``task.data_step_hours``, 0 unless set: the initial states) at
 the valid times ``time + step`` is the series the initial states are taken from. The
 file's attributes state the HEALPix nside and ordering the forecast was made in.
 """
@@ -46,9 +47,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="geounet: (time, lead_time, *space); weatherbench2: (time, prediction_timedelta, level, "
                         "latitude, longitude); dlwp: DLWP-HEALPix's (time, step, face, height, width), step 0 the "
                         "initial state")
-    parser.add_argument("--data-step", type=float, default=0.0, metavar="HOURS",
+    parser.add_argument("--data-step", type=float, default=None, metavar="HOURS",
                         help="when --data is a forecast file (dims time, step, ...), the lead read as the initial "
-                        "states (default 0: the forecasts' own initial states)")
+                        "states (default: the run's task.data_step_hours, 0 = the forecasts' own initial states)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(run=run)

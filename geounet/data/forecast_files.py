@@ -68,9 +68,9 @@ def lead_series(ds: xr.Dataset, step_hours: float = 0.0, time_name: str = "") ->
     step_dim = find_dim(ds, STEP_NAMES, "forecast lead")
     if step_dim is None:
         if step_hours:
-            raise GeounetError(f"task.data_step_hours = {step_hours:g} picks a lead of a forecast file, but the data "
-                               f"have no lead dimension ({' / '.join(STEP_NAMES)}; dims {list(ds.dims)}); set it "
-                               "to 0")
+            raise GeounetError(f"the lead {step_hours:g} h (task.data_step_hours, geounet forecast --data-step) picks "
+                               f"a lead of a forecast file, but the data have no lead dimension "
+                               f"({' / '.join(STEP_NAMES)}; dims {list(ds.dims)}); set it to 0")
         return ds
     time = find_dim(ds, TIME_NAMES, "time", name=time_name, setting="task.time_name")
     if time is None:

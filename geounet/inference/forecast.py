@@ -111,17 +111,19 @@ class Forecaster:
         return np.timedelta64(int(round(self.config.dt_hours * 3600)), "s")
 
     def predict(self, data: xr.Dataset | str | os.PathLike | None = None, *, init, steps: int,
-                layout: str = "geounet", data_step_hours: float = 0.0) -> xr.Dataset:
+                layout: str = "geounet", data_step_hours: float | None = None) -> xr.Dataset:
         """The forecast of ``steps`` states (``dt_hours`` apart) from each ``init`` time (one, or a
         list) of ``data`` (``None``: the run's training data, if still there), as an xarray Dataset.
         When ``data`` is a forecast file (``(time, step, ...)``), its lead ``data_step_hours``
-        (default 0, the initial states) is the time series read (:func:`lead_series`)."""
+        is the time series read (:func:`lead_series`; ``None``: the run's ``task.data_step_hours``,
+        0 unless it was trained on another lead: the initial states)."""
         if layout not in LAYOUTS:
             raise GeounetError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if steps < 1:
             raise GeounetError(f"steps must be >= 1, got {steps}")
         inits = _init_times(init)
-        source = self._select(lead_series(self._open(data), data_step_hours, self.config.time_name))
+        lead = self.config.data_step_hours if data_step_hours is None else data_step_hours
+        source = self._select(lead_series(self._open(data), lead, self.config.time_name))
         states = torch.stack([self._input_states(source, when) for when in inits])  # [B, T_in, N, C]
         model = self.model
         device = model.normalisation.mean.device

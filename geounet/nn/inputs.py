@@ -17,6 +17,10 @@ class NonFiniteInputWarning(UserWarning):
     """A model input holds NaN or Inf values (issued once per model with ``nonfinite="warn"``)."""
 
 
+class NonFiniteOutputWarning(UserWarning):
+    """A model's output holds NaN or Inf values from a finite input (once per model with ``nonfinite="warn"``)."""
+
+
 class NonFiniteOutputError(GeounetError, FloatingPointError):
     """A model's output holds NaN or Inf values although its input is finite."""
 
@@ -73,8 +77,7 @@ def check_model_output(y: Tensor, x: Tensor, name: str, nonfinite: str = "raise"
     """
     if torch.compiler.is_compiling() or bool(torch.isfinite(y).all()):
         return y
-    finite_input = torch.isfinite(x)
-    if not bool(finite_input.all()):
+    if not bool(torch.isfinite(x).all()):
         return y
     message = (f"{name} output holds {int((~torch.isfinite(y)).sum())} NaN/Inf value(s) from a finite input (largest "
                f"|input| {float(x.abs().max()):.3g}): values that large overflow {x.dtype} inside the network, and "
@@ -84,5 +87,5 @@ def check_model_output(y: Tensor, x: Tensor, name: str, nonfinite: str = "raise"
         raise NonFiniteOutputError(message)
     if warned is not None and "nonfinite_output" not in warned:
         warned.add("nonfinite_output")
-        warnings.warn(message, NonFiniteInputWarning, stacklevel=3)
+        warnings.warn(message, NonFiniteOutputWarning, stacklevel=3)
     return y

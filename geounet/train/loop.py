@@ -103,9 +103,9 @@ def _schedule(cfg: TrainConfig, steps: int) -> Callable[[int], float]:
     """The learning-rate factor at step k of a span of ``steps`` steps: linear warm-up, then cosine.
 
     The warm-up is ``(k + 1) / warmup_steps`` for k < ``warmup_steps`` whatever ``steps`` is: a
-    warm-up longer than the span (``warmup_steps >= steps``) ramps up over the whole span and
-    peaks at ``lr steps / warmup_steps`` on the last step, with no cosine phase (documented, not
-    refused: short test runs of the packaged configs do exactly this).
+    warm-up at least as long as the span (``warmup_steps >= steps``) ramps up over the whole span
+    and peaks at ``lr steps / warmup_steps`` on the last step, with no cosine phase (documented,
+    not refused: short test runs of the packaged configs do exactly this).
     """
 
     def factor(step: int) -> float:
