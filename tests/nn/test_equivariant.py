@@ -149,3 +149,14 @@ def test_field_spec_layout_and_errors():
         FieldSpec()
     with pytest.raises(GeounetError, match="FieldSpec.vectors must be an int >= 0"):
         FieldSpec(vectors=-1)
+
+
+def test_meshes_of_a_batch_stay_independent():
+    """On a disjoint union of two meshes (norm statistics and edge scales per mesh) each mesh
+    gets exactly the output it gets alone."""
+    points = vertices()
+    first, second = clusters(points), clusters(points * torch.tensor([1.2, 1.0, 0.8]))
+    model = mesh_model(points)
+    x1, x2 = (torch.randn(2, h.num_nodes(2), FIELDS_IN.dim) for h in (first, second))
+    both = model(torch.cat([x1, x2], dim=1), batch_hierarchies([first, second]))
+    torch.testing.assert_close(both, torch.cat([model(x1, first), model(x2, second)], dim=1), atol=1e-12, rtol=0)
