@@ -1,13 +1,14 @@
 """Summaries shared by the vector-field experiments: mean ± std over seeds per model, and
 paired differences against the first model over the seeds they share.
 
-    python experiments/vector_fields/common.py experiments/vector_fields/<name>.json   # (re)write its summary
+    # the runs of one or more result files (e.g. one per seed) into one file with their summary
+    python experiments/vector_fields/common.py --out <name>.json <name>_seed0.json <name>_seed1.json ...
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 import numpy as np
 import torch
@@ -42,11 +43,21 @@ def metric_names(run: dict) -> list[str]:
             and isinstance(value, float)]
 
 
-if __name__ == "__main__":
-    for path in sys.argv[1:]:
+def main() -> None:
+    parser = argparse.ArgumentParser(description="merge result files and summarise their runs")
+    parser.add_argument("inputs", nargs="+")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    results = []
+    for path in args.inputs:
         with open(path) as handle:
-            result = json.load(handle)
-        result["summary"] = summarise(result["runs"], metric_names(result["runs"][0]))
-        with open(path, "w") as handle:
-            json.dump(result, handle, indent=1)
-        print(json.dumps(result["summary"], indent=1))
+            results.append(json.load(handle))
+    merged = {**results[0], "inputs": args.inputs, "runs": [run for result in results for run in result["runs"]]}
+    merged["summary"] = summarise(merged["runs"], metric_names(merged["runs"][0]))
+    with open(args.out, "w") as handle:
+        json.dump(merged, handle, indent=1)
+    print(json.dumps(merged["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,15 @@ The wind is turned into 3-D tangent vectors on the lat-lon grid
 HEALPix NEST (bilinear) and projected onto the pixels' tangent planes; (u, v) for the
 scalar model are that field's components in the pixels' east / north frames, so both
 models see the same information. Input: the height h (scalar) and the wind at t; output:
-the wind increment to t + 1 h in units of its RMS. Both are Multi-ResNets of constant width
-on a 3-level HEALPix Haar hierarchy, matched in parameters.
+the wind increment to t + 1 h in units of its RMS. All are Multi-ResNets of constant width
+on a 3-level HEALPix Haar hierarchy, matched in parameters:
+
+- ``vector``: the equivariant U-Net on (h; wind), tangent output;
+- ``vector_axis``: the same told the planet's axis, inputs (h, sin φ; wind, ẑ): a model that
+  commutes with every rotation cannot know where the pole is, but the Coriolis parameter
+  2Ω sin φ = 2Ω ẑ · p is what drives these dynamics;
+- ``uv``: the message-passing U-Net on (h, sin φ, u, v) (its edge features are east / north
+  displacements, which also carry the pole's direction).
 
 Scores: relative L2 error of the increment, in 3-D, over all test windows (below 1 beats
 persistence), and the same on the test set turned by 90° about the polar axis (the
@@ -43,7 +50,7 @@ from geounet.models import build_equivariant_unet, build_unet
 from geounet.tasks import data_splits
 from geounet.tasks.shallow_water_healpix import Config
 
-MODELS = ("vector", "uv")
+MODELS = ("vector", "vector_axis", "uv")
 QUARTER_TURN = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -81,7 +88,7 @@ class Windows:
 
 
 class UVModel(torch.nn.Module):
-    """A scalar-channel U-Net on (h, u, v) that returns its (u, v) increment as 3-D vectors."""
+    """A scalar-channel U-Net on (h, sin φ, u, v) that returns its (u, v) increment as 3-D vectors."""
 
     def __init__(self, net: torch.nn.Module, lon: torch.Tensor, lat: torch.Tensor):
         super().__init__()
@@ -89,14 +96,33 @@ class UVModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, hierarchy) -> torch.Tensor:  # [B, N, 4] -> [B, N, 3]
         u, v = uv_from_vectors(x[..., 1:], self.lon, self.lat)
-        out = self.net(torch.stack([x[..., 0], u, v], dim=-1), hierarchy)  # [B, N, 2]
+        sin_lat = self.lat.sin().to(x).expand_as(u)
+        out = self.net(torch.stack([x[..., 0], sin_lat, u, v], dim=-1), hierarchy)  # [B, N, 2]
         return vectors_from_uv(out[..., 0], out[..., 1], self.lon, self.lat)
+
+
+class AxisModel(torch.nn.Module):
+    """An equivariant U-Net told the rotation axis: inputs (h, sin φ; wind, ẑ), i.e. the Coriolis
+    parameter's scalar and vector forms. It commutes with rotations that turn the planet's axis
+    with the flow, so with the turns about the axis itself, and can tell latitudes apart."""
+
+    def __init__(self, net: torch.nn.Module, lat: torch.Tensor):
+        super().__init__()
+        self.net, self.lat = net, lat
+
+    def forward(self, x: torch.Tensor, hierarchy) -> torch.Tensor:  # [B, N, 4] -> [B, N, 3]
+        sin_lat = self.lat.sin().to(x).expand_as(x[..., 0])
+        axis = torch.tensor([0.0, 0.0, 1.0]).to(x).expand_as(x[..., 1:])
+        return self.net(torch.cat([x[..., :1], sin_lat[..., None], x[..., 1:], axis], dim=-1), hierarchy)
 
 
 def make_model(name: str, hierarchy, width: int, uv_width: int, points) -> torch.nn.Module:
     if name == "vector":
         return build_equivariant_unet(hierarchy, FieldSpec(1, 1), FieldSpec(0, 1), width=width, tangent_output=True)
-    return UVModel(build_unet(hierarchy, 3, 2, width=uv_width, channel_mult=[1]), *points)
+    if name == "vector_axis":
+        net = build_equivariant_unet(hierarchy, FieldSpec(2, 2), FieldSpec(0, 1), width=width, tangent_output=True)
+        return AxisModel(net, points[1])
+    return UVModel(build_unet(hierarchy, 4, 2, width=uv_width, channel_mult=[1]), *points)
 
 
 def relative_error(model, windows: Windows, hierarchy, batch: int = 8) -> float:
