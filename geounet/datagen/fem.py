@@ -201,6 +201,21 @@ def face_average(values: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return values[..., faces].mean(axis=-1)
 
 
+def face_gradients(vertices: np.ndarray, faces: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The surface gradient ``[..., F, 3]`` of a P1 field with vertex values ``[..., V]``, constant
+    on each face and in its plane, in world coordinates (it rotates with the mesh).
+
+    On face (a, b, c) with unit normal n = (b - a) × (c - a) / 2A, the hat function of a has
+    gradient ∇φ_a = n × (c - b) / 2A (pointing from the opposite edge to a, length 1 / height),
+    and cyclically; ∇u = Σ_i u_i ∇φ_i.
+    """
+    corners = vertices[faces]  # [F, 3 corners, 3]
+    doubled_normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # [F, 3] = 2A n
+    opposite = np.roll(corners, -2, axis=1) - np.roll(corners, -1, axis=1)  # [F, 3, 3]: c - b, a - c, b - a
+    hat_gradients = np.cross(doubled_normal[:, None, :], opposite) / np.square(doubled_normal).sum(-1)[:, None, None]
+    return np.einsum("...fk,fkd->...fd", values[..., faces], hat_gradients)
+
+
 # ----------------------------------------------------------------------- random fields
 
 

@@ -24,9 +24,11 @@ from torch import nn
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
+from geounet.models.equivariant import build_equivariant_unet
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch, set_checkpointing
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
+from geounet.nn.equivariant_conv import EquivariantFactory
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
 
@@ -75,11 +77,13 @@ def build_unet(
     any hierarchy of that kind (e.g. ``hierarchy`` itself, another mesh, a batch of meshes).
 
     Args:
-        factory: makes the spatial operator of each level (the only geometric part);
-            None: continuous-kernel message passing
-            (:class:`~geounet.nn.message_passing.MessagePassingFactory` with ``backend``,
-            ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``, which
-            are ignored when a factory is given).
+        factory: makes the spatial operator of each level (the only geometric part); an
+            :class:`~geounet.nn.equivariant_conv.EquivariantFactory` selects the rotation-equivariant
+            family (:func:`~geounet.models.equivariant.build_equivariant_unet`; ``in_channels`` /
+            ``out_channels`` may then be :class:`~geounet.functional.fields.FieldSpec`); None:
+            continuous-kernel message passing (:class:`~geounet.nn.message_passing.MessagePassingFactory`
+            with ``backend``, ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``,
+            which are ignored when a factory is given).
         depth: number of levels, the finest ones of the hierarchy the model is called
             with (None: all of ``hierarchy``'s).
         variant: one of :data:`VARIANTS`.
@@ -103,6 +107,9 @@ def build_unet(
     """
     if depth is not None:
         hierarchy = finest_levels(hierarchy, depth)
+    if isinstance(factory, EquivariantFactory):
+        return _equivariant_unet(hierarchy, in_channels, out_channels, factory, variant, width, decoder_blocks,
+                                 bottleneck_blocks, cond_dim)
     if factory is None:
         factory = MessagePassingFactory(hierarchy, backend=backend, kernel=kernel, num_kernels=num_kernels,
                                         kernel_hidden=kernel_hidden, edge_features=edge_features)
@@ -167,6 +174,17 @@ def build_unet(
     )
     set_checkpointing(unet, checkpoint)
     return zero_init_residuals(unet) if zero_init else unet
+
+
+def _equivariant_unet(hierarchy: Hierarchy, in_channels, out_channels, factory: EquivariantFactory, variant: str,
+                      width: int, decoder_blocks: int, bottleneck_blocks: int, cond_dim: int | None) -> UNet:
+    """The equivariant family's Multi-ResNet (:mod:`geounet.models.equivariant`): ``in_channels`` /
+    ``out_channels`` are FieldSpecs or scalar counts; the options it has no equivariant form of are refused."""
+    if variant != "multiresnet" or cond_dim is not None:
+        raise GeounetError(f"the equivariant family builds the Multi-ResNet without conditioning; got variant "
+                           f"{variant!r}, cond_dim {cond_dim!r}: use variant='multiresnet', cond_dim=None")
+    return build_equivariant_unet(hierarchy, in_channels, out_channels, factory, width=width,
+                                  decoder_blocks=decoder_blocks, bottleneck_blocks=bottleneck_blocks)
 
 
 @torch.no_grad()

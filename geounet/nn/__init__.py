@@ -3,6 +3,7 @@
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
+from geounet.nn.equivariant_conv import EquivariantConv, EquivariantFactory
 from geounet.nn.message_passing import KernelConv, MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
 from geounet.nn.square import SquareConv, SquareConvFactory
@@ -10,6 +11,8 @@ from geounet.nn.unet import UNet
 
 __all__ = [
     "Bottleneck",
+    "EquivariantConv",
+    "EquivariantFactory",
     "IdentityEncoder",
     "KernelConv",
     "MessagePassingFactory",

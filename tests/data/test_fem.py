@@ -198,3 +198,23 @@ def test_open_surface_is_rejected():
     vertices, faces = fem.surface_mesh({"kind": "icosphere", "subdivisions": 1})
     with pytest.raises(ValueError, match="closed surface"):
         fem.generate_surface_poisson_dataset(1, vertices, faces[1:], seed=0)
+
+
+def test_face_gradients_of_linear_fields_are_their_tangential_projections():
+    """u(x) = g · x has surface gradient g - (g · n) n on every face, exactly (P1 holds linear
+    fields); a rotated mesh gives the rotated gradients."""
+    import trimesh
+
+    from geounet.datagen.fem import face_gradients
+
+    mesh = trimesh.creation.icosphere(1)
+    vertices, faces = mesh.vertices * np.array([1.0, 0.5, 2.0]), mesh.faces
+    g = np.array([[0.3, -1.0, 2.0], [1.0, 0.0, 0.0]])  # two fields
+    normals = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    expected = g[:, None, :] - (normals @ g.T).T[..., None] * normals[None]
+    gradients = face_gradients(vertices, faces, g @ vertices.T)  # [2, F, 3]
+    np.testing.assert_allclose(gradients, expected, atol=1e-12)
+    rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    np.testing.assert_allclose(face_gradients(vertices @ rotation.T, faces, g @ vertices.T), gradients @ rotation.T,
+                               atol=1e-12)
