@@ -171,7 +171,8 @@ def generate_navier_stokes(config: NavierStokesConfig, batch_size: int = 128) ->
 @dataclass(frozen=True)
 class ForcedNavierStokesConfig:
     """Forced turbulence with drag in its statistically steady state; every field enters the
-    cache key. The defaults settle after about 8 time units (``experiments/square_forced_turbulence``)."""
+    cache key. ``spinup_time`` must exceed the time energy and enstrophy take to settle
+    (:func:`spinup_history`; ``experiments/square_forced_turbulence/measure_setting.py``)."""
 
     resolution: int = 64
     viscosity: float = 1e-3
