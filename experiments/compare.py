@@ -10,8 +10,15 @@ geometries, then mean ± std over seeds) and a per-geometry table. With ``--reus
 whose directory already holds metrics for the same config is read, not retrained (to add
 seeds or models to a table).
 
+Models run on the same seeds share their initial draws' seed and data order, so the table is
+followed by paired differences against the first model (mean difference of the per-seed
+errors with its 95 % t-interval, and a Wilcoxon signed-rank p from 5 seeds on,
+:mod:`geounet.analysis.paired`). ``--paired RESULTS_JSON`` prints those from a finished
+comparison's ``results.json`` without training.
+
     python experiments/compare.py --config experiments/square_navier_stokes/config.toml \\
         --results experiments/square_navier_stokes
+    python experiments/compare.py --paired experiments/square_forced_turbulence/results.json
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import re
 import statistics
 from pathlib import Path
 
+from geounet.analysis.convergence import has_plateaued
+from geounet.analysis.paired import format_difference, paired_by_seed
 from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import run_experiment
 from geounet.plot.fields import plot_loss_curves, plot_rollout_curves
@@ -57,12 +66,28 @@ def transfer_groups(per_test: dict[str, list[float]]) -> dict[str, tuple[float, 
             for group, tests in groups.items()}
 
 
-def summarise(runs: list[dict]) -> dict:
+def evaluation_curve(metrics: dict) -> list[list[float]]:
+    """``[[step, test rel. L2], ...]`` at every evaluation of a run."""
+    return [[row["step"], row["test_rel_l2_mean"]] for row in metrics["history"] if "test_rel_l2_mean" in row]
+
+
+def plateaued(curve: list[list[float]]) -> bool | None:
+    """The plateau criterion (:func:`has_plateaued`: no improvement by > 1 % over the last 20 % of
+    the steps) on a run's evaluation curve; None with fewer than 3 evaluations."""
+    if len(curve) < 3:
+        return None
+    steps, errors = zip(*curve, strict=True)
+    return has_plateaued(steps, errors)
+
+
+def summarise(runs: list[dict], seeds: list[int]) -> dict:
     errors = [m["test"]["rel_l2_mean"] for m in runs]
     row = {
+        "seeds": seeds,
         "rel_l2_mean": statistics.mean(errors),
         "rel_l2_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
         "rel_l2_per_seed": errors,
+        "evaluation_curves": [evaluation_curve(m) for m in runs],
         "parameters": runs[0]["parameters"],
         "train_seconds_mean": statistics.mean(m["seconds"]["train"] for m in runs),
         # other scalar test metrics of the task (e.g. a boundary-condition violation): worst seed
@@ -74,6 +99,7 @@ def summarise(runs: list[dict]) -> dict:
         "transfer": transfer_errors(runs),
     }
     row["transfer_groups"] = transfer_groups(row["transfer"])
+    row["plateaued"] = [plateaued(curve) for curve in row["evaluation_curves"]]
     if "lead_hours" in runs[0]["test"]:  # forecasting task: final-lead rollout scores
         for key in runs[0]["test"]:
             if key.startswith(("model_", "persistence_")):
@@ -85,8 +111,8 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
-    head = "| model | encoder params | total params | test rel. L2 | per seed | train s/run |"
-    rule = "|---|---:|---:|---:|---|---:|"
+    head = "| model | encoder params | total params | test rel. L2 | per seed | plateaued (per seed) | train s/run |"
+    rule = "|---|---:|---:|---:|---|---|---:|"
     if forecasting:
         head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
         rule += "---:|---:|"
@@ -99,9 +125,11 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     for model, row in rows.items():
         p = row["parameters"]
         per_seed = ", ".join(f"{e:.4f}" for e in row["rel_l2_per_seed"])
+        plateau = ", ".join({True: "yes", False: "no", None: "-"}[p] for p in row["plateaued"])
         line = (
             f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | "
-            f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {row['train_seconds_mean']:.0f} |"
+            f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | "
+            f"{row['train_seconds_mean']:.0f} |"
         )
         if forecasting:
             (rmse, rmse_sd), (acc, acc_sd) = row["model_rmse_h_final"], row["model_acc_vorticity_final"]
@@ -112,7 +140,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     if forecasting:
         first = next(iter(rows.values()))
         lines.append(
-            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | 1 (by definition) | | | "
+            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | 1 (by definition) | | | | "
             f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
         )
     return lines
@@ -130,6 +158,33 @@ def transfer_table(rows: dict[str, dict]) -> list[str]:
     return ["", "Per geometry (relative L2, mean over seeds):", "", *lines]
 
 
+def with_seeds(rows: dict[str, dict], command: str) -> dict[str, dict]:
+    """``rows`` with each row's ``seeds``; results written before rows recorded them take the
+    ``--seeds`` of their command (compare.py's default 0 1 2 when it has none)."""
+    match = re.search(r"--seeds ([\d ]+)", command)
+    seeds = [int(s) for s in match.group(1).split()] if match else [0, 1, 2]
+    return {model: {"seeds": seeds, **row} for model, row in rows.items()}
+
+
+def paired_table(rows: dict[str, dict]) -> list[str]:
+    """Paired differences of every model's per-seed error against the first model's."""
+    reference, *others = rows
+    if not others:
+        return []
+
+    def by_seed(row: dict) -> dict[int, float]:
+        return dict(zip(row["seeds"], row["rel_l2_per_seed"], strict=True))
+
+    lines = ["", f"Paired differences against {LABELS.get(reference, reference)} (test rel. L2 of the model minus "
+             "the reference's, same seeds; mean [95 % t-interval]; an interval excluding 0 is a difference):", "",
+             "| model | seeds | difference |", "|---|---|---|"]
+    for model in others:
+        result = paired_by_seed(by_seed(rows[model]), by_seed(rows[reference]))
+        lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, result['seeds']))} | "
+                     f"{format_difference(result)} |")
+    return lines
+
+
 def run_or_reuse(cfg, out: Path, reuse: bool) -> dict:
     """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``."""
     path = out / "metrics.json"
@@ -142,16 +197,24 @@ def run_or_reuse(cfg, out: Path, reuse: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--paired", type=Path, metavar="RESULTS_JSON",
+                        help="print the paired differences of a finished comparison and exit")
     parser.add_argument(
         "--models", nargs="+", default=["unet:residual", "unet:multiresnet", "unet:multiresnet_matched"]
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
-    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--results", type=Path)
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
     args = parser.parse_args()
+    if args.paired:
+        results = json.loads(args.paired.read_text())
+        print("\n".join(paired_table(with_seeds(results["rows"], results["command"]))))
+        return
+    if args.config is None or args.results is None:
+        parser.error("--config and --results are required unless --paired is given")
 
     rows, histories = {}, {}
     for model in args.models:
@@ -162,7 +225,7 @@ def main() -> None:
             metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse)
             runs.append(metrics)
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
-        rows[model] = summarise(runs)
+        rows[model] = summarise(runs, args.seeds)
         histories[LABELS.get(model, model)] = runs[0]["history"]
 
     cfg = load_config(args.config, args.overrides)
@@ -174,12 +237,15 @@ def main() -> None:
     lines = [
         f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
         f"lr {cfg.train.lr}, {cfg.model.num_levels} levels, width {cfg.model.width}, device {cfg.train.device}; "
-        f"test relative L2 error (mass-weighted), mean ± std over seeds {args.seeds}.",
+        f"test relative L2 error (mass-weighted), mean ± std over seeds {args.seeds}. Plateaued: the test "
+        "error did not improve by > 1 % over the last 20 % of the steps (evaluations every "
+        f"{cfg.train.eval_every} steps; the curves are in results.json).",
         "",
         f"Reproduce: `{command}`",
         "",
         *table(rows, forecasting),
         *transfer_table(rows),
+        *paired_table(rows),
     ]
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")

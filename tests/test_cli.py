@@ -224,7 +224,7 @@ def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monke
     )
     experiments = {path: tomllib.loads(path.read_text()) for path in (REPO / "experiments").glob("*/config.toml")}
     tasks = [path for path, raw in experiments.items() if "diffusion" not in raw]
-    assert len(tasks) == len(configs.names()) == 5
+    assert len(tasks) == len(configs.names()) == 6
     for path in tasks:
         assert path.resolve().parent == Path(configs.__file__).parent
     diffusion = [path for path in experiments if path not in tasks]

@@ -63,6 +63,7 @@ def build_unet(
     bottleneck_blocks: int = 1,
     cond_dim: int | None = None,
     zero_init: bool = False,
+    lift_bias: bool = True,
     checkpoint: bool = False,
     backend: str = "auto",
     kernel: str = "linear",
@@ -101,6 +102,9 @@ def build_unet(
             ``"multiresnet"``, which has no learned encoder to widen.
         zero_init: zero the last operator of every residual branch, so the U-Net starts as
             its prolonged bottleneck path (:func:`zero_init_residuals`).
+        lift_bias: give the pointwise lift a bias. Without one the lift commutes with every
+            restriction, also on spaces without the constant (P 1 != 1, e.g. a zero-Dirichlet
+            eigenbasis), so a Multi-ResNet's coarse outputs satisfy y_j(x) = y_j(P_j x) there too.
         checkpoint: recompute every residual branch in the backward pass instead of keeping
             its activations (:func:`~geounet.nn.blocks.set_checkpointing`): same numbers,
             less memory, one more forward pass of the branches.
@@ -166,7 +170,7 @@ def build_unet(
     unet = UNet(
         hierarchy.kind,
         hierarchy.num_levels,
-        lift=nn.Linear(in_channels, width),
+        lift=nn.Linear(in_channels, width, bias=lift_bias),
         encoders=encoders,
         bottleneck=Bottleneck(factory, skips.get(1, width), channels[0], bottleneck_blocks, cond_dim),
         decoders=decoders,

@@ -8,8 +8,9 @@ evaluates U_stage on input at level ``stage``, returning the outputs of every le
 
     y_j = head_j(w_j),    w_j = the W_j features inside U_stage(lift(x_stage)).
 
-For a Multi-ResNet (E_i = id, a lift that commutes with restriction) the coarse outputs
-of a fine evaluation equal those of the coarse evaluation on the projected input:
+For a Multi-ResNet (E_i = id) whose lift commutes with restriction (no lift bias, or
+restrictions with P 1 = 1; see :mod:`geounet.nn.unet`) the coarse outputs of a fine
+evaluation equal those of the coarse evaluation on the projected input:
 y_j(x) = y_j(P_j x), so multi-resolution inference is consistent.
 
 Staged (coarse-to-fine) training of these heads, stage j on data projected to level j, is

@@ -9,10 +9,17 @@ with P the hierarchy's ``restrict``. With E_i = id (a Multi-ResNet, Def. 3) this
 to D_I(...D_1(U_0(P_0 v), P_1 v)..., v): the skip at level j is exactly P_j v.
 
 The network maps ``[B, N_I, C_in]`` to ``[B, N_I, C_out]`` on the hierarchy it is called
-with: a pointwise linear ``lift``
-into V (C_v channels), U_I, then a pointwise linear ``head``. Because the lift is
-pointwise linear it commutes with every restriction, so a Multi-ResNet's skips are also
-the lifted projections of the raw input: the encoder stays parameter-free.
+with: a pointwise ``lift`` x -> W x + b into V (C_v channels), U_I, then a pointwise
+linear ``head``. Restriction acts node-wise-linearly and the lift channel-wise, so
+
+    P(W x + b 1) = W (P x) + b (P 1),
+
+and the lift commutes with every restriction exactly when it has no bias (b = 0) or the
+restriction reproduces constants (P 1 = 1: Haar averages, spaces that hold the constant).
+Then a Multi-ResNet's skips are the lifted projections of the raw input, and its coarse
+outputs are those of the coarse evaluation, y_j(x) = y_j(P_j x) (:mod:`geounet.nn.staged`).
+Spaces without the constant (zero-Dirichlet eigenbases) have P 1 != 1: build those U-Nets
+with ``lift_bias=False`` (:func:`geounet.models.build_unet`) where that consistency matters.
 """
 
 from __future__ import annotations

@@ -84,14 +84,15 @@ def _registry() -> dict[str, ModuleType]:
         darcy_mesh,
         forecast,
         mesh_files,
+        navier_stokes_forced,
         navier_stokes_square,
         shallow_water_healpix,
         surface_poisson,
         triangle_poisson,
     )
 
-    modules = [darcy_mesh, forecast, mesh_files, navier_stokes_square, shallow_water_healpix, surface_poisson,
-               triangle_poisson]
+    modules = [darcy_mesh, forecast, mesh_files, navier_stokes_forced, navier_stokes_square, shallow_water_healpix,
+               surface_poisson, triangle_poisson]
     return {module.Config.name: module for module in modules}
 
 

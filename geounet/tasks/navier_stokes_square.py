@@ -1,4 +1,8 @@
-"""The square reference task: 2-D Navier-Stokes vorticity, one time unit ahead (FNO setting).
+"""FNO's single-forcing vorticity task on the square: 2-D Navier-Stokes, one time unit ahead.
+
+One fixed forcing and a start one time unit after random initial data: the forced modes
+±(1, 1) dominate targets and errors, so models tie on it; the task that separates models is
+:mod:`geounet.tasks.navier_stokes_forced`.
 
 Inputs ω(t0) and targets ω(t0 + horizon) on the periodic 64 x 64 grid, both divided by
 the training inputs' standard deviation (vorticity has zero mean on the torus, so

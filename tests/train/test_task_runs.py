@@ -23,6 +23,10 @@ from geounet.cli import main
 
 #: task -> overrides of its packaged config that make a run of a few seconds
 TINY = {
+    "navier_stokes_forced": [
+        "task.resolution=16", "task.num_train=8", "task.num_test=4", "task.spinup_time=0.05", "task.horizon=0.05",
+        "task.dt=0.01", "model.width=4", "model.num_levels=3", "train.batch_size=4", "train.warmup_steps=2",
+    ],
     "navier_stokes_square": [
         "task.resolution=16", "task.num_train=8", "task.num_test=4", "task.spinup_time=0.05", "task.horizon=0.05",
         "task.dt=0.01", "model.width=4", "model.num_levels=3", "train.batch_size=4", "train.warmup_steps=2",
