@@ -33,7 +33,7 @@ from torch import Tensor
 
 from geounet.geometry.healpix import from_nest, nest_of_face, npix, nside_from_npix, to_nest
 from geounet.hierarchy.base import LevelGraph, ProlongLayout
-from geounet.hierarchy.healpix import HealpixLevels, healpix_level_graph
+from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels, healpix_level_graph
 
 
 def nest_of_node(nside: int) -> Tensor:
@@ -73,6 +73,21 @@ def _face_geometry(nside: int, graph: LevelGraph, name: str) -> Tensor | None:
         return None
     nest = healpix_level_graph(nside)
     return getattr(nest, name)[nest_of_node(nside).to(graph.neighbours.device)]
+
+
+def kind_change_hint(model_kind: str, hierarchy_kind: str) -> str:
+    """What to do when a model built for ``model_kind`` meets a hierarchy of ``hierarchy_kind``: for
+    the NEST and face HEALPix kinds (the same spaces, nodes in another order), how to move the
+    model and the data over; empty for other pairs."""
+    orders = {HealpixHaarHierarchy.kind: ("NEST", "nest_from_face_nodes"),
+              HealpixFaceHierarchy.kind: ("'face'", "face_nodes_from_nest")}
+    if {model_kind, hierarchy_kind} != set(orders):
+        return ""
+    order, convert = orders[model_kind]
+    return (f"the two hold the same HEALPix spaces, nodes in NEST and in 'face' order: build the model for "
+            f"{hierarchy_kind} and load this one's state_dict into it, which gives the same function for the "
+            f"operators 'message_passing' with kernel 'linear' and 'conv3x3', or call this model with a {model_kind} "
+            f"and features converted to {order} order by geounet.hierarchy.{convert}")
 
 
 class HealpixFaceHierarchy(HealpixLevels):
