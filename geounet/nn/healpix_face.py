@@ -185,27 +185,43 @@ class FaceKernelConv(KernelConv):
     slot is masked, which also weighs zero) and ``A_m`` the weights of the level's prepared
     neighbour table (:func:`~geounet.nn.message_passing.prepared_graph`), the very numbers the
     table path uses. Same parameters as ``KernelConv`` (``linear``), so a NEST model's
-    state_dict loads into the face model. Other kernels and levels take ``KernelConv``'s paths.
+    state_dict loads into the face model.
+
+    The face-image form runs where a compiler traces the model (torch.compile, export), which
+    fuses the 8 shifted products into one loop over the pixels and sees no opaque sparse
+    product. Eager, each shifted product is a pass over ``[B, N, M, C]`` and together they
+    cost more than ``KernelConv``'s one sparse product over the level's (renumbered) neighbour
+    table, so eager calls, other kernels and other levels take ``KernelConv``'s paths, which
+    give the same sums to rounding (tested against each other).
     """
 
     def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:  # [B, N, C_in]
         nside = hierarchy.healpix_face_nside(self.level)
         if nside is None or self.kernel is not None:
             return super().forward(x, hierarchy)
+        if not torch.compiler.is_compiling():
+            self.prepare_face_path(hierarchy, nside)  # memoised for a later compiled call, which builds nothing
+            return super().forward(x, hierarchy)
+        return self.face_forward(x, hierarchy, nside)
+
+    def face_forward(self, x: Tensor, hierarchy: Hierarchy, nside: int) -> Tensor:
+        """The face-image realisation (linear kernel, face-ordered level)."""
         self._check_features(x, hierarchy.num_nodes(self.level))
         batch, num_nodes, channels = x.shape
         weights = self._face_weights(hierarchy, nside).weights.to(x.dtype)  # a no-op but under autocast
         padded = padded_images(x, hierarchy, self.level, nside)  # [B, 12, n + 2, n + 2, C_in]
-        aggregated = x.new_zeros(batch, 12, nside, nside, self.num_kernels, channels)
-        for slot, (dx, dy) in enumerate(NEIGHBOUR_OFFSETS):
-            aggregated.addcmul_(shifted(padded, dx, dy, nside)[..., None, :], weights[slot])
+        aggregated = WeightedShifts.apply(padded, weights)  # [B, 12, n, n, M, C_in]
         return self._mix(x, aggregated.view(batch, num_nodes, self.num_kernels, channels))  # [B, N, C_out]
 
     def prepare(self, hierarchy: Hierarchy) -> None:
-        """Memoise what :meth:`forward` reads (see ``KernelConv.prepare``)."""
+        """Memoise what :meth:`forward` reads on every path (see ``KernelConv.prepare``)."""
+        super().prepare(hierarchy)
         nside = hierarchy.healpix_face_nside(self.level)
-        if nside is None or self.kernel is not None:
-            return super().prepare(hierarchy)
+        if nside is not None and self.kernel is None:
+            self.prepare_face_path(hierarchy, nside)
+
+    def prepare_face_path(self, hierarchy: Hierarchy, nside: int) -> None:
+        """Memoise the weights and the padding gather of :meth:`face_forward` on ``hierarchy``."""
         self._face_weights(hierarchy, nside)
         face_padding(hierarchy, self.level, nside)
 
@@ -218,6 +234,37 @@ class FaceKernelConv(KernelConv):
             return FaceKernelWeights(weights.permute(1, 0, 2).reshape(8, 12, nside, nside, -1, 1).contiguous())
 
         return hierarchy.cached(("face_kernel_weights", self.edge_features, dtype), self.level, build)
+
+
+class WeightedShifts(torch.autograd.Function):
+    """``agg[..., m, :] = sum_k weights[k, ..., m] * shift_k(padded)`` for padded images ``[B, 12, n + 2,
+    n + 2, C]`` and constant per-pixel weights ``[8, 12, n, n, M, 1]`` (slot k at face offset
+    :data:`~geounet.geometry.healpix.NEIGHBOUR_OFFSETS` ``[k]``): ``[B, 12, n, n, M, C]``.
+
+    The backward pass keeps only the weights and sums ``sum_m weights[k, ..., m] grad[..., m, :]``
+    of every slot into one zero tensor of the padded shape, where autograd through 8 slices
+    would fill a zero tensor of that shape per slot.
+    """
+
+    @staticmethod
+    def forward(ctx, padded: Tensor, weights: Tensor) -> Tensor:
+        nside = padded.shape[2] - 2
+        out = None
+        for slot, (dx, dy) in enumerate(NEIGHBOUR_OFFSETS):
+            neighbour = shifted(padded, dx, dy, nside)[..., None, :]  # [B, 12, n, n, 1, C]
+            out = neighbour * weights[slot] if out is None else out.addcmul_(neighbour, weights[slot])
+        ctx.save_for_backward(weights)
+        ctx.padded_shape = padded.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (weights,) = ctx.saved_tensors
+        nside = ctx.padded_shape[2] - 2
+        grad_padded = grad.new_zeros(ctx.padded_shape)
+        for slot, (dx, dy) in enumerate(NEIGHBOUR_OFFSETS):
+            shifted(grad_padded, dx, dy, nside).add_((grad * weights[slot]).sum(-2))
+        return grad_padded, None
 
 
 class FaceKernelConvFactory(MessagePassingFactory):

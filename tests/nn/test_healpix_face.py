@@ -43,15 +43,23 @@ def _check_twins(nest_op, face_op, nside, cin, cout):
         torch.testing.assert_close(face_grads[name], grad, rtol=1e-12, atol=1e-12)
 
 
+class FaceImagePath(FaceKernelConv):
+    """FaceKernelConv taking its face-image path also when not compiled."""
+
+    def forward(self, x, hierarchy):
+        return self.face_forward(x, hierarchy, hierarchy.healpix_face_nside(self.level))
+
+
 @pytest.mark.parametrize("nside", [1, 2, 8])
 @pytest.mark.parametrize("cin,cout", [(3, 5), (6, 2)])
-def test_face_kernel_conv_equals_kernel_conv_on_nest(nside, cin, cout):
+@pytest.mark.parametrize("face_type", [FaceKernelConv, FaceImagePath])
+def test_face_kernel_conv_equals_kernel_conv_on_nest(nside, cin, cout, face_type):
     """Both of KernelConv's linear-kernel paths (aggregate first, C_out > C_in; mix first, C_out <= C_in)
-    against the face-image realisation, forward and gradients, every face edge and corner included
-    (nside 1: every pixel is a corner)."""
+    against the face-image realisation and the eager face path (the sparse product on the renumbered
+    graph), forward and gradients, every face edge and corner included (nside 1: every pixel is a corner)."""
     torch.manual_seed(0)
     nest_op = KernelConv(0, cin, cout, 3).double()
-    face_op = FaceKernelConv(0, cin, cout, 3).double()
+    face_op = face_type(0, cin, cout, 3).double()
     _check_twins(nest_op, face_op, nside, cin, cout)
 
 
