@@ -27,10 +27,13 @@ from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch, set_checkpointing
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
+from geounet.nn.healpix_face import FaceKernelConvFactory, HealpixConv3x3Factory
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
 
 VARIANTS = ("multiresnet", "residual", "multiresnet_matched")
+#: the spatial operators build_unet makes when no factory is given
+OPERATORS = ("message_passing", "conv3x3")
 
 
 def level_channels(num_levels: int, width: int, channel_mult: Sequence[int] | None) -> list[int]:
@@ -67,6 +70,7 @@ def build_unet(
     num_kernels: int = 4,
     kernel_hidden: int = 16,
     edge_features: Sequence[int] | None = None,
+    operator: str = "message_passing",
 ) -> UNet:
     """Build one of the paper's U-Net variants for hierarchies of ``hierarchy``'s kind.
 
@@ -76,10 +80,14 @@ def build_unet(
 
     Args:
         factory: makes the spatial operator of each level (the only geometric part);
-            None: continuous-kernel message passing
+            None: the one ``operator`` names (:func:`operator_factory`).
+        operator: ``"message_passing"`` (default): continuous-kernel message passing
             (:class:`~geounet.nn.message_passing.MessagePassingFactory` with ``backend``,
             ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``, which
-            are ignored when a factory is given).
+            are ignored when a factory is given), on face-ordered HEALPix levels realised
+            on padded face images (:class:`~geounet.nn.healpix_face.FaceKernelConv`);
+            ``"conv3x3"``: a dense 3 x 3 convolution on HEALPix levels, NEST or face order
+            (:class:`~geounet.nn.healpix_face.HealpixConv3x3`).
         depth: number of levels, the finest ones of the hierarchy the model is called
             with (None: all of ``hierarchy``'s).
         variant: one of :data:`VARIANTS`.
@@ -104,8 +112,8 @@ def build_unet(
     if depth is not None:
         hierarchy = finest_levels(hierarchy, depth)
     if factory is None:
-        factory = MessagePassingFactory(hierarchy, backend=backend, kernel=kernel, num_kernels=num_kernels,
-                                        kernel_hidden=kernel_hidden, edge_features=edge_features)
+        factory = operator_factory(hierarchy, operator, backend=backend, kernel=kernel, num_kernels=num_kernels,
+                                   kernel_hidden=kernel_hidden, edge_features=edge_features)
     if factory.kind != hierarchy.kind:
         raise GeounetError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
     if variant not in VARIANTS:
@@ -167,6 +175,20 @@ def build_unet(
     )
     set_checkpointing(unet, checkpoint)
     return zero_init_residuals(unet) if zero_init else unet
+
+
+def operator_factory(hierarchy: Hierarchy, operator: str = "message_passing", **options) -> OperatorFactory:
+    """The :class:`~geounet.nn.blocks.OperatorFactory` of ``operator`` (one of :data:`OPERATORS`) for
+    ``hierarchy``'s kind; ``options`` go to the message-passing factory. Hierarchies whose levels
+    are HEALPix face images (``healpix_face_nside``) get the face-image realisation of message
+    passing, with the parameters of the NEST one."""
+    if operator not in OPERATORS:
+        raise GeounetError(f"unknown operator {operator!r}; choose one of {OPERATORS}")
+    if operator == "conv3x3":
+        return HealpixConv3x3Factory(hierarchy)
+    if all(hierarchy.healpix_face_nside(level) is not None for level in range(hierarchy.num_levels)):
+        return FaceKernelConvFactory(hierarchy, **options)
+    return MessagePassingFactory(hierarchy, **options)
 
 
 @torch.no_grad()
