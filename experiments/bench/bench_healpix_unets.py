@@ -7,8 +7,8 @@ forward + squared-mean loss + backward on a batch of 4:
   message passing on NEST pixels; the parameter count every other model is sized to;
 - ``multiresnet_face``: the same U-Net on ``HealpixFaceHierarchy`` (face-ordered nodes,
   the operators realised on padded face images), and ``multiresnet_conv3x3`` with dense
-  3x3 convolutions (``operator="conv3x3"``) sized by width; both only where the face
-  hierarchy exists in this source tree;
+  3x3 convolutions (``operator="conv3x3"``, channels doubling per coarser level like
+  DLWP's) sized by width; both only where the face hierarchy exists in this source tree;
 - ``sfno``: torch-harmonics' SFNO on the equiangular grid with about as many points as the
   HEALPix map (:class:`geounet.models.baselines.SFNOBaseline`, as bench_decoders.py);
 - ``dlwp``: NVIDIA physicsnemo's DLWP-HEALPix U-Net
@@ -68,8 +68,9 @@ def build(name: str, nside: int, width: int, levels: int, channels: int) -> tupl
         from geounet.hierarchy.healpix_face import HealpixFaceHierarchy
 
         hierarchy = HealpixFaceHierarchy(nside, levels)
-        operator = {"operator": "conv3x3"} if name == "multiresnet_conv3x3" else {}
-        model = build_unet(hierarchy, channels, channels, width=width, **operator)
+        conv3x3 = {"operator": "conv3x3", "channel_mult": [2**i for i in range(levels)]}  # doubling, as DLWP
+        model = build_unet(hierarchy, channels, channels, width=width,
+                           **(conv3x3 if name == "multiresnet_conv3x3" else {}))
     else:
         hierarchy = HealpixHaarHierarchy(nside, levels)
         model = (DLWPHealpixUNet(hierarchy, channels, channels, width=width, depth=levels) if name == "dlwp"
