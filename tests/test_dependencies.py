@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: distribution name -> the module it provides, where the two differ
 MODULE_OF = {"torch-geometric": "torch_geometric", "robust-laplacian": "robust_laplacian",
-             "torch-harmonics": "torch_harmonics"}
+             "torch-harmonics": "torch_harmonics", "nvidia-physicsnemo": "physicsnemo"}
 XARRAY_BACKENDS = {"netCDF4", "h5netcdf", "dask", "zarr"}
 
 

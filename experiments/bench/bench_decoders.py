@@ -41,7 +41,7 @@ import sys
 import time
 
 import torch
-from peak_memory import reset_peak, status_bytes
+from peak_memory import peak_step_bytes
 
 MODELS = ("multiresnet", "multiresnet_ckpt", "cheb_unet", "graph_unet", "sfno")
 MULTIRESNETS = ("multiresnet", "multiresnet_ckpt", "multiresnet@before")
@@ -135,16 +135,9 @@ def measure(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up: one-time library and allocator initialisation
     if args.child_mode == "memory":
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            base = reset_peak()
-        step()
-        peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else status_bytes("VmHWM")) - base
-        return {"peak_mb": max(peak, 0) / 2**20}
+        return {"peak_mb": peak_step_bytes(step, device) / 2**20}
+    step()  # warm-up: one-time library and allocator initialisation
     with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: _mm_flops}) as counter:
         step()
     times, cpu_times = [], []

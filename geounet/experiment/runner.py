@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from geounet.experiment.config import ExperimentConfig
-from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline
+from geounet.models.baselines import ChebUNet, DLWPHealpixUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.sizing import count_parameters, parameter_counts, size_to_parameters
 from geounet.models.unet import build_unet
@@ -39,9 +39,10 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
     unet = build_configured_unet(cfg, task)
     if cfg.model.architecture == "unet":
         return unet if task.wrap_model is None else task.wrap_model(unet)
-    levels = {"depth": task.hierarchy.num_levels}  # the ChebConv U-Net uses the same levels as the U-Net
+    levels = {"depth": task.hierarchy.num_levels}  # the ChebConv and DLWP U-Nets use the same levels as the U-Net
     baseline, options = {
         "cheb_unet": (ChebUNet, levels),
+        "dlwp": (DLWPHealpixUNet, levels),
         "graph_unet": (GraphUNetBaseline, {}),
         "flat_resnet": (FlatResNet, {}),
         # on the task's solver grid where it has one (shallow water), else 2 nside x 4 nside

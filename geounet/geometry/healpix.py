@@ -388,28 +388,62 @@ def _face_gluing() -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _neighbours_of(pixels: Tensor, nside: int) -> Tensor:
-    """``[P, 8]`` neighbours (NEST, -1 where absent) of NEST ``pixels [P]``, any pixel on any face.
-
-    Steps ``(dx, dy)`` in face coordinates; a step off the face is continued on the face it
-    lands on by :func:`_face_gluing`, applied to doubled pixel centres ``2 (x, y) + 1`` so the
-    rotation about the face centre stays in integers.
-    """
+    """``[P, 8]`` neighbours (NEST, -1 where absent) of NEST ``pixels [P]``, any pixel on any face:
+    the pixels one step ``(dx, dy)`` of :data:`NEIGHBOUR_OFFSETS` away (:func:`_glued_pixels`)."""
     area = nside * nside
     face, local = pixels // area, pixels % area
     x, y = deinterleave(local)
     offsets = torch.tensor(NEIGHBOUR_OFFSETS, dtype=torch.int64)  # [8, 2]
     step_x, step_y = x[:, None] + offsets[:, 0], y[:, None] + offsets[:, 1]  # [P, 8]
-    xo = (step_x >= nside).long() - (step_x < 0).long()
-    yo = (step_y >= nside).long() - (step_y < 0).long()
+    return _glued_pixels(face[:, None].expand_as(step_x), step_x, step_y, nside)
+
+
+def _glued_pixels(face: Tensor, x: Tensor, y: Tensor, nside: int) -> Tensor:
+    """NEST index (-1 where there is no pixel) of the pixel at face coordinates ``(x, y)`` of
+    base face ``face``, each coordinate in ``[-nside, 2 nside)``: one off the face lies on the
+    face :func:`_face_gluing` continues it onto, applied to doubled pixel centres
+    ``2 (x, y) + 1`` so the rotation about the face centre stays in integers. Beyond one of the
+    8 vertices where three faces meet there is no pixel. All arguments broadcast alike.
+    """
+    xo = (x >= nside).long() - (x < 0).long()
+    yo = (y >= nside).long() - (y < 0).long()
     region = 3 * (xo + 1) + (yo + 1)
-    glued_face, rotation, shift = (t[face[:, None], region] for t in _face_gluing())
-    doubled_x, doubled_y = 2 * step_x + 1, 2 * step_y + 1  # [P, 8]
+    glued_face, rotation, shift = (t[face, region] for t in _face_gluing())
+    doubled_x, doubled_y = 2 * x + 1, 2 * y + 1
     new_x, new_y = (
         (rotation[..., i, 0] * doubled_x + rotation[..., i, 1] * doubled_y + 2 * nside * shift[..., i] - 1) // 2
         for i in range(2)
     )
-    out = glued_face * area + interleave(new_x, new_y)
+    out = glued_face * nside * nside + interleave(new_x, new_y)
     return torch.where(glued_face >= 0, out, -1)
+
+
+def face_padding_index(nside: int, pad: int) -> Tensor:
+    """Where HEALPix neighbour padding of ``"face"`` images reads each pixel, ``[12, n + 2p, n + 2p]``.
+
+    Entry ``[f, p + h, p + w]`` is the node ``g n² + h' n + w'`` of the flattened ``"face"``
+    layout (``image[g, h', w']``) found at row ``h`` and column ``w`` of face ``f`` continued
+    across its edges, for ``-p <= h, w < n + p``: inside the face the pixel itself, beyond an
+    edge the adjacent face's pixel in that face's orientation (the faces are glued without
+    mirroring, :func:`_face_gluing`), beyond a corner where four faces meet the diagonal
+    face's pixel. Beyond the 8 vertices where only three faces meet (z = ±2/3) the ``p x p``
+    corner block has no pixel: -1 there. With ``p = 1`` the 8 padded pixels around
+    ``image[f, h, w]`` are its :func:`neighbour_table` entries: the one at offset
+    ``(dh, dw)`` is its neighbour at face offset ``(dx, dy) = (-dh, -dw)``.
+
+    Args:
+        pad: the padding width p, ``1 <= p <= nside`` (the padding reads one face per side).
+    """
+    validate_nside(nside)
+    if isinstance(pad, bool) or not isinstance(pad, int) or not 1 <= pad <= nside:
+        raise GeounetError(f"pad must be an int from 1 to nside = {nside} (padding reads one adjacent face per "
+                           f"side), got {pad!r}")
+    rows = torch.arange(-pad, nside + pad)
+    h, w = torch.meshgrid(rows, rows, indexing="ij")  # [n + 2p, n + 2p]
+    face = torch.arange(12)[:, None, None]
+    nest = _glued_pixels(face, (nside - 1 - h)[None], (nside - 1 - w)[None], nside)  # "face": x = n-1-h, y = n-1-w
+    node_of_nest = torch.argsort(_nest_of_face(nside, "face").reshape(-1))
+    return torch.where(nest >= 0, node_of_nest[nest.clamp(min=0)], -1)
 
 
 def neighbour_table(nside: int, dtype: torch.dtype = torch.int64) -> Tensor:

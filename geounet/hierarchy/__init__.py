@@ -6,6 +6,7 @@ from geounet.hierarchy.constraints import FunctionConstraint
 from geounet.hierarchy.finest import FinestLevels, finest_levels
 from geounet.hierarchy.haar import PartitionHaarHierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels
+from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 from geounet.hierarchy.io import load_hierarchy, save_hierarchy
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
@@ -19,6 +20,7 @@ __all__ = [
     "ClusterHierarchy",
     "FinestLevels",
     "FunctionConstraint",
+    "HealpixFaceHierarchy",
     "HealpixHaarHierarchy",
     "HealpixLevels",
     "HealpixSHHierarchy",
@@ -30,7 +32,9 @@ __all__ = [
     "SubdivisionHierarchy",
     "TriangleHierarchy",
     "batch_hierarchies",
+    "face_nodes_from_nest",
     "finest_levels",
     "load_hierarchy",
+    "nest_from_face_nodes",
     "save_hierarchy",
 ]

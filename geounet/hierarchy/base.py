@@ -170,6 +170,9 @@ class Hierarchy(ABC):
       broadcast over children (None: not one), what the decoder fuses prolongation with;
     - :meth:`healpix_nside` ``(level)``: the nside when the level's nodes are the pixels of a
       HEALPix NEST grid (None: they are not), for spherical-harmonic analyses and pictures;
+    - :meth:`healpix_face_nside` ``(level)``: the nside when the level's nodes are the pixels of a
+      HEALPix grid in the flattened ``"face"`` image layout (None: they are not), for operators
+      on face images;
     - :meth:`image_shape` ``(level)``: ``(rows, cols)`` when the nodes are the pixels of a
       row-major image (None: they are not);
     - :meth:`node_symmetries` ``()``: permutations of the finest level's nodes that are
@@ -291,6 +294,12 @@ class Hierarchy(ABC):
     def healpix_nside(self, level: int) -> int | None:
         """The nside when the nodes of ``level`` are the pixels of a HEALPix grid in NEST order,
         else None."""
+        return None
+
+    def healpix_face_nside(self, level: int) -> int | None:
+        """The nside when node ``f n² + h n + w`` of ``level`` is pixel ``image[f, h, w]`` of the HEALPix
+        ``"face"`` layout (:mod:`geounet.geometry.healpix`), so features ``[B, N, C]`` are channels-last
+        face images ``[B, 12, n, n, C]``; else None."""
         return None
 
     def image_shape(self, level: int) -> tuple[int, int] | None:

@@ -82,6 +82,9 @@ class FinestLevels(Hierarchy):
     def healpix_nside(self, level: int) -> int | None:
         return self.base.healpix_nside(self._base_level(level))
 
+    def healpix_face_nside(self, level: int) -> int | None:
+        return self.base.healpix_face_nside(self._base_level(level))
+
     def image_shape(self, level: int) -> tuple[int, int] | None:
         return self.base.image_shape(self._base_level(level))
 

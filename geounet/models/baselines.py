@@ -12,6 +12,9 @@ Like the U-Nets they hold only parameters and take the geometry with every call.
 - :class:`SFNOBaseline`: torch-harmonics' ``SphericalFourierNeuralOperator`` on an
   equiangular latitude-longitude grid (node layout of that grid; for HEALPix pixels in
   and out, regridded both ways, use :class:`geounet.models.sfno_healpix.SFNOHealpix`).
+- :class:`DLWPHealpixUNet`: NVIDIA physicsnemo's DLWP-HEALPix ``HEALPixUNet`` (Karlbauer
+  et al. 2024): 3x3 convolutions on the 12 face images with HEALPix padding, average
+  pooling and transposed-convolution upsampling (optional extra ``geounet[dlwp]``).
 
 Every constructor takes a ``width`` so :func:`geounet.models.sizing.size_to_parameters` can
 match parameter counts.
@@ -26,6 +29,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import ChebConv, GraphUNet
 
 from geounet.errors import GeounetError
+from geounet.geometry.healpix import from_nest, to_nest
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
 from geounet.nn.blocks import ResidualBlock
@@ -38,6 +42,24 @@ from geounet.nn.unet import geometry_for
 def _check_input(model: nn.Module, x: Tensor, num_nodes: int, channels: int) -> None:
     dtype = next(model.parameters()).dtype
     check_model_input(x, num_nodes, channels, dtype, type(model).__name__)
+
+
+def healpix_model_nside(hierarchy: object, model: str) -> int:
+    """The nside of ``hierarchy``'s finest level, for a model tied to one HEALPix NEST grid;
+    GeounetError naming ``model`` when the hierarchy is not HEALPix."""
+    nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
+    if nside is None:
+        raise GeounetError(f"{model} needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
+                           f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}")
+    return nside
+
+
+def check_healpix_call(model: str, nside: int, hierarchy: Hierarchy | None) -> None:
+    """A model built for ``nside`` refuses a ``hierarchy`` (when one is passed) of another size."""
+    num_pixels = 12 * nside**2
+    if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != num_pixels:
+        raise GeounetError(f"this {model} runs at nside {nside}; the hierarchy's finest level has "
+                           f"{hierarchy.num_nodes(hierarchy.finest_level)} pixels, not {num_pixels}")
 
 
 class GraphUNetBaseline(nn.Module):
@@ -204,3 +226,75 @@ class SFNOBaseline(nn.Module):
         _check_input(self, x, self.nlat * self.nlon, self.in_channels)
         image = x.transpose(1, 2).reshape(x.shape[0], -1, self.nlat, self.nlon)  # [B, C, nlat, nlon]
         return self.sfno(image).flatten(2).transpose(1, 2)  # [B, N, C_out]
+
+
+def _physicsnemo_unet(in_channels: int, out_channels: int, channels: list[int], layers_per_level: int) -> nn.Module:
+    """physicsnemo's ``HEALPixUNet`` built from its Hydra configs: per level ``layers_per_level``
+    padded 3x3 convolutions with CappedGELU (cap 10, DLWP's activation), 2x2 average pooling
+    down, a 2x2 stride-2 transposed convolution up, and a 1x1 convolution head; one input and
+    one output time step, no constants or decoder inputs."""
+    try:
+        from physicsnemo.models.dlwp_healpix import HEALPixUNet
+    except ImportError as error:
+        raise GeounetError(f"DLWPHealpixUNet needs NVIDIA physicsnemo ({error}); install it with "
+                           "pip install 'geounet[dlwp]'") from None
+    blocks = "physicsnemo.models.dlwp_healpix.layers"
+    activation = {"_target_": "physicsnemo.nn.CappedGELU", "cap_value": 10}
+    conv = {"_target_": f"{blocks}.BasicConvBlock", "kernel_size": 3, "activation": activation}
+    depth = len(channels)
+    # the encoder and decoder instantiate their blocks themselves, once per level
+    encoder = {
+        "_target_": f"{blocks}.UNetEncoder", "_recursive_": False, "conv_block": conv, "n_channels": channels,
+        "n_layers": [layers_per_level] * depth,
+        "down_sampling_block": {"_target_": "physicsnemo.nn.HEALPixAvgPool", "pooling": 2},
+    }
+    decoder = {
+        "_target_": f"{blocks}.UNetDecoder", "_recursive_": False, "conv_block": conv, "n_channels": channels[::-1],
+        "n_layers": [layers_per_level] * depth,
+        "up_sampling_block": {"_target_": f"{blocks}.TransposedConvUpsample", "upsampling": 2,
+                              "activation": activation},
+        "output_layer": {"_target_": f"{blocks}.BasicConvBlock", "kernel_size": 1, "n_layers": 1},
+    }
+    return HEALPixUNet(encoder=encoder, decoder=decoder,
+                       input_channels=in_channels, output_channels=out_channels, n_constants=0,
+                       decoder_input_channels=0, input_time_dim=1, output_time_dim=1)
+
+
+class DLWPHealpixUNet(nn.Module):
+    """NVIDIA physicsnemo's DLWP-HEALPix U-Net on geounet's NEST pixels.
+
+    physicsnemo's ``HEALPixUNet`` takes ``[B, F=12, T, C, H, W]`` face images in the
+    ``"face"`` layout of :mod:`geounet.geometry.healpix` (DLWP's, ``"face_n_cw"``) and pads
+    every face with its neighbours' pixels before each 3x3 convolution. The wrapper is a
+    pure reordering on both sides,
+
+        y = to_nest(HEALPixUNet(from_nest(x, "face"))),
+
+    with one time step in and out. Level ``i`` (finest first) has ``width * 2**i`` channels
+    and ``layers_per_level`` convolutions in the encoder and the decoder; ``depth`` levels
+    need ``nside`` divisible by ``2**(depth - 1)`` (the coarsest faces are
+    ``nside / 2**(depth - 1)`` pixels wide).
+
+    Args:
+        hierarchy: a HEALPix hierarchy; its finest level's nside is the model's.
+        width: channels of the finest level.
+    """
+
+    def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 13,
+                 depth: int = 4, layers_per_level: int = 2):
+        super().__init__()
+        nside = healpix_model_nside(hierarchy, "DLWPHealpixUNet")
+        if not isinstance(depth, int) or depth < 1 or nside % 2 ** (depth - 1):
+            raise GeounetError(f"DLWPHealpixUNet depth {depth!r} needs nside divisible by 2**(depth - 1); nside is "
+                               f"{nside}: choose depth <= {nside.bit_length()}")
+        self.nside, self.num_pixels, self.in_channels = nside, 12 * nside**2, in_channels
+        self.unet = _physicsnemo_unet(in_channels, out_channels, [width * 2**i for i in range(depth)],
+                                      layers_per_level)
+
+    def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
+        """``hierarchy``, when given, must have the model's nside (the faces' size is fixed)."""
+        check_healpix_call("DLWPHealpixUNet", self.nside, hierarchy)
+        _check_input(self, x, self.num_pixels, self.in_channels)
+        faces = from_nest(x, "face", channels_last=True)  # [B, 12, n, n, C_in]
+        out = self.unet([faces.permute(0, 1, 4, 2, 3).unsqueeze(2)])  # [B, 12, T=1, C_out, n, n]
+        return to_nest(out.squeeze(2).permute(0, 1, 3, 4, 2), "face", channels_last=True)  # [B, N, C_out]

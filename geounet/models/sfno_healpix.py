@@ -49,10 +49,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geounet.errors import GeounetError
 from geounet.functional.regrid import regrid_operator
 from geounet.hierarchy.base import Hierarchy
-from geounet.models.baselines import SFNOBaseline
+from geounet.models.baselines import SFNOBaseline, check_healpix_call, healpix_model_nside
 from geounet.nn.inputs import check_model_input
 
 
@@ -90,11 +89,7 @@ class SFNOHealpix(nn.Module):
                  nlat: int | None = None, nlon: int | None = None, method: str = "bilinear",
                  num_layers: int = 4, scale_factor: int = 3):
         super().__init__()
-        nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
-        if nside is None:
-            raise GeounetError(f"SFNOHealpix needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
-                               f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}")
-        self.nside = nside
+        self.nside = healpix_model_nside(hierarchy, "SFNOHealpix")
         self.num_pixels = hierarchy.num_nodes(hierarchy.finest_level)
         self.in_channels = in_channels
         nlat, nlon = nlat or 2 * self.nside, nlon or 4 * self.nside
@@ -109,9 +104,7 @@ class SFNOHealpix(nn.Module):
     def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
         """The SFNO is tied to its lat-lon grid, so unlike the U-Nets it keeps its regridding
         operators (non-persistent buffers); ``hierarchy``, when given, must have its nside."""
-        if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != self.num_pixels:
-            raise GeounetError(f"this SFNOHealpix runs at nside {self.nside}; the hierarchy's finest level has "
-                             f"{hierarchy.num_nodes(hierarchy.finest_level)} pixels, not {self.num_pixels}")
+        check_healpix_call("SFNOHealpix", self.nside, hierarchy)
         check_model_input(x, self.num_pixels, self.in_channels, next(self.sfno.parameters()).dtype, "SFNOHealpix")
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         to_latlon, to_healpix = self.to_latlon.to(dtype), self.to_healpix.to(dtype)

@@ -29,10 +29,13 @@ from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch, se
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, ResidualEncoder
 from geounet.nn.equivariant_conv import EquivariantFactory
+from geounet.nn.healpix_face import FaceKernelConvFactory, HealpixConv3x3Factory
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
 
 VARIANTS = ("multiresnet", "residual", "multiresnet_matched")
+#: the spatial operators build_unet makes when no factory is given
+OPERATORS = ("message_passing", "conv3x3")
 
 
 def level_channels(num_levels: int, width: int, channel_mult: Sequence[int] | None) -> list[int]:
@@ -70,6 +73,7 @@ def build_unet(
     num_kernels: int = 4,
     kernel_hidden: int = 16,
     edge_features: Sequence[int] | None = None,
+    operator: str = "message_passing",
 ) -> UNet:
     """Build one of the paper's U-Net variants for hierarchies of ``hierarchy``'s kind.
 
@@ -82,9 +86,14 @@ def build_unet(
             :class:`~geounet.nn.equivariant_conv.EquivariantFactory` selects the rotation-equivariant
             family (:func:`~geounet.models.equivariant.build_equivariant_unet`; ``in_channels`` /
             ``out_channels`` may then be :class:`~geounet.functional.fields.FieldSpec`); None:
-            continuous-kernel message passing (:class:`~geounet.nn.message_passing.MessagePassingFactory`
-            with ``backend``, ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``,
-            which are ignored when a factory is given).
+            the one ``operator`` names (:func:`operator_factory`).
+        operator: ``"message_passing"`` (default): continuous-kernel message passing
+            (:class:`~geounet.nn.message_passing.MessagePassingFactory` with ``backend``,
+            ``kernel``, ``num_kernels``, ``kernel_hidden`` and ``edge_features``, which
+            are ignored when a factory is given), on face-ordered HEALPix levels realised
+            on padded face images (:class:`~geounet.nn.healpix_face.FaceKernelConv`);
+            ``"conv3x3"``: a dense 3 x 3 convolution on HEALPix levels, NEST or face order
+            (:class:`~geounet.nn.healpix_face.HealpixConv3x3`).
         depth: number of levels, the finest ones of the hierarchy the model is called
             with (None: all of ``hierarchy``'s).
         variant: one of :data:`VARIANTS`.
@@ -115,8 +124,8 @@ def build_unet(
         return _equivariant_unet(hierarchy, in_channels, out_channels, factory, variant, width, decoder_blocks,
                                  bottleneck_blocks, cond_dim)
     if factory is None:
-        factory = MessagePassingFactory(hierarchy, backend=backend, kernel=kernel, num_kernels=num_kernels,
-                                        kernel_hidden=kernel_hidden, edge_features=edge_features)
+        factory = operator_factory(hierarchy, operator, backend=backend, kernel=kernel, num_kernels=num_kernels,
+                                   kernel_hidden=kernel_hidden, edge_features=edge_features)
     if factory.kind != hierarchy.kind:
         raise GeounetError(f"factory makes operators for {factory.kind} hierarchies, not {hierarchy.kind}")
     if variant not in VARIANTS:
@@ -189,6 +198,20 @@ def _equivariant_unet(hierarchy: Hierarchy, in_channels, out_channels, factory: 
                            f"{variant!r}, cond_dim {cond_dim!r}: use variant='multiresnet', cond_dim=None")
     return build_equivariant_unet(hierarchy, in_channels, out_channels, factory, width=width,
                                   decoder_blocks=decoder_blocks, bottleneck_blocks=bottleneck_blocks)
+
+
+def operator_factory(hierarchy: Hierarchy, operator: str = "message_passing", **options) -> OperatorFactory:
+    """The :class:`~geounet.nn.blocks.OperatorFactory` of ``operator`` (one of :data:`OPERATORS`) for
+    ``hierarchy``'s kind; ``options`` go to the message-passing factory. Hierarchies whose levels
+    are HEALPix face images (``healpix_face_nside``) get the face-image realisation of message
+    passing, with the parameters of the NEST one."""
+    if operator not in OPERATORS:
+        raise GeounetError(f"unknown operator {operator!r}; choose one of {OPERATORS}")
+    if operator == "conv3x3":
+        return HealpixConv3x3Factory(hierarchy)
+    if all(hierarchy.healpix_face_nside(level) is not None for level in range(hierarchy.num_levels)):
+        return FaceKernelConvFactory(hierarchy, **options)
+    return MessagePassingFactory(hierarchy, **options)
 
 
 @torch.no_grad()

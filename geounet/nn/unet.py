@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.finest import finest_levels
+from geounet.hierarchy.healpix_face import kind_change_hint
 from geounet.nn.inputs import NONFINITE_POLICIES, check_model_input, check_model_output
 
 
@@ -41,8 +42,8 @@ def geometry_for(model: nn.Module, hierarchy: Hierarchy, kind: str, num_levels: 
         raise TypeError(f"{type(model).__name__} is called model(x, hierarchy) with a geounet Hierarchy, "
                         f"got {type(hierarchy).__name__}")
     if hierarchy.kind != kind:
-        raise GeounetError(f"{type(model).__name__} was built for {kind} hierarchies, got a {hierarchy.kind}; "
-                         "build a model from a hierarchy of that kind")
+        fix = kind_change_hint(kind, hierarchy.kind) or "build a model from a hierarchy of that kind"
+        raise GeounetError(f"{type(model).__name__} was built for {kind} hierarchies, got a {hierarchy.kind}; {fix}")
     if hierarchy.num_levels < num_levels:
         raise GeounetError(f"{type(model).__name__} has {num_levels} levels but the hierarchy only "
                          f"{hierarchy.num_levels}; build the hierarchy with at least {num_levels} levels")

@@ -24,7 +24,8 @@ class ConfigError(GeounetError):
 
 
 #: ``model.architecture``: geounet's U-Net, or a baseline sized to the U-Net's parameter count.
-ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet", "sfno")
+#: ``"dlwp"`` is physicsnemo's DLWP-HEALPix U-Net (the ``dlwp`` extra), on HEALPix tasks only.
+ARCHITECTURES = ("unet", "cheb_unet", "graph_unet", "flat_resnet", "sfno", "dlwp")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from geounet.errors import GeounetError
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import (
     ClusterHierarchy,
+    HealpixFaceHierarchy,
     HealpixHaarHierarchy,
     HealpixSHHierarchy,
     MeshSpectralHierarchy,
@@ -35,6 +36,7 @@ def _sphere() -> Mesh:
 KINDS = {
     "square": lambda: SquareHaarHierarchy(8, 2, periodic=True),
     "healpix": lambda: HealpixHaarHierarchy(4, 2),
+    "healpix_face": lambda: HealpixFaceHierarchy(4, 2),
     "healpix_sh": lambda: HealpixSHHierarchy(2, 2),
     "triangle": lambda: TriangleHierarchy(3),
     "subdivision": lambda: SubdivisionHierarchy(_sphere(), 2),
