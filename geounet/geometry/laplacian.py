@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +44,10 @@ from scipy.sparse import csgraph
 from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 from geounet.errors import GeounetError
+from geounet.geometry.cache_files import load_or_build
 from geounet.geometry.mesh import Mesh
 
-_CACHE_VERSION = 4
+_CACHE_VERSION = 5
 BOUNDARIES = ("neumann", "dirichlet")
 LAPLACIANS = ("auto", "cotangent", "robust", "graph")
 
@@ -111,7 +111,9 @@ def laplacian_eigenbasis(
     vector is the normalised constant ``1 / sqrt(A)`` (rotated within the null space).
     Results are cached on disk in :func:`cache_dir`, keyed by sha256 of the mesh bytes
     and the parameters, written atomically as one ``.npy`` array ``[1 + V, num]`` (row 0
-    the eigenvalues), which loads about twice as fast as an ``.npz`` (a zip archive).
+    the eigenvalues), which loads about twice as fast as an ``.npz`` (a zip archive), and
+    sealed with a SHA-256 manifest: a damaged file is solved again, with a warning naming it
+    (:func:`geounet.geometry.cache_files.load_or_build`).
     """
     if boundary not in BOUNDARIES:
         raise GeounetError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
@@ -125,14 +127,17 @@ def laplacian_eigenbasis(
         raise GeounetError(f"num must be an int in [1, {int(free.sum()) - 1}] for this mesh, got {num!r}")
     params = {"num": num, "boundary": boundary, "kind": kind, "version": _CACHE_VERSION}
     key = hashlib.sha256((mesh.content_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()
+    if not use_cache:
+        return _solve(mesh, num, free, kind)
+
+    def write(tmp: Path) -> None:
+        values, vectors = _solve(mesh, num, free, kind)
+        with open(tmp, "wb") as file:
+            np.save(file, np.concatenate([values[None], vectors]))
+
     path = cache_dir() / f"eigenbasis-{key}.npy"
-    if use_cache and path.exists():
-        stored = np.load(path)  # [1 + V, num]
-        return stored[0], stored[1:]
-    values, vectors = _solve(mesh, num, free, kind)
-    if use_cache:
-        _atomic_save(path, np.concatenate([values[None], vectors]))
-    return values, vectors
+    stored = load_or_build(path, write, np.load, "eigenbasis cache file")  # [1 + V, num]
+    return stored[0], stored[1:]
 
 
 def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -263,15 +268,3 @@ def _constant_first(vectors: np.ndarray, mass: np.ndarray, values: np.ndarray) -
     vectors = vectors.copy()
     vectors[:, :zero] = block @ rotation[:, :zero]
     return vectors
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, array)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -15,6 +15,7 @@ from geounet.data.mesh_dataset import (
 )
 from geounet.data.pyg import PygBatches, from_pyg, to_pyg
 from geounet.datagen.mesh_families import DarcyFamily
+from geounet.geometry.cache_files import CacheRebuiltWarning
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import BatchedHierarchy, SquareHaarHierarchy
 from geounet.models import build_unet
@@ -73,13 +74,16 @@ def test_hierarchies_are_built_once_per_mesh_and_cached_on_disk(tmp_path):
     x = torch.randn(1, samples[0].mesh.num_faces, 1, dtype=torch.float64)
     torch.testing.assert_close(again.hierarchy(0).restrict(x, 2), dataset.hierarchy(0).restrict(x, 2))
     assert again.hierarchy(0).content_key == dataset.hierarchy(0).content_key
-    # a damaged file is named, not unpickled
+    # a damaged file is named and rebuilt, never unpickled
     path = next((tmp_path / "hierarchies").glob("*.pkl"))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=f"{path.name} is damaged; delete it"):
-        MeshDataset(samples, recipe, cache_dir=tmp_path).build_all()
+    with pytest.warns(CacheRebuiltWarning, match=f"{path.name} is damaged .*SHA-256.*rebuilding it") as caught:
+        rebuilt = MeshDataset(samples, recipe, cache_dir=tmp_path).build_all()
+    assert len(caught) == 1 and counter.read_text() == "xxxx"
+    for i in range(0, 6, 2):
+        assert torch.equal(rebuilt.hierarchy(i).parents(2), dataset.hierarchy(i).parents(2))
 
 
 def test_hierarchies_built_in_worker_processes_equal_those_built_here(tmp_path):
