@@ -16,6 +16,9 @@ The selected fields are streamed once, a few time steps at a time (only those ar
 in memory), through the checks below, converted to NEST and written to an on-disk
 cache ``fields.f32 [T, N, C]`` float32 that training reads row by row (:class:`StateFile`,
 :class:`ClimateArchive`). Peak memory therefore does not grow with the data set's length.
+The archive folder is sealed with a SHA-256 manifest of its files, checked when it is
+opened (:mod:`geounet.geometry.cache_files`): a damaged archive is built again from the
+source with a warning naming it, never read.
 
 Every defect of the input is a :class:`ClimateDataError` naming it and the fix: a
 missing variable or level, grids that differ between variables or from ``nside``, an

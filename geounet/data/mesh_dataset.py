@@ -90,10 +90,12 @@ class Eigenbases:
     band_limits: tuple[int, ...]
     boundary: str = "neumann"
     laplacian: str = "auto"
+    normalize: bool = False
     at = "vertex"
 
     def build(self, mesh: Mesh) -> Hierarchy:
-        return MeshSpectralHierarchy(mesh, list(self.band_limits), boundary=self.boundary, laplacian=self.laplacian)
+        return MeshSpectralHierarchy(mesh, list(self.band_limits), boundary=self.boundary, laplacian=self.laplacian,
+                                     normalize=self.normalize)
 
 
 def hierarchy_key(mesh: Mesh, recipe: HierarchyRecipe) -> str:
