@@ -12,6 +12,7 @@ import pytest
 
 from geounet.cli import main
 from geounet.errors import GeounetError
+from geounet.geometry.cache_files import CacheRebuiltWarning, seal
 from geounet.train.checkpoint import load_checkpoint, save_checkpoint
 
 HERE = Path(__file__).parent / "bad_inputs"
@@ -69,6 +70,7 @@ def _damage(root: Path, damage: str) -> None:
             arrays["f_vertex"][3, 17] = np.nan
             with open(path, "wb") as fh:
                 np.savez(fh, **arrays)
+            seal(path)  # as if the generator had written the NaN: the checksum holds
         else:
             _damage_bytes(path, kind)
     elif kind == "misfit":
@@ -111,3 +113,18 @@ def test_bad_library_call_raises_one_line(case, tmp_path):
     with pytest.raises(GeounetError) as raised:
         CALLS[case["call"]](tmp_path)
     assert "\n" not in str(raised.value) and case["message"] in str(raised.value), str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty", "zipname", "npyheader"])
+def test_damaged_data_is_regenerated_with_one_warning(kind, trained, tmp_path, monkeypatch):
+    """A damaged data cache is not an input error: ``datagen`` names it in a warning and
+    writes the same data again."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "copy"
+    shutil.copytree(trained, root)
+    path = _train_data_file(root / "data")
+    clean = path.read_bytes()
+    _damage_bytes(path, kind)
+    with pytest.warns(CacheRebuiltWarning, match=f"data file {path} cannot be used") as caught:
+        assert main(["datagen", *_tiny(root / "data")]) == 0
+    assert len(caught) == 1 and path.read_bytes() == clean

@@ -10,7 +10,9 @@ On reuse the stored parameters are compared with the requested ones; a mismatch 
 
 Writes go to a temporary file in the destination directory followed by ``os.replace``,
 so a reader never sees a half-written file, and two processes generating the same
-dataset at once both leave a complete file behind.
+dataset at once both leave a complete file behind. Every file is sealed with a SHA-256
+manifest beside it (:mod:`geounet.geometry.cache_files`): :func:`cached` regenerates a
+file that fails it, with a warning naming it; :func:`load_npz` / :func:`load_netcdf` name it.
 
 Typical use (a generator owns its own ``params``; include a ``version`` entry and bump it
 when the generator's numerics change, so old files are not reused)::
@@ -25,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import tokenize
 import zipfile
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from geounet.errors import GeounetError
+from geounet.geometry.cache_files import atomic_write, load_or_build, require_intact, seal
 
 #: what np.load raises on a damaged .npz (a damaged .npy header fails numpy's tokenize / literal_eval)
 NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, tokenize.TokenError, SyntaxError)
@@ -107,9 +109,16 @@ class HashHeaderError(GeounetError):
     """A hash-headed file failed its check: ``problem`` is ``"empty"``, ``"foreign"`` (no such
     header), ``"length"`` (truncated or padded; ``detail`` gives the counts) or ``"hash"``."""
 
+    _MEANING = {"empty": "the file is empty", "foreign": "it has no header of this kind",
+                "length": "it is truncated or padded", "hash": "its content does not match the SHA-256 in its header"}
+
     def __init__(self, problem: str, detail: str = ""):
         super().__init__(f"{problem}: {detail}" if detail else problem)
         self.problem, self.detail = problem, detail
+
+    def explain(self) -> str:
+        """The problem in words, e.g. ``it is truncated or padded: 10 payload bytes, the header says 20``."""
+        return f"{self._MEANING[self.problem]}: {self.detail}" if self.detail else self._MEANING[self.problem]
 
 
 def hash_headed(magic: bytes, payload: bytes) -> bytes:
@@ -133,28 +142,6 @@ def read_hash_headed(path: Path, magic: bytes) -> bytes:
     if hashlib.sha256(payload).hexdigest() != header[1].decode():
         raise HashHeaderError("hash")
     return payload
-
-
-def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> Path:
-    """Call ``write_fn(tmp_path)`` on a fresh temporary file next to ``path``, fsync it, rename it.
-
-    The temporary file keeps ``path``'s suffix (some writers dispatch on it). If
-    ``write_fn`` raises, the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write_fn(tmp_path)
-        _fsync(tmp_path)
-        os.replace(tmp_path, path)
-        _fsync(path.parent)  # the rename itself
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-    return path
 
 
 def _damaged(path: Path, error: Exception) -> str:
@@ -190,15 +177,6 @@ def check_finite(path: str | os.PathLike, name: str, values: np.ndarray, dims: t
     )
 
 
-def _fsync(path: Path) -> None:
-    """Flush ``path`` (a file or a directory) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _check_stored(path: Path, stored: str | None, params: Mapping[str, Any]) -> None:
     expected = canonical_params(params)
     if stored is None:
@@ -210,22 +188,18 @@ def _check_stored(path: Path, stored: str | None, params: Mapping[str, Any]) -> 
         )
 
 
-def save_netcdf(ds, path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
-    """Write an ``xarray.Dataset`` atomically, recording ``params`` as a global attribute.
-
-    Every data variable carries an HDF5 Fletcher-32 checksum, so a damaged file fails to
-    read instead of returning garbage values."""
+def _netcdf_writer(ds, params: Mapping[str, Any]) -> Callable[[Path], None]:
+    """Writes an ``xarray.Dataset`` with ``params`` as a global attribute and an HDF5 Fletcher-32
+    checksum on every data variable."""
     ds = ds.copy(deep=False)
     ds.attrs[PARAMS_ATTR] = canonical_params(params)
     checksums = {name: {"fletcher32": True} for name in ds.data_vars}
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, encoding=checksums))
+    return lambda tmp: ds.to_netcdf(tmp, encoding=checksums)
 
 
-def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
-    """Read a cached ``xarray.Dataset`` fully into memory, checking its stored params."""
+def _read_netcdf(path: Path, params: Mapping[str, Any]):
     import xarray as xr
 
-    path = Path(path)
     try:
         with xr.open_dataset(path) as ds:
             ds = ds.load()
@@ -237,8 +211,8 @@ def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
     return ds
 
 
-def save_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
-    """Write a dict of arrays atomically as ``.npz`` with ``params`` under ``cache_params``."""
+def _npz_writer(arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> Callable[[Path], None]:
+    """Writes a dict of arrays as ``.npz`` with ``params`` under ``cache_params``."""
     if PARAMS_ATTR in arrays:
         raise GeounetError(f"array name '{PARAMS_ATTR}' is reserved for the cache record")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
@@ -248,12 +222,10 @@ def save_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, params: 
         with open(tmp, "wb") as fh:
             np.savez(fh, **payload)
 
-    return atomic_write(path, write)
+    return write
 
 
-def load_npz(path: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Read a cached ``.npz`` (no pickles) into a dict, checking its stored params."""
-    path = Path(path)
+def _read_npz(path: Path, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -268,6 +240,37 @@ def load_npz(path: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, np
     return arrays
 
 
+_FORMATS = {"netcdf": (_netcdf_writer, _read_netcdf), "npz": (_npz_writer, _read_npz)}
+
+
+def save_netcdf(ds, path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
+    """Write an ``xarray.Dataset`` atomically and seal it with its manifest, recording ``params``
+    as a global attribute (every data variable also carries an HDF5 Fletcher-32 checksum)."""
+    path = atomic_write(path, _netcdf_writer(ds, params))
+    seal(path)
+    return path
+
+
+def load_netcdf(path: str | os.PathLike, params: Mapping[str, Any]):
+    """Read a cached ``xarray.Dataset`` fully into memory after checking its manifest and stored params."""
+    require_intact(path, "data file")
+    return _read_netcdf(Path(path), params)
+
+
+def save_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, params: Mapping[str, Any]) -> Path:
+    """Write a dict of arrays atomically as ``.npz`` with ``params`` under ``cache_params``, sealed
+    with its manifest."""
+    path = atomic_write(path, _npz_writer(arrays, params))
+    seal(path)
+    return path
+
+
+def load_npz(path: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Read a cached ``.npz`` (no pickles) into a dict after checking its manifest and stored params."""
+    require_intact(path, "data file")
+    return _read_npz(Path(path), params)
+
+
 def cached(
     cache_dir: str | os.PathLike,
     name: str,
@@ -276,6 +279,10 @@ def cached(
     fmt: str = "netcdf",
 ):
     """Load the dataset keyed by ``params`` from ``cache_dir``, or build, save and return it.
+
+    A file that fails its manifest check (truncated, changed bytes, no or broken manifest)
+    is never read: it is generated again, with one
+    :class:`~geounet.geometry.cache_files.CacheRebuiltWarning` naming it.
 
     Args:
         cache_dir: directory of cache files (created if missing).
@@ -291,12 +298,10 @@ def cached(
         thing, including netCDF dtype/attribute round-trips).
 
     Raises:
-        CacheMismatchError: the file exists but records different parameters.
+        CacheMismatchError: the file exists, intact, but records different parameters.
     """
     if fmt not in _FORMAT_SUFFIX:
         raise GeounetError(f"fmt must be one of {sorted(_FORMAT_SUFFIX)}, got {fmt!r}")
     path = dataset_path(cache_dir, name, params, _FORMAT_SUFFIX[fmt])
-    load, save = (load_netcdf, save_netcdf) if fmt == "netcdf" else (load_npz, save_npz)
-    if not path.exists():
-        save(build_fn(), path, params)
-    return load(path, params)
+    writer, read = _FORMATS[fmt]
+    return load_or_build(path, lambda tmp: writer(build_fn(), params)(tmp), lambda p: read(p, params), "data file")

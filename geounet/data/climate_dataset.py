@@ -18,6 +18,9 @@ The selected fields are streamed once, a few time steps at a time (only those ar
 in memory), through the checks below, converted to NEST and written to an on-disk
 cache ``fields.f32 [T, N, C]`` float32 that training reads row by row (:class:`StateFile`,
 :class:`ClimateArchive`). Peak memory therefore does not grow with the data set's length.
+The archive folder is sealed with a SHA-256 manifest of its files, checked when it is
+opened (:mod:`geounet.geometry.cache_files`): a damaged archive is built again from the
+source with a warning naming it, never read.
 
 Every defect of the input is a :class:`ClimateDataError` naming it and the fix: a
 missing variable or level, grids that differ between variables or from ``nside``, an
@@ -57,8 +60,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,7 @@ from geounet.data.forecast_files import lead_series
 from geounet.data.forecast_samples import forecast_batch
 from geounet.data.samples import Batch
 from geounet.errors import MissingFileError
+from geounet.geometry.cache_files import load_or_build
 from geounet.geometry.healpix import npix, pixel_vectors, validate_nside
 from geounet.hierarchy.base import Hierarchy
 from geounet.models.autoregressive import Normalisation
@@ -80,7 +82,7 @@ from geounet.models.autoregressive import Normalisation
 FORCINGS = ("toa_insolation", "sin_time_of_day", "cos_time_of_day", "sin_day_of_year", "cos_day_of_year")
 #: about this many bytes of float64 source data are read per chunk when the cache is built
 CHUNK_BYTES = 16 * 2**20
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 # ------------------------------------------------------------------------------ opening
@@ -289,12 +291,13 @@ def open_archive(source: str, variables: list[str], layout: str, nside: int, cac
                "layout": layout, "nside": nside, "method": method, "time_name": time_name,
                "level_name": level_name, "data_step_hours": data_step_hours, "version": CACHE_VERSION}
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
-    directory = Path(cache_dir) / f"climate-{key}"
-    if not (directory / "meta.json").is_file():
+
+    def write(staging: Path) -> None:
         series = lead_series(open_climate(source), data_step_hours, time_name)
         source_fields = SourceFields.select(series, variables, layout, nside, time_name, level_name)
-        _build_archive(source_fields, directory, constants, method)
-    return ClimateArchive.open(directory)
+        _build_archive(source_fields, staging, constants, method)
+
+    return load_or_build(Path(cache_dir) / f"climate-{key}", write, ClimateArchive.open, "climate archive")
 
 
 @dataclass
@@ -403,7 +406,8 @@ def _check_values(values: np.ndarray, valid: np.ndarray, name: str, times: np.nd
                            "or drop the times they differ at")
 
 
-def _build_archive(source: SourceFields, directory: Path, constants: list[str] | None, method: str) -> None:
+def _build_archive(source: SourceFields, staging: Path, constants: list[str] | None, method: str) -> None:
+    """Write the archive's files into the new folder ``staging`` (renamed into place and sealed by the caller)."""
     times, grid, nside = source.times, source.grid, source.nside
     dt = check_time_axis(times)
     constant_names, constant_values = source.constant_fields(constants, method)
@@ -412,38 +416,33 @@ def _build_archive(source: SourceFields, directory: Path, constants: list[str] |
         if not source_valid[c].any():
             raise ClimateDataError(f"variable {name!r} is missing (NaN) everywhere at {times[0]}; fill it or drop "
                                    "that time")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-    try:
-        per_chunk = max(1, CHUNK_BYTES // (8 * int(source_valid[0].size)))
-        with open(staging / "fields.f32", "wb") as out:
-            for start in range(0, times.size, per_chunk):
-                rows = slice(start, min(times.size, start + per_chunk))
-                chunk = np.empty((rows.stop - start, npix(nside), len(source.arrays)), dtype=np.float32)  # [t, N, C]
-                for c in range(len(source.arrays)):
-                    chunk[:, :, c] = source.read(c, rows, source_valid[c], method).float().numpy()
-                out.write(chunk.tobytes())
-            out.flush()
-            os.fsync(out.fileno())
-        valid = np.stack([grid.coverage(v, nside, method).numpy() for v in source_valid], axis=-1)  # [N, C]
-        arrays = {"times": times, "constants": constant_values, "valid": valid, "source_valid": source_valid}
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", array)
-        meta = {
-            "variables": list(source.variables), "shape": [times.size, npix(nside), len(source.arrays)],
-            "constants": constant_names, "layout": grid.layout, "nside": nside,
-            "dt_seconds": int(dt / np.timedelta64(1, "s")), "method": method, "time_name": source.time_name,
-            "attrs": {name: {k: _plain(v) for k, v in da.attrs.items()}
-                      for name, da in zip(source.variables, source.arrays, strict=True)},
-            "grid": grid.describe(),
-            "masks": {name: {"source_points": int((~source_valid[c]).sum()), "pixels": int((~valid[:, c]).sum())}
-                      for c, name in enumerate(source.variables) if not valid[:, c].all()},
-            "gaps": [[str(a), str(b)] for a, b in time_gaps(times, dt)],
-        }
-        (staging / "meta.json").write_text(json.dumps(meta))
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    per_chunk = max(1, CHUNK_BYTES // (8 * int(source_valid[0].size)))
+    with open(staging / "fields.f32", "wb") as out:
+        for start in range(0, times.size, per_chunk):
+            rows = slice(start, min(times.size, start + per_chunk))
+            chunk = np.empty((rows.stop - start, npix(nside), len(source.arrays)), dtype=np.float32)  # [t, N, C]
+            for c in range(len(source.arrays)):
+                chunk[:, :, c] = source.read(c, rows, source_valid[c], method).float().numpy()
+            out.write(chunk.tobytes())
+        out.flush()
+        os.fsync(out.fileno())
+    valid = np.stack([grid.coverage(v, nside, method).numpy() for v in source_valid], axis=-1)  # [N, C]
+    arrays = {"times": times, "constants": constant_values, "valid": valid, "source_valid": source_valid}
+    for name, array in arrays.items():
+        np.save(staging / f"{name}.npy", array)
+    meta = {
+        "variables": list(source.variables), "shape": [times.size, npix(nside), len(source.arrays)],
+        "constants": constant_names, "layout": grid.layout, "nside": nside,
+        "dt_seconds": int(dt / np.timedelta64(1, "s")), "method": method, "time_name": source.time_name,
+        "attrs": {name: {k: _plain(v) for k, v in da.attrs.items()}
+                  for name, da in zip(source.variables, source.arrays, strict=True)},
+        "grid": grid.describe(),
+        "masks": {name: {"source_points": int((~source_valid[c]).sum()), "pixels": int((~valid[:, c]).sum())}
+                  for c, name in enumerate(source.variables) if not valid[:, c].all()},
+        "gaps": [[str(a), str(b)] for a, b in time_gaps(times, dt)],
+    }
+    (staging / "meta.json").write_text(json.dumps(meta))
 
 
 def _plain(value):

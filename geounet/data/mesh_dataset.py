@@ -33,6 +33,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from torch import Tensor
 from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
 from geounet.data.samples import Batch, check_finite
 from geounet.errors import GeounetError
+from geounet.geometry.cache_files import CacheRebuiltWarning
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.batching import batch_hierarchies
@@ -88,10 +90,12 @@ class Eigenbases:
     band_limits: tuple[int, ...]
     boundary: str = "neumann"
     laplacian: str = "auto"
+    normalize: bool = False
     at = "vertex"
 
     def build(self, mesh: Mesh) -> Hierarchy:
-        return MeshSpectralHierarchy(mesh, list(self.band_limits), boundary=self.boundary, laplacian=self.laplacian)
+        return MeshSpectralHierarchy(mesh, list(self.band_limits), boundary=self.boundary, laplacian=self.laplacian,
+                                     normalize=self.normalize)
 
 
 def hierarchy_key(mesh: Mesh, recipe: HierarchyRecipe) -> str:
@@ -104,26 +108,32 @@ def cached_hierarchy(mesh: Mesh, recipe: HierarchyRecipe, cache_dir: str | os.Pa
     """``recipe.build(mesh)``, loaded from or saved to ``cache_dir`` (None: no disk cache).
 
     The hierarchy is materialised (every level graph built) before it is saved, so a load
-    gives the complete data. A damaged cache file raises ``ValueError`` naming it.
+    gives the complete data. A cache file that fails its SHA-256 header is never unpickled:
+    it is rebuilt with one :class:`~geounet.geometry.cache_files.CacheRebuiltWarning` naming it.
     """
     key = hierarchy_key(mesh, recipe)
     if cache_dir is None:
         hierarchy = recipe.build(mesh).materialize()
     else:
         path = Path(cache_dir) / "hierarchies" / f"{key}.pkl"
-        if path.is_file():
-            try:
-                payload = read_hash_headed(path, _MAGIC)
-            except HashHeaderError:
-                message = f"the hierarchy cache file {path} is damaged; delete it and it will be rebuilt"
-                raise GeounetError(message) from None
-            hierarchy = pickle.loads(payload)  # our own file, hash-checked
-        else:
+        hierarchy = _load_hierarchy(path) if path.is_file() else None
+        if hierarchy is None:
             hierarchy = recipe.build(mesh).materialize()
             payload = pickle.dumps(hierarchy, protocol=pickle.HIGHEST_PROTOCOL)
             atomic_write(path, lambda tmp: tmp.write_bytes(hash_headed(_MAGIC, payload)))
     hierarchy.content_key = key
     return hierarchy
+
+
+def _load_hierarchy(path: Path) -> Hierarchy | None:
+    """The hierarchy cached at ``path``; None (after a warning naming it) when the file is damaged."""
+    try:
+        payload = read_hash_headed(path, _MAGIC)
+    except HashHeaderError as error:
+        warnings.warn(f"hierarchy cache file {path} is damaged ({error.explain()}); rebuilding it", CacheRebuiltWarning,
+                      stacklevel=3)
+        return None
+    return pickle.loads(payload)  # our own file, hash-checked
 
 
 @dataclass

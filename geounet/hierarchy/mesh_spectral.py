@@ -36,6 +36,31 @@ small dense matrix, exact to round-off:
 Coefficient levels have a complete graph whose edge feature is the Galerkin Laplacian
 ``G_nm = b_n^T L b_m / w`` (message passing with these weights is diffusion on V_i);
 the vertex level has the mesh edges with (displacement, distance, cotangent weight).
+
+**Meshes of several parts** (and non-manifold meshes that fall apart) are solved per
+connected component (:func:`geounet.geometry.eigensolver.componentwise_eigenpairs`) and the
+components' eigenpairs merged in eigenvalue order, each basis function living on one
+component. Level i is then the span of all eigenfunctions, of every component, below one
+frequency: ``V_i = ⊕_c span{ψ^c_m : λ^c_m < λ_{k_i}}``, so a part of larger area holds more
+of the level's ``k_i`` functions (about in proportion to its area, Weyl's law) and every
+part is resolved to the same length scale. Band limits are cut at the gaps of the merged
+spectrum; parts that are congruent repeat each eigenvalue, so their band limits must
+not split such a group. V_0 holds the constant of each component once ``k_0`` reaches
+the number of components (below it, the cut falls inside the zero eigenvalue and is
+refused).
+
+**Units.** Scaling the mesh by L scales ``λ`` by ``1 / L²``, the areas, masses ``w_i``
+and ``M`` by ``L²``, the vertex-graph displacements and distances by ``L`` and the
+Galerkin edge weights ``G`` by ``1 / L²``; the cotangent / robust / graph stiffness, the
+bases ``B_i`` and every restrict / prolong operator do not change. A model that reads
+edge features or masses (message passing, GroupNorm weights, mass-weighted losses)
+therefore gives other outputs on the same mesh in millimetres and in metres.
+``normalize=True`` scales the mesh to unit total area first (``x -> x / sqrt(A)``), so the
+hierarchy, and every output of a model on it, is the same in any unit. It is off by
+default: it also removes the true size of each mesh, which physical fields depend on
+(a Poisson solution scales with L²; meshes of one data set in one unit keep their
+relative sizes only without it), and it leaves the results of existing runs unchanged.
+Turn it on when meshes come in mixed or unknown units.
 """
 
 from __future__ import annotations
@@ -47,6 +72,7 @@ import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.geometry.eigensolver import EigensolverError
 from geounet.geometry.laplacian import laplacian_eigenbasis, stiffness_matrix
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy, LevelGraph
@@ -93,6 +119,8 @@ class MeshSpectralHierarchy(Hierarchy):
         vertex_level: append the vertex-value level as the finest level.
         gap_tol: relative spectral gap needed to cut the basis.
         use_cache: read / write eigenbases on disk.
+        normalize: scale the mesh to unit total area first, making the hierarchy independent
+            of the mesh's unit (module docstring, Units); :attr:`scale` is the factor applied.
     """
 
     kind = "MeshSpectralHierarchy"
@@ -106,6 +134,7 @@ class MeshSpectralHierarchy(Hierarchy):
         vertex_level: bool = True,
         gap_tol: float = 1e-3,
         use_cache: bool = True,
+        normalize: bool = False,
     ):
         band_limits = list(band_limits)
         if (
@@ -114,7 +143,9 @@ class MeshSpectralHierarchy(Hierarchy):
             or band_limits != sorted(set(band_limits))
         ):
             raise GeounetError(f"band_limits must be increasing positive ints, got {band_limits}")
-        self.mesh = mesh
+        self.scale = 1 / np.sqrt(mesh.area) if normalize else 1.0
+        self.mesh = mesh = Mesh(mesh.vertices * self.scale, mesh.faces) if normalize else mesh
+        self.normalize = normalize
         self.boundary = boundary
         self.laplacian_kind = laplacian
         self.vertex_level = vertex_level
@@ -123,7 +154,14 @@ class MeshSpectralHierarchy(Hierarchy):
             num = min(num, mesh.num_vertices - len(mesh.boundary_vertices) - 1)
         if num <= band_limits[-1]:
             raise GeounetError(f"the mesh has too few vertices ({mesh.num_vertices}) for band limit {band_limits[-1]}")
-        values, vectors = laplacian_eigenbasis(mesh, num, boundary, laplacian, use_cache)
+        try:
+            values, vectors = laplacian_eigenbasis(mesh, num, boundary, laplacian, use_cache)
+        except EigensolverError as error:
+            raise GeounetError(
+                f"band_limits={band_limits}: the {num} smallest eigenpairs (the largest band limit plus a margin) "
+                f"could not be certified ({error}); change the largest band limit by a few so that the cut moves "
+                "off a degenerate eigenvalue"
+            ) from error
         self.band_limits = cut_at_gaps(values, band_limits, gap_tol)
         self.eigenvalues = values[: self.band_limits[-1]]
         self.reproduces_constants = self.preserves_integrals = boundary == "neumann"
@@ -156,7 +194,7 @@ class MeshSpectralHierarchy(Hierarchy):
     def __repr__(self) -> str:
         return (
             f"MeshSpectralHierarchy(band_limits={self.band_limits}, boundary={self.boundary!r}, "
-            f"vertex_level={self.vertex_level})"
+            f"vertex_level={self.vertex_level}, normalize={self.normalize})"
         )
 
     @property

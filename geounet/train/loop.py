@@ -46,6 +46,7 @@ from geounet.nn.inputs import NonFiniteOutputError
 from geounet.train.callbacks import Callback
 from geounet.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
+from geounet.train.memory import TRIM_EVERY, release_free_heap
 from geounet.train.stages import LossFn, TrainingStage, check_stages, stage_at, trainable
 
 #: ``test_metrics(model, data) -> {name: value}``: what ``fit`` reports on its test data
@@ -291,6 +292,8 @@ def fit(
             optimiser.step()
             scheduler.step()
             result.step += 1
+            if result.step % TRIM_EVERY == 0:
+                release_free_heap()  # mixed-mesh batches leave free heap behind (geounet.train.memory)
             for callback in callbacks:
                 callback.on_step_end(model, result.step)
             row = {"step": result.step, "loss": logged.item(), "lr": scheduler.get_last_lr()[0]}

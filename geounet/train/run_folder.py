@@ -8,7 +8,9 @@ experiment config). :func:`claim_run_folder` lets ``geounet train --out DIR`` wr
 - a folder holding a run of another model or task only with ``overwrite`` (the old run's
   files are deleted first, so no stale plot or evaluation survives next to the new run).
 
-``resume`` under another model or task config names the keys that differ.
+``resume`` under another model or task config names the keys that differ. A claimed
+folder loses the checkpoint temporaries of killed runs
+(:func:`geounet.geometry.cache_files.remove_orphans`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from geounet.errors import GeounetError, MissingFileError
+from geounet.geometry.cache_files import remove_orphans
 from geounet.train.checkpoint import config_differences as _all_differences
 from geounet.train.checkpoint import load_checkpoint, run_config
 
@@ -62,6 +65,7 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
                 f"cannot resume {out_dir}: its checkpoint was trained under another config ("
                 + "; ".join(differences) + "); resume with the same [task] and [model] or choose another --out"
             )
+        remove_orphans(out_dir)
         return
     saved = None if overwrite else stored_config(out_dir)
     if saved is not None:
@@ -74,3 +78,4 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
         for pattern in RUN_FILES:
             for path in out_dir.glob(pattern):
                 path.unlink(missing_ok=True)  # under torchrun every process clears
+    remove_orphans(out_dir)  # checkpoint temporaries of killed runs

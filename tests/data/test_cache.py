@@ -3,13 +3,13 @@ import pytest
 import xarray as xr
 
 from geounet.data.cache import (
-    PARAMS_ATTR,
     CacheMismatchError,
     atomic_write,
     cached,
     canonical_params,
     dataset_path,
     params_hash,
+    save_netcdf,
 )
 
 
@@ -71,11 +71,9 @@ def test_netcdf_cache_reuse_and_mismatch(tmp_path):
     assert len(calls) == 1
     xr.testing.assert_identical(first, second)
     assert first.attrs["units"] == "m"
-    # A file under this key that records other parameters is an error, never overwritten.
+    # An intact (sealed) file under this key that records other parameters is an error, never overwritten.
     path = dataset_path(tmp_path, "toy", params, ".nc")
-    other = first.copy()
-    other.attrs[PARAMS_ATTR] = canonical_params({"generator": "t", "n": 5})
-    other.to_netcdf(path)
+    save_netcdf(first, path, {"generator": "t", "n": 5})
     with pytest.raises(CacheMismatchError, match="delete the file"):
         cached(tmp_path, "toy", params, build)
     assert len(calls) == 1

@@ -1,5 +1,6 @@
-"""Damaged or non-finite cache files: the error names the file, the variable, the sample and
-the position, before any normalisation can spread a NaN."""
+"""Damaged or non-finite cache files: a damaged file is regenerated (its manifest check fails)
+or, read without its builder, named; a generator's NaN is named with the file, the variable,
+the sample and the position, before any normalisation can spread it."""
 
 import os
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from geounet.data.cache import DamagedDataError, NonFiniteDataError, cached, dataset_path
+from geounet.data.cache import DamagedDataError, NonFiniteDataError, cached, dataset_path, load_npz
+from geounet.geometry.cache_files import CacheRebuiltWarning, DamagedCacheError, seal
 
 PARAMS = {"generator": "t", "num_samples": 4}
 
@@ -24,6 +26,7 @@ def _rewrite_npz(path, **changes):
     arrays.update(changes)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
+    seal(path)  # as if the generator had written these values: the checksum holds
 
 
 def test_a_nan_names_file_variable_sample_and_position(tmp_path):
@@ -59,9 +62,22 @@ def test_arrays_without_a_sample_axis_give_the_index(tmp_path):
     ],
     ids=["truncated", "garbage-in-the-middle", "empty"],
 )
-def test_a_damaged_npz_is_named(tmp_path, damage):
+def test_a_damaged_npz_is_regenerated_or_named(tmp_path, damage):
     path, build = _npz(tmp_path)
-    path.write_bytes(damage(path.read_bytes()))
+    clean = path.read_bytes()
+    path.write_bytes(damage(clean))
+    with pytest.raises(DamagedCacheError, match=f"data file {path} is damaged: .*; delete {path}"):
+        load_npz(path, PARAMS)
+    with pytest.warns(CacheRebuiltWarning, match=f"data file {path} cannot be used"):
+        cached(tmp_path, "toy", PARAMS, build, fmt="npz")
+    assert path.read_bytes() == clean
+
+
+def test_a_sealed_file_that_does_not_read_is_named(tmp_path):
+    """A file whose checksum holds but which is no npz (a defect of the writer) is named, not rebuilt in a loop."""
+    path, build = _npz(tmp_path)
+    path.write_bytes(b"not an npz")
+    seal(path)
     with pytest.raises(DamagedDataError, match=f"data file {path} is damaged and cannot be read .*; delete it"):
         cached(tmp_path, "toy", PARAMS, build, fmt="npz")
 
@@ -82,10 +98,11 @@ def test_netcdf_nan_names_every_dimension(tmp_path):
 
 def test_netcdf_damage_fails_its_checksum(tmp_path):
     build, path = _netcdf(tmp_path, np.random.default_rng(0).normal(size=(4, 64, 512)))
-    cached(tmp_path, "sw", PARAMS, build)
+    clean = cached(tmp_path, "sw", PARAMS, build)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 4096] = os.urandom(4096)
     path.write_bytes(bytes(data))
-    with pytest.raises(DamagedDataError, match=f"data file {path} is damaged"):
-        cached(tmp_path, "sw", PARAMS, build)
+    with pytest.warns(CacheRebuiltWarning, match=f"data file {path} cannot be used .*SHA-256"):
+        again = cached(tmp_path, "sw", PARAMS, build)
+    xr.testing.assert_identical(again, clean)

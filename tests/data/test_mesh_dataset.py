@@ -14,7 +14,10 @@ from geounet.data.mesh_dataset import (
     collate,
 )
 from geounet.data.pyg import PygBatches, from_pyg, to_pyg
+from geounet.data.samples import node_weights
 from geounet.datagen.mesh_families import DarcyFamily
+from geounet.functional.losses import weighted_mse
+from geounet.geometry.cache_files import CacheRebuiltWarning
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import BatchedHierarchy, SquareHaarHierarchy
 from geounet.models import build_unet
@@ -73,13 +76,16 @@ def test_hierarchies_are_built_once_per_mesh_and_cached_on_disk(tmp_path):
     x = torch.randn(1, samples[0].mesh.num_faces, 1, dtype=torch.float64)
     torch.testing.assert_close(again.hierarchy(0).restrict(x, 2), dataset.hierarchy(0).restrict(x, 2))
     assert again.hierarchy(0).content_key == dataset.hierarchy(0).content_key
-    # a damaged file is named, not unpickled
+    # a damaged file is named and rebuilt, never unpickled
     path = next((tmp_path / "hierarchies").glob("*.pkl"))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=f"{path.name} is damaged; delete it"):
-        MeshDataset(samples, recipe, cache_dir=tmp_path).build_all()
+    with pytest.warns(CacheRebuiltWarning, match=f"{path.name} is damaged .*SHA-256.*rebuilding it") as caught:
+        rebuilt = MeshDataset(samples, recipe, cache_dir=tmp_path).build_all()
+    assert len(caught) == 1 and counter.read_text() == "xxxx"
+    for i in range(0, 6, 2):
+        assert torch.equal(rebuilt.hierarchy(i).parents(2), dataset.hierarchy(i).parents(2))
 
 
 def test_hierarchies_built_in_worker_processes_equal_those_built_here(tmp_path):
@@ -255,3 +261,32 @@ def test_from_pyg_refuses_what_it_cannot_split_or_place():
     face_graphs = [Data(pos=g.pos, face=g.face, x=g.x, y=g.y) for g in _pyg_graphs("face")[:2]]  # no num_nodes
     with pytest.raises(ValueError, match="give each Data num_nodes=V"):
         from_pyg(PygBatch.from_data_list(face_graphs), at="face")
+
+
+def test_memoised_operators_stop_growing_once_every_mesh_has_been_trained_on():
+    """The per-mesh memo (prepared graphs, sparse operators, node weights) is the one cache
+    that grows over mixed-mesh training: it fills in the first pass over the meshes and then
+    stays, whatever batches follow (the CI-sized form of experiments/bench/bench_mesh_memory.py)."""
+    dataset = MeshDataset(_samples(range(5)), Clusters(3)).build_all()
+    torch.manual_seed(0)
+    model = build_unet(dataset.hierarchy(0), 1, 1, width=4)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train(indices):
+        batch = dataset.batch(indices)
+        loss = weighted_mse(model(batch.inputs, batch.hierarchy), batch.targets, node_weights(batch.hierarchy))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    def memo_entries():
+        return sum(len(dataset.hierarchy(i).__dict__.get("_memo", {})) for i in range(len(dataset)))
+
+    for first_pass in ([0, 1], [2, 3], [4, 0]):
+        train(first_pass)
+    seen = memo_entries()
+    assert seen > 0
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        train(torch.randperm(5, generator=generator)[:3].tolist())
+        assert memo_entries() == seen

@@ -4,7 +4,7 @@ import torch
 import xarray as xr
 
 import geounet.datagen.shallow_water as sw
-from geounet.data.cache import CacheMismatchError, canonical_params
+from geounet.data.cache import CacheMismatchError, save_netcdf
 
 SMALL = dict(num_trajectories=3, steps=2, dt_hours=1.0, nlat=16, nlon=32, seed=0)
 
@@ -146,16 +146,16 @@ def test_cache_reuse_and_mismatch(tmp_path, monkeypatch, small_ds):
     np.testing.assert_array_equal(first.h.values, small_ds.h.values)
     np.testing.assert_array_equal(second.u.values, first.u.values)
     assert second.attrs["seed"] == 0
-    # A different request gets a different file; a tampered file is refused, not overwritten.
+    # A different request gets a different file; an intact file recording other parameters is
+    # refused, not overwritten (a damaged one is regenerated: tests/data/test_cache_integrity.py).
     sw.load_or_generate_shallow_water(tmp_path, **{**SMALL, "seed": 5})
     assert len(calls) == 2 and len(list(tmp_path.glob("shallow_water-*.nc"))) == 2
     forged = first.copy()
-    forged.attrs["cache_params"] = canonical_params({"generator": "shallow_water", "other": 1})
     explicit_defaults = {**SMALL, "mach": 0.1, "grid": "equiangular"}
     assert sw.load_or_generate_shallow_water(tmp_path, **explicit_defaults).attrs["mach"] == 0.1
     assert len(calls) == 2, "spelling out a default must name the same file"
     (target,) = [p for p in tmp_path.glob("*.nc") if _stored_seed(p) == 0]
-    forged.to_netcdf(target)
+    save_netcdf(forged, target, {"generator": "shallow_water", "other": 1})
     with pytest.raises(CacheMismatchError):
         sw.load_or_generate_shallow_water(tmp_path, **SMALL)
 

@@ -12,8 +12,10 @@ import xarray as xr
 from forecast_files import LEVELS, era5_like, geopotential, healpix_like, t2m
 
 from geounet.data import climate_dataset as cd
+from geounet.geometry.cache_files import CacheRebuiltWarning, manifest_path
 from geounet.geometry.healpix import FACE_LAYOUTS, npix
 from geounet.hierarchy import HealpixHaarHierarchy
+from geounet.testing.faults import damage_file
 
 NSIDE = 8
 
@@ -182,3 +184,17 @@ def test_state_file_reads_exactly_the_rows_asked_for(tmp_path):
     states[:4].tofile(tmp_path / "fields.f32")  # a truncated cache
     with pytest.raises(cd.ClimateDataError, match="truncated; delete its directory"):
         file[4]
+
+
+@pytest.mark.parametrize(("name", "kind"), [("fields.f32", "zeroed"), ("fields.f32", "truncated"),
+                                            ("valid.npy", "changed"), ("meta.json", "bad_json"),
+                                            ("manifest", "bad_json")])
+def test_a_damaged_archive_is_rebuilt_with_one_warning(latlon_file, tmp_path, name, kind):
+    first = cd.open_archive(str(latlon_file), ["t2m", "z500"], "latlon", NSIDE, tmp_path / "cache")
+    clean = first.fields[:]
+    damage_file(manifest_path(first.directory) if name == "manifest" else first.directory / name, kind)
+    with pytest.warns(CacheRebuiltWarning, match=f"climate archive {first.directory} cannot be used") as caught:
+        again = cd.open_archive(str(latlon_file), ["t2m", "z500"], "latlon", NSIDE, tmp_path / "cache")
+    assert len(caught) == 1 and again.directory == first.directory
+    np.testing.assert_array_equal(again.fields[:], clean)
+    assert again.meta == first.meta and np.array_equal(again.valid, first.valid)

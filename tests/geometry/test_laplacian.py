@@ -6,12 +6,11 @@ import scipy.linalg
 import scipy.sparse as sp
 import trimesh
 
+from geounet.geometry.eigensolver import SymmetricFactor, smallest_eigenpairs
 from geounet.geometry.laplacian import (
-    SymmetricFactor,
     laplacian_eigenbasis,
     point_cloud_laplacian,
     resolve_laplacian,
-    smallest_eigenpairs,
     stiffness_matrix,
 )
 from geounet.geometry.mesh import Mesh

@@ -4,7 +4,7 @@ import scipy.linalg
 import torch
 import trimesh
 
-from geounet.geometry import laplacian
+from geounet.geometry import eigensolver, laplacian
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy, cut_at_gaps, laplacian_eigenbasis
 from geounet.testing import check_hierarchy
@@ -97,8 +97,8 @@ def test_coefficients_carry_constants_and_projection_is_truncation():
 def test_eigenbasis_cache_is_hit_and_written_atomically(tmp_path, monkeypatch):
     mesh = _sphere(1)
     values, vectors = laplacian_eigenbasis(mesh, 6)
-    files = list((tmp_path / "cache").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npy"
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 2 and files[0].endswith(".npy") and files[1] == files[0] + ".manifest.json"
 
     def fail(*args):
         raise AssertionError("cache miss")
@@ -127,6 +127,6 @@ def test_missed_degenerate_eigenvalues_are_detected_by_inertia():
     mesh = _sphere(2)
     values, _ = laplacian_eigenbasis(mesh, 12, use_cache=False)
     stiffness, mass = mesh.cotangent_laplacian.tocsc(), sp.diags(mesh.lumped_mass)
-    assert laplacian._certified(stiffness, mass, values)
+    assert eigensolver._certified(stiffness, mass, values)
     missed = np.delete(values, 2)  # one of the three l = 1 eigenvalues lost
-    assert not laplacian._certified(stiffness, mass, np.append(missed, values[-1] + 1.0))
+    assert not eigensolver._certified(stiffness, mass, np.append(missed, values[-1] + 1.0))

@@ -324,3 +324,18 @@ def test_triangle_dirichlet_task_is_exact_only_when_constrained(tmp_path):
         violations[constrained] = json.loads((out / "metrics.json").read_text())["test"]["boundary_violation_max"]
     assert violations["true"] == 0.0  # exact: the constraint multiplies the boundary nodes by 0
     assert violations["false"] > 1e-6
+
+
+def test_fit_returns_the_free_heap_every_trim_every_steps(monkeypatch):
+    """The fix of the memory drift of mixed-mesh training (geounet.train.memory) runs in fit."""
+    from geounet.train import loop
+    from geounet.train.memory import release_free_heap
+
+    assert release_free_heap() is True  # glibc, as on the CI machine
+    calls = []
+    monkeypatch.setattr(loop, "TRIM_EVERY", 3)
+    monkeypatch.setattr(loop, "release_free_heap", lambda: calls.append(1))
+    torch.manual_seed(0)
+    model = Pointwise(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+    fit(model, _toy_data(), TrainConfig(steps=9, batch_size=4, eval_every=100, warmup_steps=1), progress=False)
+    assert len(calls) == 3
