@@ -27,7 +27,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test data")
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `geounet train`")
     evaluate.add_argument("--device", default=None, help="default: the run's train.device")
-    evaluate.add_argument("--plot", action="store_true", help="also redraw predictions.png")
+    evaluate.add_argument("--plot", action="store_true",
+                          help="also redraw predictions.png and the task's own output files")
     evaluate.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="task.KEY=VALUE",
         help="evaluate under a changed [task] (e.g. --set task.match_scales=false); writes "
@@ -172,6 +173,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         plot_test_predictions(model, task, device, str(args.run_dir / "predictions.png"))
         written.append(args.run_dir / "predictions.png")
+        if task.write_outputs is not None:  # e.g. a segmentation run's probability maps
+            written += task.write_outputs(model, device, args.run_dir, test)
     print("wrote " + ", ".join(map(str, written)))
     return 0
 

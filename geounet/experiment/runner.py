@@ -2,7 +2,11 @@
 
 Writes into ``out_dir``: ``checkpoint.pt`` (atomic, resumable), ``metrics.json``
 (config, parameter counts, test metrics, loss history, timings) and
-``predictions.png`` (input, target, prediction and error for test samples). Under
+``predictions.png`` (input, target, prediction and error for test samples), plus the
+task's own files where it writes some (``PreparedTask.write_outputs``, e.g. a segmentation
+run's class probabilities). A task may bring its own training loss and test report
+(``PreparedTask.loss``, ``PreparedTask.test_metrics``); the default is the weighted MSE and
+the relative L2 error. Under
 ``torchrun`` every process trains and only rank 0 writes files.
 """
 

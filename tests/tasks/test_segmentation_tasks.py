@@ -61,7 +61,7 @@ def test_part_predictions_read_back_with_meshio(part_run):
 
 def test_vortex_probabilities_read_back_with_xarray_on_healpix_pixels(vortex_run):
     metrics, out = vortex_run
-    ds = xr.open_dataset(out / "test_probabilities.nc")
+    ds = xr.load_dataset(out / "test_probabilities.nc")  # read and closed
     assert ds.attrs["healpix_nside"] == 8 and ds.attrs["healpix_order"] == "nest"
     assert ds["probability"].dims == ("sample", "pixel", "class")
     assert list(ds["class"].values) == ["background", "cyclonic", "anticyclonic"]
@@ -75,8 +75,10 @@ def test_vortex_probabilities_read_back_with_xarray_on_healpix_pixels(vortex_run
 
 def test_evaluate_command_rescores_a_segmentation_run(vortex_run, capsys):
     metrics, out = vortex_run
-    assert main(["evaluate", str(out)]) == 0
+    (out / "test_probabilities.nc").unlink()
+    assert main(["evaluate", str(out), "--plot"]) == 0
     assert "test mean IoU" in capsys.readouterr().out
+    assert (out / "test_probabilities.nc").is_file()  # the task's own files are written again
     evaluation = json.loads((out / "evaluation.json").read_text())["test"]
     assert evaluation["mean_iou"] == pytest.approx(metrics["test"]["mean_iou"], abs=1e-6)
 
