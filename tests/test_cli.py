@@ -210,7 +210,8 @@ def test_evaluate_under_a_changed_task(run_dir, capsys):
 
 def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monkeypatch, capsys):
     """Without --config every command uses the packaged main job; --config also takes a
-    packaged config's name; experiments/*/config.toml are those same files, except diffusion
+    packaged config's name; experiments/*/config.toml (and experiments/*/*/config.toml, two tasks of one
+    experiment) are those same files, except diffusion
     experiments (a [diffusion] table), which must be valid `geounet diffuse` configs."""
     monkeypatch.chdir(tmp_path)  # no experiments/ here
     assert main(["info", "--set", "model.width=4"]) == 0
@@ -222,9 +223,10 @@ def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monke
         "geounet info: error: config file no_such_config does not exist, and it is not a packaged config "
         f"({', '.join(configs.names())})\n"
     )
-    experiments = {path: tomllib.loads(path.read_text()) for path in (REPO / "experiments").glob("*/config.toml")}
+    linked = [*(REPO / "experiments").glob("*/config.toml"), *(REPO / "experiments").glob("*/*/config.toml")]
+    experiments = {path: tomllib.loads(path.read_text()) for path in linked}
     tasks = [path for path, raw in experiments.items() if "diffusion" not in raw]
-    assert len(tasks) == len(configs.names()) == 6
+    assert len(tasks) == len(configs.names()) == 8
     for path in tasks:
         assert path.resolve().parent == Path(configs.__file__).parent
     diffusion = [path for path in experiments if path not in tasks]

@@ -27,7 +27,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test data")
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `geounet train`")
     evaluate.add_argument("--device", default=None, help="default: the run's train.device")
-    evaluate.add_argument("--plot", action="store_true", help="also redraw predictions.png")
+    evaluate.add_argument("--plot", action="store_true",
+                          help="also redraw predictions.png and the task's own output files")
     evaluate.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="task.KEY=VALUE",
         help="evaluate under a changed [task] (e.g. --set task.match_scales=false); writes "
@@ -115,8 +116,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     test = metrics["test"]
     print(
-        f"\n{_model_name(cfg)} on {cfg.task.name}: test relative L2 "
-        f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f} (mean ± std over test samples); "
+        f"\n{_model_name(cfg)} on {cfg.task.name}: {_headline(test)}; "
         f"{metrics['parameters']['total']:,} parameters "
         f"({metrics['parameters']['encoder']:,} in the encoder); trained "
         f"{metrics['steps']} steps in {metrics['seconds']['train']:.0f} s"
@@ -147,27 +147,25 @@ def _datagen(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from geounet.experiment.runner import evaluate_transfers
+    from geounet.experiment.runner import evaluate_transfers, test_evaluation
     from geounet.plot.fields import plot_test_predictions
     from geounet.train.checkpoint import atomic_write_text
-    from geounet.train.loop import evaluate
 
     cfg, state, task, model, device = load_run(args.run_dir, args.device, args.overrides)
-    test = evaluate(model, task.test, cfg.train.batch_size, device)
+    test = test_evaluation(cfg, task, device)(model, task.test)
     if task.evaluate_extra is not None:
         test.update(task.evaluate_extra(model, device))
     test.update(evaluate_transfers(cfg, model, task, device))
-    if not math.isfinite(test["rel_l2_mean"]):
+    if not math.isfinite(test.get("mean_iou", test.get("rel_l2_mean"))):
         raise TrainingDivergedError(
-            f"the checkpoint's predictions on the test data are not finite (relative L2 {test['rel_l2_mean']}); "
+            f"the checkpoint's predictions on the test data are not finite ({_headline(test)}); "
             f"nothing written to {args.run_dir}"
         )
     suffix = "".join(f"-{o.split('.', 1)[-1].replace('=', '-')}" for o in args.overrides).replace("/", "_")
     evaluation = args.run_dir / f"evaluation{suffix}.json"
     atomic_write_text(evaluation, json.dumps({"step": state["step"], "overrides": args.overrides, "test": test},
                                              indent=2))
-    error = f"{test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f}"
-    print(f"{_model_name(cfg)} at step {state['step']}: test relative L2 {error}")
+    print(f"{_model_name(cfg)} at step {state['step']}: {_headline(test)}")
     if "lead_hours" in test:
         _print_rollout(test)
     _print_transfers(test)
@@ -175,6 +173,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         plot_test_predictions(model, task, device, str(args.run_dir / "predictions.png"))
         written.append(args.run_dir / "predictions.png")
+        if task.write_outputs is not None:  # e.g. a segmentation run's probability maps
+            written += task.write_outputs(model, device, args.run_dir, test)
     print("wrote " + ", ".join(map(str, written)))
     return 0
 
@@ -194,6 +194,13 @@ def _plot(args: argparse.Namespace) -> int:
             plot_test_predictions(model, task, device, str(run_dir / "predictions.png"))
             print(f"wrote {run_dir / 'predictions.png'}")
     return 0
+
+
+def _headline(test: dict) -> str:
+    """The main test score: mean IoU for segmentation tasks, else the relative L2 error."""
+    if "mean_iou" in test:
+        return f"test mean IoU {test['mean_iou']:.4f} (accuracy {test['accuracy']:.4f})"
+    return f"test relative L2 {test['rel_l2_mean']:.4f} ± {test['rel_l2_std']:.4f} (mean ± std over test samples)"
 
 
 def _print_transfers(test: dict) -> None:

@@ -2,7 +2,11 @@
 
 Writes into ``out_dir``: ``checkpoint.pt`` (atomic, resumable), ``metrics.json``
 (config, parameter counts, test metrics, loss history, timings) and
-``predictions.png`` (input, target, prediction and error for test samples). Under
+``predictions.png`` (input, target, prediction and error for test samples), plus the
+task's own files where it writes some (``PreparedTask.write_outputs``, e.g. a segmentation
+run's class probabilities). A task may bring its own training loss and test report
+(``PreparedTask.loss``, ``PreparedTask.test_metrics``); the default is the weighted MSE and
+the relative L2 error. Under
 ``torchrun`` every process trains and only rank 0 writes files.
 """
 
@@ -26,7 +30,7 @@ from geounet.plot.fields import plot_test_predictions
 from geounet.tasks import PreparedTask, TaskStructure, prepare_task
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.distributed import is_main_process, main_process_first
-from geounet.train.loop import evaluate, fit
+from geounet.train.loop import TestMetrics, evaluate, fit, regression_loss
 from geounet.train.run_folder import claim_run_folder
 
 
@@ -53,6 +57,14 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
         count_parameters(unet),
     )
     return model if task.wrap_model is None else task.wrap_model(model)
+
+
+def test_evaluation(cfg: ExperimentConfig, task: PreparedTask, device: torch.device) -> TestMetrics:
+    """``(model, data) -> metrics`` on test data: the task's own report where it has one, else
+    the relative L2 / MSE of :func:`~geounet.train.loop.evaluate`."""
+    if task.test_metrics is not None:
+        return lambda model, data: task.test_metrics(model, data, device)
+    return lambda model, data: evaluate(model, data, cfg.train.batch_size, device)
 
 
 def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTask,
@@ -107,6 +119,7 @@ def run_experiment(
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, task.structure)
     checkpoint = out_dir / "checkpoint.pt"
+    device = torch.device(cfg.train.device)
     train_started = time.perf_counter()
     result = fit(
         model,
@@ -117,10 +130,11 @@ def run_experiment(
         resume=resume,
         progress=progress,
         extra_state={"config": cfg.to_dict(), "task_state": task.checkpoint_state},
+        loss=task.loss or regression_loss,
+        test_metrics=test_evaluation(cfg, task, device),
     )
     train_seconds = time.perf_counter() - train_started
 
-    device = torch.device(cfg.train.device)
     # fit evaluates the test set at its last step; reuse that rather than evaluating twice
     test_metrics = {k.removeprefix("test_"): v for k, v in result.history[-1].items() if k.startswith("test_")}
     if task.evaluate_extra is not None:
@@ -144,6 +158,8 @@ def run_experiment(
     model.eval()
     plot_test_predictions(model, task, device, str(out_dir / "predictions.png"))
     plot_transfers(cfg, model, task, out_dir)
+    if task.write_outputs is not None:
+        task.write_outputs(model, device, out_dir, test_metrics)
     return metrics
 
 

@@ -37,15 +37,17 @@ def _face_values(mesh: Mesh, values: np.ndarray) -> np.ndarray:
     )
 
 
-def _draw(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, title: str):
-    norm = Normalize(-limit, limit)
+def draw_mesh_panel(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, title: str, cmap: str = "RdBu_r",
+          norm: Normalize | None = None):
+    """One panel of ``values`` on ``mesh``, coloured by ``cmap`` over [-limit, limit] unless ``norm`` is given."""
+    norm = norm or Normalize(-limit, limit)
     if mesh.dim == 2:
         ax = fig.add_subplot(*slot)
         triangulation = Triangulation(mesh.vertices[:, 0], mesh.vertices[:, 1], mesh.faces)
         if len(values) == mesh.num_vertices:
-            shown = ax.tripcolor(triangulation, values, shading="gouraud", cmap="RdBu_r", norm=norm)
+            shown = ax.tripcolor(triangulation, values, shading="gouraud", cmap=cmap, norm=norm)
         else:
-            shown = ax.tripcolor(triangulation, facecolors=_face_values(mesh, values), cmap="RdBu_r", norm=norm)
+            shown = ax.tripcolor(triangulation, facecolors=_face_values(mesh, values), cmap=cmap, norm=norm)
         ax.set_aspect("equal")
     else:
         ax = fig.add_subplot(*slot, projection="3d")
@@ -53,7 +55,7 @@ def _draw(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, title: str):
         towards_viewer = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                                    np.sin(elevation)])
         front = mesh.face_normals @ towards_viewer > 0  # [F]
-        colours = plt.get_cmap("RdBu_r")(norm(_face_values(mesh, values)[front]))
+        colours = plt.get_cmap(cmap)(norm(_face_values(mesh, values)[front]))
         ax.add_collection3d(Poly3DCollection(mesh.vertices[mesh.faces[front]], facecolors=colours, linewidths=0))
         low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
         centre, radius = (low + high) / 2, (high - low).max() / 2
@@ -61,7 +63,7 @@ def _draw(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, title: str):
             set_lim(c - radius, c + radius)
         ax.set_box_aspect((1, 1, 1))
         ax.view_init(*VIEW)
-        shown = plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r")
+        shown = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     fig.colorbar(shown, ax=ax, fraction=0.046)
@@ -98,7 +100,7 @@ def plot_mesh_predictions(
             ("error", error, float(np.abs(error).max()) or 1.0),
         )
         for c, (title, values, lim) in enumerate(panels):
-            _draw(fig, (rows, 4, 4 * r + c + 1), mesh, values, lim, title)
+            draw_mesh_panel(fig, (rows, 4, 4 * r + c + 1), mesh, values, lim, title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

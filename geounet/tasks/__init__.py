@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 import torch
@@ -19,6 +20,10 @@ from geounet.data.samples import Dataset
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.blocks import OperatorFactory
+from geounet.train.stages import LossFn
+
+#: ``(model, test data, device) -> {name: value}``: a task's own report on test data
+TaskMetrics = Callable[[nn.Module, Dataset, torch.device], dict[str, float]]
 
 #: Test data are generated with this offset on the data seed, so they never overlap training data.
 TEST_SEED_OFFSET = 10_000
@@ -77,6 +82,12 @@ class PreparedTask:
     log: list[str] = field(default_factory=list)
     #: what predicting on new data needs besides the model (tensors and plain containers), kept in the checkpoint
     checkpoint_state: dict = field(default_factory=dict)
+    #: optional training loss ``(model, batch, generator) -> scalar`` (default: the weighted MSE)
+    loss: LossFn | None = None
+    #: optional report on test data replacing the relative L2 error (e.g. segmentation scores)
+    test_metrics: TaskMetrics | None = None
+    #: optional ``(model, device, out_dir, test metrics) -> written paths``: the task's own output files
+    write_outputs: Callable[[nn.Module, torch.device, Path, dict], list[Path]] | None = None
 
 
 def _registry() -> dict[str, ModuleType]:
@@ -86,13 +97,16 @@ def _registry() -> dict[str, ModuleType]:
         mesh_files,
         navier_stokes_forced,
         navier_stokes_square,
+        part_segmentation,
         shallow_water_healpix,
         surface_poisson,
         triangle_poisson,
+        vortex_segmentation,
     )
 
     modules = [darcy_mesh, forecast, mesh_files, navier_stokes_forced, navier_stokes_square, shallow_water_healpix,
                surface_poisson, triangle_poisson]
+    modules += [part_segmentation, vortex_segmentation]
     return {module.Config.name: module for module in modules}
 
 
