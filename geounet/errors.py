@@ -8,6 +8,10 @@ and exits with status 2; any other exception is a defect and keeps its traceback
 
 from __future__ import annotations
 
+import os
+import warnings
+from contextlib import contextmanager
+
 
 class GeounetError(ValueError):
     """The input is invalid; the message names the problem and the fix."""
@@ -19,3 +23,32 @@ class MissingFileError(GeounetError, FileNotFoundError):
 
 class TrainingDivergedError(GeounetError, FloatingPointError):
     """Training produced a non-finite loss or gradient (the NaN guard)."""
+
+
+class OptionalCacheWarning(UserWarning):
+    """An optional cache (one that only saves time) could not be written; the work goes on without it."""
+
+
+@contextmanager
+def optional_cache_write(path: str | os.PathLike, what: str):
+    """Turn an ``OSError`` while writing the optional cache file ``path`` (a read-only or full
+    cache folder) into one :class:`OptionalCacheWarning`: the caller has its result in memory."""
+    try:
+        yield
+    except OSError as error:
+        warnings.warn(f"{what} {path} could not be written ({error.strerror or error}); going on without it",
+                      OptionalCacheWarning, stacklevel=3)
+
+
+@contextmanager
+def naming_path(path: str | os.PathLike, *, instead_of_temporary: bool = False):
+    """Re-raise an ``OSError`` that names no file (``write()`` failing with ENOSPC "no space left"
+    or EFBIG "file too large") as one naming ``path``, so the command line can report which
+    file could not be written, in one line. ``instead_of_temporary``: also replace the file
+    name the error gives (a temporary file the user never named)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None or (error.filename is not None and not instead_of_temporary):
+            raise
+        raise type(error)(error.errno, error.strerror, str(path)) from error

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, naming_path
 
 PARAMS_ATTR = "cache_params"
 _HASH_DIGITS = 16
@@ -133,21 +133,24 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> P
     """Call ``write_fn(tmp_path)`` on a fresh temporary file next to ``path``, fsync it, rename it.
 
     The temporary file keeps ``path``'s suffix (some writers dispatch on it). If
-    ``write_fn`` raises, the temporary file is removed and ``path`` is untouched.
+    ``write_fn`` raises, the temporary file is removed and ``path`` is untouched; an
+    ``OSError`` without a file name (disk full, file too large) is re-raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    with naming_path(path.parent, instead_of_temporary=True):  # a folder the user cannot write to
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    try:
-        write_fn(tmp_path)
-        _fsync(tmp_path)
-        os.replace(tmp_path, path)
-        _fsync(path.parent)  # the rename itself
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with naming_path(path):
+        try:
+            write_fn(tmp_path)
+            _fsync(tmp_path)
+            os.replace(tmp_path, path)
+            _fsync(path.parent)  # the rename itself
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
     return path
 
 

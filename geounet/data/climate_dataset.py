@@ -49,6 +49,7 @@ standardised over the sphere.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -435,9 +436,20 @@ def _build_archive(source: SourceFields, directory: Path, constants: list[str] |
             "gaps": [[str(a), str(b)] for a, b in time_gaps(times, dt)],
         }
         (staging / "meta.json").write_text(json.dumps(meta))
-        os.replace(staging, directory)
+        _publish(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    """Rename the built ``staging`` folder to ``directory``. If another process built the same
+    archive meanwhile (the same key: the same files and settings), the rename finds ``directory``
+    complete and this build is dropped in favour of it."""
+    try:
+        os.replace(staging, directory)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not (directory / "meta.json").is_file():
+            raise
 
 
 def _plain(value):

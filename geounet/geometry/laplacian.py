@@ -44,7 +44,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse import csgraph
 from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, optional_cache_write
 from geounet.geometry.mesh import Mesh
 
 _CACHE_VERSION = 4
@@ -131,7 +131,8 @@ def laplacian_eigenbasis(
         return stored[0], stored[1:]
     values, vectors = _solve(mesh, num, free, kind)
     if use_cache:
-        _atomic_save(path, np.concatenate([values[None], vectors]))
+        with optional_cache_write(path, "the eigenbasis cache"):
+            _atomic_save(path, np.concatenate([values[None], vectors]))
     return values, vectors
 
 
