@@ -2,12 +2,12 @@
 
 geounet info     [--config FILE] [--set section.key=value ...]   levels, nodes, parameter counts
 geounet datagen  [--config FILE] [--set ...]                      generate (or find cached) task data
-geounet train    [--config FILE] [--set ...] [--out DIR] [--resume | --overwrite] [--quiet] [--json]
+geounet train    [--config FILE] [--set ...] [--out DIR] [--resume | --overwrite] [--force] [--quiet] [--json]
 geounet evaluate RUN_DIR [--device DEV] [--plot]                  re-evaluate a run's checkpoint
 geounet plot     RUN_DIR [RUN_DIR ...] [--out FILE] [--predictions] [--device DEV]
 geounet analyse  noise --config FILE [--out DIR]                 per-level SNR of diffusion noise on the data
 geounet diffuse  --config FILE --out RUN_DIR [--set ...]          train a diffusion model on a task's fields
-geounet sample   RUN_DIR --num N --out samples.nc [--seed S]      samples of a diffusion run as netCDF
+geounet sample   RUN_DIR --num N --out samples.nc [--seed S]      samples of a diffusion run as netCDF (variable field)
 geounet forecast RUN_DIR --init DATE --steps N --out FILE        a forecast run's rollout as netCDF / zarr
 geounet predict  RUN_DIR --mesh FILE --out FILE.vtu              a mesh run's prediction on a new mesh file
 
@@ -15,7 +15,10 @@ geounet predict  RUN_DIR --mesh FILE --out FILE.vtu              a mesh run's pr
 ``triangle_poisson``); the default is the packaged main job, wherever the command runs.
 
 Errors in the input (a bad config value, a missing file, a damaged checkpoint or data
-file, an occupied run folder) print one line naming the problem and exit with status 2.
+file, an occupied or locked run folder, an existing output without ``--overwrite``, a run
+too large for the memory, a device the machine does not have) and operating-system faults
+while writing (read-only folder, disk full, file too large) print one line naming the
+problem and exit with status 2.
 """
 
 from __future__ import annotations
