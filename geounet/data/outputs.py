@@ -43,8 +43,10 @@ FOLDER_FORMATS = (".zarr",)
 
 
 def check_output(path: str | os.PathLike, formats: Mapping[str, str] | tuple[str, ...], *, overwrite: bool,
-                 option: str = "--out") -> Path:
-    """``path`` if a command may write it (module docstring), else a :class:`GeounetError` naming the fix."""
+                 option: str = "--out", replace: str = "pass --overwrite") -> Path:
+    """``path`` if a command may write it (module docstring), else a :class:`GeounetError` naming the fix;
+    ``option`` names the argument and ``replace`` how to allow replacing a file (for a library function,
+    e.g. ``"call with overwrite=True"``)."""
     path = Path(path)
     suffixes = tuple(formats)
     if path.suffix.lower() not in suffixes:
@@ -59,7 +61,7 @@ def check_output(path: str | os.PathLike, formats: Mapping[str, str] | tuple[str
         raise GeounetError(f"{option} {path} is a file, not a {FORMATS[path.suffix.lower()]}; remove it or choose "
                            "another name")
     if path.exists() and not overwrite:
-        raise GeounetError(f"{option} {path} exists; pass --overwrite to replace it, or choose another name")
+        raise GeounetError(f"{option} {path} exists; {replace} to replace it, or choose another name")
     return path
 
 

@@ -70,17 +70,20 @@ def _claim(path: Path) -> dict:
             other = _read(path)
             if _alive(other):
                 raise RunLockedError(
-                    f"{path.parent} is in use by another run (pid {other['pid']} on {other['host']}, since "
-                    f"{other['since']}); wait for it to finish or choose another --out (if that process is gone, "
-                    f"delete {path})") from None
+                    f"{path.parent} is in use by another run ({_describe(other)}); wait for it to finish or choose "
+                    f"another --out (if that process is gone, delete {path})") from None
             warnings.warn(f"{path.parent}: taking over the lock of a run that no longer runs ({_describe(other)})",
                           StaleLockWarning, stacklevel=4)
             path.unlink()
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(record))
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(record))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            path.unlink()  # a disk too full for the record: no empty lock left behind
+            raise
     return record
 
 
