@@ -1,9 +1,14 @@
-"""geounet's error classes.
+"""geounet's error classes, and two helpers for errors of the operating system.
 
 Every error about what a user gave (a config, a file, a run folder, arguments of a
 public function) is a :class:`GeounetError`. The command line prints those as one line
 and exits with status 2; any other exception is a defect and keeps its traceback.
 ``GeounetError`` subclasses ``ValueError``, so ``except ValueError`` keeps working.
+
+An ``OSError`` that names a file (or one of a full disk, a file-size limit, a read-only
+file system) is also the user's to fix: :func:`naming_path` gives the file name to those
+that lack it, and :func:`optional_cache_write` turns a failed write of a cache that only
+saves time into an :class:`OptionalCacheWarning`.
 """
 
 from __future__ import annotations
