@@ -4,16 +4,19 @@ problem and exits with status 2, as the README promises."""
 import json
 import os
 import shutil
+import socket
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from geounet.cli import main
 from geounet.errors import GeounetError
 from geounet.geometry.cache_files import CacheRebuiltWarning, seal
 from geounet.train.checkpoint import load_checkpoint, save_checkpoint
+from geounet.train.run_lock import LOCK_NAME
 
 HERE = Path(__file__).parent / "bad_inputs"
 ALL_CASES = tomllib.loads((HERE / "cases.toml").read_text())["case"]
@@ -30,9 +33,12 @@ def _tiny(data: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A tiny trained triangle-Poisson run (``run/``) with its data cache (``data/``)."""
+    """A tiny trained triangle-Poisson run (``run/``) with its data cache (``data/``) and files a
+    command must not replace (``existing.nc``, ``existing.vtu``)."""
     root = tmp_path_factory.mktemp("bad_inputs")
     assert main(["train", *_tiny(root / "data"), "--quiet", "--out", str(root / "run")]) == 0
+    for name in ("existing.nc", "existing.vtu"):
+        (root / name).write_text("a file of the user's")
     return root
 
 
@@ -62,7 +68,12 @@ def _train_data_file(data: Path) -> Path:
 
 def _damage(root: Path, damage: str) -> None:
     target, kind = damage.split(":")
-    if target == "data":
+    if target == "lock":  # held by this (live) process
+        pid = os.getpid()
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        record = {"pid": pid, "start": start, "host": socket.gethostname(), "since": "the test's start"}
+        (root / "run" / LOCK_NAME).write_text(json.dumps(record))
+    elif target == "data":
         path = _train_data_file(root / "data")
         if kind == "nan":
             with np.load(path) as data:
@@ -85,11 +96,13 @@ def _damage(root: Path, damage: str) -> None:
 def _expand(argument: str, root: Path) -> list[str]:
     if argument == "{tiny}":
         return _tiny(root / "data")
-    return [argument.format(run=root / "run", data=root / "data", here=HERE)]
+    return [argument.format(run=root / "run", data=root / "data", root=root, here=HERE)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_bad_input_prints_one_line_and_exits_2(case, trained, tmp_path, capsys, monkeypatch):
+    if case.get("needs") == "no-cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
     monkeypatch.chdir(tmp_path)  # nothing may depend on (or land in) the working directory
     root = tmp_path / "copy"
     shutil.copytree(trained, root)

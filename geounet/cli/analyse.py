@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import tomllib
 from pathlib import Path
 
+from geounet.data.outputs import check_folder, check_output, write_output, write_text_output
 from geounet.errors import GeounetError, MissingFileError
 from geounet.plot.noise import log2_or_none, plot_noise_decays, plot_noise_study
 
@@ -40,6 +42,7 @@ def add_parsers(commands) -> None:
     noise.add_argument("--config", type=Path, required=True, help="TOML with [analysis] and [[study]] tables")
     noise.add_argument("--out", type=Path, default=Path("noise_analysis"), help="output folder")
     noise.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this study (repeatable)")
+    noise.add_argument("--overwrite", action="store_true", help="replace the files of an earlier analysis in --out")
     noise.set_defaults(run=_noise)
     samples = kinds.add_parser(
         "samples", help="sample metrics of `geounet diffuse` runs against the task's held-out data",
@@ -52,6 +55,7 @@ def add_parsers(commands) -> None:
     samples.add_argument("--seed", type=int, default=0, help="seed of the samplers, data subsets and metric features")
     samples.add_argument("--show", type=int, default=4, help="fields per row in samples.png")
     samples.add_argument("--out", type=Path, required=True, help="output folder")
+    samples.add_argument("--overwrite", action="store_true", help="replace the files of an earlier analysis in --out")
     samples.set_defaults(run=_samples)
 
 
@@ -87,8 +91,8 @@ def _noise(args: argparse.Namespace) -> int:
     if missing:
         raise GeounetError(f"--only names {missing} are not studies of {args.config}")
     studies = [s for s in studies if not args.only or s["name"] in args.only]
+    _check_outputs(args, ["noise_analysis.json", "decays.png", *(f"{study['name']}.png" for study in studies)])
     schedule = make_schedule(analysis["schedule"])
-    args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for options in studies:
         name = options["name"]
@@ -98,11 +102,11 @@ def _noise(args: argparse.Namespace) -> int:
         results[name] = {"study": {"source": options["source"], **dataclasses.asdict(study)},
                          "hierarchy": repr(data.hierarchy), "samples": data.x.shape[0],
                          **dataclasses.asdict(result)}
-        plot_noise_study(name, result, schedule, args.out / f"{name}.png")
+        write_output(args.out / f"{name}.png", functools.partial(plot_noise_study, name, result, schedule))
         _print_study(name, result)
-    plot_noise_decays(results, args.out / "decays.png")
+    write_output(args.out / "decays.png", lambda tmp: plot_noise_decays(results, tmp))
     summary = {"analysis": analysis, "schedule": repr(schedule), "studies": results}
-    (args.out / "noise_analysis.json").write_text(json.dumps(summary, indent=1))
+    write_text_output(args.out / "noise_analysis.json", json.dumps(summary, indent=1))
     print(f"wrote {args.out}/noise_analysis.json, {args.out}/decays.png and one PNG per study")
     return 0
 
@@ -116,31 +120,38 @@ def _samples(args: argparse.Namespace) -> int:
 
     if args.num < 2 or args.show < 1:
         raise GeounetError(f"--num must be >= 2 and --show >= 1, got {args.num} and {args.show}")
+    _check_outputs(args, ["sample_metrics.json", "sample_metrics.md", "samples.png", "spectra.png"])
     evaluation = evaluate_runs(args.run_dirs, args.num, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     rows = [{"label": row.label, "name": row.name, "parameters": row.parameters, "metrics": row.metrics}
             for row in evaluation.rows]
     summary = {"command": "geounet analyse samples", "num": args.num, "seed": args.seed, "task": evaluation.task,
                "field": evaluation.field, "hierarchy": repr(evaluation.hierarchy), "test_samples": len(evaluation.test),
                "summary": evaluation.summary(), "rows": rows}
-    (args.out / "sample_metrics.json").write_text(json.dumps(summary, indent=1))
+    write_text_output(args.out / "sample_metrics.json", json.dumps(summary, indent=1))
     table = markdown_table(evaluation)
-    (args.out / "sample_metrics.md").write_text(table)
+    write_text_output(args.out / "sample_metrics.md", table)
     print(table)
     spread = torch.linspace(0, len(evaluation.test) - 1, min(args.show, len(evaluation.test))).round().long()
     shown = {"data (test)": evaluation.test[spread]}  # spread over the test set (neighbours may be one trajectory)
     for label in evaluation.labels()[1:]:  # the first run of every model
         shown[label] = next(row for row in evaluation.rows if row.label == label).fields[: args.show]
-    plot_field_grid(shown, evaluation.hierarchy, str(args.out / "samples.png"))
+    write_output(args.out / "samples.png", lambda tmp: plot_field_grid(shown, evaluation.hierarchy, str(tmp)))
     curves = {"data (test)": _curves(evaluation.rows[0].metrics, "data")}
     for label in evaluation.labels():
         group = [row.metrics for row in evaluation.rows if row.label == label]
         name = "data (train subsets)" if label == DATA_LABEL else label
         curves[name] = {key: np.mean([_curves(m, "samples")[key] for m in group], axis=0).tolist()
                         for key in _curves(group[0], "samples")}
-    plot_spectra(curves, str(args.out / "spectra.png"))
+    write_output(args.out / "spectra.png", lambda tmp: plot_spectra(curves, str(tmp)))
     print(f"wrote {args.out}/sample_metrics.json, sample_metrics.md, samples.png and spectra.png")
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, names: list[str]) -> None:
+    """Refuse, before any work, an ``--out`` that is a file or holds these outputs (without ``--overwrite``)."""
+    check_folder(args.out)
+    for name in names:
+        check_output(args.out / name, (Path(name).suffix,), overwrite=args.overwrite, option="--out file")
 
 
 def _curves(metrics: dict, which: str) -> dict[str, list[float]]:

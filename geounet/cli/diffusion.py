@@ -27,7 +27,9 @@ def add_parsers(commands) -> None:
     sample = commands.add_parser("sample", help="draw samples from a `geounet diffuse` run into a netCDF file")
     sample.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory written by `geounet diffuse`")
     sample.add_argument("--num", type=int, required=True, help="number of samples")
-    sample.add_argument("--out", type=Path, required=True, help="netCDF file to write, e.g. samples.nc")
+    sample.add_argument("--out", type=Path, required=True,
+                        help="netCDF file to write, e.g. samples.nc (variable 'field' [sample, node, channel])")
+    sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     sample.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise (same seed, same samples)")
     sample.add_argument("--sampler", default=None, help="ddim, heun or ddpm (default: the run's diffusion.sampler)")
     sample.add_argument("--steps", type=int, default=None, help="sampling steps (default: diffusion.sample_steps)")
@@ -55,15 +57,17 @@ def _diffuse(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import xarray as xr
 
+    from geounet.data.outputs import check_output, write_output
     from geounet.experiment.diffusion import sample_run
 
+    check_output(args.out, (".nc",), overwrite=args.overwrite)
     samples, hierarchy, cfg = sample_run(args.run_dir, args.num, args.seed, args.sampler, args.steps)
     data = xr.Dataset(
-        {"sample": (("sample", "node", "channel"), samples.numpy())},
+        {"field": (("sample", "node", "channel"), samples.numpy())},  # [S, N, C]
         coords={"mass": ("node", hierarchy.mass(hierarchy.finest_level).numpy())},
         attrs={"task": cfg.task.name, "hierarchy": repr(hierarchy), "run": str(args.run_dir), "seed": args.seed,
                "units": "the task's normalised model units", "geounet_command": "geounet sample"},
     )
-    data.to_netcdf(args.out)
+    write_output(args.out, data.to_netcdf)
     print(f"wrote {args.num} samples {tuple(samples.shape)} to {args.out}")
     return 0

@@ -26,9 +26,9 @@ file's attributes state the HEALPix nside and ordering the forecast was made in.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
+from geounet.data.outputs import check_output, write_output
 from geounet.errors import GeounetError
 from geounet.inference.forecast import LAYOUTS, Forecaster
 
@@ -56,21 +56,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.suffix not in (".nc", ".zarr"):
-        raise GeounetError(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
-    if args.out.exists() and not args.overwrite:
-        raise GeounetError(f"{args.out} exists; pass --overwrite to replace it")
+    check_output(args.out, (".nc", ".zarr"), overwrite=args.overwrite)
     if args.steps < 1:
         raise GeounetError(f"--steps must be >= 1, got {args.steps}")
     forecaster = Forecaster.load(args.run_dir, args.device)
     forecast = forecaster.predict(args.data, init=args.init, steps=args.steps, layout=args.layout,
                                    data_step_hours=args.data_step)
-    if args.out.exists():
-        shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
-    if args.out.suffix == ".zarr":
-        forecast.to_zarr(args.out)
-    else:
-        forecast.to_netcdf(args.out)
+    write_output(args.out, forecast.to_zarr if args.out.suffix == ".zarr" else forecast.to_netcdf)
     print(f"wrote {args.out}: {', '.join(forecast.data_vars)} at {args.steps} lead times from {args.init} "
           f"({', '.join(f'{d}={n}' for d, n in forecast.sizes.items())})")
     return 0

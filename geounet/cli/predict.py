@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from geounet.data.outputs import check_output, write_output
 from geounet.errors import GeounetError
 from geounet.inference.mesh_model import load_model
+
+#: mesh formats that keep point and cell data (the inputs and the predictions)
+MESH_FORMATS = (".vtu", ".vtk")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -29,12 +33,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.exists() and not args.overwrite:
-        raise GeounetError(f"{args.out} exists; pass --overwrite to replace it")
     if args.out.resolve() == args.mesh.resolve():
         raise GeounetError(f"--out {args.out} is the input mesh file; write the prediction to another file")
+    check_output(args.out, MESH_FORMATS, overwrite=args.overwrite)
     trained = load_model(args.run_dir, args.device)
-    trained.predict_file(args.mesh, args.out)
+    write_output(args.out, lambda tmp: trained.predict_file(args.mesh, tmp))
     config = trained.config
     print(f"wrote {args.out}: {', '.join(config.targets)} predicted from {', '.join(config.inputs)} at the "
           f"{config.at}s of {args.mesh}")

@@ -48,6 +48,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace the run in --out (without it, an occupied --out is an error)"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--force", action="store_true",
+                       help="train even when the run's memory estimate exceeds the memory available")
     train.add_argument("--json", action="store_true", help="also print the test metrics as JSON")
     train.set_defaults(run=_train)
 
@@ -76,10 +78,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--predictions", action="store_true", help="also redraw each RUN_DIR/predictions.png from its checkpoint.pt"
     )
     plot.add_argument("--device", default=None, help="for --predictions (default: the run's train.device)")
+    plot.add_argument("--overwrite", action="store_true", help="replace the figure if it exists")
     plot.set_defaults(run=_plot)
 
 
 def _info(args: argparse.Namespace) -> int:
+    import torch
+
     from geounet.experiment.runner import build_configured_unet
     from geounet.tasks import task_structure
 
@@ -95,7 +100,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{'variant':<22}" + "".join(f"{p:>12}" for p in parts))
     for variant in VARIANTS:
         cfg.model.variant = variant
-        counts = build_configured_unet(cfg, structure).parameter_counts()
+        with torch.device("meta"):  # shapes without memory: any width can be counted
+            counts = build_configured_unet(cfg, structure).parameter_counts()
         print(f"{variant:<22}" + "".join(f"{counts[p]:>12,}" for p in parts))
     return 0
 
@@ -109,7 +115,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg.train.device = distributed.setup(cfg.train.device)
     main_process = distributed.is_main_process()
     try:
-        metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+        metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                                 force=args.force)
     finally:
         distributed.teardown()
     if not main_process:
@@ -180,13 +187,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from geounet.data.outputs import check_output, write_output
     from geounet.plot.curves import read_curves
     from geounet.plot.fields import plot_run_curves, plot_test_predictions
 
-    curves = read_curves(args.run_dirs)
     out = args.out or (args.run_dirs[0] / "curves.png" if len(args.run_dirs) == 1 else Path("curves.png"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    panels = plot_run_curves(curves.histories, curves.finals, curves.rollouts, str(out))
+    check_output(out, (".png", ".pdf", ".svg"), overwrite=args.overwrite)
+    curves = read_curves(args.run_dirs)
+    panels = []
+    write_output(out, lambda tmp: panels.extend(plot_run_curves(curves.histories, curves.finals, curves.rollouts,
+                                                                str(tmp))))
     print(f"wrote {out}: " + "; ".join(panels))
     if args.predictions:
         for run_dir in args.run_dirs:

@@ -44,7 +44,7 @@ from torch import Tensor
 
 from geounet.data.cache import HashHeaderError, atomic_write, hash_headed, read_hash_headed
 from geounet.data.samples import Batch, check_finite
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, optional_cache_write
 from geounet.geometry.cache_files import CacheRebuiltWarning
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
@@ -120,7 +120,8 @@ def cached_hierarchy(mesh: Mesh, recipe: HierarchyRecipe, cache_dir: str | os.Pa
         if hierarchy is None:
             hierarchy = recipe.build(mesh).materialize()
             payload = pickle.dumps(hierarchy, protocol=pickle.HIGHEST_PROTOCOL)
-            atomic_write(path, lambda tmp: tmp.write_bytes(hash_headed(_MAGIC, payload)))
+            with optional_cache_write(path, "the hierarchy cache"):
+                atomic_write(path, lambda tmp: tmp.write_bytes(hash_headed(_MAGIC, payload)))
     hierarchy.content_key = key
     return hierarchy
 

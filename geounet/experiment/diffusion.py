@@ -50,6 +50,7 @@ from geounet.train.config import ConfigError, TrainConfig, parse_override
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import fit, unwrap
 from geounet.train.run_folder import claim_run_folder
+from geounet.train.run_lock import run_lock
 
 DIFFUSION_DEFAULTS = {
     "field": "inputs", "schedule": "vp_cosine", "prediction": "v", "cond_dim": 32, "steps": 1000,
@@ -151,15 +152,26 @@ def held_out_loss(field: str, batch_size: int, device: torch.device):
 
 def train_run(raw: dict, out: Path, progress: bool = True, resume: bool = False) -> dict:
     """Train (or with ``resume`` continue) the diffusion model of config ``raw`` and write
-    ``out/checkpoint.pt`` and ``out/losses.json``; returns a summary."""
-    from geounet.tasks import prepare_task
-
+    ``out/checkpoint.pt`` and ``out/losses.json``; returns a summary. The folder is locked
+    for the run (:func:`~geounet.train.run_lock.run_lock`)."""
     cfg, diffusion = read_config(raw)
+    _check_out(out, raw, resume)  # refuse before writing anything
+    with run_lock(out):
+        _check_out(out, raw, resume)  # a run may have ended meanwhile
+        return _train(cfg, diffusion, raw, out, progress, resume)
+
+
+def _check_out(out: Path, raw: dict, resume: bool) -> None:
     if resume:
         claim_run_folder(out, raw, resume=True, overwrite=False)  # the same [task] and [model]
     elif (out / "checkpoint.pt").exists():
         raise GeounetError(f"{out} already holds a diffusion run (checkpoint.pt); pass --resume to continue it or "
                            "choose another --out")
+
+
+def _train(cfg: ExperimentConfig, diffusion: dict, raw: dict, out: Path, progress: bool, resume: bool) -> dict:
+    from geounet.tasks import prepare_task
+
     with main_process_first():  # one process generates the cached data, the others read it
         task = prepare_task(cfg.task, cfg.model.num_levels)
     field = diffusion["field"]

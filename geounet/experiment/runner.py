@@ -21,17 +21,19 @@ import torch
 from torch import nn
 
 from geounet.experiment.config import ExperimentConfig
+from geounet.experiment.memory import check_run_memory
 from geounet.models.baselines import ChebUNet, DLWPHealpixUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.sizing import count_parameters, parameter_counts, size_to_parameters
 from geounet.models.unet import build_unet
 from geounet.nn.unet import UNet
 from geounet.plot.fields import plot_test_predictions
-from geounet.tasks import PreparedTask, TaskStructure, prepare_task
+from geounet.tasks import PreparedTask, TaskStructure, prepare_task, task_structure
 from geounet.train.checkpoint import atomic_write_text
 from geounet.train.distributed import is_main_process, main_process_first
 from geounet.train.loop import TestMetrics, evaluate, fit, regression_loss
-from geounet.train.run_folder import claim_run_folder
+from geounet.train.run_folder import claim_run_folder, clear_run_files
+from geounet.train.run_lock import run_lock
 
 
 def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
@@ -100,14 +102,26 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure, channels: 
 
 def run_experiment(
     cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-    progress: bool = True
+    progress: bool = True, force: bool = False
 ) -> dict[str, Any]:
     """Train and evaluate ``cfg``; returns (and writes) the metrics. ``out_dir`` must not hold
     another run unless ``overwrite``; the same run continues only with ``resume``
-    (:func:`~geounet.train.run_folder.claim_run_folder`)."""
+    (:func:`~geounet.train.run_folder.claim_run_folder`), and no other run may be writing
+    into it (:func:`~geounet.train.run_lock.run_lock`, held for the whole run). A run whose
+    memory estimate exceeds the memory available is refused unless ``force``
+    (:mod:`geounet.experiment.memory`)."""
     out_dir = Path(out_dir)
-    claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)  # refuse before writing anything
+    if not force:
+        check_run_memory(cfg, task_structure(cfg.task, cfg.model.num_levels))
+    with run_lock(out_dir):
+        claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)  # a run may have ended meanwhile
+        if overwrite:
+            clear_run_files(out_dir)
+        return _train_and_evaluate(cfg, out_dir, resume, progress)
+
+
+def _train_and_evaluate(cfg: ExperimentConfig, out_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
     with main_process_first():  # one process generates the cached data, the others read it
         task = prepare_task(cfg.task, cfg.model.num_levels)

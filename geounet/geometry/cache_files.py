@@ -26,13 +26,16 @@ removes on the next write into that folder, once that process is gone; a live
 writer's temporary (another process building the same entry) is never touched, and
 neither are temporaries of other hosts sharing the folder.
 
-Two processes building one entry at once both write complete entries and manifests;
-when the builds are bit-identical (every cache here is deterministic) either pair
-verifies.
+**Concurrent builds.** :func:`load_or_build` builds an entry holding an exclusive
+``flock`` on ``.<entry name>.lock`` beside it and checks the entry again once it has the
+lock: of two processes that need one missing entry at once, the first builds it and the
+second waits, then loads the first one's entry (the lock is the kernel's, so a killed
+builder releases it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -41,11 +44,12 @@ import secrets
 import shutil
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, naming_path
 
 FORMAT = "geounet-cache-manifest"
 VERSION = 1
@@ -119,28 +123,30 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> P
 
     Orphaned temporaries of dead writers in the folder are removed first. The temporary
     keeps ``path``'s suffix (some writers dispatch on it). If ``write_fn`` raises, the
-    temporary is removed and ``path`` is untouched. ``write_fn`` may create a file or a
+    temporary is removed and ``path`` is untouched; an ``OSError`` naming no file or the
+    temporary is re-raised naming ``path``. ``write_fn`` may create a file or a
     folder; a folder replaces an existing ``path`` folder (an entry being rebuilt).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path.parent)
     tmp = temporary_path(path)
-    try:
-        write_fn(tmp)
-        if tmp.is_dir():
-            for file in tmp.rglob("*"):
-                fsync(file)
-            if path.is_dir():
-                shutil.rmtree(path)
-        fsync(tmp)
-        os.replace(tmp, path)
-        fsync(path.parent)  # the rename itself
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+    with naming_path(path, temporary=tmp):  # a full disk, or a folder the user cannot write to
+        try:
+            write_fn(tmp)
+            if tmp.is_dir():
+                for file in tmp.rglob("*"):
+                    fsync(file)
+                if path.is_dir():
+                    shutil.rmtree(path)
+            fsync(tmp)
+            os.replace(tmp, path)
+            fsync(path.parent)  # the rename itself
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
     return path
 
 
@@ -210,14 +216,35 @@ def load_or_build(entry: str | os.PathLike, write_fn: Callable[[Path], None], lo
                   what: str) -> T:
     """``load(entry)`` of an intact entry; otherwise ``write_fn`` writes it (atomically, then
     sealed) and it is loaded. A damaged entry (present but failing :func:`check_entry`) is
-    rebuilt with one :class:`CacheRebuiltWarning` naming it; a damaged entry is never loaded."""
+    rebuilt with one :class:`CacheRebuiltWarning` naming it; a damaged entry is never loaded.
+    Builds hold :func:`build_lock`, so a concurrent identical build waits and uses this one."""
     entry = Path(entry)
-    if entry.exists() or manifest_path(entry).exists():
-        problem = check_entry(entry)
-        if problem is None:
+    if _intact(entry):
+        return load(entry)
+    with build_lock(entry):
+        if _intact(entry):  # built by another process while this one waited
             return load(entry)
-        warnings.warn(f"{what} {entry} cannot be used ({problem}); rebuilding it", CacheRebuiltWarning, stacklevel=3)
-        manifest_path(entry).unlink(missing_ok=True)  # the entry is unsealed until the rebuild is complete
-    atomic_write(entry, write_fn)
-    seal(entry)
+        if entry.exists() or manifest_path(entry).exists():
+            warnings.warn(f"{what} {entry} cannot be used ({check_entry(entry)}); rebuilding it", CacheRebuiltWarning,
+                          stacklevel=3)
+            manifest_path(entry).unlink(missing_ok=True)  # the entry is unsealed until the rebuild is complete
+        atomic_write(entry, write_fn)
+        seal(entry)
     return load(entry)
+
+
+def _intact(entry: Path) -> bool:
+    return (entry.exists() or manifest_path(entry).exists()) and check_entry(entry) is None
+
+
+@contextmanager
+def build_lock(entry: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``.<entry name>.lock`` beside ``entry`` (created if needed)."""
+    entry = Path(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with open(entry.with_name(f".{entry.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -90,8 +90,10 @@ _Y_BITS = 0x2AAAAAAAAAAAAAAA  # odd bits below bit 63 (int64-safe; nside <= 2**2
 
 
 def validate_nside(nside: int) -> int:
-    """Return ``nside`` if it is a power of two, else raise a ValueError naming the fix."""
-    if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)) or nside < 1 or nside & (nside - 1):
+    """Return ``nside`` if it is an int and a power of two, else raise a ValueError naming the fix."""
+    if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)):
+        raise GeounetError(f"nside must be an int (a power of two: 1, 2, 4, ...), got {type(nside).__name__} {nside!r}")
+    if nside < 1 or nside & (nside - 1):
         raise GeounetError(
             f"nside must be a power of two (1, 2, 4, ..., 1024, ...), got {nside!r}; "
             "NEST ordering and the Haar hierarchy need nside = 2**k"

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 from scipy.sparse.csgraph import connected_components
 
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, optional_cache_write
 from geounet.geometry.cache_files import load_or_build
 from geounet.geometry.eigensolver import componentwise_eigenpairs
 from geounet.geometry.mesh import Mesh
@@ -116,14 +116,19 @@ def laplacian_eigenbasis(
     if not use_cache:
         return _solve(mesh, num, free, kind)
 
+    solved = []  # the solve of a build whose cache file could not be written
+
     def write(tmp: Path) -> None:
         values, vectors = _solve(mesh, num, free, kind)
+        solved.append((values, vectors))
         with open(tmp, "wb") as file:
             np.save(file, np.concatenate([values[None], vectors]))
 
     path = cache_dir() / f"eigenbasis-{key}.npy"
-    stored = load_or_build(path, write, np.load, "eigenbasis cache file")  # [1 + V, num]
-    return stored[0], stored[1:]
+    with optional_cache_write(path, "the eigenbasis cache"):  # a cache folder that cannot be written
+        stored = load_or_build(path, write, np.load, "eigenbasis cache file")  # [1 + V, num]
+        return stored[0], stored[1:]
+    return solved[0] if solved else _solve(mesh, num, free, kind)
 
 
 def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

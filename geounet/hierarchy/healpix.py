@@ -33,6 +33,7 @@ from geounet.geometry.healpix import (
     validate_nside,
 )
 from geounet.hierarchy.base import Hierarchy, LevelGraph, ProlongLayout, validate_dyadic_levels
+from geounet.hierarchy.memory import check_fits
 
 
 def healpix_level_graph(nside: int) -> LevelGraph:
@@ -83,9 +84,16 @@ class HealpixLevels(Hierarchy):
             must be at least 1.
     """
 
+    #: bytes per pixel of the finest level's arrays at least: the neighbour table (int32 [N, 8]),
+    #: the mass and the pixel positions (float64 [N] and [N, 3])
+    BYTES_PER_PIXEL = 4 * 8 + 8 + 8 * 3
+
     def __init__(self, nside: int, num_levels: int):
         self.nside = validate_nside(nside)
         self._num_levels = validate_dyadic_levels(num_levels, self.nside, f"nside {nside}", "nside 1")
+        check_fits(self.BYTES_PER_PIXEL * npix(self.nside), f"a HEALPix hierarchy at nside {self.nside} "
+                   f"({npix(self.nside):,} pixels x {self.BYTES_PER_PIXEL} bytes on its finest level)",
+                   "choose a smaller nside")
         self._graphs: dict[int, LevelGraph] = {}
 
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geounet.data.outputs import check_output, write_output
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
 from geounet.nn.message_passing import KernelConv
@@ -94,14 +95,16 @@ def export(model: UNet, hierarchy: Hierarchy, example_input: Tensor) -> torch.ex
 
 
 def export_onnx(model: UNet, hierarchy: Hierarchy, example_input: Tensor, path: str | Path,
-                tolerance: float = 1e-5) -> Path:
+                tolerance: float = 1e-5, *, overwrite: bool = False) -> Path:
     """Write ``model(x, hierarchy)`` for inputs shaped like ``example_input [B, N, C_in]`` as an
     ONNX model to ``path`` (torch.onnx's ``torch.export``-based exporter) and return the path.
 
-    The file is checked before returning: ``onnx.checker`` validates it and onnxruntime's
-    output on ``example_input`` must match the model's within ``tolerance`` (largest
-    absolute difference), else :class:`~geounet.errors.GeounetError`. Needs the ``onnx``
-    extra (``pip install 'geounet[onnx]'``).
+    The file is checked before it takes ``path``'s place (it is written to a temporary file
+    beside ``path``, :func:`geounet.data.outputs.write_output`): ``onnx.checker`` validates it
+    and onnxruntime's output on ``example_input`` must match the model's within ``tolerance``
+    (largest absolute difference), else :class:`~geounet.errors.GeounetError` and ``path`` is
+    untouched. ``path`` must end in ``.onnx``; an existing file is replaced only with
+    ``overwrite``. Needs the ``onnx`` extra (``pip install 'geounet[onnx]'``).
     """
     try:
         import onnx
@@ -110,17 +113,20 @@ def export_onnx(model: UNet, hierarchy: Hierarchy, example_input: Tensor, path: 
     except ImportError as error:
         raise GeounetError(f"ONNX export needs the onnx extra ({error.name} is missing): "
                            "pip install 'geounet[onnx]'") from error
+    path = check_output(path, (".onnx",), overwrite=overwrite, option="path", replace="call with overwrite=True")
     prepare_geometry(model, hierarchy)
-    path = Path(path)
-    torch.onnx.export(BoundGeometry(model, hierarchy), (example_input,), str(path), dynamo=True,
-                      input_names=["x"], output_names=["y"], verbose=False)
-    onnx.checker.check_model(str(path))
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (output,) = session.run(None, {"x": example_input.detach().cpu().numpy()})
-    with torch.no_grad():
-        expected = model(example_input, hierarchy).cpu()
-    error = (torch.from_numpy(output) - expected).abs().max().item()
-    if not error <= tolerance:
-        raise GeounetError(f"the ONNX model written to {path} differs from the model by {error:.3g} under "
-                           f"onnxruntime (tolerance {tolerance:g}); export in float64 or raise the tolerance")
-    return path
+
+    def write_and_check(tmp: Path) -> None:
+        torch.onnx.export(BoundGeometry(model, hierarchy), (example_input,), str(tmp), dynamo=True,
+                          input_names=["x"], output_names=["y"], verbose=False)
+        onnx.checker.check_model(str(tmp))
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        (output,) = session.run(None, {"x": example_input.detach().cpu().numpy()})
+        with torch.no_grad():
+            expected = model(example_input, hierarchy).cpu()
+        error = (torch.from_numpy(output) - expected).abs().max().item()
+        if not error <= tolerance:
+            raise GeounetError(f"the ONNX model for {path} differs from the model by {error:.3g} under onnxruntime "
+                               f"(tolerance {tolerance:g}); nothing written; export in float64 or raise the tolerance")
+
+    return write_output(path, write_and_check)

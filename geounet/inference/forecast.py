@@ -51,8 +51,11 @@ from geounet.data.climate_dataset import (
 from geounet.data.climate_grid import ClimateDataError, SourceGrid
 from geounet.data.forecast_files import dlwp_forecast, lead_series
 from geounet.errors import GeounetError, MissingFileError
+from geounet.geometry.healpix import npix
 from geounet.hierarchy.base import Hierarchy
+from geounet.hierarchy.memory import check_fits
 from geounet.models.autoregressive import ForecastInputs
+from geounet.train.device import usable_device
 
 LAYOUTS = ("geounet", "weatherbench2", "dlwp")
 
@@ -93,7 +96,7 @@ class Forecaster:
         structure = forecast.structure(cfg.task, cfg.model.num_levels, num_constants=constants.shape[1])
         model = build_model(cfg, structure)
         load_model_state(model, state["model"], path)  # weights, statistics and masks
-        device = torch.device(device)
+        device = usable_device(device, "--device")
         return cls(model.to(device).eval(), structure.hierarchy.to(device), cfg.task, task_state["source"],
                    constants, task_state["source_valid"].numpy(), run_dir)
 
@@ -122,6 +125,7 @@ class Forecaster:
         if steps < 1:
             raise GeounetError(f"steps must be >= 1, got {steps}")
         inits = _init_times(init)
+        self._check_memory(len(inits), steps)
         lead = self.config.data_step_hours if data_step_hours is None else data_step_hours
         source = self._select(lead_series(self._open(data), lead, self.config.time_name))
         states = torch.stack([self._input_states(source, when) for when in inits])  # [B, T_in, N, C]
@@ -152,6 +156,15 @@ class Forecaster:
         fields = {name: states[..., c] for c, name in enumerate(self.variables)}
         return dlwp_forecast(fields, inits, leads, attrs, {"model_ordering": "nest", "run_dir": str(self.run_dir),
                                                            "trained_on": str(self.config.data)})
+
+    def _check_memory(self, inits: int, steps: int) -> None:
+        """Refuse a forecast whose arrays cannot fit: ``4 B L C (2 N + G)`` bytes for ``B`` inits,
+        ``L`` lead times and ``C`` variables: the rollout on ``N`` HEALPix pixels (and its copy in
+        physical units) and the output on the source's ``G`` points."""
+        pixels, points = npix(self.source["nside"]), int(np.prod(self.source_valid.shape[1:]))
+        needed = 4 * inits * steps * len(self.variables) * (2 * pixels + points)
+        check_fits(needed, f"a forecast of {steps:,} lead times from {inits} init time(s)",
+                   "forecast fewer lead times (--steps) or init times at once", self.model.normalisation.mean.device)
 
     def _open(self, data) -> xr.Dataset:
         if isinstance(data, xr.Dataset):

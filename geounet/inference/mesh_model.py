@@ -27,6 +27,7 @@ from geounet.geometry.mesh import Mesh
 from geounet.hierarchy.base import Hierarchy
 from geounet.models.standardised import Standardised
 from geounet.tasks import mesh_files
+from geounet.train.device import usable_device
 
 
 @dataclass
@@ -99,6 +100,6 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> MeshM
     structure = mesh_files.structure(cfg.task, cfg.model.num_levels, state=task_state)
     model = build_model(cfg, structure)
     load_model_state(model, state["model"], path)  # weights and the training statistics
-    device = torch.device(device)
+    device = usable_device(device, "--device")
     return MeshModel(model.to(device).eval(), mesh_files.recipe(cfg.task, cfg.model.num_levels), cfg.task,
                      list(task_state["target_widths"]), device)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import matplotlib
 
+from geounet.data.outputs import write_output
 from geounet.errors import GeounetError
 
 matplotlib.use("Agg")
@@ -201,12 +202,13 @@ def draw_finals(ax: Axes, finals: dict[str, tuple[float, float]], ylabel: str) -
 
 def plot_test_predictions(model: nn.Module, task, device: torch.device, path: str, samples: int = 2) -> None:
     """The task's prediction figure (``task.plot``) for the first ``samples`` test samples of a
-    :class:`geounet.tasks.PreparedTask`; ``model`` must be on ``device``, in eval mode."""
+    :class:`geounet.tasks.PreparedTask`, written atomically to ``path``; ``model`` must be on
+    ``device``, in eval mode."""
     batch = task.test.batch(torch.arange(min(samples, len(task.test))))
     inputs, targets = batch.inputs, batch.targets  # [S, N, C_in], [S, N, C_out]
     with torch.no_grad():
         predictions = model(inputs.to(device), batch.hierarchy.to(device)).cpu()  # [S, N, C_out]
-    task.plot(inputs, targets, predictions, path)
+    write_output(path, lambda tmp: task.plot(inputs, targets, predictions, str(tmp)))
 
 
 def _save(fig: Figure, path: str) -> None:

@@ -81,6 +81,10 @@ class Config:
     name: ClassVar[str] = "forecast"
     #: settings holding paths: relative ones in a config file resolve against the file's folder
     PATHS: ClassVar[tuple[str, ...]] = ("data", "cache_dir")
+    #: keys the checkpoint fixes (the model's channels and their order, its normalisation, its grid):
+    #: ``geounet evaluate --set`` refuses to change them
+    FIXED: ClassVar[tuple[str, ...]] = ("variables", "constants", "nside", "layout", "input_steps", "output_steps",
+                                        "dt_hours")
     #: a netCDF file, a zarr store or a glob of netCDF files
     data: str = ""
     #: surface fields ("t2m") and levels of fields with a level dim ("z500" = z at level 500)

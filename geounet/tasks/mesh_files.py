@@ -62,6 +62,9 @@ class Config:
     name: ClassVar[str] = "mesh_files"
     #: keys holding paths, resolved against the folder of the config file they are read from
     PATHS: ClassVar[tuple[str, ...]] = ("folder", "cache_dir")
+    #: keys the checkpoint fixes (the model's channels and their order, its normalisation, its grid):
+    #: ``geounet evaluate --set`` refuses to change them
+    FIXED: ClassVar[tuple[str, ...]] = ("inputs", "targets", "at", "recipe")
     folder: str = ""
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)

@@ -72,6 +72,9 @@ HIERARCHIES = ("haar", "spectral")
 @dataclass(frozen=True)
 class Config:
     name: ClassVar[str] = "shallow_water_healpix"
+    #: keys the checkpoint fixes (the model's channels and their order, its normalisation, its grid):
+    #: ``geounet evaluate --set`` refuses to change them
+    FIXED: ClassVar[tuple[str, ...]] = ("variables", "nside", "hierarchy")
     nside: int = 32
     #: "haar" (nested pixels) or "spectral" (spherical-harmonic bands)
     hierarchy: str = "haar"

@@ -15,13 +15,17 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
+from geounet.train.device import usable_device
+
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def setup(device: str) -> str:
-    """Join the process group if launched by torchrun; returns this process's device."""
+    """Check ``device`` (:func:`~geounet.train.device.usable_device`) and join the process group if
+    launched by torchrun; returns this process's device."""
+    usable_device(device)
     if not launched_by_torchrun() or dist.is_initialized():
         return device
     if device.startswith("cuda"):

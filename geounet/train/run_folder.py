@@ -6,7 +6,11 @@ experiment config). :func:`claim_run_folder` lets ``geounet train --out DIR`` wr
 - an empty or new folder, or one without a run;
 - a folder holding the same run only with ``resume`` (continue it);
 - a folder holding a run of another model or task only with ``overwrite`` (the old run's
-  files are deleted first, so no stale plot or evaluation survives next to the new run).
+  files are deleted by :func:`clear_run_files` before the new run writes, so no stale plot
+  or evaluation survives next to the new run).
+
+The check writes nothing; a run checks again once it holds the folder's lock
+(:mod:`geounet.train.run_lock`), so a run that finished in between is not overwritten.
 
 ``resume`` under another model or task config names the keys that differ. A claimed
 folder loses the checkpoint temporaries of killed runs
@@ -19,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from geounet.data.outputs import check_folder
 from geounet.errors import GeounetError, MissingFileError
 from geounet.geometry.cache_files import remove_orphans
 from geounet.train.checkpoint import config_differences as _all_differences
@@ -53,7 +58,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], sections:
 
 def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
     """Check that a run of ``config`` may write into ``out_dir`` (see the module docstring)."""
-    out_dir = Path(out_dir)
+    out_dir = check_folder(out_dir)
     if resume and overwrite:
         raise GeounetError("pass either --resume (continue the run in --out) or --overwrite (start again), not both")
     if resume:
@@ -74,8 +79,11 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
         raise GeounetError(
             f"{out_dir} holds {what}; pass --resume to continue it, --overwrite to replace it, or choose another --out"
         )
-    if overwrite:
-        for pattern in RUN_FILES:
-            for path in out_dir.glob(pattern):
-                path.unlink(missing_ok=True)  # under torchrun every process clears
     remove_orphans(out_dir)  # checkpoint temporaries of killed runs
+
+
+def clear_run_files(out_dir: Path) -> None:
+    """Delete the files of a run (:data:`RUN_FILES`) from ``out_dir`` (``--overwrite``)."""
+    for pattern in RUN_FILES:
+        for path in out_dir.glob(pattern):
+            path.unlink(missing_ok=True)  # under torchrun every process clears

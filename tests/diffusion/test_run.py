@@ -42,10 +42,25 @@ def test_samples_are_written_and_reproducible(run_dir, tmp_path, capsys):
     for path, seed in zip(paths, (1, 1, 2), strict=True):
         assert main(["sample", str(run_dir), "--num", "3", "--out", str(path), "--seed", str(seed)]) == 0
     a, b, c = (xr.load_dataset(path) for path in paths)
-    assert a["sample"].shape == (3, 256, 1) and a.attrs["task"] == "navier_stokes_square"
+    assert list(a.data_vars) == ["field"]  # a data variable, not a coordinate named like its dimension
+    assert a["field"].dims == ("sample", "node", "channel") and a.attrs["task"] == "navier_stokes_square"
+    assert a["field"].shape == (3, 256, 1)
     assert float(a["mass"].sum()) == pytest.approx(1.0)
-    assert (a["sample"] == b["sample"]).all() and not (a["sample"] == c["sample"]).all()
+    assert (a["field"] == b["field"]).all() and not (a["field"] == c["field"]).all()
     assert main(["sample", str(run_dir), "--num", "2", "--out", str(tmp_path / "d.nc"), "--sampler", "heun"]) == 0
+
+
+def test_sample_refuses_an_existing_file_and_a_wrong_suffix(run_dir, tmp_path, capsys):
+    data = tmp_path / "training_data.nc"
+    data.write_bytes(b"a forecast run's training data")
+    assert main(["sample", str(run_dir), "--num", "2", "--out", str(data)]) == 2
+    assert "training_data.nc exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert data.read_bytes() == b"a forecast run's training data"
+    assert main(["sample", str(run_dir), "--num", "2", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "has the suffix '.csv'; it must end in .nc (netCDF)" in capsys.readouterr().err
+    assert main(["sample", str(run_dir), "--num", "2", "--out", str(data), "--overwrite"]) == 0
+    assert xr.load_dataset(data)["field"].shape == (2, 256, 1)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
 def test_bad_diffusion_inputs_are_one_line_errors(tmp_path, capsys):

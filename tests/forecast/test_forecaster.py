@@ -179,3 +179,29 @@ def test_a_gap_drops_only_the_windows_that_cross_it(tmp_path, missing, dropped):
     assert windows == len(prepare_task(cfg_full.task, 2).train) - (6 if dropped else 0)
     if dropped:
         assert task.log[-1] == f"train split: {dropped} window(s) crossing a gap dropped, {windows} kept"
+
+
+def test_what_the_checkpoint_fixes_cannot_be_overridden_and_outputs_are_not_replaced(tmp_path, capsys):
+    train(tmp_path, era5_like(days=13))
+    run = str(tmp_path / "run")
+    capsys.readouterr()
+    # swapped variables would relabel the channels the model (and its normalisation) was trained on
+    assert main(["evaluate", run, "--set", 'task.variables=["z500", "t2m"]']) == 2
+    assert ("the checkpoint fixes task.variables = ['t2m', 'z500'] (the model's channels, their order, "
+            "normalisation and grid were trained on it)") in capsys.readouterr().err
+    assert main(["evaluate", run, "--set", "task.nside=8"]) == 2
+    assert "the checkpoint fixes task.nside = 4" in capsys.readouterr().err
+    assert main(["evaluate", run, "--set", 'task.variables=["t2m", "z500"]']) == 0  # the trained value is fine
+    # a forecast whose output cannot fit is refused before the rollout, with the estimate
+    assert main(["forecast", run, "--init", "2000-01-10T06", "--steps", "100000000",
+                 "--out", str(tmp_path / "huge.nc")]) == 2
+    assert "a forecast of 100,000,000 lead times from 1 init time(s) needs about" in capsys.readouterr().err
+    # a zarr store is replaced only with --overwrite, and then as a whole
+    store = tmp_path / "forecast.zarr"
+    forecast = ["forecast", run, "--init", "2000-01-10T06", "--out", str(store)]
+    assert main([*forecast, "--steps", "3"]) == 0
+    assert main([*forecast, "--steps", "2"]) == 2
+    assert "forecast.zarr exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*forecast, "--steps", "2", "--overwrite"]) == 0
+    assert xr.open_zarr(store).sizes["lead_time"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging folder left

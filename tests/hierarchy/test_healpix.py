@@ -5,6 +5,7 @@ import torch
 
 from geounet.geometry.healpix import edge_geometry, missing_neighbours, neighbour_table, pixel_vectors
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, healpix_level_graph
+from geounet.hierarchy.memory import MemoryLimitError
 from geounet.testing import check_device_consistency, check_hierarchy
 
 
@@ -137,10 +138,22 @@ def test_graph_is_built_lazily_and_cached():
     assert h.describe()[3] == {"level": 3, "nodes": 768, "edges": 768 * 8 - 24}
 
 
-@pytest.mark.parametrize("nside", [0, 3, 48, -4, 2.0])
+@pytest.mark.parametrize("nside", [0, 3, 48, -4])
 def test_nside_must_be_power_of_two(nside):
     with pytest.raises(ValueError, match="nside must be a power of two"):
         HealpixHaarHierarchy(nside, 1)
+
+
+@pytest.mark.parametrize("nside", [32.0, "32", True])
+def test_nside_must_be_an_int(nside):
+    with pytest.raises(ValueError, match="nside must be an int"):
+        HealpixHaarHierarchy(nside, 3)
+
+
+def test_a_hierarchy_that_cannot_fit_in_memory_is_refused_at_construction():
+    with pytest.raises(MemoryLimitError, match=r"nside 1048576 .* needs about .* GiB of memory, more than the"):
+        HealpixHaarHierarchy(2**20, 2)
+    HealpixHaarHierarchy(2**10, 2)  # 12.6 M pixels x 64 bytes = 0.8 GB: fits a CI machine
 
 
 def test_too_many_levels_and_wrong_pixel_count():

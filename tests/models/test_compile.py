@@ -136,6 +136,24 @@ def test_onnx_model_matches_the_model_under_onnxruntime(kind, tmp_path):
         torch.testing.assert_close(torch.from_numpy(output), model(other, hierarchy), rtol=0, atol=1e-5)
 
 
+def test_onnx_export_refuses_an_existing_file_and_writes_only_a_checked_model(tmp_path):
+    pytest.importorskip("onnxruntime", reason="the onnx extra (in dev) is not installed")
+    hierarchy = HealpixHaarHierarchy(2, 2)
+    model = build_unet(hierarchy, 2, 1, width=4)
+    x = torch.randn(1, hierarchy.num_nodes(hierarchy.finest_level), 2)
+    path = tmp_path / "unet.onnx"
+    path.write_bytes(b"an older export")
+    with pytest.raises(GeounetError, match="unet.onnx exists; call with overwrite=True to replace it"):
+        export_onnx(model, hierarchy, x, path)
+    with pytest.raises(GeounetError, match="differs from the model by .* nothing written"):
+        export_onnx(model, hierarchy, x, path, tolerance=-1.0, overwrite=True)  # no model passes: a negative control
+    assert path.read_bytes() == b"an older export" and sorted(p.name for p in tmp_path.iterdir()) == ["unet.onnx"]
+    with pytest.raises(GeounetError, match=r"it must end in \.onnx"):
+        export_onnx(model, hierarchy, x, tmp_path / "unet.pt")
+    export_onnx(model, hierarchy, x, path, overwrite=True)
+    assert path.read_bytes()[:2] != b"an"
+
+
 def test_export_rejects_a_hierarchy_of_another_kind():
     model = build_unet(HealpixHaarHierarchy(4, 2), 2, 1, width=4)
     square = SquareHaarHierarchy(8, 2)

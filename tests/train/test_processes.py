@@ -18,6 +18,7 @@ import torch
 
 from geounet.cli import main
 from geounet.train.checkpoint import load_checkpoint
+from geounet.train.run_lock import StaleLockWarning
 
 KILL = Path(__file__).with_name("kill_after_checkpoint.py")
 TRIANGLE = ["task.mesh_level=3", "task.band_limits=[4, 12]", "model.num_levels=3", "task.num_train=8",
@@ -78,7 +79,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_loss_curve(tmp_path, steps, 
     assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == kill_at
     assert not (tmp_path / "killed" / "metrics.json").exists()
     assert main(killed) == 2  # the folder holds this run: continuing it needs --resume
-    assert main([*killed, "--resume"]) == 0
+    with pytest.warns(StaleLockWarning, match="taking over the lock of a run that no longer runs"):
+        assert main([*killed, "--resume"]) == 0  # the killed run's lock is stale
     assert torch.equal(_losses(tmp_path / "killed"), _losses(tmp_path / "clean"))  # same kernels, same threads
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from geounet.train.checkpoint import save_checkpoint
-from geounet.train.run_folder import claim_run_folder
+from geounet.train.run_folder import claim_run_folder, clear_run_files
 
 CONFIG = {"task": {"name": "triangle_poisson", "mesh_level": 3}, "model": {"width": 4}, "train": {"steps": 3}}
 
@@ -62,6 +62,8 @@ def test_a_folder_with_metrics_only_is_a_run(tmp_path):
 def test_overwrite_removes_the_old_runs_files_only(tmp_path):
     run = _run(tmp_path / "run")
     claim_run_folder(run, {**CONFIG, "model": {"width": 8}}, resume=False, overwrite=True)
+    assert len(list(run.iterdir())) > 1  # the check deletes nothing
+    clear_run_files(run)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
 
 
