@@ -3,6 +3,7 @@
 from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
+from geounet.nn.healpix_face import FaceKernelConv, HealpixConv3x3
 from geounet.nn.message_passing import KernelConv, MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
 from geounet.nn.square import SquareConv, SquareConvFactory
@@ -10,6 +11,8 @@ from geounet.nn.unet import UNet
 
 __all__ = [
     "Bottleneck",
+    "FaceKernelConv",
+    "HealpixConv3x3",
     "IdentityEncoder",
     "KernelConv",
     "MessagePassingFactory",
