@@ -13,8 +13,9 @@ Variants, all ``build_unet(..., 3, 3)`` Multi-ResNets with 4 levels at the same 
 After warm-up the variants' training steps (forward, squared-sum loss, backward) alternate in
 one process, ``--repeats`` times, so a loaded machine slows all alike; prints per variant the
 median and min-max step time, the median ratio to ``nest`` with the range of the per-repeat
-ratios, and the peak resident memory of one step above the resident set before it (Linux
-VmHWM, reset before each step). ``--clock cpu`` is process CPU time (use with ``--threads 1``
+ratios, and the peak resident memory of one step after a warm-up step, above the resident set
+before it (Linux VmHWM), each measured in a fresh process with ``MALLOC_MMAP_THRESHOLD_=65536``
+so freed buffers leave the resident set. ``--clock cpu`` is process CPU time (use with ``--threads 1``
 on a shared machine). ``--profile VARIANT`` prints torch.profiler's top operators of one step
 of that variant instead. ``--json PATH`` writes the numbers.
 
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--profile", choices=list(VARIANTS), default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--peak-child", choices=list(VARIANTS), default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -71,28 +75,44 @@ def timed(model, x, hierarchy, clock) -> float:
     return clock() - start
 
 
-def peak_step_bytes(model, x, hierarchy) -> int:
-    """Peak resident memory of one step above the resident set before it."""
+def build(name: str, nside: int, batch: int):
+    """``(model, x [B, N, 3], hierarchy)`` of variant ``name``."""
+    hierarchy, options = VARIANTS[name](nside)
+    model = build_unet(hierarchy, 3, 3, **options)
+    return model, torch.randn(batch, hierarchy.num_nodes(hierarchy.finest_level), 3), hierarchy
+
+
+def peak_step_mb(name: str, nside: int, args: argparse.Namespace) -> float:
+    """Peak resident memory (MB) of one step of ``name``, measured in a fresh process."""
+    command = [sys.executable, __file__, "--peak-child", name, "--nsides", str(nside), "--batch", str(args.batch)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return float(result.stdout.split()[-1])
+
+
+def peak_child(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    model, x, hierarchy = build(args.peak_child, args.nsides[0], args.batch)
+    step(model, x, hierarchy)  # warm-up: memoised geometry
     before = reset_peak()
     step(model, x, hierarchy)
-    return status_bytes("VmHWM") - before
+    print((status_bytes("VmHWM") - before) / 2**20)
 
 
 def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peak_child:
+        return peak_child(args)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     results = {"batch": args.batch, "threads": args.threads, "clock": args.clock, "repeats": args.repeats,
                "nsides": {}}
     for nside in args.nsides:
         torch.manual_seed(0)
-        built = {}
-        for name in args.variants:
-            hierarchy, options = VARIANTS[name](nside)
-            model = build_unet(hierarchy, 3, 3, **options)
-            x = torch.randn(args.batch, hierarchy.num_nodes(hierarchy.finest_level), 3)  # [B, N, 3]
-            built[name] = (model, x, hierarchy)
+        built = {name: build(name, nside, args.batch) for name in args.variants}
         if args.profile:
             model, x, hierarchy = built[args.profile]
             step(model, x, hierarchy)
@@ -104,7 +124,7 @@ def main() -> None:
         for _ in range(args.warmup):
             for model, x, hierarchy in built.values():
                 step(model, x, hierarchy)
-        peaks = {name: peak_step_bytes(*built[name]) for name in built}
+        peaks = {name: peak_step_mb(name, nside, args) for name in built}
         times = {name: [] for name in built}
         for _ in range(args.repeats):
             for name, (model, x, hierarchy) in built.items():
@@ -113,7 +133,7 @@ def main() -> None:
         print(f"nside {nside}, batch {args.batch}, threads {args.threads}, {args.clock} clock, {args.repeats} repeats")
         for name, values in times.items():
             row = {"parameters": sum(p.numel() for p in built[name][0].parameters()),
-                   "seconds": values, "median_s": statistics.median(values), "peak_mb": peaks[name] / 2**20}
+                   "seconds": values, "median_s": statistics.median(values), "peak_mb": peaks[name]}
             if "nest" in times:
                 ratios = [n / v for n, v in zip(times["nest"], values, strict=True)]
                 row.update(speedup_median=statistics.median(ratios), speedup_min=min(ratios),

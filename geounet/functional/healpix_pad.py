@@ -11,7 +11,8 @@ the face-image and NEST forms of one operator agree exactly.
 
 The padding is a zero pad (one copy of the interior) and one gather of the ``~48 n p`` border
 pixels written into it, with index tensors computed once per grid
-(:func:`face_padding_gather`): standard operators only, traced by torch.compile and export.
+(:func:`face_padding_gather`): standard operators only, traced by torch.compile and export;
+its backward pass is the adjoint written out (:class:`FacePad`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,34 @@ def face_padding_gather(nside: int, pad: int) -> tuple[Tensor, Tensor]:
 def pad_faces(images: Tensor, positions: Tensor, sources: Tensor, pad: int) -> Tensor:
     """Channels-last face images ``[B, 12, n, n, C]`` padded to ``[B, 12, n + 2p, n + 2p, C]``
     (contiguous) with the gather of :func:`face_padding_gather` for ``(n, pad)``."""
-    batch, channels = images.shape[0], images.shape[-1]
-    padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # zeros around every face
-    border = images.reshape(batch, -1, channels).index_select(1, sources)  # [B, P, C]
-    return padded.view(batch, -1, channels).index_copy_(1, positions, border).view(padded.shape)
+    return FacePad.apply(images, positions, sources, pad)
+
+
+class FacePad(torch.autograd.Function):
+    """:func:`pad_faces` with its adjoint as the backward pass: the gradient of the images is the
+    padded gradient's interior plus its border summed onto the pixels each border pixel copies
+    (one copy and one ``index_add_``; autograd through the in-place border write would clone the
+    padded gradient twice and fill a zero tensor of its size)."""
+
+    @staticmethod
+    def forward(ctx, images: Tensor, positions: Tensor, sources: Tensor, pad: int) -> Tensor:
+        batch, channels = images.shape[0], images.shape[-1]
+        padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # zeros around every face
+        border = images.reshape(batch, -1, channels).index_select(1, sources)  # [B, P, C]
+        padded.view(batch, -1, channels).index_copy_(1, positions, border)
+        ctx.save_for_backward(positions, sources)
+        ctx.pad = pad
+        return padded
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        positions, sources = ctx.saved_tensors
+        pad = ctx.pad
+        batch, channels = grad.shape[0], grad.shape[-1]
+        grad_images = grad[:, :, pad:-pad, pad:-pad].contiguous()  # [B, 12, n, n, C]
+        border = grad.reshape(batch, -1, channels).index_select(1, positions)  # [B, P, C]
+        grad_images.view(batch, -1, channels).index_add_(1, sources, border)
+        return grad_images, None, None, None
 
 
 def pad_face_images(images: Tensor, pad: int) -> Tensor:

@@ -4,6 +4,7 @@ from geounet.nn.blocks import OperatorFactory, ResidualBlock, ResidualBranch
 from geounet.nn.decoder import Bottleneck, ResidualDecoder
 from geounet.nn.encoder import IdentityEncoder, MultiResolutionEncoder, ResidualEncoder
 from geounet.nn.equivariant_conv import EquivariantConv, EquivariantFactory
+from geounet.nn.healpix_face import FaceKernelConv, HealpixConv3x3
 from geounet.nn.message_passing import KernelConv, MessagePassingFactory
 from geounet.nn.norm import NodeGroupNorm
 from geounet.nn.square import SquareConv, SquareConvFactory
@@ -13,6 +14,8 @@ __all__ = [
     "Bottleneck",
     "EquivariantConv",
     "EquivariantFactory",
+    "FaceKernelConv",
+    "HealpixConv3x3",
     "IdentityEncoder",
     "KernelConv",
     "MessagePassingFactory",
