@@ -97,8 +97,9 @@ def test_coefficients_carry_constants_and_projection_is_truncation():
 def test_eigenbasis_cache_is_hit_and_written_atomically(tmp_path, monkeypatch):
     mesh = _sphere(1)
     values, vectors = laplacian_eigenbasis(mesh, 6)
-    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))  # not the build lock
     assert len(files) == 2 and files[0].endswith(".npy") and files[1] == files[0] + ".manifest.json"
+    assert (tmp_path / "cache" / f".{files[0]}.lock").is_file()  # kept: removing a lock others wait on is a race
 
     def fail(*args):
         raise AssertionError("cache miss")
