@@ -117,8 +117,9 @@ def export_onnx(model: UNet, hierarchy: Hierarchy, example_input: Tensor, path: 
     prepare_geometry(model, hierarchy)
 
     def write_and_check(tmp: Path) -> None:
+        # weights inside the one file: an external-data sidecar would be named after the temporary
         torch.onnx.export(BoundGeometry(model, hierarchy), (example_input,), str(tmp), dynamo=True,
-                          input_names=["x"], output_names=["y"], verbose=False)
+                          external_data=False, input_names=["x"], output_names=["y"], verbose=False)
         onnx.checker.check_model(str(tmp))
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         (output,) = session.run(None, {"x": example_input.detach().cpu().numpy()})

@@ -18,6 +18,7 @@ agreement on spectral hierarchies checks the code, not an assumption about the d
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import trimesh
@@ -41,9 +42,14 @@ def _sh_case():
 
 def _cluster_case():
     ico = trimesh.creation.icosphere(subdivisions=2)
-    mesh = Mesh(ico.vertices, ico.faces)
+    # jittered, so no eigenvalue is degenerate (the round sphere's multiplets let a solver return any
+    # rotation of each eigenspace), and each eigenvector's sign fixed by its largest entry: the basis,
+    # and with it the correlated control's prediction, is then the same for every eigensolver
+    vertices = ico.vertices * (1 + 0.05 * np.random.default_rng(0).standard_normal((len(ico.vertices), 1)))
+    mesh = Mesh(vertices, ico.faces)
     hierarchy = ClusterHierarchy(mesh, 3)
     eigen = mesh_eigen_basis(mesh, 60).numpy()  # [60, V]
+    eigen *= np.sign(eigen[np.arange(len(eigen)), np.abs(eigen).argmax(1)])[:, None]
     basis = orthonormalise(torch.from_numpy(face_average(eigen, ico.faces)), hierarchy.mass(hierarchy.finest_level))
     return hierarchy, basis  # [60, F]
 
@@ -55,7 +61,7 @@ def _draws(basis: torch.Tensor, correlated: bool) -> torch.Tensor:
     xi = torch.randn(4000, modes, generator=generator, dtype=torch.float64)
     if correlated:
         # every mode driven by one draw with alternating signs: off-diagonal covariance (rank 1, so
-        # the ratio of prediction to measurement does not depend on the draws: 0.72 on level 1 here)
+        # the ratio of prediction to measurement does not depend on the draws)
         xi = xi[:, :1] * (-1.0) ** torch.arange(modes, dtype=torch.float64)
     return ((xi * sigma) @ basis)[..., None]  # [S, N, 1]
 
@@ -75,4 +81,4 @@ def test_detail_energies_follow_the_spectrum(case, needs_diagonal):
     torch.testing.assert_close(predicted, measured, rtol=0.06, atol=0)
     predicted, measured = predicted_and_measured(_draws(basis, correlated=True))
     gap = ((predicted - measured).abs() / measured).max()
-    assert gap > 0.2 if needs_diagonal else gap < 0.06
+    assert gap > 0.1 if needs_diagonal else gap < 0.06  # clusters: 0.16 here, against 0.001 for diagonal draws

@@ -152,6 +152,7 @@ def test_onnx_export_refuses_an_existing_file_and_writes_only_a_checked_model(tm
         export_onnx(model, hierarchy, x, tmp_path / "unet.pt")
     export_onnx(model, hierarchy, x, path, overwrite=True)
     assert path.read_bytes()[:2] != b"an"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unet.onnx"]  # the weights inside it, no sidecar
 
 
 def test_export_rejects_a_hierarchy_of_another_kind():
