@@ -62,10 +62,13 @@ def compile_unet(model: UNet, hierarchy: Hierarchy, **compile_options: Any) -> n
     The compiled code is specialised to ``hierarchy`` (its memoised tensors are guarded
     on): calling it with another geometry recompiles. Without a break in the U-Net
     (``fullgraph=True`` holds for every hierarchy kind), forward and backward each run as
-    one compiled graph around the opaque sparse products.
+    one compiled graph around the opaque sparse products. Sizes are static unless
+    ``dynamic`` is given: a U-Net's levels are Python ints that name its modules, so a
+    hierarchy of another size recompiles instead of tracing those ints symbolically (which
+    breaks the graph once Dynamo has seen two sizes of one U-Net in a process).
     """
     prepare_geometry(model, hierarchy)
-    return torch.compile(model, **compile_options)
+    return torch.compile(model, **{"dynamic": False, **compile_options})
 
 
 class BoundGeometry(nn.Module):

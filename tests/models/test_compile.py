@@ -167,3 +167,26 @@ def test_export_rejects_a_hierarchy_of_another_kind():
 def test_inductor_compiled_multiresnet_matches_eager_forward_and_backward(backend):
     torch._dynamo.reset()
     _check_compiled(SquareHaarHierarchy(8, 2, periodic=True), backend, "inductor", 1e-4)
+
+
+def test_compiling_one_architecture_at_several_sizes_keeps_one_graph():
+    """Once Dynamo has seen a U-Net at two sizes it would trace the levels' ints symbolically and
+    break on naming a level's module (``str(level)``); compile_unet keeps sizes static, so every
+    size compiles in one graph (negative control: with ``dynamic=None`` one of these sizes breaks)."""
+
+    def compiled_error(nside: int, num_levels: int, **options) -> float:
+        hierarchy = HealpixHaarHierarchy(nside, num_levels)
+        model = build_unet(hierarchy, 2, 2, width=4)
+        x = torch.randn(2, hierarchy.num_nodes(num_levels - 1), 2)
+        compiled = compile_unet(model, hierarchy, fullgraph=True, **options)
+        return (compiled(x, hierarchy) - model(x, hierarchy)).abs().max().item()
+
+    sizes = ((8, 3), (16, 3), (4, 2), (8, 2))
+    torch._dynamo.reset()
+    for nside, num_levels in sizes:
+        assert compiled_error(nside, num_levels) < 1e-5
+    torch._dynamo.reset()
+    with pytest.raises(torch._dynamo.exc.Unsupported):
+        for nside, num_levels in sizes:
+            compiled_error(nside, num_levels, dynamic=None)
+    torch._dynamo.reset()
