@@ -58,11 +58,7 @@ def check_model_input(x: object, num_nodes: int, channels: int, dtype: torch.dty
         sample, node, channel = bad[0].tolist()
         message = (f"{name} input holds {len(bad)} NaN/Inf value(s) (first: sample {sample}, node {node}, "
                    f"channel {channel}); every output that depends on them would be NaN. Clean the input")
-        if nonfinite == "raise":
-            raise GeounetError(message)
-        if warned is not None and "nonfinite" not in warned:
-            warned.add("nonfinite")
-            warnings.warn(message, NonFiniteInputWarning, stacklevel=3)
+        _report(message, nonfinite, warned, "nonfinite", GeounetError, NonFiniteInputWarning)
     return x
 
 
@@ -83,9 +79,15 @@ def check_model_output(y: Tensor, x: Tensor, name: str, nonfinite: str = "raise"
                f"|input| {float(x.abs().max()):.3g}): values that large overflow {x.dtype} inside the network, and "
                "non-finite weights (a diverged training) do the same; standardise the input (mean 0, std 1) or "
                "lower train.lr")
-    if nonfinite == "raise":
-        raise NonFiniteOutputError(message)
-    if warned is not None and "nonfinite_output" not in warned:
-        warned.add("nonfinite_output")
-        warnings.warn(message, NonFiniteOutputWarning, stacklevel=3)
+    _report(message, nonfinite, warned, "nonfinite_output", NonFiniteOutputError, NonFiniteOutputWarning)
     return y
+
+
+def _report(message: str, nonfinite: str, warned: set | None, key: str, error: type[Exception],
+            warning: type[Warning]) -> None:
+    """Raise ``error(message)`` under ``nonfinite="raise"``; else warn once per model (``key`` in ``warned``)."""
+    if nonfinite == "raise":
+        raise error(message)
+    if warned is not None and key not in warned:
+        warned.add(key)
+        warnings.warn(message, warning, stacklevel=4)  # at the model's caller
