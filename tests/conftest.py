@@ -6,6 +6,8 @@
 - ``golden``: compares a run's metrics with ``tests/golden/<name>.json`` (numbers at fixed
   seeds, with tolerances); ``GEOUNET_UPDATE_GOLDEN=1`` rewrites the file instead.
 - ``assert_drawn_png``: a file is a decodable PNG of the expected size with a drawing in it.
+- ``isolated_cache``: hierarchies cache their operators under the test's own folder
+  (``pytestmark = pytest.mark.usefixtures("isolated_cache")`` in a module).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ def golden():
             )
 
     return check
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOUNET_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture
