@@ -1,7 +1,9 @@
 """Run one experiment end to end: data, model, training, evaluation, files.
 
 Writes into ``out_dir``: ``checkpoint.pt`` (atomic, resumable), ``metrics.json``
-(config, parameter counts, test metrics, loss history, timings) and
+(config, parameter counts, test metrics, loss history, timings: wall seconds of the data
+and the training, and ``train_cpu``, the CPU seconds of the training summed over this
+process's threads) and
 ``predictions.png`` (input, target, prediction and error for test samples), plus the
 task's own files where it writes some (``PreparedTask.write_outputs``, e.g. a segmentation
 run's class probabilities). A task may bring its own training loss and test report
@@ -25,7 +27,7 @@ from geounet.experiment.memory import check_run_memory
 from geounet.models.baselines import ChebUNet, DLWPHealpixUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
 from geounet.models.sizing import count_parameters, parameter_counts, size_to_parameters
-from geounet.models.unet import build_unet
+from geounet.models.unet import build_unet, operator_factory
 from geounet.nn.unet import UNet
 from geounet.plot.fields import plot_test_predictions
 from geounet.tasks import PreparedTask, TaskStructure, prepare_task, task_structure
@@ -79,14 +81,17 @@ def evaluate_transfers(cfg: ExperimentConfig, model: nn.Module, task: PreparedTa
 def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure, channels: tuple[int, int] | None = None,
                           cond_dim: int | None = None) -> UNet:
     """The U-Net of ``cfg.model`` on the task's hierarchy, with the task's ``(in, out)``
-    channels and conditioning unless ``channels`` / ``cond_dim`` are given (a denoiser)."""
+    channels and conditioning unless ``channels`` / ``cond_dim`` are given (a denoiser); its
+    operators are the task's factory's for ``model.operator = "message_passing"``, else the
+    named operator's (:func:`~geounet.models.unet.operator_factory`)."""
     m = cfg.model
     in_channels, out_channels = channels or (task.in_channels, task.out_channels)
+    factory = task.factory if m.operator == "message_passing" else operator_factory(task.hierarchy, m.operator)
     return build_unet(
         task.hierarchy,
         in_channels,
         out_channels,
-        task.factory,
+        factory,
         variant=m.variant,
         width=m.width,
         channel_mult=m.channel_mult,
@@ -134,7 +139,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, out_dir: Path, resume: bool, prog
     model = build_model(cfg, task.structure)
     checkpoint = out_dir / "checkpoint.pt"
     device = torch.device(cfg.train.device)
-    train_started = time.perf_counter()
+    train_started, train_cpu_started = time.perf_counter(), time.process_time()
     result = fit(
         model,
         task.train,
@@ -147,7 +152,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, out_dir: Path, resume: bool, prog
         loss=task.loss or regression_loss,
         test_metrics=test_evaluation(cfg, task, device),
     )
-    train_seconds = time.perf_counter() - train_started
+    train_seconds, train_cpu_seconds = time.perf_counter() - train_started, time.process_time() - train_cpu_started
 
     # fit evaluates the test set at its last step; reuse that rather than evaluating twice
     test_metrics = {k.removeprefix("test_"): v for k, v in result.history[-1].items() if k.startswith("test_")}
@@ -162,7 +167,8 @@ def _train_and_evaluate(cfg: ExperimentConfig, out_dir: Path, resume: bool, prog
         "test": test_metrics,
         **({"data": task.log} if task.log else {}),
         "steps": result.step,
-        "seconds": {"data": round(data_seconds, 2), "train": round(train_seconds, 2)},
+        "seconds": {"data": round(data_seconds, 2), "train": round(train_seconds, 2),
+                    "train_cpu": round(train_cpu_seconds, 2)},
         "history": result.history,
     }
     if not is_main_process():

@@ -24,6 +24,15 @@ geometrically (the trade-off is in :class:`~geounet.hierarchy.HealpixSHHierarchy
 iterations are folded into one precomputed operator, so they cost a one-off build, not
 time per step. The default 3 keeps earlier runs reproducible; 10-20 reach float64 round-off).
 
+``node_order`` is the order of the pixels the model sees: ``"nest"`` (default) or ``"face"``,
+the Haar spaces laid out as DLWP-HEALPix's face images
+(:class:`~geounet.hierarchy.healpix_face.HealpixFaceHierarchy`: the same spaces, nodes
+permuted), where ``model.operator = "conv3x3"`` runs as ``conv2d`` on padded faces (the fast
+path) and message passing keeps its NEST parameters. Only the model's side is permuted: the
+trajectories are read and regridded in NEST, moved to the face order once for training and
+rollouts (:func:`model_nodes`), and every output goes back to NEST before it is scored or
+drawn (:func:`nest_nodes`), so scores, plots and the data a user reads are the NEST ones.
+
 Besides the one-step error the task reports, in physical units, the RMSE, bias and
 uncentred anomaly correlation (climatology = training mean state) per lead time of an
 autoregressive rollout from every test trajectory's first state, and the same numbers for
@@ -44,6 +53,8 @@ standardised with the *training* statistics; the ACC climatology is still the tr
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -59,14 +70,17 @@ from geounet.functional.scores import equal_area_weights, score_report
 from geounet.geometry.healpix import npix
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
 from geounet.hierarchy.healpix_sh import HealpixSHHierarchy
 from geounet.models.autoregressive import Autoregressive, ForecastInputs, Normalisation
-from geounet.nn.message_passing import MessagePassingFactory
+from geounet.models.unet import operator_factory
 from geounet.plot.fields import plot_healpix_predictions
 from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.tasks.rollouts import roll_out
 
 HIERARCHIES = ("haar", "spectral")
+#: the pixel orders a model can see: NEST, or the face images of :class:`HealpixFaceHierarchy` (Haar only)
+NODE_ORDERS = ("nest", "face")
 
 
 @dataclass(frozen=True)
@@ -74,10 +88,12 @@ class Config:
     name: ClassVar[str] = "shallow_water_healpix"
     #: keys the checkpoint fixes (the model's channels and their order, its normalisation, its grid):
     #: ``geounet evaluate --set`` refuses to change them
-    FIXED: ClassVar[tuple[str, ...]] = ("variables", "nside", "hierarchy")
+    FIXED: ClassVar[tuple[str, ...]] = ("variables", "nside", "hierarchy", "node_order")
     nside: int = 32
     #: "haar" (nested pixels) or "spectral" (spherical-harmonic bands)
     hierarchy: str = "haar"
+    #: the pixel order the model sees: "nest", or "face" (Haar only: HealpixFaceHierarchy, face images)
+    node_order: str = "nest"
     #: spectral only: Jacobi refinements of every spherical-harmonic analysis
     sh_iterations: int = 3
     variables: list[str] = field(default_factory=lambda: ["h", "vorticity", "divergence"])
@@ -100,6 +116,12 @@ class Config:
     def validate(self) -> None:
         if self.hierarchy not in HIERARCHIES:
             raise GeounetError(f"task.hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.node_order not in NODE_ORDERS:
+            raise GeounetError(f"task.node_order must be one of {NODE_ORDERS}, got {self.node_order!r}")
+        if self.node_order == "face" and self.hierarchy != "haar":
+            raise GeounetError(f"task.node_order = 'face' lays out the Haar pixel spaces as face images; the "
+                               f"{self.hierarchy!r} hierarchy has no face form: use task.hierarchy = 'haar' or "
+                               "task.node_order = 'nest'")
         if self.sh_iterations < 0:
             raise GeounetError(f"task.sh_iterations must be >= 0, got {self.sh_iterations}")
         unknown = sorted(set(self.variables) - set(VARIABLES))
@@ -112,18 +134,30 @@ class Config:
             raise GeounetError(f"task.train_rollout must lie in [1, steps={self.steps}], got {self.train_rollout}")
 
 
-def sphere_hierarchy(config: Config, num_levels: int) -> Hierarchy:
-    """The spaces of ``config.hierarchy`` on HEALPix, finest nside ``config.nside``."""
+def sphere_hierarchy(config, num_levels: int, node_order: str = "nest") -> Hierarchy:
+    """The spaces of ``config.hierarchy`` on HEALPix, finest nside ``config.nside``, nodes in
+    ``node_order`` (``"face"``: the Haar spaces as face images)."""
     if config.hierarchy == "haar":
-        return HealpixHaarHierarchy(config.nside, num_levels)
+        levels = HealpixFaceHierarchy if node_order == "face" else HealpixHaarHierarchy
+        return levels(config.nside, num_levels)
     return HealpixSHHierarchy(config.nside, num_levels, iterations=config.sh_iterations)
+
+
+def model_nodes(config: Config, x: Tensor) -> Tensor:  # [..., N, C] NEST
+    """NEST fields ``x`` in the pixel order the model sees (``config.node_order``); NEST: ``x`` itself."""
+    return face_nodes_from_nest(x) if config.node_order == "face" else x
+
+
+def nest_nodes(config: Config, x: Tensor) -> Tensor:  # [..., N, C] in the model's order
+    """The inverse of :func:`model_nodes`: fields in the model's pixel order back in NEST."""
+    return nest_from_face_nodes(x) if config.node_order == "face" else x
 
 
 def structure(config: Config, num_levels: int, normalisation: Normalisation | None = None) -> TaskStructure:
     """Hierarchy, channels and the :class:`~geounet.models.autoregressive.Autoregressive` wrapper
     (one state in, one out, no forcings or constants), with the units ``normalisation`` when
     given (else those of the checkpoint it is loaded from)."""
-    hierarchy = sphere_hierarchy(config, num_levels)
+    hierarchy = sphere_hierarchy(config, num_levels, config.node_order)
     channels = len(config.variables)
 
     def wrap(net: nn.Module) -> Autoregressive:
@@ -132,7 +166,7 @@ def structure(config: Config, num_levels: int, normalisation: Normalisation | No
             units.load_state_dict(normalisation.state_dict())
         return Autoregressive(net, units, input_steps=1, output_steps=1, train_rollout=config.train_rollout)
 
-    return TaskStructure(hierarchy, MessagePassingFactory(hierarchy), channels, channels, wrap_model=wrap)
+    return TaskStructure(hierarchy, operator_factory(hierarchy), channels, channels, wrap_model=wrap)
 
 
 def load_trajectories(config: Config, split: str) -> Tensor:
@@ -178,24 +212,33 @@ def training_normalisation(trajectories: Tensor) -> Normalisation:  # [S, T, N, 
 
 
 def rollout_scores(model: Autoregressive, samples: TrajectorySamples, climatology: Tensor, variables: list[str],
-                   device: torch.device) -> dict[str, list[float]]:
+                   device: torch.device, to_nest: Callable[[Tensor], Tensor] | None = None) -> dict[str, list[float]]:
     """RMSE, bias and ACC per lead (:mod:`geounet.functional.scores`) of the model's and
     persistence's rollouts from the first state of each trajectory of ``samples`` (one window
-    per trajectory); ``climatology [N, C]``, physical units."""
-    rolled = roll_out(model, samples, np.arange(len(samples)), device)
+    per trajectory), on NEST pixels: ``to_nest`` takes fields ``[..., N, C]`` there from the
+    samples' pixel order (None: they are NEST); ``climatology [N, C]`` NEST, physical units."""
+    rolled = roll_out(model, samples, np.arange(len(samples)), device)  # each [S, L, N, C]
+    forecast, truth, persistence = (fields if to_nest is None else to_nest(fields)
+                                    for fields in (rolled.forecast, rolled.truth, rolled.persistence))
     weights = equal_area_weights(climatology.shape[0])  # HEALPix pixels
-    return score_report({"model": rolled.forecast, "persistence": rolled.persistence}, rolled.truth, climatology,
-                        weights, variables)
+    return score_report({"model": forecast, "persistence": persistence}, truth, climatology, weights, variables)
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
-    trajectories = {split: load_trajectories(config, split) for split in ("train", "test")}
-    normalisation = training_normalisation(trajectories["train"])
+    nest = {split: load_trajectories(config, split) for split in ("train", "test")}  # [S, T, N, C] physical
+    # statistics from the NEST data, so both pixel orders get the same numbers to the last bit
+    normalisation = training_normalisation(nest["train"])
+    climatology = nest["train"].mean(dim=(0, 1))  # [N, C] NEST, physical units
+    trajectories = {split: model_nodes(config, data) for split, data in nest.items()}  # in the model's pixel order
     geometry = structure(config, num_levels, normalisation)
     hierarchy = geometry.hierarchy
     train = TrajectorySamples(trajectories["train"], hierarchy, normalisation, steps=config.train_rollout)
     test = TrajectorySamples(trajectories["test"], hierarchy, normalisation)  # scored one step ahead
-    climatology = trajectories["train"].mean(dim=(0, 1))  # [N, C], physical units
+
+    def scores(split_trajectories: Tensor, model: Autoregressive, device: torch.device) -> dict[str, list[float]]:
+        """Rollout scores from each trajectory's first state (model's pixel order), on NEST pixels."""
+        return rollout_scores(model, first_windows(split_trajectories), climatology, config.variables, device,
+                              functools.partial(nest_nodes, config))
 
     def first_windows(split_trajectories: Tensor) -> TrajectorySamples:
         """One rollout of ``rollout_steps`` steps from each trajectory's first state."""
@@ -206,17 +249,16 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
         steps = config.rollout_steps
         report: dict[str, object] = {"lead_hours": [config.dt_hours * (k + 1) for k in range(steps)],
                                      "score_grids": {"": f"HEALPix NEST nside {config.nside}, equal-area pixels"}}
-        report.update(rollout_scores(model, first_windows(trajectories["test"]), climatology, config.variables,
-                                     device))
+        report.update(scores(trajectories["test"], model, device))
         if config.galewsky_test:
-            galewsky = rollout_scores(model, first_windows(load_trajectories(config, "galewsky")), climatology,
-                                      config.variables, device)
+            galewsky = scores(model_nodes(config, load_trajectories(config, "galewsky")), model, device)
             report.update({f"galewsky_{key}": value for key, value in galewsky.items()})
         return report
 
     def plot(inputs: ForecastInputs, targets: Tensor, predictions: Tensor, path: str) -> None:
-        state = inputs.state[:, -1]  # [S, N, C] physical
+        state = inputs.state[:, -1]  # [S, N, C] physical, model's pixel order
         scale = normalisation.increment_std
-        plot_healpix_predictions(state, state + targets * scale, state + predictions * scale, config.variables, path)
+        maps = (nest_nodes(config, fields) for fields in (state, state + targets * scale, state + predictions * scale))
+        plot_healpix_predictions(*maps, config.variables, path)  # NEST maps
 
     return PreparedTask(geometry, train, test, plot, evaluate_extra=evaluate_rollout)

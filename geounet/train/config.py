@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geounet.errors import GeounetError
-from geounet.models.unet import VARIANTS
+from geounet.models.unet import OPERATORS, VARIANTS
 
 
 class ConfigError(GeounetError):
@@ -42,6 +42,12 @@ class ModelConfig:
     prolonged bottleneck path.
     ``checkpoint``: activation checkpointing of the residual branches (same numbers,
     less memory, one more forward pass of the branches in training).
+    ``operator``: the U-Net's spatial operator on every level (:data:`~geounet.models.unet.OPERATORS`):
+    ``"message_passing"`` takes the task's own operator factory (continuous-kernel message
+    passing, on face-ordered HEALPix levels realised on face images); ``"conv3x3"`` is the dense
+    3 x 3 convolution on HEALPix levels (:class:`~geounet.nn.healpix_face.HealpixConv3x3`), fast on
+    face-ordered ones (e.g. the shallow-water task's ``node_order = "face"``). Baselines are sized to
+    the U-Net built with it.
     """
 
     architecture: str = "unet"
@@ -55,12 +61,15 @@ class ModelConfig:
     bottleneck_blocks: int = 1
     zero_init: bool = False
     checkpoint: bool = False
+    operator: str = "message_passing"
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"model.architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.operator not in OPERATORS:
+            raise ConfigError(f"model.operator must be one of {OPERATORS}, got {self.operator!r}")
         _positive(self, "width", "num_levels", "encoder_blocks")
         _non_negative(self, "decoder_blocks", "bottleneck_blocks")
         for name in ("channel_mult", "encoder_channel_mult"):
