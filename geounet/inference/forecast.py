@@ -24,6 +24,9 @@ statistics, rolls the model out and returns the forecast on the input's grid:
 - ``layout="weatherbench2"`` (lat-lon only): WeatherBench 2's forecast layout, dims
   ``(time, prediction_timedelta, [level,] latitude, longitude)``; the levels of a variable
   (``z500``, ``z850``) become one variable ``z`` with a ``level`` dimension.
+- ``layout="dlwp"``: DLWP-HEALPix's forecast files on the model's HEALPix grid, dims
+  ``(time, step, face, height, width)``, ``step`` a timedelta from 0 (the initial state)
+  (:func:`~geounet.data.forecast_files.dlwp_forecast`).
 
 Where a variable has no data (its training mask, e.g. land for sea-surface temperature)
 the forecast is NaN; the input may hold NaN there (and nowhere else).
