@@ -20,6 +20,8 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 
 VIRTUAL_TIME_MS = 10_000
+#: wall-clock limit of one page; generous, as the virtual time does not bound a loaded machine's real time
+CHROMIUM_TIMEOUT_S = 600
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 PROBE = """
 <script>
@@ -74,7 +76,7 @@ def _dump_dom(chromium: str, page: Path) -> str:
              "--disable-component-update", "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
              f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--window-size=1280,2000",
              "--dump-dom", page.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120, check=False)
+            capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"chromium failed on {page} (status {result.returncode}): {result.stderr[-2000:]}")
     return result.stdout
