@@ -25,6 +25,7 @@ from geounet.errors import GeounetError
 from geounet.experiment.diffusion import draw_samples, load_run
 from geounet.hierarchy.base import Hierarchy
 
+#: the most disjoint training subsets compared with the test split for the metrics' floor ("data" rows)
 REFERENCE_DRAWS = 3
 #: the scalar metrics of :func:`compare_samples`, in table order
 SCALARS = ("band_error", "cl_error", "cl_tail", "sw_bands", "mmd2_bands", "sw_features", "mmd2_features")

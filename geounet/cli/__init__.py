@@ -1,4 +1,4 @@
-"""The ``geounet`` command: one thin module per group of subcommands; :func:`main` runs it."""
+"""The ``geounet`` command: one thin module per group of subcommands; :func:`~geounet.cli.main` runs it."""
 
 from geounet.cli.command import main
 

@@ -19,7 +19,7 @@ fields from ``(seed, i, 1)`` (numpy ``SeedSequence`` entropy), so changing
 functions of the ambient coordinates: mesh ``i`` at ``resolution = 4`` carries the same
 continuous k (or f) on the same domain (or surface) with 4 times as many faces.
 
-Train / test split by geometry: :meth:`split` assigns each mesh id to the test set when a
+Train / test split by geometry: ``split()`` assigns each mesh id to the test set when a
 hash of ``(seed, id)`` falls below ``test_fraction``; the two id sets are disjoint, and
 growing ``num_meshes`` keeps every existing id on its side.
 """

@@ -9,7 +9,7 @@ The state is the spectral triple (geopotential Φ, relative vorticity ζ, diverg
 integrated by :class:`torch_harmonics.examples.ShallowWaterSolver` (its tendencies
 ``dudtspec`` and its implicit hyperdiffusion of ζ, δ). Its own ``timestep`` handles one
 trajectory and restarts the Adams-Bashforth scheme at every call; here
-:class:`BatchedShallowWaterSolver` only lets the solver's vector transforms take a batch
+``BatchedShallowWaterSolver`` only lets the solver's vector transforms take a batch
 axis, and :func:`integrate` runs the same third-order Adams-Bashforth update (same
 start-up, same hyperdiffusion) for a whole batch of trajectories in one pass, without
 restarting between recorded outputs. ``integrate`` from a fresh start equals the solver's

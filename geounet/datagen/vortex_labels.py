@@ -16,7 +16,7 @@ taken by centred finite differences on the solver's equiangular lat-lon grid (pe
 in longitude, second order in latitude). The two pole rows, where 1 / cos φ is singular,
 get W = 0 (no event).
 
-Labels on HEALPix (W and the solver's spectral vorticity ζ regridded there):
+Labels on HEALPix (W and the solver's spectral vorticity ζ regridded there)::
 
     vortex    W < -k σ_W,       σ_W the standard deviation of W over the sphere (per map;
                                 HEALPix pixels have equal areas),

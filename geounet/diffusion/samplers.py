@@ -69,6 +69,7 @@ def ddpm_step(denoise: DenoiseFn, schedule: Schedule, x: Tensor, t: Tensor, t_ne
     return mean + torch.sqrt(beta2 * s_next**2 / s**2).item() * noise()
 
 
+#: the sampler steps by the name :func:`sample` takes
 SAMPLERS: dict[str, Step] = {"ddim": ddim_step, "heun": heun_step, "ddpm": ddpm_step}
 
 

@@ -176,6 +176,7 @@ class EDM(Schedule):
         return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
+#: the schedule classes by the name :func:`make_schedule` takes
 SCHEDULES = {"vp_cosine": VPCosine, "edm": EDM}
 
 

@@ -52,6 +52,7 @@ from geounet.train.loop import fit, unwrap
 from geounet.train.run_folder import claim_run_folder
 from geounet.train.run_lock import run_lock
 
+#: the ``[diffusion]`` table's keys and their values when a config leaves them out
 DIFFUSION_DEFAULTS = {
     "field": "inputs", "schedule": "vp_cosine", "prediction": "v", "cond_dim": 32, "steps": 1000,
     "batch_size": 16, "lr": 1e-3, "ema_decay": 0.999, "seed": 0, "sampler": "ddim", "sample_steps": 50,

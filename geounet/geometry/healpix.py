@@ -78,10 +78,12 @@ FACE_LAYOUTS = {
     **{f"face_{corner}_{turn}": (corner, turn == "cw") for corner in FACE_CORNERS for turn in ("ccw", "cw")},
 }
 
+#: every ordering name :func:`convert_ordering` takes: NEST, RING and the face layouts
 ORDERINGS = ("nest", "ring", *FACE_LAYOUTS)
 
 #: healpy.get_all_neighbours order and the matching face-coordinate offsets (dx, dy).
 NEIGHBOUR_NAMES = ("SW", "W", "NW", "N", "NE", "E", "SE", "S")
+#: the face-coordinate offsets (dx, dy) of the neighbours in :data:`NEIGHBOUR_NAMES` order
 NEIGHBOUR_OFFSETS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 
 # Bit masks of the x (even) and y (odd) bits of an interleaved in-face index.
@@ -403,7 +405,7 @@ def _neighbours_of(pixels: Tensor, nside: int) -> Tensor:
 def _glued_pixels(face: Tensor, x: Tensor, y: Tensor, nside: int) -> Tensor:
     """NEST index (-1 where there is no pixel) of the pixel at face coordinates ``(x, y)`` of
     base face ``face``, each coordinate in ``[-nside, 2 nside)``: one off the face lies on the
-    face :func:`_face_gluing` continues it onto, applied to doubled pixel centres
+    face ``_face_gluing`` continues it onto, applied to doubled pixel centres
     ``2 (x, y) + 1`` so the rotation about the face centre stays in integers. Beyond one of the
     8 vertices where three faces meet there is no pixel. All arguments broadcast alike.
     """
@@ -427,7 +429,7 @@ def face_padding_index(nside: int, pad: int) -> Tensor:
     layout (``image[g, h', w']``) found at row ``h`` and column ``w`` of face ``f`` continued
     across its edges, for ``-p <= h, w < n + p``: inside the face the pixel itself, beyond an
     edge the adjacent face's pixel in that face's orientation (the faces are glued without
-    mirroring, :func:`_face_gluing`), beyond a corner where four faces meet the diagonal
+    mirroring, ``_face_gluing``), beyond a corner where four faces meet the diagonal
     face's pixel. Beyond the 8 vertices where only three faces meet (z = ±2/3) the ``p x p``
     corner block has no pixel: -1 there. With ``p = 1`` the 8 padded pixels around
     ``image[f, h, w]`` are its :func:`neighbour_table` entries: the one at offset
@@ -457,7 +459,7 @@ def neighbour_table(nside: int, dtype: torch.dtype = torch.int64) -> Tensor:
     carry-propagating add on the even bits of the interleaved index (and likewise for y
     on the odd bits), the same for all 12 faces, so it is computed once for one face and
     offset by ``f * nside²``; the ``~48 nside`` border pixels step onto the neighbouring
-    faces by the gluing rules of :func:`_face_gluing`. Where three base faces meet (the 8
+    faces by the gluing rules of ``_face_gluing``. Where three base faces meet (the 8
     vertices at z = ±2/3) the 3 pixels at the vertex have only 7 neighbours; their missing
     entry is -1, as in healpy. ``dtype`` int32 halves the table (nside <= 8192).
     """

@@ -11,8 +11,7 @@ no faces / nothing left after repair  rejected
 face index out of range               rejected
 NaN / inf on a vertex used by a face  rejected (unused ones are dropped)
 polygons with k > 3 corners           fan-triangulated (0, j, j+1), warned
-vertices closer than weld_tol · d      merged (d the bounding-box diagonal), warned
-                                      with the count
+vertices closer than weld_tol · d     merged (d the bounding-box diagonal), warned with the count
 faces repeating a vertex / zero area  dropped, warned
 duplicate faces (same vertex set)     dropped (first kept), warned
 non-manifold edges (> 2 faces)        kept (:func:`split_nonmanifold_edges` cuts them)

@@ -32,7 +32,7 @@ class PartitionHaarHierarchy(Hierarchy):
         finest_mass: cell measures at the finest level ``[num_nodes(I)]``; coarser
             masses are their sums over children, so the partitions are exactly nested.
 
-    Subclasses provide the level graphs by overriding :meth:`_build_graph`; each is built
+    Subclasses provide the level graphs by overriding ``_build_graph``; each is built
     once, on first use, and kept with the hierarchy's data.
     """
 

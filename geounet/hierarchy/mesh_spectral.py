@@ -143,6 +143,7 @@ class MeshSpectralHierarchy(Hierarchy):
             or band_limits != sorted(set(band_limits))
         ):
             raise GeounetError(f"band_limits must be increasing positive ints, got {band_limits}")
+        #: the factor the mesh was scaled by (1 without ``normalize``)
         self.scale = 1 / np.sqrt(mesh.area) if normalize else 1.0
         self.mesh = mesh = Mesh(mesh.vertices * self.scale, mesh.faces) if normalize else mesh
         self.normalize = normalize

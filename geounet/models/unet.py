@@ -33,6 +33,7 @@ from geounet.nn.healpix_face import FaceKernelConvFactory, HealpixConv3x3Factory
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.nn.unet import UNet
 
+#: the U-Net variants :func:`build_unet` builds (its ``variant`` argument)
 VARIANTS = ("multiresnet", "residual", "multiresnet_matched")
 #: the spatial operators build_unet makes when no factory is given
 OPERATORS = ("message_passing", "conv3x3")

@@ -32,7 +32,7 @@ implementations of the same mathematics:
   M aggregations are one constant sparse matrix ``[N M, N]`` (:func:`linear_operator`,
   memoised on the hierarchy; a disjoint union of meshes joins its meshes' memoised
   matrices block-diagonally, :func:`linear_operators`) applied to each sample by
-  :func:`csr_product`, which saves nothing for the backward pass but the matrix's
+  ``csr_product``, which saves nothing for the backward pass but the matrix's
   transpose; when C_out <= C_in the M + 1 channel maps come first and one sparse matrix
   ``[N, N (M + 1)]`` sums their outputs over each neighbourhood (fewer channels moved,
   only the input kept for the backward pass); for the MLP kernel
@@ -264,11 +264,11 @@ def concat_prepared(parts: Sequence[PreparedGraph]) -> PreparedGraph:
 @dataclass(frozen=True)
 class SparseOperator:
     """A constant CSR matrix ``A [R, C]`` and its transpose, as their dense index and value tensors,
-    which :func:`csr_product` applies (the transpose in the backward pass).
+    which ``csr_product`` applies (the transpose in the backward pass).
 
     Dense parts rather than sparse tensors: torch.compile traces no sparse tensor, so the
     compiled region reads these and the sparse matrices exist only inside the opaque
-    :func:`csr_product`. A frozen dataclass rather than a tuple: torch.compile traces code
+    ``csr_product``. A frozen dataclass rather than a tuple: torch.compile traces code
     that adds entries to a hierarchy's memo holding these.
     """
 
@@ -288,7 +288,7 @@ class SparseOperator:
 
     @property
     def parts(self) -> tuple[Tensor, ...]:
-        """The six tensors, in :func:`csr_product`'s argument order."""
+        """The six tensors, in ``csr_product``'s argument order."""
         return (self.crow_indices, self.col_indices, self.values,
                 self.transpose_crow_indices, self.transpose_col_indices, self.transpose_values)
 
@@ -502,7 +502,7 @@ class KernelConv(_KernelConvMixin, MessagePassing):
     hierarchy, memoised there, and uses
 
     - the table path when the level takes it (:func:`graph_path`): for the linear kernel
-      a sparse product per sample (:func:`csr_product`) with the level's
+      a sparse product per sample (``csr_product``) with the level's
       :func:`linear_operators`, else (under bf16 autocast, and under ``torch.export``, whose
       program then holds only standard operators: the same sums, equal up to rounding) the level's
       :class:`PreparedGraph` (:func:`prepared_graph`) with ``neighbours [N, K]`` (padded

@@ -1,9 +1,11 @@
-"""The U-Net of Williams, Falck et al. (NeurIPS 2023, Def. 1), evaluated literally.
+r"""The U-Net of Williams, Falck et al. (NeurIPS 2023, Def. 1), evaluated literally.
 
 A U-Net is (V, W, E, D, P, U_0). The U-Net of resolution i is
 
-    U_0(v_0)  = bottleneck(v_0),
-    U_i(v_i)  = D_i( U_{i-1}( P_{i-1}( E_i(v_i) ) ),  E_i(v_i) ),   i = 1..I,
+.. math::
+
+    U_0(v_0) &= \mathrm{bottleneck}(v_0), \\
+    U_i(v_i) &= D_i\bigl(U_{i-1}(P_{i-1}(E_i(v_i))),\; E_i(v_i)\bigr), \qquad i = 1, \dots, I,
 
 with P the hierarchy's ``restrict``. With E_i = id (a Multi-ResNet, Def. 3) this unrolls
 to D_I(...D_1(U_0(P_0 v), P_1 v)..., v): the skip at level j is exactly P_j v.

@@ -25,6 +25,10 @@ from geounet.tasks import PreparedTask, TaskStructure, data_splits
 
 @dataclass(frozen=True)
 class Config:
+    """The ``[task]`` table of ``navier_stokes_forced``: grid side, the solver's parameters
+    (viscosity, drag, the forcing's amplitude and wavenumber band, spin-up and horizon), the
+    number of train / test trajectories, the seed and the data cache folder."""
+
     name: ClassVar[str] = "navier_stokes_forced"
     resolution: int = 64
     viscosity: float = 1e-3
@@ -51,11 +55,16 @@ class Config:
 
 
 def structure(config: Config, num_levels: int) -> TaskStructure:
+    """The periodic square's Haar hierarchy with ``num_levels`` levels and square convolutions;
+    vorticity and forcing in (two channels), vorticity out."""
     hierarchy = SquareHaarHierarchy(config.resolution, num_levels, periodic=True)
     return TaskStructure(hierarchy, SquareConvFactory(), in_channels=2, out_channels=1)
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
+    """Generate (or load from the cache) the train and test trajectories and return the task:
+    inputs are the vorticity and the sample's forcing, targets the vorticity one horizon later,
+    each divided by its train-split standard deviation, as ``[S, n*n, C]`` node fields."""
     geometry = structure(config, num_levels)
     hierarchy = geometry.hierarchy
     splits = {split: load_or_generate_forced_navier_stokes(config.cache_dir, config.solver_config(split))

@@ -26,6 +26,9 @@ from geounet.tasks import PreparedTask, TaskStructure, data_splits
 
 @dataclass(frozen=True)
 class Config:
+    """The ``[task]`` table of ``navier_stokes_square``: grid side, the solver's parameters, the
+    number of train / test trajectories, the seed and the data cache folder."""
+
     name: ClassVar[str] = "navier_stokes_square"
     resolution: int = 64
     viscosity: float = 1e-3
@@ -54,11 +57,16 @@ class Config:
 
 
 def structure(config: Config, num_levels: int) -> TaskStructure:
+    """The periodic square's Haar hierarchy with ``num_levels`` levels and square convolutions;
+    vorticity in, vorticity out (one channel each)."""
     hierarchy = SquareHaarHierarchy(config.resolution, num_levels, periodic=True)
     return TaskStructure(hierarchy, SquareConvFactory(), in_channels=1, out_channels=1)
 
 
 def prepare(config: Config, num_levels: int) -> PreparedTask:
+    """Generate (or load from the cache) the train and test trajectories and return the task:
+    the vorticity at the start and the end of the horizon, divided by the train split's
+    standard deviation, as ``[S, n*n, 1]`` node fields."""
     geometry = structure(config, num_levels)
     hierarchy = geometry.hierarchy
     splits = {

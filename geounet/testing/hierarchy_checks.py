@@ -12,6 +12,7 @@ The invariants:
   5. the same result on CUDA as on the CPU (when a GPU is available);
   6. hierarchies are data: they pickle and move to another dtype / device with ``.to``, and
      using the moved copy leaves the original unchanged;
+
   plus graph sanity: edge indices in range, no self-loops, symmetric edge sets.
 """
 
