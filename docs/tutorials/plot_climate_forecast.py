@@ -20,8 +20,8 @@ This tutorial goes through the whole workflow with geounet's ``forecast`` task:
 4. score the forecasts against the truth and against persistence (RMSE and
    anomaly correlation against lead time) and draw a forecast map.
 
-Everything runs on a tiny grid for a few dozen optimiser steps, so that the page
-builds in about a minute on a laptop CPU: **the numbers below come from a tiny
+Everything runs on a tiny grid for 150 optimiser steps, so that the
+documentation build can run it on a CPU: **the numbers below come from a tiny
 run and say nothing about the method's skill.** The real comparisons (longer
 data, bigger grids, several seeds, SFNO and a residual U-Net as baselines) are
 in ``experiments/RESULTS.md`` and ``experiments/forecast_shallow_water/``.

@@ -18,9 +18,12 @@ encoder and its prolongation into a small ``torch.nn.Module`` of our own,
 checks numerically that the encoder really projects, trains the module for a
 few steps, compiles it with ``torch.compile`` and exports it with
 ``torch.export`` and to ONNX, checking that every exported program computes
-the same function. The same code runs on every hierarchy geounet builds (mesh
-clusters, Laplacian eigenbases, spherical-harmonic bands, triangles): only the
-line that builds the hierarchy changes.
+the same function. The module only calls the hierarchy's ``restrict`` and
+``prolong``, which every geounet hierarchy has; for face signals on a mesh of
+your own, the line that builds the hierarchy becomes
+``ClusterHierarchy(load_mesh(path), num_levels=3).to(dtype=torch.float32)``
+(``load_mesh`` from :mod:`geounet.data.meshes`;
+hierarchies are built in float64).
 
 Training here is a few dozen steps on random fields: **the loss values below
 come from a tiny run** and only show that gradients flow. Trained comparisons
@@ -174,8 +177,8 @@ fig.tight_layout()
 # -----------------
 #
 # The module compiles in one graph (``fullgraph=True`` fails loudly on a graph
-# break): the hierarchy's restrict and prolong are reshapes and means of the
-# NEST pixel order, which Inductor fuses with the linear layers.
+# break): on HEALPix NEST, restrict and prolong are a reshape with a mean and an
+# expand with a reshape, plain tensor operations that Dynamo traces.
 
 model.eval()
 test_inputs, _ = toy_batch(4)

@@ -19,8 +19,8 @@ on a held-back mesh, then renders the prediction. The steps:
 3. load the model with :func:`geounet.load_model` and predict on a new file;
 4. draw input, truth, prediction and error on the new mesh.
 
-The data set and the training are CI-sized (a dozen meshes, a hundred
-optimiser steps), so that the page builds in about a minute: **the numbers
+The data set and the training are CI-sized (two dozen meshes, 300
+optimiser steps), so that the documentation build can run it on a CPU: **the numbers
 below come from a tiny run.** The real comparisons on 300 domains, held-out
 geometries and resolution transfer are in ``experiments/RESULTS.md`` and
 ``experiments/darcy_mesh/``.
