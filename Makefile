@@ -25,14 +25,15 @@ test-portable: $(STAMP)
 # The documentation site, built from scratch into docs/_build/html with warnings as errors (nitpicky
 # cross-references), then checked: internal links, every __all__ name in the API reference with its
 # docstring, math and figures rendered in headless Chromium (docs/check_site.py). The tutorials run
-# during the build; GEOUNET_DOCS_TUTORIALS=0 make docs builds without running them (a quick build).
+# during the build (one thread each: the tutorials' small tensors lose time to thread spin-waits on
+# two threads); GEOUNET_DOCS_TUTORIALS=0 make docs builds without running them (a quick build).
 GEOUNET_DOCS_TUTORIALS ?= 1
 docs: $(STAMP)
 	@command -v $${CHROMIUM:-chromium} >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	    echo "make docs: headless Chromium is needed to check the rendered pages; install Debian's package" \
 	         "(as root: apt-get install -y chromium) or set CHROMIUM to a Chromium binary" >&2; exit 1; }
 	rm -rf docs/_build docs/api/generated docs/auto_tutorials
-	GEOUNET_DOCS_TUTORIALS=$(GEOUNET_DOCS_TUTORIALS) $(VENV)/bin/python -m sphinx -b html -W --keep-going -n -q \
+	OMP_NUM_THREADS=1 GEOUNET_DOCS_TUTORIALS=$(GEOUNET_DOCS_TUTORIALS) $(VENV)/bin/python -m sphinx -b html -W --keep-going -n -q \
 	    docs docs/_build/html
 	GEOUNET_DOCS_TUTORIALS=$(GEOUNET_DOCS_TUTORIALS) $(VENV)/bin/python docs/check_site.py docs/_build/html
 
