@@ -125,9 +125,9 @@ def summarise(runs: list[dict], seeds: list[int]) -> dict:
 
 
 def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
-    head = ("| model | encoder params | total params | test rel. L2 | per seed | plateaued (per seed) | "
+    head = ("| model | encoder params | total params | seeds | test rel. L2 | per seed | plateaued (per seed) | "
             "gain N/2 → N (per seed) | train s/run |")
-    rule = "|---|---:|---:|---:|---|---|---|---:|"
+    rule = "|---|---:|---:|---|---:|---|---|---|---:|"
     if forecasting:
         head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
         rule += "---:|---:|"
@@ -143,7 +143,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         plateau = ", ".join({True: "yes", False: "no", None: "-"}[p] for p in row["plateaued"])
         gains = ", ".join("-" if g is None else f"{100 * g:+.1f} %" for g in row.get("second_half_gain", []))
         line = (
-            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | "
+            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
             f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | {gains} | "
             f"{row['train_seconds_mean']:.0f} |"
         )
@@ -156,7 +156,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     if forecasting:
         first = next(iter(rows.values()))
         lines.append(
-            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | 1 (by definition) | | | | | "
+            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | | 1 (by definition) | | | | | "
             f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
         )
     return lines
@@ -195,6 +195,10 @@ def paired_table(rows: dict[str, dict]) -> list[str]:
              "the reference's, same seeds; mean [95 % t-interval]; an interval excluding 0 is a difference):", "",
              "| model | seeds | difference |", "|---|---|---|"]
     for model in others:
+        shared = sorted(set(rows[model]["seeds"]) & set(rows[reference]["seeds"]))
+        if len(shared) < 2:
+            lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, shared))} | (needs >= 2 shared seeds) |")
+            continue
         result = paired_by_seed(by_seed(rows[model]), by_seed(rows[reference]))
         lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, result['seeds']))} | "
                      f"{format_difference(result)} |")
@@ -213,14 +217,15 @@ def parse_references(values: list[str], parser: argparse.ArgumentParser) -> dict
     return references
 
 
-def run_or_reuse(cfg, out: Path, reuse: bool) -> dict:
-    """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``."""
+def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False) -> dict | None:
+    """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``;
+    with ``finished_only`` read them or return None (the run did not finish), never train."""
     path = out / "metrics.json"
-    if reuse and path.is_file():
+    if (reuse or finished_only) and path.is_file():
         metrics = json.loads(path.read_text())
         if metrics["config"] == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
             return metrics
-    return run_experiment(cfg, out, progress=False)
+    return None if finished_only else run_experiment(cfg, out, progress=False)
 
 
 def main() -> None:
@@ -236,6 +241,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     parser.add_argument("--results", type=Path)
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="tabulate the finished runs with the same config, train none (the others are listed)")
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=ERROR",
                         help="a horizontal line on the evaluation curves, e.g. persistence's test error")
     args = parser.parse_args()
@@ -246,17 +253,25 @@ def main() -> None:
     if args.config is None or args.results is None:
         parser.error("--config and --results are required unless --paired is given")
 
-    rows, histories = {}, {}
+    rows, histories, unfinished = {}, {}, []
     for model in args.models:
-        runs = []
+        runs, seeds = [], []
         for seed in args.seeds:
             cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model)  # a folder name for "unet:x|task.k=2"
-            metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse)
+            metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse,
+                                   args.finished_only)
+            if metrics is None:
+                unfinished.append(f"{model} seed {seed}")
+                continue
             runs.append(metrics)
+            seeds.append(seed)
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
-        rows[model] = summarise(runs, args.seeds)
-        histories[LABELS.get(model, model)] = runs[0]["history"]
+        if runs:
+            rows[model] = summarise(runs, seeds)
+            histories[LABELS.get(model, model)] = runs[0]["history"]
+    if not rows:
+        parser.error(f"no finished run under {args.runs} for these models, seeds and settings")
 
     cfg = load_config(args.config, args.overrides)
     references = parse_references(args.reference, parser)
@@ -268,7 +283,7 @@ def main() -> None:
     lines = [
         f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
         f"lr {cfg.train.lr}, {cfg.model.num_levels} levels, width {cfg.model.width}, device {cfg.train.device}; "
-        f"test relative L2 error (mass-weighted), mean ± std over seeds {args.seeds}. Plateaued: the test "
+        f"test relative L2 error (mass-weighted), mean ± std over the seeds of each row. Plateaued: the test "
         "error did not improve by > 1 % over the last 20 % of the steps (evaluations every "
         f"{cfg.train.eval_every} steps; the curves are in results.json and evaluation_curves.png). "
         "Gain N/2 → N: 1 - (mean of the last 3 evaluations up to step N) / (the same up to N/2); "
@@ -281,6 +296,7 @@ def main() -> None:
         *table(rows, forecasting),
         *transfer_table(rows),
         *paired_table(rows),
+        *([] if not unfinished else ["", f"Not finished (no metrics under {args.runs}): {', '.join(unfinished)}."]),
     ]
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")
