@@ -14,7 +14,9 @@ Models run on the same seeds share their initial draws' seed and data order, so 
 followed by paired differences against the first model (mean difference of the per-seed
 errors with its 95 % t-interval, and a Wilcoxon signed-rank p from 5 seeds on,
 :mod:`geounet.analysis.paired`). ``--paired RESULTS_JSON`` prints those from a finished
-comparison's ``results.json`` without training.
+comparison's ``results.json`` without training. ``evaluation_curves.png`` shows every model's
+test error against step, mean ± std over seeds (``--reference LABEL=ERROR`` adds a line, e.g.
+persistence's error).
 
     python experiments/compare.py --config experiments/square_navier_stokes/config.toml \\
         --results experiments/square_navier_stokes
@@ -29,11 +31,12 @@ import re
 import statistics
 from pathlib import Path
 
-from geounet.analysis.convergence import has_plateaued
+from geounet.analysis.convergence import doubling_gain, has_plateaued
 from geounet.analysis.paired import format_difference, paired_by_seed
+from geounet.errors import GeounetError
 from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import run_experiment
-from geounet.plot.fields import plot_loss_curves, plot_rollout_curves
+from geounet.plot.fields import plot_evaluation_bands, plot_loss_curves, plot_rollout_curves
 from geounet.train.checkpoint import atomic_write_text
 
 LABELS = {
@@ -80,6 +83,16 @@ def plateaued(curve: list[list[float]]) -> bool | None:
     return has_plateaued(steps, errors)
 
 
+def second_half_gain(curve: list[list[float]]) -> float | None:
+    """:func:`doubling_gain` of a run's evaluation curve (the error's relative improvement from
+    step N/2 to N, each the mean of 3 evaluations); None with too few evaluations in a half."""
+    steps, errors = zip(*curve, strict=True) if curve else ((), ())
+    try:
+        return doubling_gain(steps, errors)
+    except GeounetError:
+        return None
+
+
 def summarise(runs: list[dict], seeds: list[int]) -> dict:
     errors = [m["test"]["rel_l2_mean"] for m in runs]
     row = {
@@ -100,6 +113,7 @@ def summarise(runs: list[dict], seeds: list[int]) -> dict:
     }
     row["transfer_groups"] = transfer_groups(row["transfer"])
     row["plateaued"] = [plateaued(curve) for curve in row["evaluation_curves"]]
+    row["second_half_gain"] = [second_half_gain(curve) for curve in row["evaluation_curves"]]
     if "lead_hours" in runs[0]["test"]:  # forecasting task: final-lead rollout scores
         for key in runs[0]["test"]:
             if key.startswith(("model_", "persistence_")):
@@ -111,8 +125,9 @@ def summarise(runs: list[dict], seeds: list[int]) -> dict:
 
 
 def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
-    head = "| model | encoder params | total params | test rel. L2 | per seed | plateaued (per seed) | train s/run |"
-    rule = "|---|---:|---:|---:|---|---|---:|"
+    head = ("| model | encoder params | total params | seeds | test rel. L2 | per seed | plateaued (per seed) | "
+            "gain N/2 → N (per seed) | train s/run |")
+    rule = "|---|---:|---:|---|---:|---|---|---|---:|"
     if forecasting:
         head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
         rule += "---:|---:|"
@@ -126,9 +141,10 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         p = row["parameters"]
         per_seed = ", ".join(f"{e:.4f}" for e in row["rel_l2_per_seed"])
         plateau = ", ".join({True: "yes", False: "no", None: "-"}[p] for p in row["plateaued"])
+        gains = ", ".join("-" if g is None else f"{100 * g:+.1f} %" for g in row.get("second_half_gain", []))
         line = (
-            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | "
-            f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | "
+            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
+            f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | {gains} | "
             f"{row['train_seconds_mean']:.0f} |"
         )
         if forecasting:
@@ -140,7 +156,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
     if forecasting:
         first = next(iter(rows.values()))
         lines.append(
-            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | 1 (by definition) | | | | "
+            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | | 1 (by definition) | | | | | "
             f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
         )
     return lines
@@ -169,7 +185,7 @@ def with_seeds(rows: dict[str, dict], command: str) -> dict[str, dict]:
 def paired_table(rows: dict[str, dict]) -> list[str]:
     """Paired differences of every model's per-seed error against the first model's."""
     reference, *others = rows
-    if not others:
+    if not others or len(rows[reference]["seeds"]) < 2:  # a single seed has no paired interval
         return []
 
     def by_seed(row: dict) -> dict[int, float]:
@@ -179,20 +195,37 @@ def paired_table(rows: dict[str, dict]) -> list[str]:
              "the reference's, same seeds; mean [95 % t-interval]; an interval excluding 0 is a difference):", "",
              "| model | seeds | difference |", "|---|---|---|"]
     for model in others:
+        shared = sorted(set(rows[model]["seeds"]) & set(rows[reference]["seeds"]))
+        if len(shared) < 2:
+            lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, shared))} | (needs >= 2 shared seeds) |")
+            continue
         result = paired_by_seed(by_seed(rows[model]), by_seed(rows[reference]))
         lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, result['seeds']))} | "
                      f"{format_difference(result)} |")
     return lines
 
 
-def run_or_reuse(cfg, out: Path, reuse: bool) -> dict:
-    """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``."""
+def parse_references(values: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    """``{label: error}`` from ``--reference LABEL=ERROR`` options."""
+    references = {}
+    for value in values:
+        label, _, error = value.partition("=")
+        try:
+            references[label] = float(error)
+        except ValueError:
+            parser.error(f"--reference takes LABEL=ERROR with a number after '=', got {value!r}")
+    return references
+
+
+def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False) -> dict | None:
+    """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``;
+    with ``finished_only`` read them or return None (the run did not finish), never train."""
     path = out / "metrics.json"
-    if reuse and path.is_file():
+    if (reuse or finished_only) and path.is_file():
         metrics = json.loads(path.read_text())
         if metrics["config"] == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
             return metrics
-    return run_experiment(cfg, out, progress=False)
+    return None if finished_only else run_experiment(cfg, out, progress=False)
 
 
 def main() -> None:
@@ -208,6 +241,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     parser.add_argument("--results", type=Path)
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="tabulate the finished runs with the same config, train none (the others are listed)")
+    parser.add_argument("--reference", action="append", default=[], metavar="LABEL=ERROR",
+                        help="a horizontal line on the evaluation curves, e.g. persistence's test error")
     args = parser.parse_args()
     if args.paired:
         results = json.loads(args.paired.read_text())
@@ -216,41 +253,57 @@ def main() -> None:
     if args.config is None or args.results is None:
         parser.error("--config and --results are required unless --paired is given")
 
-    rows, histories = {}, {}
+    rows, histories, unfinished = {}, {}, []
     for model in args.models:
-        runs = []
+        runs, seeds = [], []
         for seed in args.seeds:
             cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model)  # a folder name for "unet:x|task.k=2"
-            metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse)
+            metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse,
+                                   args.finished_only)
+            if metrics is None:
+                unfinished.append(f"{model} seed {seed}")
+                continue
             runs.append(metrics)
+            seeds.append(seed)
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
-        rows[model] = summarise(runs, args.seeds)
-        histories[LABELS.get(model, model)] = runs[0]["history"]
+        if runs:
+            rows[model] = summarise(runs, seeds)
+            histories[LABELS.get(model, model)] = runs[0]["history"]
+    if not rows:
+        parser.error(f"no finished run under {args.runs} for these models, seeds and settings")
 
     cfg = load_config(args.config, args.overrides)
+    references = parse_references(args.reference, parser)
     forecasting = "lead_hours" in next(iter(rows.values()))
     command = f"python experiments/compare.py --config {args.config} --results {args.results} " + " ".join(
         [f"--models {' '.join(args.models)}", f"--seeds {' '.join(map(str, args.seeds))}"]
-        + [f'--set "{o}"' for o in args.overrides]
+        + [f'--set "{o}"' for o in args.overrides] + [f'--reference "{r}"' for r in args.reference]
     )
     lines = [
         f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
         f"lr {cfg.train.lr}, {cfg.model.num_levels} levels, width {cfg.model.width}, device {cfg.train.device}; "
-        f"test relative L2 error (mass-weighted), mean ± std over seeds {args.seeds}. Plateaued: the test "
+        f"test relative L2 error (mass-weighted), mean ± std over the seeds of each row. Plateaued: the test "
         "error did not improve by > 1 % over the last 20 % of the steps (evaluations every "
-        f"{cfg.train.eval_every} steps; the curves are in results.json).",
+        f"{cfg.train.eval_every} steps; the curves are in results.json and evaluation_curves.png). "
+        "Gain N/2 → N: 1 - (mean of the last 3 evaluations up to step N) / (the same up to N/2); "
+        + ("with the learning rate constant after the warm-up, the first N/2 steps are the N/2-step run, so "
+           "this is the gain from doubling the budget." if cfg.train.min_lr_ratio == 1 else
+           "under the decaying schedule it is the second half's gain, not a budget-doubling check."),
         "",
         f"Reproduce: `{command}`",
         "",
         *table(rows, forecasting),
         *transfer_table(rows),
         *paired_table(rows),
+        *([] if not unfinished else ["", f"Not finished (no metrics under {args.runs}): {', '.join(unfinished)}."]),
     ]
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")
     atomic_write_text(args.results / "results.json", json.dumps({"command": command, "rows": rows}, indent=2))
     plot_loss_curves(histories, str(args.results / "loss_curves.png"))
+    plot_evaluation_bands({LABELS.get(m, m): r["evaluation_curves"] for m, r in rows.items()}, references,
+                          "test relative L2", str(args.results / "evaluation_curves.png"))
     if forecasting:
         curves = {LABELS.get(m, m): (r["lead_hours"], r["model_rmse_h_curve"]) for m, r in rows.items()}
         first = next(iter(rows.values()))

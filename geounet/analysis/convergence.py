@@ -8,6 +8,17 @@ Two criteria, both relative so that they read the same on any scale:
 - :func:`has_plateaued`: a training run has converged when its best validation loss over
   the last ``window`` fraction of the steps improves on the best before that window by at
   most ``tolerance`` (1 % over the last 20 % by default).
+- :func:`doubling_gain`: the relative improvement of the final validation loss when the
+  budget doubles from N/2 to N steps, read from one N-step run. Each final loss is the mean
+  of the last ``smooth`` evaluations up to its budget, L̄(M) = mean of L at the last ``smooth``
+  evaluation steps <= M, and
+
+      gain = 1 - L̄(N) / L̄(N / 2).
+
+  This is a budget-doubling check only when the first N/2 steps of the N-step run are the
+  N/2-step run: a learning rate that is constant after its warm-up (``train.min_lr_ratio = 1``)
+  and a seeded data order. Under a decaying schedule the curve flattens because the step size
+  shrinks, and the prefix is not a shorter run (two runs are needed then).
 """
 
 from __future__ import annotations
@@ -46,4 +57,19 @@ def has_plateaued(steps: Sequence[int], losses: Sequence[float], window: float =
     return min(last) >= (1 - tolerance) * min(before)
 
 
-__all__ = ["has_plateaued", "settling_time"]
+def doubling_gain(steps: Sequence[int], losses: Sequence[float], smooth: int = 3) -> float:
+    """``1 - L̄(N) / L̄(N / 2)``, ``L̄(M)`` the mean loss of the last ``smooth`` evaluations at steps
+    <= M and N the last step: > 0 when doubling the budget helped, <= 0 when it did not."""
+    if len(steps) != len(losses) or smooth < 1:
+        raise GeounetError(f"need matching steps and losses and smooth >= 1, got {len(steps)}, {len(losses)} "
+                           f"and {smooth}")
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise GeounetError(f"need evaluations at increasing steps, got steps {list(steps)}")
+    half = [loss for step, loss in zip(steps, losses, strict=True) if step <= steps[-1] / 2]
+    if len(half) < smooth or len(steps) - len(half) < smooth:
+        raise GeounetError(f"need >= {smooth} evaluations in each half of the run, got {len(half)} up to step "
+                           f"{steps[-1] / 2:g} and {len(steps) - len(half)} after; evaluate more often")
+    return 1 - (sum(losses[-smooth:]) / smooth) / (sum(half[-smooth:]) / smooth)
+
+
+__all__ = ["doubling_gain", "has_plateaued", "settling_time"]

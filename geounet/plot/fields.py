@@ -49,6 +49,35 @@ def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) ->
     _save(fig, path)
 
 
+def mean_band(label: str, seeds: list[list[list[float]]]) -> tuple[list[float], Tensor, Tensor]:
+    """Steps, mean and standard deviation over seeds (``[T]`` each; zero spread for one seed) of
+    curves ``[[step, value], ...]`` evaluated at the same steps."""
+    steps = [[step for step, _ in curve] for curve in seeds]
+    if not seeds or any(s != steps[0] for s in steps):
+        raise GeounetError(f"the seeds of {label!r} were evaluated at different steps; rerun them with one config")
+    values = torch.tensor([[value for _, value in curve] for curve in seeds], dtype=torch.float64)  # [S, T]
+    spread = values.std(0) if len(seeds) > 1 else torch.zeros(values.shape[1], dtype=torch.float64)
+    return steps[0], values.mean(0), spread
+
+
+def plot_evaluation_bands(curves: dict[str, list[list[list[float]]]], references: dict[str, float], ylabel: str,
+                          path: str) -> None:
+    """Per model ``{label: [curve of seed s]}``, each curve ``[[step, error], ...]``: the mean over
+    seeds against step with a band of ± one standard deviation (:func:`mean_band`), and a dashed
+    horizontal line per ``references`` entry (e.g. persistence's error)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, seeds in curves.items():
+        steps, mean, spread = mean_band(label, seeds)
+        line, = ax.plot(steps, mean.tolist(), label=f"{label} ({len(seeds)} seeds)")
+        ax.fill_between(steps, (mean - spread).tolist(), (mean + spread).tolist(), color=line.get_color(), alpha=0.2)
+    for label, value in references.items():
+        ax.axhline(value, color="black", linestyle="--", linewidth=1, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def draw_history(ax: Axes, histories: dict[str, list[dict[str, float]]], key: str, ylabel: str) -> None:
     """``row[key]`` against ``row["step"]`` on a log scale, one line per run ``{label: rows}``.
 

@@ -115,6 +115,22 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert [r["loss"] for r in resumed] == [r["loss"] for r in full]
 
 
+def test_a_constant_rate_run_is_the_prefix_of_a_longer_one():
+    """With the learning rate constant after warm-up (``min_lr_ratio = 1``) the first 6 steps of a
+    12-step run are the 6-step run, which makes one run's curve a budget-doubling check
+    (:func:`geounet.analysis.convergence.doubling_gain`); under the default cosine decay they are not."""
+    data = _toy_data()
+
+    def history(steps, min_lr_ratio):
+        torch.manual_seed(0)
+        model = Pointwise(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+        cfg = TrainConfig(steps=steps, batch_size=4, eval_every=100, warmup_steps=2, min_lr_ratio=min_lr_ratio)
+        return [(row["loss"], row["lr"]) for row in fit(model, data, cfg, progress=False).history]
+
+    assert history(12, 1.0)[:6] == history(6, 1.0)
+    assert history(12, 1e-3)[:6] != history(6, 1e-3)  # negative control: the cosine depends on the budget
+
+
 class Interrupted(Exception):
     pass
 
