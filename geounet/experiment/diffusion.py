@@ -78,8 +78,8 @@ def read_config(raw: dict) -> tuple[ExperimentConfig, dict]:
             raise ConfigError(f"diffusion.{key} must be positive, got {diffusion[key]!r}")
     if not diffusion["grad_clip"] >= 0:
         raise ConfigError(f"diffusion.grad_clip must be >= 0 (0: no clipping), got {diffusion['grad_clip']!r}")
-    if diffusion["ema"] not in EMA_POLICIES:
-        raise ConfigError(f"diffusion.ema must be one of {list(EMA_POLICIES)}, got {diffusion['ema']!r}")
+    if diffusion["ema"] not in ("off", *EMA_POLICIES):
+        raise ConfigError(f"diffusion.ema must be one of {['off', *EMA_POLICIES]}, got {diffusion['ema']!r}")
     check_prediction(diffusion["prediction"])
     make_schedule(diffusion["schedule"])
     make_ema(nn.Linear(1, 1), diffusion)  # checks ema_decay / ema_sigma_rel
@@ -111,7 +111,10 @@ def build_denoiser(cfg: ExperimentConfig, diffusion: dict, structure, channels: 
 
 def make_ema(denoiser: nn.Module, diffusion: dict) -> EMA:
     """The EMA of ``denoiser`` under the table's ``ema`` policy (:mod:`geounet.diffusion.ema`):
-    ``fixed`` / ``warmup`` with ``ema_decay``, ``power`` with ``ema_sigma_rel``."""
+    ``fixed`` / ``warmup`` with ``ema_decay``, ``power`` with ``ema_sigma_rel``, ``off`` (decay 0:
+    the EMA copy follows the trained weights, so sampling uses them)."""
+    if diffusion["ema"] == "off":
+        return EMA(denoiser, 0.0, warmup=False)
     if diffusion["ema"] == "power":
         return EMA(denoiser, diffusion["ema_decay"], sigma_rel=diffusion["ema_sigma_rel"])
     return EMA(denoiser, diffusion["ema_decay"], warmup=diffusion["ema"] == "warmup")

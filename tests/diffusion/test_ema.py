@@ -106,7 +106,8 @@ def test_sigma_rel_and_gamma_invert_each_other():
 
 def test_the_config_picks_the_policy():
     model = scalar_model(0.0)
-    assert make_ema(model, {**DIFFUSION_DEFAULTS, "ema": "fixed", "ema_decay": 0.0}).current_decay() == 0.0
+    assert make_ema(model, {**DIFFUSION_DEFAULTS, "ema": "off"}).current_decay() == 0.0
+    assert make_ema(model, {**DIFFUSION_DEFAULTS, "ema": "fixed", "ema_decay": 0.9}).current_decay() == 0.9
     assert make_ema(model, {**DIFFUSION_DEFAULTS, "ema": "warmup"}).current_decay() == pytest.approx(0.1)
     power = make_ema(model, {**DIFFUSION_DEFAULTS, "ema": "power", "ema_sigma_rel": 0.1})
     assert power.policy == "power" and power.gamma == pytest.approx(6.94, abs=0.01)
