@@ -25,8 +25,11 @@ Variants:
   the official code's schedule plus its MULTI_RES_LOSS option).
 - diffusion: ``e2e`` (all noise levels), ``staged_frozen`` (stage j on its noise range
   T_j = [t_min, u_j] from :func:`geounet.diffusion.staged.stage_time_ranges`, coarser levels
-  frozen), ``staged`` (the same ranges, unfrozen). Staged models are evaluated and sampled
-  with the staged sampler (stage j on (u_{j+1}, u_j], Wiener-estimated drowned details).
+  frozen), ``staged`` (the same ranges, unfrozen); with ``--variants`` also
+  ``staged_official`` / ``staged_official_frozen`` (the official code's ranges
+  T_j = [u_{j+1}, t_max], the finest stage on every time; ``rule="official"``). Staged models
+  are evaluated and sampled with the staged sampler (stage j on (u_{j+1}, u_j], Wiener-estimated
+  drowned details), which asks each stage only for times it trained on under either rule.
 
 Usage: ``python experiments/staged_training/run.py {regression,diffusion} --seeds 0 1 2``
 writes ``<part>.json``; ``python experiments/staged_training/summarise.py`` writes
@@ -149,7 +152,7 @@ def v_target(schedule, x0, eps, t):
 
 
 def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, threshold: float,
-              eval_times: int, num_samples: int, sample_steps: int) -> dict:
+              eval_times: int, num_samples: int, sample_steps: int, names: list[str]) -> dict:
     cfg, _ = read_config(load_config_file(Path("experiments/diffusion_sphere/config.toml")))
     task = prepare_task(cfg.task, LEVELS)
     snapshots = Snapshots(task.train)  # the standardised vorticity states
@@ -159,6 +162,7 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
     schedule = VPCosine()
     per_dof = per_dof_energies(data, hierarchy)
     ranges = stage_time_ranges(per_dof.tolist(), schedule, threshold)
+    official = stage_time_ranges(per_dof.tolist(), schedule, threshold, rule="official")
     all_times = [(schedule.t_min, schedule.t_max)] * LEVELS  # end-to-end: the finest stage at every t
     m = cfg.model
 
@@ -201,21 +205,27 @@ def diffusion(seeds: list[int], steps: int, width: int, probe_steps: int, thresh
     for seed in seeds:
         costs = stage_costs(trainer(ranges, seed), build(seed), probe_steps)
         plan = staged_steps(costs, steps)
-        variants = {
-            "e2e": ([Stage(FINEST, steps, lr=2e-3)], all_times),
-            "staged_frozen": ([Stage(j, n, lr=2e-3, freeze_coarser=j > 0) for j, n in enumerate(plan)], ranges),
-            "staged": ([Stage(j, n, lr=2e-3) for j, n in enumerate(plan)], ranges),
+        frozen = [Stage(j, n, lr=2e-3, freeze_coarser=j > 0) for j, n in enumerate(plan)]
+        unfrozen = [Stage(j, n, lr=2e-3) for j, n in enumerate(plan)]
+        variants = {  # name: (stages, training ranges, the sampler's switch ranges)
+            "e2e": ([Stage(FINEST, steps, lr=2e-3)], all_times, all_times),
+            "staged_frozen": (frozen, ranges, ranges),
+            "staged": (unfrozen, ranges, ranges),
+            "staged_official": (unfrozen, official, ranges),
+            "staged_official_frozen": (frozen, official, ranges),
         }
-        for name, (stages, stage_ranges) in variants.items():
+        for name in names:
+            stages, stage_ranges, switch_ranges = variants[name]
             model = build(seed)
             seconds = seconds_per_stage(trainer(stage_ranges, seed), model, stages)
-            losses, sample_scores = evaluate(model, stage_ranges)
+            losses, sample_scores = evaluate(model, switch_ranges)
             runs.append({"variant": name, "seed": seed, "steps": [s.steps for s in stages], "cpu_s": seconds,
                          "step_costs": costs, "held_out_loss": losses, "mean_held_out_loss": sum(losses) / len(losses),
                          **sample_scores})
             print(json.dumps(runs[-1]), flush=True)
     return {"task": "shallow_water_healpix vorticity, nside 32", "width": width, "e2e_steps": steps,
-            "threshold": threshold, "per_dof_energies": per_dof.tolist(), "stage_ranges": ranges, "eval_times": times,
+            "threshold": threshold, "per_dof_energies": per_dof.tolist(), "stage_ranges": ranges,
+            "official_stage_ranges": official, "eval_times": times,
             "eval_log_snr": [float(schedule.log_snr(torch.tensor(t, dtype=torch.float64))) for t in times],
             "num_samples": num_samples, "sample_steps": sample_steps, "runs": runs}
 
@@ -228,15 +238,18 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--probe-steps", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=0.1, help="detail SNR threshold τ of the stage ranges")
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--variants", nargs="+", default=["e2e", "staged_frozen", "staged"],
+                        help="diffusion variants; staged_official and staged_official_frozen train on the official "
+                             "code's ranges")
+    parser.add_argument("--out", type=Path, help="the JSON file to write (default: <part>.json here)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.part == "regression":
         result = regression(args.seeds, args.steps or 300, args.width, args.probe_steps)
     else:
         result = diffusion(args.seeds, args.steps or 300, args.width, args.probe_steps, args.threshold,
-                           eval_times=10, num_samples=16, sample_steps=32)
-    (args.out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
+                           eval_times=10, num_samples=16, sample_steps=32, names=args.variants)
+    (args.out or HERE / f"{args.part}.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -36,9 +36,21 @@ needs: a frozen coarse sub-network inside stage j was trained on every time stag
 it. They also make every stage a sampler of its own resolution down to t = 0
 (multi-resolution inference). For white data all e_i are equal, so all levels drown
 together: the coarsest stage takes the high noise, the finest stage everything else and the
-middle stages are never needed. The official diff_mnist code trains stage j on the other
-side, t >= t_{j+1}, where the levels above j are drowned; that suits unfrozen training whose
-last stage sees every time, but a stage so trained cannot sample its resolution to t = 0.
+middle stages are never needed.
+
+**The official code's rule** (``rule="official"``). The official diff_mnist code trains
+stage j on the other side, where the levels above j are drowned:
+
+    T_j = [u_{j+1}, t_max] for j < I,     T_I = [t_min, t_max],
+
+so the finest stage sees every time and each coarser stage the high noise only. The ranges
+are nested the other way, T_0 ⊂ ... ⊂ T_I, which suits unfrozen training (the last stage
+trains the shared coarse parameters on every time); a frozen coarse sub-network is then
+used inside stage j at lower noise than it was trained on, and a stage j < I so trained
+cannot sample its own resolution to t = 0. The staged sampler is the same under both rules:
+it runs stage k(t) at time t, and t lies in T_{k(t)} under both (u_{k+1} < t <= u_k), so
+every stage is asked only for times it was trained on; pass the sampler the ``nested``
+ranges, whose upper ends are its switch times.
 
 **Sampling** (:func:`staged_sample`). The sampler walks t from t_max to 0 on the finest
 level, and at time t the denoiser runs only stage j = min(k(t), J) (J the output
@@ -80,10 +92,16 @@ def per_dof_energies(data: Tensor, hierarchy: Hierarchy) -> Tensor:
     return detail_energies(data, hierarchy).to(torch.float64).cpu() / noise_energies(hierarchy)
 
 
-def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: float = 0.1
+STAGE_RULES = ("nested", "official")
+
+
+def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: float = 0.1, rule: str = "nested"
                       ) -> list[tuple[float, float]]:
-    """T_j = (t_min, u_j) for every stage j, u_j = max_{i >= j} t_i with t_i the time where
-    SNR_i(t) = ``threshold`` and u_0 = t_max (module docstring)."""
+    """The training range T_j of every stage j, with u_j = max_{i >= j} t_i, t_i the time where
+    SNR_i(t) = ``threshold`` and u_0 = t_max (module docstring): ``nested`` T_j = (t_min, u_j)
+    (the sampler's switch times), ``official`` T_j = (u_{j+1}, t_max) and T_I = (t_min, t_max)."""
+    if rule not in STAGE_RULES:
+        raise GeounetError(f"the stage time rule must be one of {list(STAGE_RULES)}, got {rule!r}")
     if not threshold > 0:
         raise GeounetError(f"the SNR threshold must be positive, got {threshold}")
     if any(not e > 0 for e in per_dof):
@@ -96,6 +114,8 @@ def stage_time_ranges(per_dof: Sequence[float], schedule: Schedule, threshold: f
                              f"U-Net with {level} levels or lower the threshold")
     drowned = drowning_times(per_dof, schedule, threshold)
     uppers = [schedule.t_max] + [max(drowned[j:]) for j in range(1, len(drowned))]
+    if rule == "official":
+        return [(lower, schedule.t_max) for lower in uppers[1:]] + [(schedule.t_min, schedule.t_max)]
     return [(schedule.t_min, upper) for upper in uppers]
 
 

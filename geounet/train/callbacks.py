@@ -51,12 +51,12 @@ class Callback:
 
 class EMAUpdate(Callback):
     """Updates ``ema`` (:class:`~geounet.diffusion.ema.EMA`) after every optimiser step; its
-    averaged weights and update count are checkpointed and restored exactly."""
+    averaged weights and update count are checkpointed and restored exactly, under ``key``
+    (several EMAs of one run need distinct keys)."""
 
-    key = "ema"
-
-    def __init__(self, ema: EMA):
+    def __init__(self, ema: EMA, key: str = "ema"):
         self.ema = ema
+        self.key = key
 
     def on_train_start(self, model: nn.Module) -> None:
         self.ema.to(next(model.parameters()).device)

@@ -11,6 +11,7 @@ import trimesh
 from trimesh.exchange.binvox import export_binvox
 
 from geounet.data.meshes import load_mesh
+from geounet.experiment.diffusion import read_config
 from geounet.geometry.healpix import to_nest
 from geounet.geometry.mesh import Mesh
 from geounet.hierarchy import ClusterHierarchy, TriangleHierarchy
@@ -45,4 +46,9 @@ def unet_output_overflow(folder: Path) -> None:
     model(1e30 * torch.randn(2, h.num_nodes(h.finest_level), 2, generator=torch.Generator().manual_seed(0)), h)
 
 
-CALLS = {f.__name__: f for f in (to_nest_numpy, binvox_file, cluster_model_on_2d_points, unet_output_overflow)}
+def ema_sigma_rel_too_wide(folder: Path) -> None:
+    read_config({"task": {"name": "triangle_poisson"}, "diffusion": {"ema": "power", "ema_sigma_rel": 0.5}})
+
+
+CALLS = {f.__name__: f for f in (to_nest_numpy, binvox_file, cluster_model_on_2d_points, unet_output_overflow,
+                                  ema_sigma_rel_too_wide)}

@@ -1,4 +1,4 @@
-"""The denoiser around a conditioned U-Net, the denoising loss and the EMA."""
+"""The denoiser around a conditioned U-Net and the denoising loss (the EMA: test_ema.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from geounet.data.samples import node_weights
-from geounet.diffusion import EDM, EMA, Denoiser, VPCosine, denoising_loss, noise_std, sample
+from geounet.diffusion import EDM, Denoiser, VPCosine, denoising_loss, noise_std, sample
 from geounet.hierarchy import SquareHaarHierarchy, batch_hierarchies
 from geounet.models import build_unet
 
@@ -65,33 +65,6 @@ def test_sampling_a_network_is_deterministic_given_the_seed():
                       noise_std(hierarchy), 2, 1, 4, torch.Generator().manual_seed(seed))
 
     assert draw(3).shape == (2, 64, 1) and torch.equal(draw(3), draw(3))
-
-
-def test_ema_update_math():
-    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    ema = EMA(model, decay=0.9, warmup=False)
-    start = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-        model[1].running_mean.fill_(3.0)
-    ema.update(model)
-    for name, p in ema.module.named_parameters():
-        assert torch.allclose(p, 0.9 * start[name] + 0.1 * (start[name] + 1.0))
-    assert torch.equal(ema.module[1].running_mean, torch.full((2,), 3.0))  # buffers copied
-    assert not any(p.requires_grad for p in ema.module.parameters())
-    # Warm-up: β_k = min(β, (1 + k) / (10 + k)): the first update moves 90 % of the way.
-    warm = EMA(model, decay=0.999)
-    assert warm.current_decay() == pytest.approx(0.1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(10.0)
-    warm.update(model)
-    for (_, mine), theirs in zip(warm.module.named_parameters(), model.parameters(), strict=True):
-        assert torch.allclose(mine, theirs - 0.1 * 10.0)  # 0.1 old + 0.9 new
-    assert warm.current_decay() == pytest.approx(2 / 11)
-    with pytest.raises(ValueError, match="decay"):
-        EMA(model, decay=1.0)
 
 
 def test_a_union_of_geometries_shares_one_noise_level():

@@ -65,6 +65,28 @@ def test_edm_ranges_have_the_closed_form():
         stage_time_ranges([1.0, 1.0], schedule, 0.0)
 
 
+def test_official_rule_trains_each_stage_where_the_finer_levels_are_drowned():
+    # T_j = [u_{j+1}, t_max] for j < I, T_I = every time; EDM closed form as above.
+    schedule, tau = EDM(), 0.1
+    official = stage_time_ranges([100.0, 1.0, 0.01], schedule, tau, rule="official")
+    assert [high for _, high in official] == [schedule.t_max] * 3
+    assert [low for low, _ in official] == pytest.approx([math.sqrt(10), math.sqrt(0.1), schedule.t_min], rel=1e-6)
+    # The staged sampler runs stage k(t) (switch times: the nested ranges' upper ends) only at
+    # times that stage trained on, under either rule.
+    for per_dof in ([100.0, 1.0, 0.01], [100.0, 0.01, 1.0]):
+        nested = stage_time_ranges(per_dof, schedule, tau)
+        official = stage_time_ranges(per_dof, schedule, tau, rule="official")
+        ratio = schedule.t_max / schedule.t_min
+        for t in [schedule.t_min, *(schedule.t_min * ratio ** (k / 200) for k in range(1, 200)), schedule.t_max]:
+            stage = active_stage(t, nested, resolution=2)
+            for ranges in (nested, official):
+                assert ranges[stage][0] <= t <= ranges[stage][1]
+    # Negative control: the official ranges of the coarse stages miss the low noise that the nested ones cover.
+    assert not official[0][0] <= schedule.t_min
+    with pytest.raises(ValueError, match="stage time rule must be one of"):
+        stage_time_ranges([1.0, 1.0], schedule, tau, rule="paper")
+
+
 def test_white_data_drown_together_and_red_data_level_by_level():
     hierarchy = SquareHaarHierarchy(16, 4).to(dtype=torch.float64)
     schedule, tau = VPCosine(), 0.1

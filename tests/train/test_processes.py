@@ -41,6 +41,7 @@ steps = {steps}
 batch_size = 4
 checkpoint_every = 2
 eval_every = {steps}
+ema = "warmup"
 ema_decay = 0.9
 device = "cpu"
 """
