@@ -74,6 +74,7 @@ def main() -> None:
     budget = per_step[reference] * args.reference_steps
     report = {
         name: {"parameters": count_parameters(models[name][0]), "cpu_s_per_step": per_step[name],
+               "cpu_s_per_step_min_max": [min(seconds[name]), max(seconds[name])],
                "cost_vs_reference": per_step[name] / per_step[reference],
                "equal_time_steps": round(budget / per_step[name])}
         for name in models
@@ -81,7 +82,8 @@ def main() -> None:
     print(f"CPU seconds per training step (the config's batch size, one thread, median of {args.rounds} "
           f"rounds of {args.steps_per_round}); budget = {args.reference_steps} steps of {reference}")
     for name, row in report.items():
-        print(f"  {name:24s} {row['parameters']:>8,d} params  {row['cpu_s_per_step']:.3f} s/step  "
+        print(f"  {name:24s} {row['parameters']:>8,d} params  {row['cpu_s_per_step']:.3f} s/step "
+              f"({row['cpu_s_per_step_min_max'][0]:.3f}-{row['cpu_s_per_step_min_max'][1]:.3f})  "
               f"x{row['cost_vs_reference']:.2f}  -> {row['equal_time_steps']} steps")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

@@ -33,8 +33,11 @@ def size_to_parameters(
 ) -> tuple[int, nn.Module]:
     """The width (from ``widths``, increasing) whose model's parameter count is nearest ``target``.
 
-    Bisects on the assumption that the count grows with the width (true for every model
-    here); returns ``(width, model)``.
+    Assumes the count grows with the width (true for every model here). The search first
+    doubles an index into ``widths`` (0, 1, 3, 7, ...) until the count reaches ``target``,
+    then bisects below it, so no model much wider than the answer is ever built: the count of
+    a convolutional U-Net grows like width², and the widest default (1024 channels, 8192 at
+    the coarsest of 4 levels) would take gigabytes. Returns ``(width, model)``.
     """
     widths = list(widths)
     if target < 1 or not widths:
@@ -46,9 +49,11 @@ def size_to_parameters(
             counts[index] = count_parameters(build(widths[index]))
         return counts[index]
 
-    lo, hi = 0, len(widths) - 1
-    if count(hi) < target:
-        raise GeounetError(f"the widest model ({widths[hi]}) has {count(hi)} parameters, below the target {target}")
+    lo, hi = 0, 0
+    while count(hi) < target:  # invariant: every index below lo counts < target
+        if hi == len(widths) - 1:
+            raise GeounetError(f"the widest model ({widths[hi]}) has {count(hi)} parameters, below the target {target}")
+        lo, hi = hi + 1, min(2 * hi + 1, len(widths) - 1)
     while lo < hi:  # smallest index with count >= target
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)

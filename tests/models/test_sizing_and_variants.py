@@ -62,6 +62,23 @@ def test_size_to_parameters_picks_the_nearest_width():
         size_to_parameters(lambda w: torch.nn.Linear(w, 1), 10_000, widths=range(1, 10))
 
 
+@pytest.mark.parametrize("target", [1, 2, 5_000, 10_100, 1_000_000])
+def test_size_to_parameters_never_builds_a_model_far_wider_than_the_answer(target):
+    """A square layer (w² + w parameters) sized to ``target``: the same width as the exhaustive
+    nearest-count search, and no width above twice the answer is ever built (the widest
+    default, 1024, would be for a convolutional U-Net a model of gigabytes)."""
+    built = []
+
+    def build(width):
+        built.append(width)
+        return torch.nn.Linear(width, width)
+
+    width, _ = size_to_parameters(build, target)
+    exhaustive = min(range(1, 1025), key=lambda w: (abs(w * w + w - target), w))
+    assert width == exhaustive
+    assert max(built) <= 2 * width
+
+
 def _hierarchies():
     """One small hierarchy per available domain."""
     import trimesh
