@@ -50,7 +50,9 @@ def healpix_model_nside(hierarchy: object, model: str) -> int:
     nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
     if nside is None:
         raise GeounetError(f"{model} needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
-                           f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}")
+                           f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}; face-ordered levels "
+                           f"(HealpixFaceHierarchy) are not accepted: keep the data in NEST order (task.node_order = "
+                           f"'nest') for this model")
     return nside
 
 
