@@ -18,7 +18,11 @@ and, when a Python cross-reference finds nothing, retries it
 It also gives a re-exported constant (``geounet.diffusion.SAMPLERS``) the ``#:`` comment written
 where it is defined (autodoc looks for it in the package, where there is none, and would show
 the docstring of the value's type), and leaves private base classes (``_Mixin``) out of a
-class's "Bases:" line: they are not part of the API and have no page.
+class's "Bases:" line: they are not part of the API and have no page. Methods that PyTorch
+Geometric generates for a ``MessagePassing`` subclass (``propagate``, ``edge_updater``: on the
+class's first instantiation, which the executed tutorials cause before autodoc reads the API, it
+replaces them by functions of a generated module such as ``..._KernelConv_propagate``) are left
+out too: they are PyG's, and their annotations name the generated module's types.
 """
 
 from __future__ import annotations
@@ -198,8 +202,14 @@ def _drop_private_bases(app, name, obj, options, bases):
     bases[:] = [base for base in bases if not getattr(base, "__name__", "").startswith("_")]
 
 
+def _skip_generated_methods(app, what, name, obj, skip, options):
+    module = getattr(obj, "__module__", None) or ""
+    return True if module.endswith(("_propagate", "_edge_updater")) else None
+
+
 def setup(app):
     app.connect("env-before-read-docs", _remember_paths)
+    app.connect("autodoc-skip-member", _skip_generated_methods)
     app.connect("missing-reference", _resolve_at_package_path)
     app.connect("autodoc-process-bases", _drop_private_bases)
     app.connect("autodoc-process-docstring", _comment_of_reexported_data, priority=400)  # before napoleon

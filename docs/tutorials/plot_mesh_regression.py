@@ -16,7 +16,7 @@ on a held-back mesh, then renders the prediction. The steps:
    holes, solved with finite elements by geounet's own generator;
 2. train with ``geounet train`` on spaces built from each mesh's own
    Laplacian eigenbasis;
-3. load the model with :func:`geounet.load_model` and predict on a new file;
+3. load the model with :func:`geounet.load_model <geounet.inference.mesh_model.load_model>` and predict on a new file;
 4. draw input, truth, prediction and error on the new mesh.
 
 The data set and the training are CI-sized (two dozen meshes, 300
@@ -148,7 +148,7 @@ assert status == 0, "training failed"
 # Predicting on a new mesh
 # ------------------------
 #
-# :func:`geounet.load_model` rebuilds the model, its hierarchy recipe and its
+# :func:`geounet.load_model <geounet.inference.mesh_model.load_model>` rebuilds the model, its hierarchy recipe and its
 # normalisation from the run folder alone. ``predict`` reads a mesh file's
 # input fields, builds the recipe's spaces on that mesh (here: its eigenbasis)
 # and returns the targets in the units of the files; ``predict_file`` writes

@@ -3,7 +3,7 @@ update count.
 
 After update k (k = 0, 1, ...), θ̄ <- β_k θ̄ + (1 - β_k) θ for every floating parameter;
 buffers (e.g. norm statistics) are copied. Sampling uses the averaged weights
-(``ema.module``). The policies (:data:`EMA_POLICIES`):
+(``ema.module``). The policies (``EMA_POLICIES``):
 
 - ``fixed``: β_k = β. The average of the last ~1 / (1 - β) steps, but the initial weights
   keep the share β^n after n updates (0.05 for β = 0.995 after 600 steps). β = 0 is no
