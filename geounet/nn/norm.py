@@ -68,9 +68,9 @@ class GroupNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
         # Sums over the centred values (the mean, corrected once by the mean of x - mean,
-        # then the sum of squares), each over the group's channels and then the nodes: as
-        # accurate as var_mean and on the CPU an order of magnitude faster than its strided
-        # reduction (one reduction over both dims loses 20x more digits; vector_norm 4e-4).
+        # then the sum of squares; :func:`_group_sum`): as accurate as var_mean and on the CPU
+        # an order of magnitude faster than its strided reduction (``x.sum((-3, -1))`` in one
+        # strided call loses 20x more digits; vector_norm 4e-4).
         count = x.shape[-3] * x.shape[-1]
         mean = _group_sum(x) / count  # [..., 1, G, 1]
         centred = x - mean
@@ -86,18 +86,29 @@ class GroupNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         x, mean, rstd, weight = ctx.saved_tensors
-        normed = (x - mean) * rstd  # x̂
+        normed = torch.sub(x, mean).mul_(rstd)  # x̂
         nodes = tuple(range(x.dim() - 2))  # every dim but the (group, channel) ones
-        grad_weight = (grad * normed).sum(nodes[-1], keepdim=True)  # [..., 1, G, C/G]: per sample Σ_n g x̂
+        grad_normed = grad * normed
+        grad_weight = grad_normed.sum(nodes[-1], keepdim=True)  # [..., 1, G, C/G]: per sample Σ_n g x̂
         grad_bias = grad.sum(nodes[-1], keepdim=True)
         count = x.shape[-3] * x.shape[-1]
         mean_g = (grad_bias * weight).sum(-1, keepdim=True) / count  # [..., 1, G, 1]: mean(γ g)
         mean_gx = (grad_weight * weight).sum(-1, keepdim=True) / count  # mean(γ g x̂)
-        grad_x = torch.addcmul(-mean_g * rstd, grad, weight * rstd).sub_(normed.mul_(mean_gx * rstd))
+        # Fresh tensors of x's size are the cost on the CPU (page faults), so g x̂'s buffer takes dx.
+        out = None if torch.compiler.is_compiling() else grad_normed
+        grad_x = torch.addcmul(-mean_g * rstd, grad, weight * rstd, out=out).addcmul_(normed, mean_gx * rstd, value=-1)
         per_sample = (-1, *weight.shape)  # summed over the samples for the parameters
         return grad_x, grad_weight.reshape(per_sample).sum(0), grad_bias.reshape(per_sample).sum(0), None
 
 
 def _group_sum(x: Tensor) -> Tensor:
-    """``[..., N, G, C/G] -> [..., 1, G, 1]``: sums over each group's channels, then over the nodes."""
-    return x.sum(-1, keepdim=True).sum(-3, keepdim=True)
+    """``[..., N, G, C/G] -> [..., 1, G, 1]``: each group's sum over the nodes and its channels.
+
+    One group of contiguous features is one contiguous block per sample, summed in one pass
+    (cascade summation, as accurate as the two-step sum and 2-3x faster); otherwise the nodes
+    are summed first (a reduction that runs along the contiguous channels), then the channels.
+    """
+    if x.shape[-2] == 1 and x.is_contiguous():
+        lead = x.shape[:-3]
+        return x.reshape(*lead, -1).sum(-1).view(*lead, 1, 1, 1)
+    return x.sum(-3, keepdim=True).sum(-1, keepdim=True)

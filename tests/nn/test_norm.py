@@ -45,14 +45,23 @@ def test_output_has_zero_mean_and_unit_variance_per_group():
                                atol=1e-4, rtol=0)  # eps = 1e-5 against variance 49
 
 
-def test_float32_statistics_of_a_large_offset_field_stay_accurate():
+@pytest.mark.parametrize("groups", [1, 2])  # one group: one contiguous sum per sample; two: nodes first
+def test_float32_statistics_of_a_large_offset_field_stay_accurate(groups):
     """10^6 values with mean 100 and spread 1: float32 errors at the input's own rounding
-    (7.6e-6 = ulp(100) / 2), where a one-pass variance loses 1e-3."""
+    (7.6e-6 = ulp(100) / 2), where a one-pass variance loses 1e-3; the gradients as well."""
     torch.manual_seed(0)
     x = torch.randn(1, 2**18, 4, dtype=torch.float64) + 100
-    norm = NodeGroupNorm(2, 4)
-    expected = reference(norm.double(), x)
-    assert (norm.float()(x.float()).double() - expected).abs().max() < 1.5e-5
+    grad = torch.randn_like(x)
+    norm = NodeGroupNorm(groups, 4)
+    torch.nn.init.normal_(norm.weight)
+    reference_input = x.clone().requires_grad_()
+    expected = reference(norm.double(), reference_input)
+    expected_grad, = torch.autograd.grad(expected, reference_input, grad)
+    single_input = x.float().requires_grad_()
+    out = norm.float()(single_input)
+    assert (out.double() - expected).abs().max() < 1.5e-5
+    got_grad, = torch.autograd.grad(out, single_input, grad.float())
+    assert ((got_grad.double() - expected_grad).norm() / expected_grad.norm()) < 2e-7
 
 
 def test_components_are_normalised_separately():
