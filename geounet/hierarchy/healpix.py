@@ -23,6 +23,7 @@ import functools
 import torch
 from torch import Tensor
 
+from geounet.functional.children import child_mean, child_repeat
 from geounet.geometry.healpix import (
     missing_neighbours,
     neighbour_geometry,
@@ -162,10 +163,10 @@ class HealpixHaarHierarchy(HealpixLevels):
 def healpix_restrict(x: Tensor) -> Tensor:
     """Mean over the 4 NEST children: ``[..., 4M, C] -> [..., M, C]``."""
     *lead, num, channels = x.shape
-    return x.reshape(*lead, num // 4, 4, channels).mean(-2)
+    return child_mean(x.reshape(*lead, num // 4, 4, channels), (-2,)).reshape(*lead, num // 4, channels)
 
 
 def healpix_prolong(x: Tensor) -> Tensor:
     """Repeat each NEST pixel for its 4 children: ``[..., M, C] -> [..., 4M, C]``."""
     *lead, num, channels = x.shape
-    return x.unsqueeze(-2).expand(*lead, num, 4, channels).reshape(*lead, 4 * num, channels)
+    return child_repeat(x.unsqueeze(-2), (*lead, num, 4, channels)).reshape(*lead, 4 * num, channels)

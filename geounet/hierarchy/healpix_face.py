@@ -31,6 +31,7 @@ import functools
 import torch
 from torch import Tensor
 
+from geounet.functional.children import child_mean, child_repeat
 from geounet.geometry.healpix import from_nest, nest_of_face, npix, nside_from_npix, to_nest
 from geounet.hierarchy.base import LevelGraph, ProlongLayout
 from geounet.hierarchy.healpix import HealpixHaarHierarchy, HealpixLevels, healpix_level_graph
@@ -121,11 +122,11 @@ class HealpixFaceHierarchy(HealpixLevels):
     def _restrict(self, x: Tensor, level: int) -> Tensor:
         side = self.nside_at(level) // 2
         *lead, _, channels = x.shape
-        pooled = x.reshape(*lead, 12, side, 2, side, 2, channels).mean((-4, -2))  # [..., 12, m, m, C]
+        pooled = child_mean(x.reshape(*lead, 12, side, 2, side, 2, channels), (-4, -2))  # [..., 12, m, 1, m, 1, C]
         return pooled.reshape(*lead, npix(side), channels)
 
     def _prolong(self, x: Tensor, level: int) -> Tensor:
         side = self.nside_at(level)
         *lead, _, channels = x.shape
         coarse = x.reshape(*lead, 12, side, 1, side, 1, channels)
-        return coarse.expand(*lead, 12, side, 2, side, 2, channels).reshape(*lead, 4 * npix(side), channels)
+        return child_repeat(coarse, (*lead, 12, side, 2, side, 2, channels)).reshape(*lead, 4 * npix(side), channels)

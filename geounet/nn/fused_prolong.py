@@ -21,16 +21,54 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from geounet.functional.children import sum_children
 from geounet.hierarchy.base import ProlongLayout
+
+
+def _child_dims(layout: ProlongLayout) -> tuple[int, ...]:
+    """The child axes of ``[B, *fine_shape, C]``: where the coarse and fine block shapes differ."""
+    coarse_shape, fine_shape = layout
+    return tuple(1 + d for d, (c, f) in enumerate(zip(coarse_shape, fine_shape, strict=True)) if c != f)
+
+
+class _ProlongConcat(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, coarse: Tensor, fine: Tensor, layout: ProlongLayout) -> Tensor:
+        (batch, _, channels), (coarse_shape, fine_shape) = coarse.shape, layout
+        ctx.channels, ctx.layout = channels, layout
+        repeated = coarse.view(batch, *coarse_shape, channels).expand(batch, *fine_shape, channels)
+        joined = torch.cat([repeated, fine.view(batch, *fine_shape, fine.shape[-1])], dim=-1)
+        return joined.view(batch, fine.shape[1], joined.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # grad [B, N, C + C_f]
+        batch, (_, fine_shape) = grad.shape[0], ctx.layout
+        blocks = grad.view(batch, *fine_shape, grad.shape[-1])
+        grad_coarse = sum_children(blocks[..., : ctx.channels], _child_dims(ctx.layout))
+        return grad_coarse.reshape(batch, -1, ctx.channels), grad[..., ctx.channels :], None
+
+
+class _ProlongAdd(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, fine: Tensor, coarse: Tensor, layout: ProlongLayout) -> Tensor:
+        (batch, _, channels), (coarse_shape, fine_shape) = coarse.shape, layout
+        ctx.layout = layout
+        fine.view(batch, *fine_shape, channels).add_(coarse.view(batch, *coarse_shape, channels))
+        ctx.mark_dirty(fine)
+        return fine
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # grad [B, N, C]
+        batch, channels, (_, fine_shape) = grad.shape[0], grad.shape[-1], ctx.layout
+        grad_coarse = sum_children(grad.view(batch, *fine_shape, channels), _child_dims(ctx.layout))
+        return grad, grad_coarse.reshape(batch, -1, channels), None
 
 
 def prolong_concat(coarse: Tensor, fine: Tensor, layout: ProlongLayout) -> Tensor:
     """``cat([prolong(coarse), fine], -1)`` written in one pass: ``[B, M, C]``, ``[B, N, C_f]``
-    -> ``[B, N, C + C_f]``. The backward pass sums each cell's children for ``coarse``."""
-    (batch, _, channels), (coarse_shape, fine_shape) = coarse.shape, layout
-    repeated = coarse.view(batch, *coarse_shape, channels).expand(batch, *fine_shape, channels)
-    joined = torch.cat([repeated, fine.view(batch, *fine_shape, fine.shape[-1])], dim=-1)
-    return joined.view(batch, fine.shape[1], joined.shape[-1])
+    -> ``[B, N, C + C_f]``. The backward pass sums each cell's children for ``coarse``
+    (:func:`~geounet.functional.children.sum_children`)."""
+    return _ProlongConcat.apply(coarse, fine, layout)
 
 
 def prolong_add_(fine: Tensor, coarse: Tensor, layout: ProlongLayout) -> Tensor:
@@ -38,7 +76,6 @@ def prolong_add_(fine: Tensor, coarse: Tensor, layout: ProlongLayout) -> Tensor:
 
     In place because a fresh ``[B, N, C]`` result costs more than the sum itself on the
     CPU (page faults on the new memory); ``fine`` must be a tensor nothing else reads,
-    such as a branch output (autograd raises if it saved it)."""
-    (batch, _, channels), (coarse_shape, fine_shape) = coarse.shape, layout
-    fine.view(batch, *fine_shape, channels).add_(coarse.view(batch, *coarse_shape, channels))
-    return fine
+    such as a branch output (autograd raises if it saved it). The backward pass sums each
+    cell's children for ``coarse``."""
+    return _ProlongAdd.apply(fine, coarse, layout)
