@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,14 +46,15 @@ def relative_norm(difference: torch.Tensor, reference: torch.Tensor, hierarchy, 
     return float(ratio.mean().sqrt())
 
 
-def level_outputs(unet, levels, v: torch.Tensor) -> list[torch.Tensor]:
-    """U_i P_i v for i = 0 .. I (the U-Net of resolution i on the projection of v)."""
-    outputs = []
+def level_outputs(model_at: Callable[[torch.Tensor, int], torch.Tensor], levels, v: torch.Tensor) -> list[torch.Tensor]:
+    """U_i P_i v for i = 0 .. I, where ``model_at(x, i)`` is U_i applied to ``x`` on level i."""
     with torch.no_grad():
-        for level in range(levels.num_levels):
-            projected = levels.project(v, levels.finest_level, level)
-            outputs.append(unet.head(unet.evaluate(unet.lift(projected), levels, level)))
-    return outputs
+        return [model_at(levels.project(v, levels.finest_level, level), level) for level in range(levels.num_levels)]
+
+
+def equal_width_unet(unet, levels) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """U_i of a U-Net with one width on every level: the recursion cut at level i, then the U-Net's own head."""
+    return lambda x, level: unet.head(unet.evaluate(unet.lift(x), levels, level))
 
 
 def scaling_gaps(outputs: list[torch.Tensor], hierarchy) -> list[float]:
@@ -75,7 +77,7 @@ def main() -> None:
                                   zero_init=zero_init).double()
                 levels = geometry_for(unet, hierarchy, unet.kind, unet.num_levels)
                 rows.append({"model": variant, "init": "zero" if zero_init else "default", "seed": seed,
-                             "gaps": scaling_gaps(level_outputs(unet, levels, v), hierarchy)})
+                             "gaps": scaling_gaps(level_outputs(equal_width_unet(unet, levels), levels, v), hierarchy)})
                 print(rows[-1]["model"], rows[-1]["init"], seed, [round(g, 3) for g in rows[-1]["gaps"]], flush=True)
     slopes = {}
     for row in rows:  # log2 of the gap's decay per level: the data's rate is about 1 (a Haar detail of a C¹ field)

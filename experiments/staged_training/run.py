@@ -104,42 +104,55 @@ def seconds_per_stage(train_stage, model, stages: list[Stage]) -> list[float]:
 
 # ----------------------------------------------------------------------------------- regression
 
-def regression(seeds: list[int], steps: int, width: int, probe_steps: int) -> dict:
+def regression_task():
+    """The Navier-Stokes task on ``LEVELS`` levels and its config's model settings."""
     cfg = load_config(str(Path("experiments/square_navier_stokes/config.toml")))
-    task = prepare_task(cfg.task, LEVELS)
-    train, test = task.train, task.test
-    hierarchy = train.hierarchy
-    m = cfg.model
+    return prepare_task(cfg.task, LEVELS), cfg.model
 
-    def build(seed: int) -> StagedUNet:
-        torch.manual_seed(seed)
-        return StagedUNet(build_unet(hierarchy, 1, 1, task.structure.factory, variant="multiresnet", width=width,
-                                     channel_mult=m.channel_mult, decoder_blocks=m.decoder_blocks,
-                                     encoder_blocks=m.encoder_blocks, bottleneck_blocks=m.bottleneck_blocks))
 
-    def evaluate(staged: StagedUNet) -> list[float]:
-        with torch.no_grad():
-            outputs = staged(test.inputs, hierarchy)
-        return [relative_l2(outputs[j], hierarchy.project(test.targets, FINEST, j), hierarchy.mass(j)).mean().item()
-                for j in range(LEVELS)]
+def build_regression_model(task, model_cfg, width: int, seed: int) -> StagedUNet:
+    """The Multi-ResNet StagedUNet of the regression part, initialised from ``seed``."""
+    torch.manual_seed(seed)
+    return StagedUNet(build_unet(task.train.hierarchy, 1, 1, task.structure.factory, variant="multiresnet",
+                                 width=width, channel_mult=model_cfg.channel_mult,
+                                 decoder_blocks=model_cfg.decoder_blocks, encoder_blocks=model_cfg.encoder_blocks,
+                                 bottleneck_blocks=model_cfg.bottleneck_blocks))
 
+
+def regression_trainer(train, seed: int) -> Callable[[StagedUNet, Stage], object]:
+    """``train_stage(model, stage)``: one stage of regression training on ``train`` (batch 16)."""
+    return lambda model, stage: train_staged(model, train, [stage], staged_config([stage], batch_size=16, seed=seed))
+
+
+def end_to_end_variants(steps: int) -> dict[str, list[Stage]]:
+    """``e2e`` (finest loss only) and ``e2e_mr`` (multi-resolution loss): ``steps`` full steps each."""
+    return {"e2e": [Stage(FINEST, steps, lr=2e-3)],
+            "e2e_mr": [Stage(FINEST, steps, lr=2e-3, multi_res_loss=True)]}
+
+
+def regression_errors(staged: StagedUNet, test) -> list[float]:
+    """Test relative L2 error of every level's output against the target projected there."""
+    hierarchy = test.hierarchy
+    with torch.no_grad():
+        outputs = staged(test.inputs, hierarchy)
+    return [relative_l2(outputs[j], hierarchy.project(test.targets, FINEST, j), hierarchy.mass(j)).mean().item()
+            for j in range(LEVELS)]
+
+
+def regression(seeds: list[int], steps: int, width: int, probe_steps: int) -> dict:
+    task, model_cfg = regression_task()
     runs = []
     for seed in seeds:
-        def train_stage(model, stage, seed=seed):
-            return train_staged(model, train, [stage], staged_config([stage], batch_size=16, seed=seed))
-
-        costs = stage_costs(train_stage, build(seed), probe_steps)
+        train_stage = regression_trainer(task.train, seed)
+        costs = stage_costs(train_stage, build_regression_model(task, model_cfg, width, seed), probe_steps)
         plan = staged_steps(costs, steps)
-        variants = {
-            "e2e": [Stage(FINEST, steps, lr=2e-3)],
-            "e2e_mr": [Stage(FINEST, steps, lr=2e-3, multi_res_loss=True)],
-            "staged": [Stage(j, n, lr=2e-3, multi_res_loss=True) for j, n in enumerate(plan)],
-        }
+        variants = {**end_to_end_variants(steps),
+                    "staged": [Stage(j, n, lr=2e-3, multi_res_loss=True) for j, n in enumerate(plan)]}
         for name, stages in variants.items():
-            model = build(seed)
+            model = build_regression_model(task, model_cfg, width, seed)
             seconds = seconds_per_stage(train_stage, model, stages)
             runs.append({"variant": name, "seed": seed, "steps": [s.steps for s in stages], "cpu_s": seconds,
-                         "step_costs": costs, "test_rel_l2": evaluate(model)})
+                         "step_costs": costs, "test_rel_l2": regression_errors(model, task.test)})
             print(json.dumps(runs[-1]), flush=True)
     return {"task": "navier_stokes_square", "width": width, "e2e_steps": steps, "runs": runs}
 
