@@ -24,6 +24,8 @@ process CPU time (what a step costs, whatever else runs on the machine), else wa
 for each geounet model with its ratio and whether it is met: throughput (per pixel)
 >= 1.5x SFNO and >= 1.2x DLWP at every nside, peak memory <= 1.0x DLWP's, log-log slope
 of time against pixels <= 1.02. ``--json`` writes the rows and the summary.
+``--retain-freed-memory`` times every model with freed memory kept in the process (no page
+faults on each step's fresh activations; :mod:`geounet.train.memory`).
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bench/bench_healpix_unets.py --threads 1 \\
         --nsides 32 64 128 --repeats 5 --json experiments/bench/healpix_unets.json
@@ -33,6 +35,7 @@ of time against pixels <= 1.02. ``--json`` writes the rows and the summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -127,15 +130,26 @@ def time_models(args, device: torch.device) -> list[dict]:
         model, hierarchy, x, nodes = child_inputs(args, name, args.child_nside, int(width), device)
         runs[name] = (model, hierarchy, x, nodes, int(width))
     times = {name: [] for name in runs}
-    for round_ in range(args.repeats + 1):  # round 0 warms up
-        for name, (model, hierarchy, x, _, _) in runs.items():
-            seconds = timed(lambda m=model, h=hierarchy, x=x: training_step(m, x, h), device, clock)
-            if round_:
-                times[name].append(seconds)
+    with allocation_policy(args.retain_freed_memory):
+        for round_ in range(args.repeats + 1):  # round 0 warms up
+            for name, (model, hierarchy, x, _, _) in runs.items():
+                seconds = timed(lambda m=model, h=hierarchy, x=x: training_step(m, x, h), device, clock)
+                if round_:
+                    times[name].append(seconds)
     return [{"model": name, "nside": args.child_nside, "nodes": nodes, "width": width,
              "params": count_parameters(model), "clock": clock.__name__, "s_per_step": statistics.median(times[name]),
              "s_min": min(times[name]), "s_max": max(times[name]), "s_all": times[name]}
             for name, (model, _, _, nodes, width) in runs.items()]
+
+
+def allocation_policy(retain: bool) -> contextlib.AbstractContextManager:
+    """``geounet.train.memory.freed_memory_retained`` with ``--retain-freed-memory`` (process-wide, so
+    every model's steps run under it), else the allocator's defaults."""
+    if not retain:
+        return contextlib.nullcontext()
+    from geounet.train.memory import freed_memory_retained
+
+    return freed_memory_retained()
 
 
 def measure_memory(args, device: torch.device) -> dict:
@@ -149,7 +163,7 @@ def run_child(args, mode: str, nside: int, specs: list[str]) -> list[dict] | dic
     command = [sys.executable, __file__, "--child-mode", mode, "--child-nside", str(nside),
                "--child-models", *specs, "--device", args.device, "--batch", str(args.batch),
                "--repeats", str(args.repeats), "--levels", str(args.levels), "--channels", str(args.channels),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), *(["--retain-freed-memory"] if args.retain_freed_memory else [])]
     # a fixed mmap threshold makes glibc give freed large buffers back, so the memory run's
     # resident set after its warm-up step is the model's, not the allocator's cache
     env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": "65536"} if mode == "memory" else {})}
@@ -198,6 +212,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="write the rows and the summary to this file")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="time inside geounet.train.memory.freed_memory_retained (train.retain_freed_memory): "
+                             "every model, since it is process-wide; peak memory is measured as without it")
     parser.add_argument("--child-mode", choices=("time", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--child-nside", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-models", nargs="+", help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -46,7 +47,7 @@ from geounet.nn.inputs import NonFiniteOutputError
 from geounet.train.callbacks import Callback
 from geounet.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from geounet.train.config import TrainConfig
-from geounet.train.memory import TRIM_EVERY, release_free_heap
+from geounet.train.memory import TRIM_EVERY, freed_memory_retained, release_free_heap
 from geounet.train.stages import LossFn, TrainingStage, check_stages, stage_at, trainable
 
 #: ``test_metrics(model, data) -> {name: value}``: what ``fit`` reports on its test data
@@ -253,6 +254,9 @@ def fit(
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=result.step, disable=not progress or rank > 0, desc="train", unit="step")
+    allocation = contextlib.ExitStack()
+    if cfg.retain_freed_memory:
+        allocation.enter_context(freed_memory_retained())  # geounet.train.memory
     try:
         while result.step < cfg.steps:
             if stage_at(plan, result.step) != current:  # a new stage: its parameters, a fresh optimiser
@@ -308,6 +312,7 @@ def fit(
                 checkpoint()
     finally:
         bar.close()
+        allocation.close()
         for p, flag in zip(model.parameters(), requires_grad, strict=True):
             p.requires_grad_(flag)
     return result
