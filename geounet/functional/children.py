@@ -10,10 +10,10 @@ over the child axes and the inclusion ι copies each coarse value to its childre
 with k children per cell. Their adjoints in the plain (unweighted) inner product are
 R^T g = ι g / k and ι^T g = k R g, so each backward pass is the other operator.
 
-Why not ``x.mean(dims)`` and ``expand``: on the CPU a reduction over a short strided axis
-(2 or 4 children between contiguous channel rows) runs ~10x slower than adding the slices
-of that axis, which is what :func:`sum_children` does; autograd's backward of ``expand``
-is such a reduction. Sums of slices round differently from ``mean``'s reduction (by an ulp).
+Why not ``x.mean(dims)`` and ``expand``: on the CPU one reduction over the face images' two
+child axes ``[..., m, 2, m, 2, C]`` runs 4-8x slower than adding the halves of each axis
+(:func:`sum_children`), and autograd's backward of ``expand`` is such a reduction. The sums
+round differently from ``mean``'s (by an ulp).
 """
 
 from __future__ import annotations
@@ -25,13 +25,18 @@ from torch import Tensor
 
 
 def sum_children(x: Tensor, dims: Sequence[int]) -> Tensor:
-    """``x`` summed over each axis in ``dims`` (kept with size 1), by adding its slices in order."""
+    """``x`` summed over each axis in ``dims`` (kept with size 1).
+
+    An axis of two children (the face images' row and column pairs) is one addition of its two
+    halves: the memory traffic of a reduction without its strided inner loop. Longer axes (NEST's
+    4 children) are one reduction, which reads the data once where adding slices would not.
+    """
     for dim in dims:
-        parts = x.unbind(dim)
-        total = parts[0] + parts[1]
-        for part in parts[2:]:
-            total.add_(part)
-        x = total.unsqueeze(dim)
+        if x.shape[dim] == 2:
+            first, second = x.unbind(dim)
+            x = (first + second).unsqueeze(dim)
+        else:
+            x = x.sum(dim, keepdim=True)
     return x
 
 
