@@ -34,7 +34,7 @@ from pathlib import Path
 from geounet.analysis.convergence import doubling_gain, has_plateaued
 from geounet.analysis.paired import format_difference, paired_by_seed
 from geounet.errors import GeounetError
-from geounet.experiment.config import load_config, model_overrides
+from geounet.experiment.config import config_from_dict, load_config, model_overrides
 from geounet.experiment.runner import run_experiment
 from geounet.plot.fields import plot_evaluation_bands, plot_loss_curves, plot_rollout_curves
 from geounet.train.checkpoint import atomic_write_text
@@ -223,7 +223,9 @@ def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False) -> di
     path = out / "metrics.json"
     if (reuse or finished_only) and path.is_file():
         metrics = json.loads(path.read_text())
-        if metrics["config"] == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
+        # the stored config with today's defaults filled in: a key added since (left at its default) is no difference
+        stored = json.loads(json.dumps(config_from_dict(metrics["config"]).to_dict()))
+        if stored == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
             return metrics
     return None if finished_only else run_experiment(cfg, out, progress=False)
 
