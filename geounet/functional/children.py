@@ -1,4 +1,4 @@
-"""Haar restriction and prolongation on block layouts, with backward passes that add slices.
+"""Haar restriction and prolongation on block layouts, whose backward passes are the adjoint operators.
 
 On the Haar hierarchies whose children of a coarse cell sit in a regular block pattern of
 the fine node order (HEALPix NEST: ``[M, 4]``; HEALPix face images: ``[12, m, 2, m, 2]``;

@@ -43,7 +43,7 @@ class _ProlongConcat(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # grad [B, N, C + C_f]
         batch, (_, fine_shape) = grad.shape[0], ctx.layout
-        blocks = grad.view(batch, *fine_shape, grad.shape[-1])
+        blocks = grad.reshape(batch, *fine_shape, grad.shape[-1])  # a view unless autograd hands a strided grad
         grad_coarse = sum_children(blocks[..., : ctx.channels], _child_dims(ctx.layout))
         return grad_coarse.reshape(batch, -1, ctx.channels), grad[..., ctx.channels :], None
 
@@ -60,7 +60,7 @@ class _ProlongAdd(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # grad [B, N, C]
         batch, channels, (_, fine_shape) = grad.shape[0], grad.shape[-1], ctx.layout
-        grad_coarse = sum_children(grad.view(batch, *fine_shape, channels), _child_dims(ctx.layout))
+        grad_coarse = sum_children(grad.reshape(batch, *fine_shape, channels), _child_dims(ctx.layout))
         return grad, grad_coarse.reshape(batch, -1, channels), None
 
 
