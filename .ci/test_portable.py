@@ -11,7 +11,11 @@ This script runs the suite once with every numerical library on a different path
 * oneDNN (torch's convolutions): ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``SSE41`` alike;
 * OpenBLAS (numpy's and scipy's BLAS): ``OPENBLAS_CORETYPE=Haswell`` where it runs AVX-512
   kernels here, ``Nehalem`` otherwise;
-* threads: ``OMP_NUM_THREADS=1`` (2 on a one-core machine).
+* threads: ``OMP_NUM_THREADS=1`` (2 on a one-core machine);
+* Inductor (``torch.compile``): a cache directory of its own (``TORCHINDUCTOR_CACHE_DIR``, a fresh
+  temporary one), so the compiled tests build their kernels on this path. Inductor's cache does
+  not key on ``ATEN_CPU_CAPABILITY``: after ``make test`` it handed this run the vectorised
+  run's generated C++, which then failed to compile here ("'at::vec' has not been declared").
 
 Settings already in the environment are kept. Each library is probed in a subprocess before
 and after (``get_cpu_capability()``, MKL_VERBOSE, oneDNN's verbose ISA line, threadpoolctl),
@@ -28,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 PROBE = r"""
 import json, torch, numpy, scipy.linalg
@@ -87,7 +92,7 @@ def main(pytest_args: list[str]) -> None:
     base = {k: v for k, v in os.environ.items() if k not in ("MKL_VERBOSE", "ONEDNN_VERBOSE", "DNNL_VERBOSE")}
     native = probe({k: v for k, v in base.items() if k not in VARIABLES})
     settings = {k: base.get(k, v) for k, v in alternatives(native).items()}
-    env = {**base, **settings}
+    env = {**base, **settings, "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="geounet-portable-inductor-")}
     other = probe(env)
     rows = [("ATen kernels", "aten", "ATEN_CPU_CAPABILITY"), ("MKL", "mkl", "MKL_ENABLE_INSTRUCTIONS"),
             ("oneDNN", "onednn", "ONEDNN_MAX_CPU_ISA"), ("OpenBLAS", "openblas", "OPENBLAS_CORETYPE"),
