@@ -24,6 +24,11 @@ import torch
 from torch import Tensor
 
 
+def child_axes(coarse_shape: Sequence[int], fine_shape: Sequence[int]) -> tuple[int, ...]:
+    """The child axes of a block layout: where the coarse and fine block shapes differ."""
+    return tuple(d for d, (c, f) in enumerate(zip(coarse_shape, fine_shape, strict=True)) if c != f)
+
+
 def sum_children(x: Tensor, dims: Sequence[int]) -> Tensor:
     """``x`` summed over each axis in ``dims`` (kept with size 1).
 
@@ -59,7 +64,7 @@ class _ChildRepeat(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, fine_shape: tuple[int, ...]) -> Tensor:
-        ctx.dims = tuple(d for d, (c, f) in enumerate(zip(x.shape, fine_shape, strict=True)) if c != f)
+        ctx.dims = child_axes(x.shape, fine_shape)
         return x.expand(fine_shape).contiguous()
 
     @staticmethod

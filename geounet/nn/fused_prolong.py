@@ -21,14 +21,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from geounet.functional.children import sum_children
+from geounet.functional.children import child_axes, sum_children
 from geounet.hierarchy.base import ProlongLayout
 
 
 def _child_dims(layout: ProlongLayout) -> tuple[int, ...]:
     """The child axes of ``[B, *fine_shape, C]``: where the coarse and fine block shapes differ."""
-    coarse_shape, fine_shape = layout
-    return tuple(1 + d for d, (c, f) in enumerate(zip(coarse_shape, fine_shape, strict=True)) if c != f)
+    return tuple(1 + d for d in child_axes(*layout))
 
 
 class _ProlongConcat(torch.autograd.Function):
