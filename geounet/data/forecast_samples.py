@@ -44,7 +44,8 @@ def forecast_batch(states: Tensor, forcings: Tensor, constants: Tensor, input_st
 class TrajectorySamples:
     """Every window of ``input_steps`` states and ``steps`` steps of ``output_steps`` states in
     ``trajectories [R, T, N, C]`` (physical units, consecutive states one step apart), no
-    forcings, no constants. Sample ``r W + t`` starts at time t of trajectory r, W windows each."""
+    forcings, and the ``constants`` fields of every sample (none by default). Sample ``r W + t``
+    starts at time t of trajectory r, W windows each."""
 
     trajectories: Tensor  # [R, T, N, C]
     hierarchy: Hierarchy
@@ -52,6 +53,7 @@ class TrajectorySamples:
     input_steps: int = 1
     output_steps: int = 1
     steps: int = 1
+    constants: Tensor | None = None  # [N, K] standardised, in the trajectories' node order; None: K = 0
 
     def __post_init__(self) -> None:
         if self.windows < 1:
@@ -61,6 +63,8 @@ class TrajectorySamples:
         if self.trajectories.shape[2] != nodes:
             raise GeounetError(f"the trajectories have {self.trajectories.shape[2]} nodes but the hierarchy's finest "
                                f"level has {nodes}; pass the hierarchy the data live on")
+        if self.constants is not None and (self.constants.dim() != 2 or self.constants.shape[0] != nodes):
+            raise GeounetError(f"constants must be [N, K] with N = {nodes} nodes, got {tuple(self.constants.shape)}")
         check_finite(self.trajectories.flatten(0, 1), "trajectories")
 
     @property
@@ -91,7 +95,7 @@ class TrajectorySamples:
         states = self.states(indices)  # [B, T, N, C]
         b, _, n, _ = states.shape
         forcings = states.new_zeros(b, self.steps, self.output_steps, n, 0)
-        constants = states.new_zeros(n, 0)
+        constants = states.new_zeros(n, 0) if self.constants is None else self.constants
         return forecast_batch(states, forcings, constants, self.input_steps, self.normalisation, self.hierarchy)
 
 

@@ -6,9 +6,10 @@ HEALPix NEST at ``nside`` (:func:`geounet.functional.regrid.latlon_to_healpix`).
 window of one state and ``train_rollout`` = k steps after it is a training sample.
 
 The model is the forecasting stack's :class:`~geounet.models.autoregressive.Autoregressive`
-with one state in and one out, no forcings or constants: it sees the state standardised
-per variable, (x_t - μ) / σ, and predicts the increment in units of its standard deviation
-σ_Δ, x_{t+1} = x_t + σ_Δ · net((x_t - μ) / σ), fed back k times. The loss is the squared
+with one state in and one out, no forcings, and the constant fields ``constants`` names
+(none by default): it sees the state standardised per variable, (x_t - μ) / σ, next to the
+constants K, and predicts the increment in units of its standard deviation σ_Δ,
+x_{t+1} = x_t + σ_Δ · net([(x_t - μ) / σ, K]), fed back k times. The loss is the squared
 error of the k forecast states in units of σ_Δ, |x̂_{t+j} - x_{t+j}|² / σ_Δ², the
 gradient flowing through the rollout. For k = 1 that is the error of the increment, and
 the one-step relative L2 error (test data are one-step windows) is measured on increments:
@@ -32,6 +33,13 @@ path) and message passing keeps its NEST parameters. Only the model's side is pe
 trajectories are read and regridded in NEST, moved to the face order once for training and
 rollouts (:func:`model_nodes`), and every output goes back to NEST before it is scored or
 drawn (:func:`nest_nodes`), so scores, plots and the data a user reads are the NEST ones.
+
+**Constants.** The flow rotates: the Coriolis parameter f = 2Ω sin φ varies with latitude φ.
+Message passing sees it through its edge features (3-D displacements, whose direction
+against the rotation axis changes with latitude), but a dense 3 x 3 convolution on face
+images applies the same weights at every pixel of every face and cannot tell the pole from
+the equator. ``constants = ["sin_latitude"]`` gives the model f / 2Ω as an input field
+(:data:`CONSTANTS`, each standardised over the sphere like the ``forecast`` task's constants).
 
 Besides the one-step error the task reports, in physical units, the RMSE, bias and
 uncentred anomaly correlation (climatology = training mean state) per lead time of an
@@ -62,12 +70,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geounet.data.climate_dataset import standardised_constants
 from geounet.data.forecast_samples import TrajectorySamples
 from geounet.datagen.shallow_water import VARIABLES, load_or_generate_shallow_water
 from geounet.errors import GeounetError
 from geounet.functional.regrid import latlon_to_healpix
 from geounet.functional.scores import equal_area_weights, score_report
-from geounet.geometry.healpix import npix
+from geounet.geometry.healpix import npix, pixel_vectors
 from geounet.hierarchy.base import Hierarchy
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
@@ -79,6 +88,11 @@ from geounet.tasks import PreparedTask, TaskStructure, data_splits
 from geounet.tasks.rollouts import roll_out
 
 HIERARCHIES = ("haar", "spectral")
+#: the constant input fields, as functions of the unit vectors ``[N, 3]`` of the pixel centres
+CONSTANTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sin_latitude": lambda xyz: xyz[:, 2],  # f / 2Ω, the Coriolis parameter in units of twice the rotation rate
+    "cos_latitude": lambda xyz: xyz[:, :2].norm(dim=1),
+}
 #: the pixel orders a model can see: NEST, or the face images of :class:`HealpixFaceHierarchy` (Haar only)
 NODE_ORDERS = ("nest", "face")
 
@@ -88,7 +102,7 @@ class Config:
     name: ClassVar[str] = "shallow_water_healpix"
     #: keys the checkpoint fixes (the model's channels and their order, its normalisation, its grid):
     #: ``geounet evaluate --set`` refuses to change them
-    FIXED: ClassVar[tuple[str, ...]] = ("variables", "nside", "hierarchy", "node_order")
+    FIXED: ClassVar[tuple[str, ...]] = ("variables", "nside", "hierarchy", "node_order", "constants")
     nside: int = 32
     #: "haar" (nested pixels) or "spectral" (spherical-harmonic bands)
     hierarchy: str = "haar"
@@ -97,6 +111,8 @@ class Config:
     #: spectral only: Jacobi refinements of every spherical-harmonic analysis
     sh_iterations: int = 3
     variables: list[str] = field(default_factory=lambda: ["h", "vorticity", "divergence"])
+    #: constant input fields, names of :data:`CONSTANTS` (e.g. ["sin_latitude"], the Coriolis parameter)
+    constants: list[str] = field(default_factory=list)
     num_train: int = 32
     num_test: int = 4
     steps: int = 24
@@ -127,6 +143,9 @@ class Config:
         unknown = sorted(set(self.variables) - set(VARIABLES))
         if unknown or not self.variables:
             raise GeounetError(f"task.variables must be a non-empty subset of {VARIABLES}, got {self.variables}")
+        unknown = sorted(set(self.constants) - set(CONSTANTS))
+        if unknown or len(set(self.constants)) != len(self.constants):
+            raise GeounetError(f"task.constants must name distinct fields of {tuple(CONSTANTS)}, got {self.constants}")
         data_splits(self)
         if not 1 <= self.rollout_steps <= self.steps:
             raise GeounetError(f"task.rollout_steps must lie in [1, steps={self.steps}], got {self.rollout_steps}")
@@ -153,10 +172,17 @@ def nest_nodes(config: Config, x: Tensor) -> Tensor:  # [..., N, C] in the model
     return nest_from_face_nodes(x) if config.node_order == "face" else x
 
 
+def constant_fields(config: Config) -> Tensor:  # [N, K] NEST
+    """The ``config.constants`` fields at the NEST pixel centres, each standardised over the sphere."""
+    xyz = pixel_vectors(config.nside)  # [N, 3]
+    fields = [CONSTANTS[name](xyz) for name in config.constants]
+    return standardised_constants(torch.stack(fields, dim=1).numpy() if fields else np.zeros((len(xyz), 0)))
+
+
 def structure(config: Config, num_levels: int, normalisation: Normalisation | None = None) -> TaskStructure:
     """Hierarchy, channels and the :class:`~geounet.models.autoregressive.Autoregressive` wrapper
-    (one state in, one out, no forcings or constants), with the units ``normalisation`` when
-    given (else those of the checkpoint it is loaded from)."""
+    (one state in, one out, no forcings, the ``config.constants`` fields), with the units
+    ``normalisation`` when given (else those of the checkpoint it is loaded from)."""
     hierarchy = sphere_hierarchy(config, num_levels, config.node_order)
     channels = len(config.variables)
 
@@ -166,7 +192,8 @@ def structure(config: Config, num_levels: int, normalisation: Normalisation | No
             units.load_state_dict(normalisation.state_dict())
         return Autoregressive(net, units, input_steps=1, output_steps=1, train_rollout=config.train_rollout)
 
-    return TaskStructure(hierarchy, operator_factory(hierarchy), channels, channels, wrap_model=wrap)
+    return TaskStructure(hierarchy, operator_factory(hierarchy), channels + len(config.constants), channels,
+                         wrap_model=wrap)
 
 
 def load_trajectories(config: Config, split: str) -> Tensor:
@@ -230,10 +257,12 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     normalisation = training_normalisation(nest["train"])
     climatology = nest["train"].mean(dim=(0, 1))  # [N, C] NEST, physical units
     trajectories = {split: model_nodes(config, data) for split, data in nest.items()}  # in the model's pixel order
+    constants = model_nodes(config, constant_fields(config))  # [N, K]
     geometry = structure(config, num_levels, normalisation)
     hierarchy = geometry.hierarchy
-    train = TrajectorySamples(trajectories["train"], hierarchy, normalisation, steps=config.train_rollout)
-    test = TrajectorySamples(trajectories["test"], hierarchy, normalisation)  # scored one step ahead
+    train = TrajectorySamples(trajectories["train"], hierarchy, normalisation, steps=config.train_rollout,
+                              constants=constants)
+    test = TrajectorySamples(trajectories["test"], hierarchy, normalisation, constants=constants)  # one step ahead
 
     def scores(split_trajectories: Tensor, model: Autoregressive, device: torch.device) -> dict[str, list[float]]:
         """Rollout scores from each trajectory's first state (model's pixel order), on NEST pixels."""
@@ -243,7 +272,7 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
     def first_windows(split_trajectories: Tensor) -> TrajectorySamples:
         """One rollout of ``rollout_steps`` steps from each trajectory's first state."""
         return TrajectorySamples(split_trajectories[:, : config.rollout_steps + 1], hierarchy, normalisation,
-                                 steps=config.rollout_steps)
+                                 steps=config.rollout_steps, constants=constants)
 
     def evaluate_rollout(model: Autoregressive, device: torch.device) -> dict[str, object]:
         steps = config.rollout_steps
