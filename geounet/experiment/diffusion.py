@@ -181,9 +181,15 @@ def train_run(raw: dict, out: Path, progress: bool = True, resume: bool = False)
         return _train(cfg, diffusion, raw, out, progress, resume)
 
 
+def _with_defaults(raw: dict) -> dict:
+    """``raw`` as the config this code reads, every key present (defaults filled in)."""
+    cfg, diffusion = read_config(raw)
+    return {**cfg.to_dict(), "diffusion": diffusion}
+
+
 def _check_out(out: Path, raw: dict, resume: bool) -> None:
     if resume:
-        claim_run_folder(out, raw, resume=True, overwrite=False)  # the same [task] and [model]
+        claim_run_folder(out, raw, resume=True, overwrite=False, complete=_with_defaults)  # the same [task], [model]
     elif (out / "checkpoint.pt").exists():
         raise GeounetError(f"{out} already holds a diffusion run (checkpoint.pt); pass --resume to continue it or "
                            "choose another --out")

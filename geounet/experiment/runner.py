@@ -14,6 +14,7 @@ the relative L2 error. Under
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from geounet.experiment.config import ExperimentConfig
+from geounet.experiment.config import ExperimentConfig, config_from_dict
 from geounet.experiment.memory import check_run_memory
 from geounet.models.baselines import ChebUNet, DLWPHealpixUNet, FlatResNet, GraphUNetBaseline
 from geounet.models.sfno_healpix import SFNOHealpix
@@ -105,6 +106,11 @@ def build_configured_unet(cfg: ExperimentConfig, task: TaskStructure, channels: 
     )
 
 
+def with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` as the config this code reads, every key present (defaults filled in)."""
+    return config_from_dict(raw).to_dict()
+
+
 def run_experiment(
     cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
     progress: bool = True, force: bool = False
@@ -116,11 +122,13 @@ def run_experiment(
     memory estimate exceeds the memory available is refused unless ``force``
     (:mod:`geounet.experiment.memory`)."""
     out_dir = Path(out_dir)
-    claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)  # refuse before writing anything
+    claim = functools.partial(claim_run_folder, out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite,
+                              complete=with_defaults)
+    claim()  # refuse before writing anything
     if not force:
         check_run_memory(cfg, task_structure(cfg.task, cfg.model.num_levels))
     with run_lock(out_dir):
-        claim_run_folder(out_dir, cfg.to_dict(), resume=resume, overwrite=overwrite)  # a run may have ended meanwhile
+        claim()  # a run may have ended meanwhile
         if overwrite:
             clear_run_files(out_dir)
         return _train_and_evaluate(cfg, out_dir, resume, progress)

@@ -12,7 +12,9 @@ experiment config). :func:`claim_run_folder` lets ``geounet train --out DIR`` wr
 The check writes nothing; a run checks again once it holds the folder's lock
 (:mod:`geounet.train.run_lock`), so a run that finished in between is not overwritten.
 
-``resume`` under another model or task config names the keys that differ. A claimed
+``resume`` under another model or task config names the keys that differ. With
+``complete`` (the runner passes one) both configs are compared with today's defaults filled
+in, so a run trained before a key was added (and run at the key's default) is the same run. A claimed
 folder loses the checkpoint temporaries of killed runs
 (:func:`geounet.geometry.cache_files.remove_orphans`).
 """
@@ -20,6 +22,7 @@ folder loses the checkpoint temporaries of killed runs
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +59,30 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], sections:
     return [d for d in _all_differences(saved, current, sections) if d.split(":", 1)[0] not in LOCATIONS]
 
 
-def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
-    """Check that a run of ``config`` may write into ``out_dir`` (see the module docstring)."""
+def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: bool, overwrite: bool,
+                     complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Check that a run of ``config`` may write into ``out_dir`` (see the module docstring).
+
+    ``complete`` maps a config dict to the same config with every key the code reads (its
+    defaults filled in); a stored config it cannot read is compared as stored."""
     out_dir = check_folder(out_dir)
+    config = config if complete is None else complete(config)
+
+    def saved_config() -> dict[str, Any] | None:
+        saved = stored_config(out_dir)
+        if saved is None or complete is None:
+            return saved
+        try:
+            return complete(saved)
+        except GeounetError:  # keys this code no longer reads: they show as differences
+            return saved
+
     if resume and overwrite:
         raise GeounetError("pass either --resume (continue the run in --out) or --overwrite (start again), not both")
     if resume:
         if not (out_dir / "checkpoint.pt").is_file():
             raise MissingFileError(f"--resume needs a checkpoint, {out_dir / 'checkpoint.pt'} does not exist")
-        differences = config_differences(stored_config(out_dir), config, RUN_SECTIONS)
+        differences = config_differences(saved_config(), config, RUN_SECTIONS)
         if differences:
             raise GeounetError(
                 f"cannot resume {out_dir}: its checkpoint was trained under another config ("
@@ -72,7 +90,7 @@ def claim_run_folder(out_dir: str | Path, config: dict[str, Any], *, resume: boo
             )
         remove_orphans(out_dir)
         return
-    saved = None if overwrite else stored_config(out_dir)
+    saved = None if overwrite else saved_config()
     if saved is not None:
         differences = config_differences(saved, config, (*RUN_SECTIONS, "train"))
         what = f"a different run ({'; '.join(differences)})" if differences else "this run already"

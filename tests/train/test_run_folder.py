@@ -80,3 +80,44 @@ def test_a_moved_data_cache_is_the_same_run(tmp_path):
     claim_run_folder(run, moved, resume=True, overwrite=False)
     with pytest.raises(ValueError, match="holds this run already"):
         claim_run_folder(run, moved, resume=False, overwrite=False)
+
+
+def test_a_run_from_before_a_key_existed_is_the_same_run_when_defaults_are_filled_in(tmp_path):
+    """A key added to the code since a run was trained, left at its default, is no difference;
+    given another value it is one."""
+    run = _run(tmp_path / "run")  # CONFIG has no model.depth
+    defaults = {"depth": 2}
+
+    def complete(raw):
+        return {**raw, "model": {**defaults, **raw["model"]}}
+
+    today = complete(CONFIG)
+    with pytest.raises(ValueError, match=r"cannot resume .*model.depth"):
+        claim_run_folder(run, today, resume=True, overwrite=False)  # as stored, the key is missing
+    claim_run_folder(run, today, resume=True, overwrite=False, complete=complete)
+    with pytest.raises(ValueError, match="holds this run already"):
+        claim_run_folder(run, today, resume=False, overwrite=False, complete=complete)
+    with pytest.raises(ValueError, match=r"cannot resume .*model.depth: 2 -> 3"):
+        claim_run_folder(run, {**CONFIG, "model": {"width": 4, "depth": 3}}, resume=True, overwrite=False,
+                         complete=complete)
+
+
+def test_resume_fills_in_todays_defaults_for_a_checkpoint_of_older_code(tmp_path):
+    """The runner's resume: a shallow-water checkpoint written before task.constants existed continues."""
+    from geounet.experiment.config import config_from_dict
+    from geounet.experiment.runner import run_experiment
+    from geounet.train.checkpoint import load_checkpoint
+
+    task = {"name": "shallow_water_healpix", "nside": 4, "nlat": 16, "nlon": 32, "num_train": 2, "num_test": 1,
+            "steps": 3, "rollout_steps": 2, "spinup_hours": 1.0, "cache_dir": str(tmp_path / "data"),
+            "galewsky_test": False}
+    raw = {"task": task, "model": {"width": 4, "num_levels": 2, "channel_mult": [1, 1]},
+           "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2}}
+    run = tmp_path / "run"
+    run_experiment(config_from_dict(raw), run, progress=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    del state["config"]["task"]["constants"]  # as the code before the key wrote it
+    save_checkpoint(state, run / "checkpoint.pt")
+    longer = config_from_dict({**raw, "train": {**raw["train"], "steps": 4}})
+    metrics = run_experiment(longer, run, resume=True, progress=False)
+    assert metrics["steps"] == 4
