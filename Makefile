@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 .PHONY: main test test-portable install docs
 
 # The main job: install everything, then train + evaluate the default experiment
-# (shallow water on HEALPix, experiments/shallow_water_healpix/config.toml).
+# (shallow water on HEALPix, the packaged shallow_water_face config: experiments/face_path/config.toml).
 main: $(STAMP)
 	$(VENV)/bin/geounet train
 

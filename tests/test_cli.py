@@ -226,7 +226,7 @@ def test_default_config_does_not_depend_on_the_working_directory(tmp_path, monke
     linked = [*(REPO / "experiments").glob("*/config.toml"), *(REPO / "experiments").glob("*/*/config.toml")]
     experiments = {path: tomllib.loads(path.read_text()) for path in linked}
     tasks = [path for path, raw in experiments.items() if "diffusion" not in raw]
-    assert len(tasks) == len(configs.names()) == 8
+    assert len(tasks) == len(configs.names()) == 9
     for path in tasks:
         assert path.resolve().parent == Path(configs.__file__).parent
     diffusion = [path for path in experiments if path not in tasks]

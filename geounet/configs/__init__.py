@@ -1,4 +1,5 @@
-"""The experiment configs shipped with geounet: one TOML file per task, ``<task>.toml``.
+"""The experiment configs shipped with geounet: one TOML file per task, ``<task>.toml``, and the
+main job's, ``shallow_water_face.toml`` (the shallow-water task with the HEALPix face-image model).
 
 ``geounet --config NAME`` reads ``NAME.toml`` from here when ``NAME`` is not a file, and
 without ``--config`` the main job's config (:data:`DEFAULT`) is used, wherever the command
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from geounet.errors import MissingFileError
 
-#: the main job: shallow water on HEALPix
-DEFAULT = "shallow_water_healpix"
+#: the main job: shallow water on HEALPix, the Multi-ResNet on face images with the latitude as an input
+DEFAULT = "shallow_water_face"
 
 
 def names() -> list[str]:
