@@ -57,7 +57,8 @@ def main() -> None:
         table.setdefault(model, {})[int(seed)] = {b: at_budget(steps, errors, b) for b in args.budgets}
     reference = next(iter(table))
     report = {"budgets": args.budgets, "smooth": SMOOTH, "reference": reference, "models": {}}
-    print(f"| model | steps | seeds | test rel. L2 (mean of the last 3 evaluations) | gain of the last doubling (per seed) | − {reference} (paired) |")
+    print(f"| model | steps | seeds | test rel. L2 (mean of the last {SMOOTH} evaluations) "
+          f"| gain of the last doubling (per seed) | − {reference} (paired) |")
     print("|---|---:|---|---:|---|---|")
     for model, seeds in table.items():
         per_seed = {s: {str(b): v for b, v in budgets.items()} for s, budgets in seeds.items()}

@@ -68,3 +68,10 @@ def test_a_run_with_constants_loads_elsewhere_and_evaluate_may_not_change_them(t
 def test_unknown_or_repeated_constants_are_rejected(tmp_path, constants):
     with pytest.raises(GeounetError, match="task.constants must name distinct fields of"):
         tiny(tmp_path, constants=constants).validate()
+
+
+def test_constants_of_another_grid_are_refused(tmp_path):
+    task = prepare(tiny(tmp_path, constants=["sin_latitude"]), num_levels=2)
+    wrong = torch.zeros(12 * 64, 1)  # nside 8's pixels for an nside-4 hierarchy
+    with pytest.raises(GeounetError, match=r"constants must be \[N, K\] with N = 192 nodes, got \(768, 1\)"):
+        dataclasses.replace(task.train, constants=wrong)
