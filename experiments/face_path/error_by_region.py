@@ -63,7 +63,8 @@ def regions(nside: int) -> dict[str, torch.Tensor]:
     corner = torch.rad2deg(torch.acos((xyz @ corners.T).clamp(-1, 1)).min(1).values)
     masks = {"all": torch.ones(len(xyz), dtype=torch.bool)}
     for low in range(-90, 90, 30):
-        masks[f"latitude {low}..{low + 30}"] = (latitude >= low) & (latitude < low + 30 if low < 60 else True)
+        high = low + 30 if low < 60 else 91  # the last band holds the pole
+        masks[f"latitude {low}..{low + 30}"] = (latitude >= low) & (latitude < high)
     for low, high in ((0, 0), (1, 3), (4, 7), (8, nside)):
         masks[f"face rim distance {low}-{high} px"] = (rim >= low) & (rim <= high)
     for low, high in ((0, 10), (10, 20), (20, 180)):
