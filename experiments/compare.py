@@ -34,8 +34,8 @@ from pathlib import Path
 from geounet.analysis.convergence import doubling_gain, has_plateaued
 from geounet.analysis.paired import format_difference, paired_by_seed
 from geounet.errors import GeounetError
-from geounet.experiment.config import config_from_dict, load_config, model_overrides
-from geounet.experiment.runner import run_experiment
+from geounet.experiment.config import load_config, model_overrides
+from geounet.experiment.runner import run_experiment, with_defaults
 from geounet.plot.fields import plot_evaluation_bands, plot_loss_curves, plot_rollout_curves
 from geounet.train.checkpoint import atomic_write_text
 
@@ -224,7 +224,7 @@ def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False) -> di
     if (reuse or finished_only) and path.is_file():
         metrics = json.loads(path.read_text())
         # the stored config with today's defaults filled in: a key added since (left at its default) is no difference
-        stored = json.loads(json.dumps(config_from_dict(metrics["config"]).to_dict()))
+        stored = json.loads(json.dumps(with_defaults(metrics["config"])))
         if stored == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
             return metrics
     return None if finished_only else run_experiment(cfg, out, progress=False)
