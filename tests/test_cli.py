@@ -194,6 +194,31 @@ def test_plot_errors_name_the_problem(run_dir, tmp_path, capsys):
     assert exit_.value.code == 2
 
 
+def test_resume_without_config_continues_a_run_under_its_own_config(tmp_path, monkeypatch, capsys):
+    """``train --out RUN --resume --set train.steps=N`` without ``--config``, from another
+    directory, continues RUN to a larger budget under its stored config: at a constant rate the
+    continued run is the longer run (same losses), and its first steps are the short run's."""
+    overrides = [*TINY_TRIANGLE, "train.min_lr_ratio=1.0", f"task.cache_dir='{tmp_path / 'data'}'"]
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    train = ["train", "--config", "triangle_poisson", "--quiet", *sets]
+    assert main([*train, "--out", str(tmp_path / "short")]) == 0
+    assert main([*train, "--out", str(tmp_path / "long"), "--set", "train.steps=6"]) == 0
+    shutil.copytree(tmp_path / "short", tmp_path / "extended")
+    monkeypatch.chdir(tmp_path / "short")  # neither the config nor the data are relative to here
+    assert main(["train", "--out", str(tmp_path / "extended"), "--resume", "--set", "train.steps=6", "--quiet"]) == 0
+
+    def losses(run):
+        return [row["loss"] for row in json.loads((tmp_path / run / "metrics.json").read_text())["history"]]
+
+    assert len(losses("extended")) == 6 and losses("extended")[:3] == losses("short")
+    assert losses("extended") == losses("long")
+    capsys.readouterr()
+    assert main(["train", "--resume"]) == 2
+    assert "name the run folder with --out" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "empty")]) == 2
+    assert "holds no run" in capsys.readouterr().err
+
+
 def test_evaluate_under_a_changed_task(run_dir, capsys):
     """``evaluate --set task.k=v`` evaluates the checkpoint on another task setting (here a
     different test draw) into its own file; other sections are refused."""

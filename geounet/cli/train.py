@@ -42,7 +42,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None, help="output directory (default: runs/<task>-<variant>-seed<N>)"
     )
     train.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its checkpoint.pt (same [task], [model])"
+        "--resume", action="store_true",
+        help="continue the run in --out from its checkpoint.pt (same [task], [model]); without --config, "
+        "under the run's own config and the --set overrides (e.g. --set train.steps=19200)",
     )
     train.add_argument(
         "--overwrite", action="store_true", help="replace the run in --out (without it, an occupied --out is an error)"
@@ -110,8 +112,11 @@ def _train(args: argparse.Namespace) -> int:
     from geounet.experiment.runner import run_experiment
     from geounet.train import distributed
 
-    cfg = load_config_arg(args)
-    out = args.out or Path("runs") / f"{cfg.task.name}-{_model_name(cfg)}-seed{cfg.train.seed}"
+    if args.resume and args.config is None:
+        cfg, out = _stored_run_config(args)
+    else:
+        cfg = load_config_arg(args)
+        out = args.out or Path("runs") / f"{cfg.task.name}-{_model_name(cfg)}-seed{cfg.train.seed}"
     cfg.train.device = distributed.setup(cfg.train.device)
     main_process = distributed.is_main_process()
     try:
@@ -135,6 +140,22 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(test))
     return 0
+
+
+def _stored_run_config(args: argparse.Namespace):
+    """``--resume`` without ``--config``: the run in ``--out`` continues under its own stored
+    config, with the ``--set`` overrides (e.g. ``train.steps`` for a larger budget)."""
+    from geounet.experiment.config import load_run_config
+    from geounet.train.config import ConfigError
+    from geounet.train.run_folder import stored_config
+
+    if args.out is None:
+        raise ConfigError("--resume without --config continues the run in --out; name the run folder with --out")
+    stored = stored_config(args.out)
+    if stored is None:
+        raise ConfigError(f"{args.out} holds no run (no checkpoint.pt or metrics.json) to resume; "
+                          "pass --config to start one there")
+    return load_run_config(stored, args.overrides), args.out
 
 
 def _datagen(args: argparse.Namespace) -> int:

@@ -57,6 +57,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
             raise ConfigError(f"{path} is not valid TOML: {error}") from error
         if isinstance(raw.get("task"), dict):
             raw["task"] = absolute_paths(raw["task"], path.resolve().parent)
+    return _with_overrides(raw, overrides)
+
+
+def load_run_config(stored: dict[str, Any], overrides: list[str] = ()) -> ExperimentConfig:
+    """A run's stored config (:func:`~geounet.train.run_folder.stored_config`) with
+    ``section.key=value`` overrides, e.g. ``train.steps`` to continue it to a larger budget."""
+    raw = {section: dict(values) for section, values in stored.items()}
+    return _with_overrides(raw, overrides)
+
+
+def _with_overrides(raw: dict[str, Any], overrides: list[str]) -> ExperimentConfig:
     for override in overrides:
         (section, key), value = parse_override(override)
         raw.setdefault(section, {})[key] = value
