@@ -8,9 +8,12 @@ of every run folder given (``<model>-seed<s>``), prints per model and budget the
 seeds of L̄ and of the gain with the per-seed gains, and the paired difference of L̄ of every
 model against the first, and writes all of it as JSON.
 
-    python experiments/square_forced_turbulence/doublings.py --budgets 1200 2400 4800 9600 \\
+    python experiments/doublings.py --budgets 1200 2400 4800 9600 \\
         --out experiments/square_forced_turbulence/converged_9600/doublings.json \\
         experiments/square_forced_turbulence/converged_9600/runs/*.json
+
+A run converges by the criterion of experiments/RESULTS.md once the gain of its last doubling is
+below 2 %; a negative gain (the held-out error rose) counts as converged too.
 """
 
 from __future__ import annotations
