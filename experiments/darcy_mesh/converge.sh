@@ -1,7 +1,7 @@
 #!/bin/sh
 # Darcy flow on the 300 random domains, Dirichlet Laplacian eigenbases (exact zero boundary),
 # trained at a constant learning rate with a budget-doubling check: the three U-Nets, 5 seeds,
-# 4800 steps at batch 8 (160 epochs of the 240 training domains), lr 2e-3 constant after the
+# 2400 steps at batch 8 (80 epochs of the 240 training domains), lr 2e-3 constant after the
 # config's 20-step warm-up (train.min_lr_ratio=1), the held-out domains' error every 120 steps.
 # With a constant rate the first N/2 steps of a run are the N/2-step run, so one run's curve
 # gives the gain of every doubling (experiments/doublings.py).
@@ -10,7 +10,7 @@
 #   sh converge.sh table            the table of the finished runs, the curves, every run's metrics
 #   sh converge.sh                  every run, seed after seed, then the table
 SETTINGS="--set task.hierarchy='spectral' --set task.band_limits=[8,32,64] --set task.resolution_transfer=false
- --set train.steps=4800 --set train.min_lr_ratio=1.0 --set train.eval_every=120 --set train.checkpoint_every=1200"
+ --set train.steps=2400 --set train.min_lr_ratio=1.0 --set train.eval_every=120 --set train.checkpoint_every=1200"
 COMPARE="python experiments/compare.py --config experiments/darcy_mesh/config.toml --runs runs/darcy_converge"
 MODELS="unet:residual unet:multiresnet unet:multiresnet_matched"
 OUT=experiments/darcy_mesh/converged

@@ -144,7 +144,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _stored_run_config(args: argparse.Namespace):
     """``--resume`` without ``--config``: the run in ``--out`` continues under its own stored
-    config, with the ``--set`` overrides (e.g. ``train.steps`` for a larger budget)."""
+    config, with the ``--set`` overrides (e.g. ``train.steps`` for a larger budget). At a constant
+    learning rate (``train.min_lr_ratio = 1``) the continued run is the longer run; under the cosine
+    decay the remaining steps follow the new budget's schedule, which jumps up where the old one ended."""
     from geounet.experiment.config import load_run_config
     from geounet.train.config import ConfigError
     from geounet.train.run_folder import stored_config
