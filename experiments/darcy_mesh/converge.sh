@@ -9,7 +9,8 @@
 # doubling, so the budgets are separate runs.
 # Run from the repository root with OMP_NUM_THREADS=1.
 #   sh converge.sh run MODEL SEED STEPS   one run into runs/darcy_converge/steps<STEPS>
-#   sh converge.sh table                  both budgets' tables, the gains, every run's metrics
+#   sh converge.sh table                  both budgets' tables, the gains, every run's metrics (the
+#                                         loss of every 10th step and every evaluation)
 #   sh converge.sh                        every run, seed after seed, then the tables
 SETTINGS="--set task.hierarchy='spectral' --set task.band_limits=[8,32,64] --set task.resolution_transfer=false
  --set train.eval_every=120 --set train.checkpoint_every=1200"
@@ -24,10 +25,7 @@ case "$1" in
     for steps in $BUDGETS; do
       PYTHONPATH=$PWD $COMPARE --runs runs/darcy_converge/steps$steps --results $OUT/steps$steps --finished-only \
         --models $MODELS --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps
-      mkdir -p $OUT/steps$steps/runs
-      for run in runs/darcy_converge/steps$steps/darcy_mesh/*/; do
-        [ -f "$run/metrics.json" ] && cp "$run/metrics.json" "$OUT/steps$steps/runs/$(basename "$run").json"
-      done
+      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs runs/darcy_converge/steps$steps/darcy_mesh/*/
     done
     PYTHONPATH=$PWD python experiments/budget_gains.py $OUT/steps1200/results.json $OUT/steps2400/results.json \
       --out $OUT/budget_gains.json ;;
