@@ -14,7 +14,8 @@ Models run on the same seeds share their initial draws' seed and data order, so 
 followed by paired differences against the first model (mean difference of the per-seed
 errors with its 95 % t-interval, and a Wilcoxon signed-rank p from 5 seeds on,
 :mod:`geounet.analysis.paired`). ``--paired RESULTS_JSON`` prints those from a finished
-comparison's ``results.json`` without training. ``evaluation_curves.png`` shows every model's
+comparison's ``results.json`` without training (``--against MODEL`` compares with another of
+its models). ``evaluation_curves.png`` shows every model's
 test error against step, mean ± std over seeds (``--reference LABEL=ERROR`` adds a line, e.g.
 persistence's error).
 
@@ -235,6 +236,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--paired", type=Path, metavar="RESULTS_JSON",
                         help="print the paired differences of a finished comparison and exit")
+    parser.add_argument("--against", metavar="MODEL",
+                        help="with --paired: the model the others are compared with (default: the first)")
     parser.add_argument(
         "--models", nargs="+", default=["unet:residual", "unet:multiresnet", "unet:multiresnet_matched"]
     )
@@ -250,7 +253,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.paired:
         results = json.loads(args.paired.read_text())
-        print("\n".join(paired_table(with_seeds(results["rows"], results["command"]))))
+        rows = with_seeds(results["rows"], results["command"])
+        if args.against is not None:
+            if args.against not in rows:
+                parser.error(f"--against {args.against} is not a model of {args.paired} ({', '.join(rows)})")
+            rows = {args.against: rows[args.against], **{m: r for m, r in rows.items() if m != args.against}}
+        print("\n".join(paired_table(rows)))
         return
     if args.config is None or args.results is None:
         parser.error("--config and --results are required unless --paired is given")

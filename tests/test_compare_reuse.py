@@ -1,8 +1,11 @@
-"""experiments/compare.py reads a finished run's metrics only when they are for the same config."""
+"""experiments/compare.py reads a finished run's metrics only when they are for the same config, and
+prints paired differences against the model asked for."""
 
 import importlib.util
 import json
 from pathlib import Path
+
+import pytest
 
 from geounet.experiment.config import load_config
 
@@ -35,3 +38,24 @@ def test_a_run_from_before_a_key_was_added_is_still_the_same_run(tmp_path):
     for name, config, steps in (("other", other, 4), ("short", stored, 2)):
         run = _finished_run(tmp_path / name, config, steps)
         assert compare.run_or_reuse(cfg, run, reuse=False, finished_only=True) is None
+
+
+def test_paired_differences_against_another_model(tmp_path, capsys, monkeypatch):
+    """``--paired RESULTS --against MODEL``: every other model minus MODEL on the shared seeds; an
+    unknown model is refused naming the models there."""
+    compare = _compare_module()
+    rows = {"unet:residual": [0.30, 0.32, 0.31], "unet:multiresnet": [0.33, 0.36, 0.33],
+            "unet:multiresnet_matched": [0.31, 0.33, 0.32]}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"command": "compare.py --seeds 0 1 2",
+                                   "rows": {m: {"rel_l2_per_seed": v} for m, v in rows.items()}}))
+    monkeypatch.setattr("sys.argv", ["compare.py", "--paired", str(results), "--against", "unet:multiresnet"])
+    compare.main()
+    table = capsys.readouterr().out
+    assert "against Multi-ResNet" in table
+    assert "Residual U-Net (learned encoder) | 0, 1, 2 | -0.0300 [" in table  # mean of -0.03, -0.04, -0.02
+    assert "(saved params added in dec.) | 0, 1, 2 | -0.0200 [" in table
+    monkeypatch.setattr("sys.argv", ["compare.py", "--paired", str(results), "--against", "sfno"])
+    with pytest.raises(SystemExit):
+        compare.main()
+    assert "--against sfno is not a model of" in capsys.readouterr().err
