@@ -27,6 +27,10 @@ def per_seed(results: Path) -> dict[str, dict[int, float]]:
     return {model: dict(zip(row["seeds"], row["rel_l2_per_seed"], strict=True)) for model, row in rows.items()}
 
 
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("budget", type=Path, help="results.json of the N-step runs")
@@ -45,12 +49,8 @@ def main() -> None:
         report[model] = {"seeds": seeds, "gain_per_seed": gains,
                          "error_n": [short[model][s] for s in seeds], "error_2n": [long[model][s] for s in seeds],
                          "converged": all(g < CONVERGED for g in gains)}
-
-        def spread(values: list[float]) -> str:
-            return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
-
-        print(f"| {model} | {', '.join(map(str, seeds))} | {spread(report[model]['error_n'])} | "
-              f"{spread(report[model]['error_2n'])} | {', '.join(f'{100 * g:+.1f} %' for g in gains)} | "
+        print(f"| {model} | {', '.join(map(str, seeds))} | {mean_std(report[model]['error_n'])} | "
+              f"{mean_std(report[model]['error_2n'])} | {', '.join(f'{100 * g:+.1f} %' for g in gains)} | "
               f"{'yes' if report[model]['converged'] else 'no'} |")
     args.out.write_text(json.dumps({"budget": str(args.budget.parent.name), "doubled": str(args.doubled.parent.name),
                                     "converged_below": CONVERGED, "models": report}, indent=1))
