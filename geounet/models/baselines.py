@@ -44,24 +44,36 @@ def _check_input(model: nn.Module, x: Tensor, num_nodes: int, channels: int) -> 
     check_model_input(x, num_nodes, channels, dtype, type(model).__name__)
 
 
-def healpix_model_nside(hierarchy: object, model: str) -> int:
-    """The nside of ``hierarchy``'s finest level, for a model tied to one HEALPix NEST grid;
+def healpix_model_grid(hierarchy: object, model: str) -> tuple[int, str]:
+    """``(nside, layout)`` of ``hierarchy``'s finest level, for a model tied to one HEALPix grid:
+    layout ``"nest"`` when its nodes are the NEST pixels (e.g. ``HealpixHaarHierarchy``), ``"face"``
+    when they are the flattened ``"face"`` images of :mod:`geounet.geometry.healpix`
+    (``HealpixFaceHierarchy``, node ``f n² + h n + w`` = pixel ``(h, w)`` of face ``f``);
     GeounetError naming ``model`` when the hierarchy is not HEALPix."""
-    nside = hierarchy.healpix_nside(hierarchy.finest_level) if isinstance(hierarchy, Hierarchy) else None
-    if nside is None:
-        raise GeounetError(f"{model} needs a HEALPix hierarchy (its finest level a HEALPix NEST grid, e.g. "
-                           f"HealpixHaarHierarchy), got a {type(hierarchy).__name__}; face-ordered levels "
-                           f"(HealpixFaceHierarchy) are not accepted: keep the data in NEST order (task.node_order = "
-                           f"'nest') for this model")
-    return nside
+    if isinstance(hierarchy, Hierarchy):
+        level = hierarchy.finest_level
+        if (nside := hierarchy.healpix_nside(level)) is not None:
+            return nside, "nest"
+        if (nside := hierarchy.healpix_face_nside(level)) is not None:
+            return nside, "face"
+    raise GeounetError(f"{model} needs a HEALPix hierarchy (its finest level HEALPix pixels in NEST order, e.g. "
+                       f"HealpixHaarHierarchy, or in the face layout, HealpixFaceHierarchy), got a "
+                       f"{type(hierarchy).__name__}")
 
 
-def check_healpix_call(model: str, nside: int, hierarchy: Hierarchy | None) -> None:
-    """A model built for ``nside`` refuses a ``hierarchy`` (when one is passed) of another size."""
+def check_healpix_call(model: str, nside: int, layout: str, hierarchy: Hierarchy | None) -> None:
+    """A model built for ``nside`` pixels in ``layout`` order refuses a ``hierarchy`` (when one is
+    passed) of another size or node order: its outputs would be silently permuted."""
     num_pixels = 12 * nside**2
-    if hierarchy is not None and hierarchy.num_nodes(hierarchy.finest_level) != num_pixels:
+    if hierarchy is None:
+        return
+    if hierarchy.num_nodes(hierarchy.finest_level) != num_pixels:
         raise GeounetError(f"this {model} runs at nside {nside}; the hierarchy's finest level has "
                            f"{hierarchy.num_nodes(hierarchy.finest_level)} pixels, not {num_pixels}")
+    called_layout = healpix_model_grid(hierarchy, model)[1]
+    if called_layout != layout:
+        raise GeounetError(f"this {model} was built for pixels in {layout!r} order; the hierarchy's are in "
+                           f"{called_layout!r} order: build the model on a hierarchy of the data's node order")
 
 
 class GraphUNetBaseline(nn.Module):
@@ -263,16 +275,17 @@ def _physicsnemo_unet(in_channels: int, out_channels: int, channels: list[int], 
 
 
 class DLWPHealpixUNet(nn.Module):
-    """NVIDIA physicsnemo's DLWP-HEALPix U-Net on geounet's NEST pixels.
+    """NVIDIA physicsnemo's DLWP-HEALPix U-Net on geounet's HEALPix pixels.
 
     physicsnemo's ``HEALPixUNet`` takes ``[B, F=12, T, C, H, W]`` face images in the
     ``"face"`` layout of :mod:`geounet.geometry.healpix` (DLWP's, ``"face_n_cw"``) and pads
-    every face with its neighbours' pixels before each 3x3 convolution. The wrapper is a
-    pure reordering on both sides,
+    every face with its neighbours' pixels before each 3x3 convolution. On NEST pixels the
+    wrapper is a pure reordering on both sides,
 
         y = to_nest(HEALPixUNet(from_nest(x, "face"))),
 
-    with one time step in and out. Level ``i`` (finest first) has ``width * 2**i`` channels
+    and on a face-ordered hierarchy (``HealpixFaceHierarchy``) a reshape, with one time step
+    in and out. Level ``i`` (finest first) has ``width * 2**i`` channels
     and ``layers_per_level`` convolutions in the encoder and the decoder; ``depth`` levels
     need ``nside`` divisible by ``2**(depth - 1)`` (the coarsest faces are
     ``nside / 2**(depth - 1)`` pixels wide).
@@ -285,7 +298,7 @@ class DLWPHealpixUNet(nn.Module):
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 13,
                  depth: int = 4, layers_per_level: int = 2):
         super().__init__()
-        nside = healpix_model_nside(hierarchy, "DLWPHealpixUNet")
+        nside, self.layout = healpix_model_grid(hierarchy, "DLWPHealpixUNet")
         if not isinstance(depth, int) or depth < 1 or nside % 2 ** (depth - 1):
             raise GeounetError(f"DLWPHealpixUNet depth {depth!r} needs nside divisible by 2**(depth - 1); nside is "
                                f"{nside}: choose depth <= {nside.bit_length()}")
@@ -295,8 +308,14 @@ class DLWPHealpixUNet(nn.Module):
 
     def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
         """``hierarchy``, when given, must have the model's nside (the faces' size is fixed)."""
-        check_healpix_call("DLWPHealpixUNet", self.nside, hierarchy)
+        check_healpix_call("DLWPHealpixUNet", self.nside, self.layout, hierarchy)
         _check_input(self, x, self.num_pixels, self.in_channels)
-        faces = from_nest(x, "face", channels_last=True)  # [B, 12, n, n, C_in]
+        if self.layout == "face":
+            faces = x.reshape(x.shape[0], 12, self.nside, self.nside, x.shape[-1])  # [B, 12, n, n, C_in]
+        else:
+            faces = from_nest(x, "face", channels_last=True)  # [B, 12, n, n, C_in]
         out = self.unet([faces.permute(0, 1, 4, 2, 3).unsqueeze(2)])  # [B, 12, T=1, C_out, n, n]
-        return to_nest(out.squeeze(2).permute(0, 1, 3, 4, 2), "face", channels_last=True)  # [B, N, C_out]
+        out = out.squeeze(2).permute(0, 1, 3, 4, 2)  # [B, 12, n, n, C_out]
+        if self.layout == "face":
+            return out.reshape(x.shape[0], self.num_pixels, -1)  # [B, N, C_out]
+        return to_nest(out, "face", channels_last=True)  # [B, N, C_out]

@@ -3,8 +3,9 @@
 The Spherical Fourier Neural Operator (Bonev et al. 2023) needs a grid with a fast
 spherical-harmonic transform (equiangular or Gauss-Legendre latitude-longitude), not
 HEALPix. :class:`SFNOHealpix` makes it a HEALPix model like the others in the
-comparison — inputs and outputs ``[B, N, C]`` on the NEST pixels of the task's finest
-level, so it is trained and scored on exactly the same pixels — by composing
+comparison — inputs and outputs ``[B, N, C]`` on the pixels of the task's finest level,
+in NEST order or in the face layout of ``HealpixFaceHierarchy`` (the operators' pixel axis
+is permuted to match), so it is trained and scored on exactly the same pixels — by composing
 
     y = R_h · SFNO(R_l · x),      R_l: HEALPix -> lat-lon,   R_h: lat-lon -> HEALPix,
 
@@ -50,8 +51,9 @@ import torch
 from torch import Tensor, nn
 
 from geounet.functional.regrid import regrid_operator
+from geounet.geometry.healpix import nest_of_face
 from geounet.hierarchy.base import Hierarchy
-from geounet.models.baselines import SFNOBaseline, check_healpix_call, healpix_model_nside
+from geounet.models.baselines import SFNOBaseline, check_healpix_call, healpix_model_grid
 from geounet.nn.inputs import check_model_input
 
 
@@ -71,11 +73,22 @@ def _node_matmul(operator: Tensor, x: Tensor) -> Tensor:
     return torch.sparse.mm(operator, flat).reshape(-1, batch, channels).transpose(0, 1)  # [B, M, C]
 
 
+def _pixels_in_face_order(operator: Tensor, axis: int, nside: int) -> Tensor:
+    """Sparse ``operator`` with its NEST pixel ``axis`` (0: rows, 1: columns) renumbered to the
+    flattened ``"face"`` layout: the entry of NEST pixel p moves to face node ``face_of_nest[p]``."""
+    face_of_nest = torch.argsort(nest_of_face(nside, "face").reshape(-1))  # [N]: NEST index -> face node
+    operator = operator.coalesce()
+    indices = operator.indices().clone()  # [2, nnz]
+    indices[axis] = face_of_nest[indices[axis]]
+    return torch.sparse_coo_tensor(indices, operator.values(), operator.shape, check_invariants=True).coalesce()
+
+
 class SFNOHealpix(nn.Module):
-    """SFNO between two regriddings: HEALPix NEST ``[B, 12 nside², C_in] -> [B, 12 nside², C_out]``.
+    """SFNO between two regriddings: HEALPix ``[B, 12 nside², C_in] -> [B, 12 nside², C_out]``.
 
     Args:
-        hierarchy: a HEALPix hierarchy; its finest level's nside is the model's.
+        hierarchy: a HEALPix hierarchy; its finest level's nside and node order (NEST or the
+            face layout) are the model's.
         width: SFNO ``embed_dim``.
         nlat, nlon: the equiangular grid (default 2 nside x 4 nside).
         method: regridding method, ``"bilinear"`` or ``"conservative"``.
@@ -89,22 +102,25 @@ class SFNOHealpix(nn.Module):
                  nlat: int | None = None, nlon: int | None = None, method: str = "bilinear",
                  num_layers: int = 4, scale_factor: int = 3):
         super().__init__()
-        self.nside = healpix_model_nside(hierarchy, "SFNOHealpix")
+        self.nside, self.layout = healpix_model_grid(hierarchy, "SFNOHealpix")
         self.num_pixels = hierarchy.num_nodes(hierarchy.finest_level)
         self.in_channels = in_channels
         nlat, nlon = nlat or 2 * self.nside, nlon or 4 * self.nside
         lat, lon = equiangular_grid(nlat, nlon)
-        self.register_buffer("to_latlon", regrid_operator(lat, lon, self.nside, method, "to_latlon"),
-                             persistent=False)  # [H W, N] float64
-        self.register_buffer("to_healpix", regrid_operator(lat, lon, self.nside, method, "to_healpix"),
-                             persistent=False)  # [N, H W] float64
+        to_latlon = regrid_operator(lat, lon, self.nside, method, "to_latlon")  # [H W, N] float64, NEST pixels
+        to_healpix = regrid_operator(lat, lon, self.nside, method, "to_healpix")  # [N, H W] float64
+        if self.layout == "face":
+            to_latlon = _pixels_in_face_order(to_latlon, 1, self.nside)
+            to_healpix = _pixels_in_face_order(to_healpix, 0, self.nside)
+        self.register_buffer("to_latlon", to_latlon, persistent=False)
+        self.register_buffer("to_healpix", to_healpix, persistent=False)
         self.sfno = SFNOBaseline(nlat, nlon, in_channels, out_channels, width=width, num_layers=num_layers,
                                  scale_factor=scale_factor)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
         """The SFNO is tied to its lat-lon grid, so unlike the U-Nets it keeps its regridding
         operators (non-persistent buffers); ``hierarchy``, when given, must have its nside."""
-        check_healpix_call("SFNOHealpix", self.nside, hierarchy)
+        check_healpix_call("SFNOHealpix", self.nside, self.layout, hierarchy)
         check_model_input(x, self.num_pixels, self.in_channels, next(self.sfno.parameters()).dtype, "SFNOHealpix")
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         to_latlon, to_healpix = self.to_latlon.to(dtype), self.to_healpix.to(dtype)

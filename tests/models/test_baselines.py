@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
 from geounet.models.sizing import count_parameters, size_to_parameters
 from geounet.models.unet import build_unet
@@ -141,6 +142,31 @@ def test_sfno_healpix_maps_pixels_to_pixels_and_backpropagates():
         model(x, HealpixHaarHierarchy(4, 1))
     with pytest.raises(ValueError, match="needs a HEALPix hierarchy"):
         SFNOHealpix(object(), 2, 3)
+    with pytest.raises(ValueError, match="needs a HEALPix hierarchy"):
+        SFNOHealpix(SquareHaarHierarchy(8, 2), 2, 3)
+
+
+def test_sfno_healpix_on_face_ordered_pixels_is_the_nest_model_reordered():
+    """Built on a HealpixFaceHierarchy, the model is the NEST model with the pixel axis permuted
+    on both sides (same weights): y_face = face(SFNO_nest(nest(x_face))); a hierarchy of the
+    other node order is refused at the call (its outputs would be silently permuted)."""
+    from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
+    from geounet.models.sfno_healpix import SFNOHealpix
+
+    torch.manual_seed(0)
+    face_hierarchy = HealpixFaceHierarchy(8, 2)
+    nest_model = SFNOHealpix(HEALPIX, 2, 3, width=4, num_layers=1).double()
+    face_model = SFNOHealpix(face_hierarchy, 2, 3, width=4, num_layers=1).double()
+    face_model.load_state_dict(nest_model.state_dict())
+    assert (face_model.nside, face_model.layout, nest_model.layout) == (8, "face", "nest")
+    x_face = torch.randn(2, N, 2, dtype=torch.float64)
+    expected = face_nodes_from_nest(nest_model(nest_from_face_nodes(x_face), HEALPIX))
+    torch.testing.assert_close(face_model(x_face, face_hierarchy), expected)
+    assert not torch.allclose(nest_model(x_face), expected)  # negative control: the order matters
+    with pytest.raises(ValueError, match="built for pixels in 'face' order; the hierarchy's are in 'nest' order"):
+        face_model(x_face, HEALPIX)
+    with pytest.raises(ValueError, match="built for pixels in 'nest' order; the hierarchy's are in 'face' order"):
+        nest_model(x_face, face_hierarchy)
 
 
 def test_sfno_healpix_regrid_round_trip_is_exact_for_constants_and_second_order_for_smooth_fields():
@@ -179,19 +205,23 @@ def test_sfno_healpix_is_the_library_sfno_between_the_two_regriddings():
     assert torch.autograd.gradcheck(lambda v: _node_matmul(small.to_latlon, v), (probe,))
 
 
-def test_sfno_healpix_is_built_for_the_shallow_water_task_at_matched_size(tmp_path):
+@pytest.mark.parametrize("node_order", ["nest", "face"])
+def test_sfno_healpix_is_built_for_the_shallow_water_task_at_matched_size(node_order):
+    """On either node order of the task (the main job's is "face") the SFNO is built for the
+    task's own pixel order."""
     from geounet.experiment.config import load_config
     from geounet.experiment.runner import build_configured_unet, build_model
     from geounet.models.sfno_healpix import SFNOHealpix
     from geounet.tasks import task_structure
 
     overrides = ["task.name='shallow_water_healpix'", "task.nside=8", "task.nlat=16", "task.nlon=32",
-                 "model.num_levels=2", "model.width=4", "model.architecture='sfno'"]
+                 f"task.node_order='{node_order}'", "model.num_levels=2", "model.width=4", "model.architecture='sfno'"]
     cfg = load_config(None, overrides)
     structure = task_structure(cfg.task, cfg.model.num_levels)
     model = build_model(cfg, structure)  # wrapped in the task's autoregressive model
     sfno = model.net
     assert isinstance(sfno, SFNOHealpix) and sfno.sfno.nlat == 16 and sfno.sfno.nlon == 32
+    assert sfno.layout == node_order
     target = count_parameters(build_configured_unet(cfg, structure))
     assert abs(count_parameters(model) - target) < 0.2 * target
 

@@ -12,6 +12,7 @@ import torch
 
 from geounet.geometry.healpix import from_nest, to_nest
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
+from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
 from geounet.models.baselines import DLWPHealpixUNet
 from geounet.models.sizing import count_parameters
 
@@ -73,6 +74,26 @@ def test_wrapper_is_a_pure_reordering_both_ways():
     assert model.unet.seen.shape == (2, 12, 1, 3, 8, 8)
     assert torch.equal(model.unet.seen[:, :, 0], from_nest(x, "face", channels_last=True).permute(0, 1, 4, 2, 3))
     assert torch.equal(to_nest(from_nest(x, "face", channels_last=True), "face", channels_last=True), x)
+
+
+def test_on_face_ordered_pixels_the_wrapper_is_a_reshape():
+    """On a HealpixFaceHierarchy the nodes already are the flattened face images: physicsnemo
+    sees them unchanged and the model is the NEST model reordered on both sides; a hierarchy of
+    the other node order is refused at the call."""
+    torch.manual_seed(0)
+    face_hierarchy, nest_hierarchy = HealpixFaceHierarchy(8, 2), HealpixHaarHierarchy(8, 2)
+    identity = DLWPHealpixUNet(face_hierarchy, 3, 3, width=2, depth=2)
+    identity.unet = _Identity()
+    x = torch.randn(2, 768, 3)
+    assert torch.equal(identity(x, face_hierarchy), x)
+    assert torch.equal(identity.unet.seen[:, :, 0], x.reshape(2, 12, 8, 8, 3).permute(0, 1, 4, 2, 3))
+    nest_model = DLWPHealpixUNet(nest_hierarchy, 3, 2, width=2, depth=2)
+    face_model = DLWPHealpixUNet(face_hierarchy, 3, 2, width=2, depth=2)
+    face_model.load_state_dict(nest_model.state_dict())
+    expected = face_nodes_from_nest(nest_model(nest_from_face_nodes(x), nest_hierarchy))
+    torch.testing.assert_close(face_model(x, face_hierarchy), expected)
+    with pytest.raises(ValueError, match="built for pixels in 'face' order; the hierarchy's are in 'nest' order"):
+        face_model(x, nest_hierarchy)
 
 
 def test_issue_configuration_has_the_matched_parameter_count():
