@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
-from geounet.hierarchy.square import SquareHaarHierarchy
 from geounet.models.baselines import ChebUNet, FlatResNet, GraphUNetBaseline, SFNOBaseline, equiangular_shape
 from geounet.models.sizing import count_parameters, size_to_parameters
 from geounet.models.unet import build_unet
@@ -142,8 +141,6 @@ def test_sfno_healpix_maps_pixels_to_pixels_and_backpropagates():
         model(x, HealpixHaarHierarchy(4, 1))
     with pytest.raises(ValueError, match="needs a HEALPix hierarchy"):
         SFNOHealpix(object(), 2, 3)
-    with pytest.raises(ValueError, match="needs a HEALPix hierarchy"):
-        SFNOHealpix(SquareHaarHierarchy(8, 2), 2, 3)
 
 
 def test_sfno_healpix_on_face_ordered_pixels_is_the_nest_model_reordered():
