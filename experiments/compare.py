@@ -2,9 +2,10 @@
 
 The paper's Table-1 question beyond the square: does a parameter-free (Multi-ResNet)
 encoder match a learned one? Models are ``unet:<variant>`` (geounet's U-Net variants)
-or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``, ``sfno``) sized to the
-U-Net's parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png``
-(and ``rollout.png`` for forecasting tasks) into ``--results``. Tasks with transfer tests
+or a baseline architecture (``cheb_unet``, ``graph_unet``, ``flat_resnet``, ``sfno``, and
+``dlwp``, physicsnemo's DLWP-HEALPix U-Net from the ``dlwp`` extra) sized to the U-Net's
+parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png`` (and
+``rollout.png`` for forecasting tasks) into ``--results``. Tasks with transfer tests
 (held-out or refined meshes) get one column per group of them (the mean over the group's
 geometries, then mean ± std over seeds) and a per-geometry table. With ``--reuse`` a run
 whose directory already holds metrics for the same config is read, not retrained (to add
@@ -48,6 +49,7 @@ LABELS = {
     "graph_unet": "PyG GraphUNet",
     "flat_resnet": "Flat message-passing ResNet",
     "sfno": "SFNO (torch-harmonics, lat-lon regridded)",
+    "dlwp": "DLWP-HEALPix U-Net (physicsnemo)",
 }
 
 
@@ -143,8 +145,9 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         per_seed = ", ".join(f"{e:.4f}" for e in row["rel_l2_per_seed"])
         plateau = ", ".join({True: "yes", False: "no", None: "-"}[p] for p in row["plateaued"])
         gains = ", ".join("-" if g is None else f"{100 * g:+.1f} %" for g in row.get("second_half_gain", []))
+        encoder = f"{p['encoder']:,}" if model.startswith("unet") else "–"  # a baseline has no U-Net encoder
         line = (
-            f"| {LABELS.get(model, model)} | {p['encoder']:,} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
+            f"| {LABELS.get(model, model)} | {encoder} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
             f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | {gains} | "
             f"{row['train_seconds_mean']:.0f} |"
         )
