@@ -29,11 +29,12 @@ case "$1" in
       PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps$steps --results $OUT/steps$steps --finished-only \
         --models $models --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps --reference "persistence=1"
       python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $RUNS/steps$steps/shallow_water_healpix/*/
-      # one-step error, 1-h and 24-h RMSE of h (m), 24-h ACC of vorticity, paired against the Multi-ResNet
+      # one-step error, 1-h and 24-h RMSE of h (m), 24-h ACC of vorticity, paired against the residual
+      # U-Net (the reference of compare.py's table)
       runs=$RUNS/steps$steps/shallow_water_healpix
       PYTHONPATH=$PWD python experiments/paired_scores.py \
         --scores rel_l2_mean model_rmse_h@1 model_rmse_h@24 model_acc_vorticity@24 \
-        --model Multi-ResNet $runs/unet-multiresnet-seed* --model "Residual U-Net" $runs/unet-residual-seed* \
+        --model "Residual U-Net" $runs/unet-residual-seed* --model Multi-ResNet $runs/unet-multiresnet-seed* \
         --model "Multi-ResNet, saved params" $runs/unet-multiresnet_matched-seed* --model SFNO $runs/sfno-seed* \
         $dlwp --out $OUT/steps$steps/paired_scores.json
     done
