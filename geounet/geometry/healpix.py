@@ -201,6 +201,12 @@ def nest_of_face(nside: int, layout: str = "face") -> Tensor:
     return _nest_of_face(nside, layout).clone()
 
 
+def face_node_of_nest(nside: int, layout: str = "face") -> Tensor:
+    """The inverse of :func:`nest_of_face`: ``face_node_of_nest[p]`` = position ``f n² + h n + w``
+    of NEST pixel ``p`` in the flattened face images, ``[12 n²]``."""
+    return torch.argsort(_nest_of_face(nside, layout).reshape(-1))
+
+
 @functools.lru_cache(maxsize=16)
 def _nest_of_face(nside: int, layout: str) -> Tensor:
     if not is_face_layout(layout):
@@ -261,7 +267,7 @@ def to_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     if is_face_layout(ordering):
         lead = x.shape[: x.dim() - 3 - offset]
         flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face images row-major
-        index = torch.argsort(_nest_of_face(nside, ordering).reshape(-1)).to(x.device)
+        index = face_node_of_nest(nside, ordering).to(x.device)
         return flat.index_select(flat.dim() - 1 - offset, index)
     if ordering == "ring":
         return x.index_select(x.dim() - 1 - offset, _ring_of_nest(nside).to(x.device))
@@ -446,8 +452,7 @@ def face_padding_index(nside: int, pad: int) -> Tensor:
     h, w = torch.meshgrid(rows, rows, indexing="ij")  # [n + 2p, n + 2p]
     face = torch.arange(12)[:, None, None]
     nest = _glued_pixels(face, (nside - 1 - h)[None], (nside - 1 - w)[None], nside)  # "face": x = n-1-h, y = n-1-w
-    node_of_nest = torch.argsort(_nest_of_face(nside, "face").reshape(-1))
-    return torch.where(nest >= 0, node_of_nest[nest.clamp(min=0)], -1)
+    return torch.where(nest >= 0, face_node_of_nest(nside)[nest.clamp(min=0)], -1)
 
 
 def neighbour_table(nside: int, dtype: torch.dtype = torch.int64) -> Tensor:

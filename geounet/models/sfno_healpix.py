@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from geounet.functional.regrid import regrid_operator
-from geounet.geometry.healpix import nest_of_face
+from geounet.geometry.healpix import face_node_of_nest
 from geounet.hierarchy.base import Hierarchy
 from geounet.models.baselines import SFNOBaseline, check_healpix_call, healpix_model_grid
 from geounet.nn.inputs import check_model_input
@@ -75,11 +75,10 @@ def _node_matmul(operator: Tensor, x: Tensor) -> Tensor:
 
 def _pixels_in_face_order(operator: Tensor, axis: int, nside: int) -> Tensor:
     """Sparse ``operator`` with its NEST pixel ``axis`` (0: rows, 1: columns) renumbered to the
-    flattened ``"face"`` layout: the entry of NEST pixel p moves to face node ``face_of_nest[p]``."""
-    face_of_nest = torch.argsort(nest_of_face(nside, "face").reshape(-1))  # [N]: NEST index -> face node
+    flattened ``"face"`` layout: the entry of NEST pixel p moves to face node ``face_node_of_nest[p]``."""
     operator = operator.coalesce()
     indices = operator.indices().clone()  # [2, nnz]
-    indices[axis] = face_of_nest[indices[axis]]
+    indices[axis] = face_node_of_nest(nside)[indices[axis]]
     return torch.sparse_coo_tensor(indices, operator.values(), operator.shape, check_invariants=True).coalesce()
 
 

@@ -9,6 +9,7 @@ from geounet.geometry.healpix import (
     FACE_LAYOUTS,
     ORDERINGS,
     convert_ordering,
+    face_node_of_nest,
     from_nest,
     is_face_layout,
     nest_of_face,
@@ -75,6 +76,13 @@ def edge_strips(image: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
             (image[8 + k, :, -1], image[8 + east, -1, :]),  # south 8+k and 8+k+1 around the pole
         ]
     return strips
+
+
+@pytest.mark.parametrize("layout", sorted(FACE_LAYOUTS))
+def test_face_node_of_nest_inverts_nest_of_face(layout):
+    nest = nest_of_face(4, layout).reshape(-1)  # [N]: face node -> NEST pixel
+    assert torch.equal(face_node_of_nest(4, layout)[nest], torch.arange(12 * 16))
+    assert torch.equal(nest[face_node_of_nest(4, layout)], torch.arange(12 * 16))
 
 
 def test_face_is_dlwps_layout():
