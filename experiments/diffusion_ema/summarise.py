@@ -1,6 +1,7 @@
 """Tables and loss curves of ``runs.json`` (written by run.py): band-energy error per model and
 EMA policy (mean ± std over seeds), paired differences over shared seeds
-(:mod:`geounet.analysis.paired`), and default- vs zero-initialised Multi-ResNet losses.
+(:mod:`geounet.analysis.paired`), and default- vs zero-initialised Multi-ResNet losses (the
+held-out loss at the end, and the mean training loss over the early steps ``EARLY_WINDOWS``).
 
     PYTHONPATH=$PWD python experiments/diffusion_ema/summarise.py
 
@@ -22,6 +23,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).parent
 METRIC = "band_error"
+EARLY_WINDOWS = ((10, 50), (50, 100))  # training steps [start, stop) where zero init could help
 
 
 def spread(values: list[float]) -> str:
@@ -46,11 +48,15 @@ def paired_row(a: dict[int, float], b: dict[int, float]) -> str | dict:
     return paired_by_seed(a, b)
 
 
+def describe(result: str | dict) -> str:
+    return result if isinstance(result, str) else f"{format_difference(result)} (seeds {result['seeds']})"
+
+
 def main() -> None:
     runs = [json.loads(line) for line in (HERE / "runs.json").read_text().splitlines()]
     variants = list(dict.fromkeys(r["variant"] for r in runs))
     policies = list(dict.fromkeys(p for r in runs for p in r["policies"]))
-    summary = {"band_error": {}, "paired": {}, "test_loss": {}}
+    summary = {"band_error": {}, "paired": {}, "test_loss": {}, "early_train_loss": {}}
     lines = ["| model | " + " | ".join(policies) + " |", "|---|" + "---:|" * len(policies)]
     for variant in variants:
         cells = []
@@ -70,8 +76,7 @@ def main() -> None:
             continue
         result = paired_row(a, b)
         summary["paired"][label] = result
-        lines.append(f"- {label}: " + (result if isinstance(result, str) else
-                                       f"{format_difference(result)} (seeds {result['seeds']})"))
+        lines.append(f"- {label}: " + describe(result))
     lines += ["", "Held-out denoising loss at the last step (the raw weights):", ""]
     for variant in variants:
         by_seed = {r["seed"]: final_test_loss(r) for r in runs if r["variant"] == variant}
@@ -81,8 +86,18 @@ def main() -> None:
     if zero and default:
         result = paired_row(zero, default)
         summary["paired"]["test loss: multiresnet+zero_init − multiresnet"] = result
-        lines.append("- zero-init − default: " + (result if isinstance(result, str) else
-                                                   f"{format_difference(result)} (seeds {result['seeds']})"))
+        lines.append("- zero-init − default: " + describe(result))
+    lines += ["", "Mean training loss over early steps (zero init against default init):", ""]
+    for start, stop in EARLY_WINDOWS:
+        window = {variant: {r["seed"]: statistics.fmean(r["train_loss"][start:stop]) for r in runs
+                            if r["variant"] == variant}
+                  for variant in ("multiresnet+zero_init", "multiresnet")}
+        summary["early_train_loss"][f"steps {start}-{stop}"] = window
+        result = paired_row(window["multiresnet+zero_init"], window["multiresnet"])
+        summary["paired"][f"train loss, steps {start}-{stop}: multiresnet+zero_init − multiresnet"] = result
+        lines.append(f"- steps {start}-{stop}: zero init {spread(list(window['multiresnet+zero_init'].values()))}, "
+                     f"default {spread(list(window['multiresnet'].values()))}; zero-init − default: "
+                     + describe(result))
     (HERE / "tables.md").write_text("\n".join(lines) + "\n")
     (HERE / "summary.json").write_text(json.dumps(summary, indent=1))
     plot_losses(runs, HERE / "loss_curves.png")

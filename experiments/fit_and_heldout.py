@@ -1,0 +1,62 @@
+"""How closely each model fits its training data against how it does on held-out data, from the
+run metrics that compare.py writes (or their thinned copies, experiments/thin_metrics.py).
+
+Per model, mean ± std over seeds of the training loss averaged over the last ``--last`` steps of
+the run (every logged step in that window; thinned metrics keep every 10th) and of the held-out
+MSE (``test.mse``), and each model's paired difference to the first one over their shared seeds
+(mean [95 % t-interval], :mod:`geounet.analysis.paired`). A model with the lower training loss
+and the higher held-out error fits the training geometries more closely and generalises less.
+
+    python experiments/fit_and_heldout.py --last 240 \\
+        --model "Residual U-Net" experiments/darcy_mesh/converged/steps2400/runs/unet-residual-seed*.json \\
+        --model Multi-ResNet experiments/darcy_mesh/converged/steps2400/runs/unet-multiresnet-seed*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from geounet.analysis.paired import format_difference, paired_by_seed
+
+
+def training_loss_tail(metrics: dict, last: int) -> float:
+    """Mean of the logged training losses of the run's last ``last`` steps."""
+    end = metrics["steps"]
+    losses = [h["loss"] for h in metrics["history"] if "loss" in h and h["step"] > end - last]
+    if not losses:
+        raise SystemExit(f"no training loss logged in the last {last} of {end} steps")
+    return statistics.fmean(losses)
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", action="append", required=True, metavar=("LABEL", "RUN_JSON"),
+                        help="a label, then the metrics JSON of each of its seeds")
+    parser.add_argument("--last", type=int, required=True, help="steps at the end of each run to average the loss over")
+    args = parser.parse_args()
+    print(f"| model | seeds | training loss, last {args.last} steps | held-out MSE | "
+          "− first model (paired): training loss | held-out MSE |")
+    print("|---|---:|---:|---:|---:|---:|")
+    first = None  # the first model's ({seed: loss}, {seed: held-out MSE})
+    for label, *paths in args.model:
+        runs = [json.loads(Path(path).read_text()) for path in paths]
+        fit = {m["config"]["train"]["seed"]: training_loss_tail(m, args.last) for m in runs}  # {seed: loss}
+        heldout = {m["config"]["train"]["seed"]: m["test"]["mse"] for m in runs}
+        if first is None:
+            first, paired = (fit, heldout), ("", "")
+        else:
+            paired = (format_difference(paired_by_seed(fit, first[0])),
+                      format_difference(paired_by_seed(heldout, first[1])))
+        print(f"| {label} | {len(runs)} | {mean_std(list(fit.values()))} | {mean_std(list(heldout.values()))} | "
+              f"{paired[0]} | {paired[1]} |")
+
+
+if __name__ == "__main__":
+    main()
