@@ -1,29 +1,31 @@
-"""Figures written by experiments (matplotlib, Agg backend, PNG)."""
+"""Figures of fields, predictions and training curves, written by experiments and runs (PNG).
+
+Each ``plot_*`` function writes its figure to ``path`` and returns it; figures are made outside
+pyplot (:mod:`geounet.plot.figure`).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-import matplotlib
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor, nn
 
 from geounet.data.outputs import write_output
 from geounet.errors import GeounetError
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+from geounet.plot.figure import draw_healpix_map, new_figure, save_figure
 
 
 def plot_square_predictions(
     inputs: Tensor, targets: Tensor, predictions: Tensor, path: str, title: str = "", rows: int = 2
-) -> None:
+) -> Figure:
     """Rows of (input, target, prediction, error) images, ``[S, H, W]`` each."""
     rows = min(rows, len(inputs))
-    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows), squeeze=False)
+    fig = new_figure(12, 3 * rows)
+    axes = fig.subplots(rows, 4, squeeze=False)
     for r in range(rows):
         limit = float(targets[r].abs().max())
         error = predictions[r] - targets[r]
@@ -39,14 +41,14 @@ def plot_square_predictions(
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(shown, ax=ax, fraction=0.046)
-    _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) -> None:
+def plot_loss_curves(histories: dict[str, list[dict[str, float]]], path: str) -> Figure:
     """Training loss against step, one line per run."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    draw_history(ax, histories, "loss", "training loss (weighted MSE)")
-    _save(fig, path)
+    fig = new_figure(6, 4)
+    draw_history(fig.subplots(), histories, "loss", "training loss (weighted MSE)")
+    return save_figure(fig, path)
 
 
 def mean_band(label: str, seeds: list[list[list[float]]]) -> tuple[list[float], Tensor, Tensor]:
@@ -61,11 +63,12 @@ def mean_band(label: str, seeds: list[list[list[float]]]) -> tuple[list[float], 
 
 
 def plot_evaluation_bands(curves: dict[str, list[list[list[float]]]], references: dict[str, float], ylabel: str,
-                          path: str) -> None:
+                          path: str) -> Figure:
     """Per model ``{label: [curve of seed s]}``, each curve ``[[step, error], ...]``: the mean over
     seeds against step with a band of ± one standard deviation (:func:`mean_band`), and a dashed
     horizontal line per ``references`` entry (e.g. persistence's error)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5)
+    ax = fig.subplots()
     for label, seeds in curves.items():
         steps, mean, spread = mean_band(label, seeds)
         line, = ax.plot(steps, mean.tolist(), label=f"{label} ({len(seeds)} seeds)")
@@ -75,7 +78,7 @@ def plot_evaluation_bands(curves: dict[str, list[list[list[float]]]], references
     ax.set_xlabel("step")
     ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    return save_figure(fig, path)
 
 
 def draw_history(ax: Axes, histories: dict[str, list[dict[str, float]]], key: str, ylabel: str) -> None:
@@ -100,14 +103,13 @@ def draw_history(ax: Axes, histories: dict[str, list[dict[str, float]]], key: st
 
 def plot_healpix_predictions(
     inputs: Tensor, targets: Tensor, predictions: Tensor, variables: list[str], path: str
-) -> None:
+) -> Figure:
     """Mollweide maps of (input, target, prediction, error) per variable for the first sample.
 
     Maps are ``[S, N, C]`` in HEALPix NEST order.
     """
-    import healpy
-
-    fig = plt.figure(figsize=(16, 3.2 * len(variables)))
+    fig = new_figure(16, 3.2 * len(variables))
+    axes = fig.subplots(len(variables), 4, squeeze=False)
     for c, name in enumerate(variables):
         target = targets[0, :, c].double().numpy()
         error = (predictions[0, :, c] - targets[0, :, c]).double().numpy()
@@ -118,27 +120,17 @@ def plot_healpix_predictions(
             ("prediction", predictions[0, :, c].double().numpy(), low, high, "viridis"),
             ("error", error, -abs(error).max(), abs(error).max(), "RdBu_r"),
         )
-        for k, (label, values, vmin, vmax, cmap) in enumerate(panels):
-            healpy.mollview(
-                values,
-                nest=True,
-                fig=fig.number,
-                sub=(len(variables), 4, 4 * c + k + 1),
-                title=f"{name}: {label}",
-                min=vmin,
-                max=vmax,
-                cmap=cmap,
-                cbar=True,
-            )
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        for ax, (label, values, vmin, vmax, cmap) in zip(axes[c], panels, strict=True):
+            shown = draw_healpix_map(ax, values, f"{name}: {label}", cmap, vmin, vmax)
+            fig.colorbar(shown, ax=ax, orientation="horizontal", fraction=0.05, pad=0.04)
+    return save_figure(fig, path, dpi=90)
 
 
-def plot_rollout_curves(curves: dict[str, tuple[list[float], list[float]]], ylabel: str, path: str) -> None:
+def plot_rollout_curves(curves: dict[str, tuple[list[float], list[float]]], ylabel: str, path: str) -> Figure:
     """Error against forecast lead time, one line per model: ``{label: (leads, errors)}``."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    draw_rollout_curves(ax, curves, ylabel)
-    _save(fig, path)
+    fig = new_figure(6, 4)
+    draw_rollout_curves(fig.subplots(), curves, ylabel)
+    return save_figure(fig, path)
 
 
 def draw_rollout_curves(ax: Axes, curves: dict[str, tuple[list[float], list[float]]], ylabel: str) -> None:
@@ -152,7 +144,7 @@ def draw_rollout_curves(ax: Axes, curves: dict[str, tuple[list[float], list[floa
 
 def plot_triangle_predictions(
     vertices, faces, inputs: Tensor, targets: Tensor, predictions: Tensor, path: str, rows: int = 2
-) -> None:
+) -> Figure:
     """Rows of (f, target u, predicted u, error) on a planar triangle mesh; fields are vertex
     values ``[S, V]`` (drawn interpolated) or face values ``[S, F]`` in the order of ``faces``
     (drawn flat)."""
@@ -160,7 +152,8 @@ def plot_triangle_predictions(
 
     mesh = Triangulation(vertices[:, 0], vertices[:, 1], faces)
     rows = min(rows, len(inputs))
-    fig, axes = plt.subplots(rows, 4, figsize=(13, 3.2 * rows), squeeze=False)
+    fig = new_figure(13, 3.2 * rows)
+    axes = fig.subplots(rows, 4, squeeze=False)
     for r in range(rows):
         error = predictions[r] - targets[r]
         limit = float(targets[r].abs().max())
@@ -180,7 +173,7 @@ def plot_triangle_predictions(
             ax.set_aspect("equal")
             ax.set_axis_off()
             fig.colorbar(shown, ax=ax, fraction=0.046)
-    _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_run_curves(
@@ -189,7 +182,8 @@ def plot_run_curves(
     rollouts: dict[str, dict[str, tuple[list[float], list[float]]]],
     path: str,
 ) -> list[str]:
-    """One figure of every curve that ``geounet plot`` found; returns the panels' y labels.
+    """One figure of every curve that ``geounet plot`` found, written to ``path``; returns the
+    panels' y labels.
 
     Panels, two per row: training loss and test relative L2 against step (``histories``,
     ``{label: rows}``; the test panel only if some row has ``test_rel_l2_mean``), the final
@@ -209,12 +203,13 @@ def plot_run_curves(
         raise GeounetError("nothing to plot: the runs have no history, test errors or rollout curves")
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
+    fig = new_figure(6.5 * cols, 4.2 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (ylabel, draw) in zip(axes.flat, panels, strict=False):
         draw(ax, ylabel)
     for ax in axes.flat[len(panels) :]:
         ax.set_axis_off()
-    _save(fig, path)
+    save_figure(fig, path)
     return [ylabel for ylabel, _ in panels]
 
 
@@ -238,9 +233,3 @@ def plot_test_predictions(model: nn.Module, task, device: torch.device, path: st
     with torch.no_grad():
         predictions = model(inputs.to(device), batch.hierarchy.to(device)).cpu()  # [S, N, C_out]
     write_output(path, lambda tmp: task.plot(inputs, targets, predictions, str(tmp)))
-
-
-def _save(fig: Figure, path: str) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.tri import Triangulation
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.tri import Triangulation  # noqa: E402
-from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from geounet.errors import GeounetError  # noqa: E402
-from geounet.geometry.mesh import Mesh  # noqa: E402
+from geounet.errors import GeounetError
+from geounet.geometry.mesh import Mesh
+from geounet.plot.figure import new_figure, save_figure
 
 #: (elevation, azimuth) in degrees of the camera for surfaces
 VIEW = (25.0, -60.0)
@@ -55,7 +55,7 @@ def draw_mesh_panel(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, tit
         towards_viewer = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                                    np.sin(elevation)])
         front = mesh.face_normals @ towards_viewer > 0  # [F]
-        colours = plt.get_cmap(cmap)(norm(_face_values(mesh, values)[front]))
+        colours = matplotlib.colormaps.get_cmap(cmap)(norm(_face_values(mesh, values)[front]))
         ax.add_collection3d(Poly3DCollection(mesh.vertices[mesh.faces[front]], facecolors=colours, linewidths=0))
         low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
         centre, radius = (low + high) / 2, (high - low).max() / 2
@@ -63,7 +63,7 @@ def draw_mesh_panel(fig, slot, mesh: Mesh, values: np.ndarray, limit: float, tit
             set_lim(c - radius, c + radius)
         ax.set_box_aspect((1, 1, 1))
         ax.view_init(*VIEW)
-        shown = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+        shown = ScalarMappable(norm=norm, cmap=cmap)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     fig.colorbar(shown, ax=ax, fraction=0.046)
@@ -75,8 +75,9 @@ def plot_mesh_predictions(
     fields: Sequence[tuple[Tensor, Tensor, Tensor]],
     labels: tuple[str, str],
     path: str,
-) -> None:
-    """One row per mesh: input, target, prediction (same colour scale) and error.
+) -> Figure:
+    """One row per mesh: input, target, prediction (same colour scale) and error; writes the
+    figure to ``path`` and returns it.
 
     Args:
         fields: per mesh ``(input, target, prediction)``, each ``[F]`` or ``[V]``.
@@ -88,7 +89,7 @@ def plot_mesh_predictions(
             f"{len(meshes)}, {len(names)}, {len(fields)}"
         )
     rows = len(meshes)
-    fig = plt.figure(figsize=(14, 3.3 * rows))
+    fig = new_figure(14, 3.3 * rows)
     for r, (mesh, name, triple) in enumerate(zip(meshes, names, fields, strict=True)):
         given, target, predicted = (t.detach().cpu().double().numpy() for t in triple)
         error = predicted - target
@@ -101,6 +102,4 @@ def plot_mesh_predictions(
         )
         for c, (title, values, lim) in enumerate(panels):
             draw_mesh_panel(fig, (rows, 4, 4 * r + c + 1), mesh, values, lim, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from geounet.plot.fields import plt  # Agg backend
+from matplotlib.figure import Figure
+
+from geounet.plot.figure import new_figure, save_figure
 
 
 def log2_or_none(values) -> list[float | None]:
@@ -15,8 +17,11 @@ def log2_or_none(values) -> list[float | None]:
     return [None if v is None else math.log2(v) for v in values]
 
 
-def plot_noise_study(name: str, result, schedule, path: Path) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+def plot_noise_study(name: str, result, schedule, path: Path) -> Figure:
+    """Per-level SNR against t (left) and the detail energy per degree of freedom against level,
+    measured, predicted from the spectrum and by the power law (right)."""
+    fig = new_figure(11, 4)
+    left, right = fig.subplots(1, 2)
     for level, snr in enumerate(result.level_snr):
         left.semilogy(result.times, snr, label=f"level {level} (dim W {_dim_w(result, level)})")
     left.axhline(1.0, color="k", lw=0.8, ls=":")
@@ -38,7 +43,7 @@ def plot_noise_study(name: str, result, schedule, path: Path) -> None:
     right.set_xlabel("level i (0 = coarsest)")
     right.set_ylabel("log2 e_i (signal energy per noise dof)")
     right.legend(fontsize=7)
-    _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def _dim_w(result, level: int) -> int:
@@ -46,8 +51,11 @@ def _dim_w(result, level: int) -> int:
     return dims[0] if level == 0 else dims[level] - dims[level - 1]
 
 
-def plot_noise_decays(results: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5))
+def plot_noise_decays(results: dict, path: Path) -> Figure:
+    """Measured against predicted (from the spectrum) decay of the detail energy per level, one
+    colour per study."""
+    fig = new_figure(5, 5)
+    ax = fig.subplots()
     low, top = 0.0, 1.0
     for name, result in results.items():
         predicted, measured = log2_or_none(result["decay_spectrum"]), log2_or_none(result["decay_measured"])
@@ -59,10 +67,4 @@ def plot_noise_decays(results: dict, path: Path) -> None:
     ax.set_xlabel("predicted log2 decay per level (from the spectrum)")
     ax.set_ylabel("measured log2 decay per level")
     ax.legend(fontsize=7)
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save_figure(fig, path, dpi=110)

@@ -1,18 +1,21 @@
 """Pictures of generated fields next to data, and their spectra.
 
-Fields are drawn on their geometry: HEALPix maps in Mollweide projection (healpy, NEST),
+Fields are drawn on their geometry: HEALPix maps in Mollweide projection (NEST order),
 square grids as images, planar triangle meshes (the triangle's subdivision, planar mesh
-clusters) with one colour per face or interpolated vertex values.
+clusters) with one colour per face or interpolated vertex values. Each function writes its
+figure to ``path`` and returns it (:mod:`geounet.plot.figure`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from geounet.errors import GeounetError
 from geounet.hierarchy.base import Hierarchy
-from geounet.plot.fields import plt  # Agg backend
+from geounet.plot.figure import draw_healpix_map, new_figure, save_figure
 
 
 def _planar_mesh(hierarchy: Hierarchy):
@@ -27,34 +30,29 @@ def _planar_mesh(hierarchy: Hierarchy):
 
 
 def _on_healpix(hierarchy: Hierarchy) -> bool:
-    return hierarchy.healpix_nside(hierarchy.finest_level) is not None  # drawn with healpy's Mollweide
+    return hierarchy.healpix_nside(hierarchy.finest_level) is not None  # drawn in Mollweide projection
 
 
-def plot_field_grid(rows: dict[str, Tensor], hierarchy: Hierarchy, path: str, channel: int = 0) -> None:
+def plot_field_grid(rows: dict[str, Tensor], hierarchy: Hierarchy, path: str, channel: int = 0) -> Figure:
     """One row of fields per entry ``{label: [k, N, C]}`` (channel ``channel``), on one colour scale
     (± the largest |value| of the first row)."""
     cols = max(len(fields) for fields in rows.values())
     limit = float(next(iter(rows.values()))[..., channel].abs().max())
     colours = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
-    fig = plt.figure(figsize=(3.2 * cols, (2.1 if _on_healpix(hierarchy) else 2.8) * len(rows)))
+    fig = new_figure(3.2 * cols, (2.1 if _on_healpix(hierarchy) else 2.8) * len(rows))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
     for r, (label, fields) in enumerate(rows.items()):
         for c, values in enumerate(fields[..., channel].double().numpy()):
-            title = f"{label}" if c == 0 else ""
-            _draw(fig, (len(rows), cols, r * cols + c + 1), hierarchy, values, title, colours)
-    if not _on_healpix(hierarchy):  # healpy places its own axes
-        fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+            _draw(axes[r, c], hierarchy, values, f"{label}" if c == 0 else "", colours)
+        for ax in axes[r, len(fields):]:
+            ax.set_axis_off()
+    return save_figure(fig, path, dpi=90)
 
 
-def _draw(fig, slot: tuple[int, int, int], hierarchy: Hierarchy, values: np.ndarray, title: str, colours: dict):
+def _draw(ax: Axes, hierarchy: Hierarchy, values: np.ndarray, title: str, colours: dict) -> None:
     if _on_healpix(hierarchy):
-        import healpy
-
-        healpy.mollview(values, nest=True, fig=fig.number, sub=slot, title=title, min=colours["vmin"],
-                        max=colours["vmax"], cmap=colours["cmap"], cbar=False)
+        draw_healpix_map(ax, values, title, **colours)
         return
-    ax = fig.add_subplot(*slot)
     image = hierarchy.image_shape(hierarchy.finest_level)
     if image is not None:
         ax.imshow(values.reshape(image), origin="lower", **colours)
@@ -74,13 +72,14 @@ def _draw(fig, slot: tuple[int, int, int], hierarchy: Hierarchy, values: np.ndar
     ax.set_axis_off()
 
 
-def plot_spectra(curves: dict[str, dict[str, list[float]]], path: str) -> None:
+def plot_spectra(curves: dict[str, dict[str, list[float]]], path: str) -> Figure:
     """Mean band energy per level and, when given, C_l per degree: ``{label: {"bands": [...],
     "cl": [...]}}``, one line per label (data first, drawn black)."""
     panels = [("bands", "level (0 = coarsest)", "mean band energy ‖D_i x‖²")]
     if all("cl" in curve for curve in curves.values()):
         panels.append(("cl", "degree l", "C_l"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    fig = new_figure(5.5 * len(panels), 4)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (key, xlabel, ylabel) in zip(axes[0], panels, strict=True):
         for k, (label, curve) in enumerate(curves.items()):
             values = np.asarray(curve[key])
@@ -94,6 +93,4 @@ def plot_spectra(curves: dict[str, dict[str, list[float]]], path: str) -> None:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)

@@ -69,6 +69,7 @@ from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.models.autoregressive import Autoregressive, ForecastInputs, Normalisation
 from geounet.nn.message_passing import MessagePassingFactory
 from geounet.plot.fields import draw_rollout_curves, plot_healpix_predictions
+from geounet.plot.figure import new_figure, save_figure
 from geounet.tasks import PreparedTask, TaskStructure
 from geounet.tasks.rollouts import Rollouts, roll_out
 
@@ -266,10 +267,9 @@ def prepare(config: Config, num_levels: int) -> PreparedTask:
 def plot_skill(scores: dict[str, object], variables: list[str], path: str) -> None:
     """Per variable: RMSE and ACC against lead time (model, persistence dashed, climatology) and
     the angular power spectra of forecast and truth at the last lead."""
-    import matplotlib.pyplot as plt
-
     leads = scores["lead_hours"]
-    fig, axes = plt.subplots(3, len(variables), figsize=(4 * len(variables), 9.5), squeeze=False)
+    fig = new_figure(4 * len(variables), 9.5)
+    axes = fig.subplots(3, len(variables), squeeze=False)
     for column, name in enumerate(variables):
         for row, score in enumerate(("rmse", "acc")):
             curves = {label.capitalize(): (leads, scores[f"{label}_{score}_{name}"])
@@ -282,9 +282,7 @@ def plot_skill(scores: dict[str, object], variables: list[str], path: str) -> No
         ax.set_xlabel(f"degree l (lead {leads[-1]:g} h)")
         ax.set_ylabel(f"C_l {name}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def _spread(inits: np.ndarray, count: int = MAX_EVAL_INITS) -> np.ndarray:
