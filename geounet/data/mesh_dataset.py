@@ -52,7 +52,7 @@ from geounet.hierarchy.batching import batch_hierarchies
 from geounet.hierarchy.mesh_clusters import ClusterHierarchy
 from geounet.hierarchy.mesh_spectral import MeshSpectralHierarchy
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: canonical eigenvectors in spectral hierarchies
 _MAGIC = b"geounet-hierarchy"
 
 

@@ -49,8 +49,10 @@ from geounet.datagen.planar_domains import (
 )
 from geounet.errors import GeounetError
 
-#: 2: the domains' outlines and areas no longer go through BLAS (the same meshes on every CPU)
-FAMILY_VERSION = 2
+#: 2: the domains' outlines and areas no longer go through BLAS (the same meshes on every CPU);
+#: 3: the domains' coordinates lie on a dyadic grid (planar_domains.GRID_BITS: np.sin / np.cos /
+#: np.exp differ in the last bit between CPUs)
+FAMILY_VERSION = 3
 _GEOMETRY_STREAM, _FIELD_STREAM = 0, 1
 
 

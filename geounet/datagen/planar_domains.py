@@ -13,6 +13,11 @@ one from a numpy ``Generator``:
   placed by rejection so that each hole's enclosing disc keeps a distance ``margin``
   from the outline and from every other hole.
 
+Every coordinate is rounded to a multiple of 2^-``GRID_BITS`` (about 1e-6 of the domain's size) as
+soon as it is drawn. NumPy's ``sin``, ``cos`` and ``exp`` may differ in the last bit between CPUs
+(vectorised implementations for some instruction sets), and Triangle turns a last-bit change of the
+outline into another mesh; on the grid the coordinates have the same bits on every CPU.
+
 :func:`triangulate_domain` meshes a domain with Triangle's constrained conforming
 Delaunay triangulation (minimum angle 30°, maximum triangle area ``max_area``): the
 polygon boundary is kept exactly at every resolution (Triangle only splits boundary
@@ -30,6 +35,9 @@ import triangle
 from geounet.errors import GeounetError
 
 MIN_ANGLE_DEGREES = 30
+#: coordinates are multiples of 2^-GRID_BITS (module docstring): a last-bit difference moves one
+#: only when it lies within ~1e-16 of a midpoint between grid values, a chance of ~1e-10 each
+GRID_BITS = 20
 #: Mean triangle area of Triangle's 30° quality meshes as a fraction of the area bound
 #: (measured: 0.63 on disc and annulus meshes from 100 to 2000 faces).
 MEAN_AREA_FRACTION = 0.63
@@ -65,6 +73,12 @@ def polygon_area(polygon: np.ndarray) -> float:
     # fsum, not a BLAS dot: correctly rounded, so the area (and the Triangle area bound made
     # from it) has the same bits on every CPU; BLAS kernels sum in a CPU-dependent order
     return 0.5 * math.fsum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+
+
+def on_grid(points: np.ndarray) -> np.ndarray:
+    """``points`` rounded to the nearest multiples of 2^-``GRID_BITS`` (exact: powers of two)."""
+    scale = 2.0**GRID_BITS
+    return np.round(points * scale) / scale
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -148,7 +162,7 @@ def random_planar_domain(rng: np.random.Generator, holes: tuple[int, int] = (0, 
     outline = _star_polygon(rng, int(rng.integers(5, 13)), min_radius=0.5) if polygon else _smooth_outline(rng)
     aspect = np.exp(rng.uniform(-0.3, 0.3))
     outline = outline * np.array([aspect, 1 / aspect])
-    outline = (outline - outline.min(axis=0)) / np.ptp(outline, axis=0).max()  # bounding box in [0, 1]²
+    outline = on_grid((outline - outline.min(axis=0)) / np.ptp(outline, axis=0).max())  # bounding box in [0, 1]²
 
     polygons, centres, radii = [], [], []
     for _ in range(int(rng.integers(holes[0], holes[1] + 1))):
@@ -161,7 +175,7 @@ def random_planar_domain(rng: np.random.Generator, holes: tuple[int, int] = (0, 
             shape = np.stack([np.cos(theta), np.sin(theta)], axis=1)
         else:
             shape = _star_polygon(rng, int(rng.integers(5, 9)), min_radius=0.5)
-        polygons.append(centre + radius * shape[::-1])  # clockwise
+        polygons.append(on_grid(centre + radius * shape[::-1]))  # clockwise
         centres.append(centre)
         radii.append(radius)
     hole_points = np.array(centres, dtype=np.float64).reshape(-1, 2)

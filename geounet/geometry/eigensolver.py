@@ -34,6 +34,18 @@ zero eigenvalue of a component with ``L_c 1 = 0`` is set to exactly 0 with the v
 ``1 / sqrt(A_c)`` on it. Cost grows like the sum over components of ``n_c k_c`` (see
 :func:`estimated_seconds`), so in proportion to the mesh, never with the square of the
 number of parts.
+
+**Canonical eigenvectors.** An eigenvector's sign, and the basis of an eigenspace of dimension
+m > 1 (a symmetric mesh's degenerate eigenvalues), are not fixed by the pencil: the solver returns
+whichever its arithmetic reaches, and a CPU with other BLAS / LAPACK kernels reaches another. A
+model that reads coefficients in the basis would then be another function on another machine.
+:func:`canonical_eigenvectors` fixes both by the pencil alone. Each eigenspace ``V`` (eigenvalues
+equal to ``DEGENERATE_RTOL`` of the largest) gets the basis that M-orthonormalises, in order, the
+projections onto ``V`` of fixed probe vectors ``g_1 .. g_m`` (uniform on [-1/2, 1/2], from a seeded
+generator: the same numbers on every CPU): with ``C = Φ_V^T M G = U R`` (QR, R's diagonal
+positive), the basis is ``Φ_V U``. It does not depend on the basis ``Φ_V`` the solver returned
+(``Φ_V O`` for orthogonal ``O`` gives ``C' = O^T C`` and the same ``Φ_V O O^T U``). Every component's
+eigenpairs are made canonical before they are merged.
 """
 
 from __future__ import annotations
@@ -52,6 +64,10 @@ from geounet.errors import GeounetError
 
 #: components with at most this many vertices are solved densely (``scipy.linalg.eigh``)
 DENSE_LIMIT = 400
+#: eigenvalues closer than this, relative to the largest magnitude among those solved, span one eigenspace
+DEGENERATE_RTOL = 1e-8
+#: seed of the probe vectors that fix each eigenspace's basis (:func:`canonical_eigenvectors`)
+PROBE_SEED = 20231204
 #: CPU seconds per (vertex x eigenpair) of one sparse solve, from solves of 2.5 k to 41 k
 #: vertices and 32 to 200 eigenpairs on one core (1.1e-6 to 2.2e-6); used only for the logged estimate
 SECONDS_PER_VERTEX_PAIR = 2e-6
@@ -212,9 +228,43 @@ def componentwise_eigenpairs(stiffness: sp.spmatrix, mass: np.ndarray, num: int)
     return values[order], vectors
 
 
+def canonical_eigenvectors(values: np.ndarray, vectors: np.ndarray, mass: np.ndarray,
+                           complete: float = np.inf) -> np.ndarray:
+    """``Φ [n, k]`` with every eigenspace's basis fixed by the pencil (module docstring).
+
+    Args:
+        values: ``λ [k]`` ascending.
+        vectors: ``Φ [n, k]``, M-orthonormal, column j an eigenvector of ``values[j]``.
+        mass: the diagonal of ``M [n]``.
+        complete: eigenspaces above this eigenvalue may be missing vectors (a solve cut inside
+            them); they are left as they are.
+    """
+    k = len(values)
+    scale = float(np.abs(values).max()) if k else 0.0
+    spaces, start = [], 0  # (start, stop) of each eigenspace up to ``complete``
+    while start < k and values[start] <= complete:
+        stop = start + 1
+        while stop < k and values[stop] - values[stop - 1] <= DEGENERATE_RTOL * scale:
+            stop += 1
+        spaces.append((start, stop))
+        start = stop
+    largest = max((stop - start for start, stop in spaces), default=0)
+    # probe j is row j of one draw, so it is the same for any k and any eigenspace: g_1 .. g_m [n]
+    probes = np.random.default_rng(PROBE_SEED).random((largest, len(mass))).T - 0.5  # [n, m_max]
+    canonical = vectors.copy()
+    for start, stop in spaces:
+        block = vectors[:, start:stop]  # [n, m], one eigenspace
+        coefficients = block.T @ (mass[:, None] * probes[:, : stop - start])  # [m, m]: C = Φ_V^T M G
+        rotation, triangular = np.linalg.qr(coefficients)
+        rotation *= np.where(np.diag(triangular) < 0, -1.0, 1.0)  # the QR whose R has a positive diagonal
+        canonical[:, start:stop] = block @ rotation
+    return canonical
+
+
 def _component(stiffness: sp.csr_matrix, mass: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray, float]:
     """``(λ [k], Φ [n_c, k], complete)``: the smallest eigenpairs of one connected component,
-    with ``complete`` the eigenvalue up to which every eigenpair is among them."""
+    with ``complete`` the eigenvalue up to which every eigenpair is among them, the eigenvectors
+    canonical (:func:`canonical_eigenvectors`)."""
     n = len(mass)
     if n <= DENSE_LIMIT or want >= n - 1:  # every eigenpair
         values, vectors = scipy.linalg.eigh(stiffness.toarray(), np.diag(mass))
@@ -223,9 +273,9 @@ def _component(stiffness: sp.csr_matrix, mass: np.ndarray, want: int) -> tuple[n
         values, vectors = smallest_eigenpairs(stiffness, mass, want)
         gap = _last_gap(values)
         complete = values[gap - 1] if gap is not None else -np.inf
+    vectors = canonical_eigenvectors(values, vectors, mass, complete)
     if abs(stiffness.sum(axis=1)).max() <= 1e-12 * abs(stiffness).max():  # L_c 1 = 0: the constant
         values = values.copy()
         values[0] = 0.0
-        vectors = vectors.copy()
-        vectors[:, 0] = 1 / np.sqrt(mass.sum())
+        vectors[:, 0] = 1 / np.sqrt(mass.sum())  # canonical_eigenvectors returned a copy
     return values, vectors, complete

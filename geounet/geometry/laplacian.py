@@ -33,7 +33,7 @@ from geounet.geometry.cache_files import load_or_build
 from geounet.geometry.eigensolver import componentwise_eigenpairs
 from geounet.geometry.mesh import Mesh
 
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6  # 6: canonical eigenvectors (eigensolver.canonical_eigenvectors)
 BOUNDARIES = ("neumann", "dirichlet")
 LAPLACIANS = ("auto", "cotangent", "robust", "graph")
 
@@ -92,8 +92,9 @@ def laplacian_eigenbasis(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``num`` smallest eigenpairs ``(λ [num], Ψ [V, num])`` of ``L ψ = λ M ψ``.
 
-    ``Ψ`` is M-orthonormal. For ``boundary="dirichlet"`` the problem is solved on the
-    interior vertices and Ψ is zero on the boundary. With Neumann conditions the first
+    ``Ψ`` is M-orthonormal, with canonical signs and eigenspace bases: the same on every CPU
+    (:func:`geounet.geometry.eigensolver.canonical_eigenvectors`). For ``boundary="dirichlet"`` the
+    problem is solved on the interior vertices and Ψ is zero on the boundary. With Neumann conditions the first
     vector is the normalised constant ``1 / sqrt(A)`` (rotated within the null space).
     Results are cached on disk in :func:`cache_dir`, keyed by sha256 of the mesh bytes
     and the parameters, written atomically as one ``.npy`` array ``[1 + V, num]`` (row 0
@@ -140,8 +141,10 @@ def _solve(mesh: Mesh, num: int, free: np.ndarray, kind: str) -> tuple[np.ndarra
     full[free] = vectors
     if free.all():
         full = _constant_first(full, mesh.lumped_mass, values)
-    signs = np.sign(full[np.argmax(np.abs(full), axis=0), np.arange(num)])  # deterministic sign
-    return values, full * signs
+    # Signs and eigenspace bases are canonical (eigensolver.canonical_eigenvectors). A sign taken
+    # from each vector's largest entry is not: on a symmetric mesh two entries tie in magnitude,
+    # and which one wins depends on the CPU's last bits.
+    return values, full
 
 
 def _check_components(mesh: Mesh, num: int) -> None:

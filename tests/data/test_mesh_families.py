@@ -7,6 +7,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
 import geounet.datagen.fem as fem
+import geounet.datagen.planar_domains as planar_domains
 from geounet.datagen.closed_surfaces import random_closed_surface
 from geounet.datagen.mesh_families import DarcyFamily, SurfaceFamily, generate_family, split_by_geometry
 from geounet.datagen.planar_domains import _distance_to_polygon, _inside, polygon_area
@@ -77,6 +78,36 @@ def test_darcy_geometries_are_distinct_and_deterministic():
         np.testing.assert_array_equal(first[key], again[key])
     other_seed = DarcyFamily(num_meshes=40, seed=1).mesh(5)[0]
     assert other_seed.shape != first["vertices"].shape or not np.allclose(other_seed, first["vertices"])
+
+
+def _domain_meshes(count: int = 30) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [planar_domains.triangulate_domain(planar_domains.random_planar_domain(np.random.default_rng(seed)), 0.0015)
+            for seed in range(count)]
+
+
+def _nudged(function):
+    """``function`` with every result moved by one unit in the last place, up and down alternately:
+    what another CPU's vectorised sin, cos or exp may return."""
+    def nudged(x):
+        y = np.asarray(function(x), dtype=np.float64)
+        return np.nextafter(y, np.where(np.arange(y.size).reshape(y.shape) % 2 == 0, np.inf, -np.inf))
+    return nudged
+
+
+@pytest.mark.parametrize("grid_bits", [planar_domains.GRID_BITS, 70])
+def test_darcy_meshes_do_not_move_with_the_last_bit_of_sin_cos_and_exp(grid_bits, monkeypatch):
+    """The domains' coordinates lie on a dyadic grid, so last-bit differences of np.sin, np.cos and
+    np.exp between CPUs give the same meshes, bit for bit. Negative control: with a grid finer than
+    the last bit (70 bits) the meshes move."""
+    on_the_grid = grid_bits == planar_domains.GRID_BITS
+    monkeypatch.setattr(planar_domains, "GRID_BITS", grid_bits)
+    here = _domain_meshes()
+    for name in ("sin", "cos", "exp"):
+        monkeypatch.setattr(np, name, _nudged(getattr(np, name)))
+    elsewhere = _domain_meshes()
+    same = [a[0].shape == b[0].shape and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+            for a, b in zip(here, elsewhere, strict=True)]
+    assert sum(same) == (len(same) if on_the_grid else 0), same
 
 
 def test_darcy_sample_solves_the_discrete_system_with_zero_boundary():

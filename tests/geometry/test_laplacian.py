@@ -6,7 +6,12 @@ import scipy.linalg
 import scipy.sparse as sp
 import trimesh
 
-from geounet.geometry.eigensolver import SymmetricFactor, smallest_eigenpairs
+from geounet.geometry.eigensolver import (
+    DEGENERATE_RTOL,
+    SymmetricFactor,
+    canonical_eigenvectors,
+    smallest_eigenpairs,
+)
 from geounet.geometry.laplacian import (
     laplacian_eigenbasis,
     point_cloud_laplacian,
@@ -127,3 +132,50 @@ def test_graph_laplacian_is_networkx_combinatorial_laplacian():
     reference = nx.laplacian_matrix(ico.vertex_adjacency_graph, nodelist=range(len(ico.vertices))).toarray()
     np.testing.assert_array_equal(ours, reference)  # small integers: exact in float64
     assert np.array_equal(np.diag(ours), np.array([len(ico.vertex_neighbors[v]) for v in range(len(ico.vertices))]))
+
+
+def _eigenspaces(values: np.ndarray) -> list[slice]:
+    """Runs of equal eigenvalues (within DEGENERATE_RTOL of the largest), as column slices."""
+    edges = np.flatnonzero(np.diff(values) > DEGENERATE_RTOL * np.abs(values).max()) + 1
+    bounds = [0, *edges.tolist(), len(values)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@pytest.mark.parametrize("boundary", ["neumann", "dirichlet"])
+def test_eigenbasis_does_not_depend_on_the_basis_the_solver_returns(boundary):
+    """On an icosphere (Neumann: eigenspaces of dimension 3 to 5) and on its half about a 5-fold
+    axis (Dirichlet: pairs) every eigenspace's basis is fixed by the pencil: rotating each
+    eigenspace's vectors by a random orthogonal matrix (sign flips included), as another CPU's
+    solver may, changes nothing."""
+    mesh = _sphere(2) if boundary == "neumann" else _hemisphere()
+    values, vectors = laplacian_eigenbasis(mesh, 40, boundary, use_cache=False)
+    spaces = _eigenspaces(values)
+    sizes = [space.stop - space.start for space in spaces]
+    assert max(sizes) >= (3 if boundary == "neumann" else 2), sizes  # the test needs degenerate eigenvalues
+    free = np.abs(vectors).sum(axis=1) > 0  # [V]: Dirichlet vectors vanish on the boundary
+    mass = mesh.lumped_mass[free]
+    rotated = vectors[free].copy()
+    rng = np.random.default_rng(1)
+    for space in spaces:
+        m = space.stop - space.start
+        rotated[:, space] = rotated[:, space] @ np.linalg.qr(rng.standard_normal((m, m)))[0]
+    again = canonical_eigenvectors(values, rotated, mass)
+    # Neumann: column 0 is then set to the positive constant (the sign of a null vector is free)
+    first = 1 if boundary == "neumann" else 0
+    np.testing.assert_allclose(again[:, first:], vectors[free][:, first:], atol=1e-9)
+    np.testing.assert_allclose(again.T @ (mass[:, None] * again), np.eye(len(values)), atol=1e-9)
+    stiffness = stiffness_matrix(mesh)[free][:, free]
+    residual = stiffness @ again - mass[:, None] * again * values  # L Φ - M Φ Λ
+    assert np.abs(residual).max() < 1e-8 * max(1.0, values.max())
+    if boundary == "neumann":  # the constant stays first and positive
+        np.testing.assert_allclose(vectors[:, 0], 1 / np.sqrt(mesh.lumped_mass.sum()), rtol=1e-12)
+
+
+def _hemisphere():
+    """The faces of a subdivided icosahedron above the plane through its centre normal to a vertex
+    (a 5-fold axis): symmetric under the 5 rotations and 5 reflections about that axis."""
+    ico = trimesh.creation.icosphere(3)
+    vertices = ico.vertices @ trimesh.geometry.align_vectors(ico.vertices[0], [0, 0, 1])[:3, :3].T
+    keep = (vertices[ico.faces][:, :, 2] >= -1e-9).all(axis=1)
+    used, faces = np.unique(ico.faces[keep], return_inverse=True)
+    return Mesh(vertices[used], faces.reshape(-1, 3))
