@@ -1,45 +1,59 @@
 #!/bin/sh
 # The main job (shallow water on HEALPix nside 32, the 12 face images, 3 x 3 convolutions, width 12,
 # sin(latitude) as an input) to larger budgets: the three U-Nets, SFNO (the strongest baseline of
-# RESULTS §2) and physicsnemo's DLWP-HEALPix U-Net (the `dlwp` extra), 5 seeds, each trained twice
-# under the config's cosine schedule, for 900 steps (the main job's budget) and for 1800, the test
-# error every 300 steps. The gain of doubling the budget is
-# 1 - L(1800) / L(900) per seed (experiments/budget_gains.py); under a cosine schedule a run's own curve
+# RESULTS §2) and physicsnemo's DLWP-HEALPix U-Net (the `dlwp` extra), 5 seeds, each trained under the
+# config's cosine schedule for 900 steps (the main job's budget), for 1800 and for 3600 (DLWP: 900 and
+# 1800), the test error every 300 steps. The gain of doubling the budget is
+# 1 - L(2N) / L(N) per seed (experiments/budget_gains.py); under a cosine schedule a run's own curve
 # cannot tell it, so the budgets are separate runs (as for Darcy, experiments/darcy_mesh/converge.sh).
 # The Multi-ResNet's 900-step runs are the main job's (RESULTS §5): `run` reuses them when their
 # metrics are in place (`--reuse` reads a run whose stored config is this one).
 # Run from the repository root with OMP_NUM_THREADS=1.
 #   sh converge.sh run MODEL SEED STEPS   one run into runs/sphere_converge/steps<STEPS>
-#   sh converge.sh table                  both budgets' tables, the gains, the paired scores, every
-#                                         run's metrics (the loss of every 10th step, every evaluation)
+#   sh converge.sh table [STEPS...]       the tables of these budgets (default: every budget), the
+#                                         paired scores, every run's metrics (the loss of every 10th
+#                                         step, every evaluation), then the gains of every doubling
+#                                         whose two tables are in place
 #   sh converge.sh                        every run, budget after budget, then the tables
 SETTINGS="--set train.eval_every=300 --set train.checkpoint_every=300"
 COMPARE="python experiments/compare.py --config experiments/face_path/config.toml"
 MODELS="unet:residual unet:multiresnet unet:multiresnet_matched sfno dlwp"
-BUDGETS="900 1800"
+BUDGETS="900 1800 3600"
+DLWP_UP_TO=1800  # DLWP's largest budget
+models_at() { for m in $MODELS; do [ "$m" = dlwp ] && [ "$1" -gt $DLWP_UP_TO ] || printf '%s ' $m; done; }
+finished() { for run in "$@"; do [ -f "$run/metrics.json" ] && printf '%s ' "$run"; done; }  # runs with metrics
 RUNS=runs/sphere_converge
 OUT=experiments/face_path/converged
 case "$1" in
   run) PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps"$4" --results $RUNS/partial-"$2"-"$3"-"$4" \
          --models "$2" --seeds "$3" $SETTINGS --set train.steps="$4" --reuse ;;
   table)
-    for steps in $BUDGETS; do
+    shift; for steps in ${*:-$BUDGETS}; do
       PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps$steps --results $OUT/steps$steps --finished-only \
-        --models $MODELS --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps --reference "persistence=1"
-      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $RUNS/steps$steps/shallow_water_healpix/*/
+        --models $(models_at $steps) --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps --reference "persistence=1"
+      runs=$RUNS/steps$steps/shallow_water_healpix
+      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $(finished $runs/*)
       # one-step error, 1-h and 24-h RMSE of h (m), 24-h ACC of vorticity, paired against the residual
       # U-Net (the reference of compare.py's table)
-      runs=$RUNS/steps$steps/shallow_water_healpix
+      dlwp=""; [ $steps -le $DLWP_UP_TO ] && dlwp="--model DLWP $(finished $runs/dlwp-seed*)"
       PYTHONPATH=$PWD python experiments/paired_scores.py \
         --scores rel_l2_mean model_rmse_h@1 model_rmse_h@24 model_acc_vorticity@24 \
-        --model "Residual U-Net" $runs/unet-residual-seed* --model Multi-ResNet $runs/unet-multiresnet-seed* \
-        --model "Multi-ResNet, saved params" $runs/unet-multiresnet_matched-seed* --model SFNO $runs/sfno-seed* \
-        --model DLWP $runs/dlwp-seed* --out $OUT/steps$steps/paired_scores.json
+        --model "Residual U-Net" $(finished $runs/unet-residual-seed*) \
+        --model Multi-ResNet $(finished $runs/unet-multiresnet-seed*) \
+        --model "Multi-ResNet, saved params" $(finished $runs/unet-multiresnet_matched-seed*) \
+        --model SFNO $(finished $runs/sfno-seed*) \
+        $dlwp --out $OUT/steps$steps/paired_scores.json
     done
-    PYTHONPATH=$PWD python experiments/budget_gains.py $OUT/steps900/results.json $OUT/steps1800/results.json \
-      --out $OUT/budget_gains.json ;;
+    set -- $BUDGETS
+    while [ $# -ge 2 ]; do
+      if [ -f $OUT/steps$1/results.json ] && [ -f $OUT/steps$2/results.json ]; then
+        PYTHONPATH=$PWD python experiments/budget_gains.py $OUT/steps$1/results.json $OUT/steps$2/results.json \
+          --out $OUT/budget_gains_$1_$2.json
+      fi
+      shift
+    done ;;
   *)
-    for steps in $BUDGETS; do for seed in 0 1 2 3 4; do for model in $MODELS; do
+    for steps in $BUDGETS; do for seed in 0 1 2 3 4; do for model in $(models_at $steps); do
       sh "$0" run $model $seed $steps; done; done; done
     sh "$0" table ;;
 esac
