@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from geounet.analysis.paired import format_mean_std
 
 CONVERGED = 0.02  # a doubling that gains less than this is a plateau
 
@@ -25,10 +26,6 @@ def per_seed(results: Path) -> dict[str, dict[int, float]]:
     """model -> seed -> test error, from a results.json of experiments/compare.py."""
     rows = json.loads(results.read_text())["rows"]
     return {model: dict(zip(row["seeds"], row["rel_l2_per_seed"], strict=True)) for model, row in rows.items()}
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
 def main() -> None:
@@ -49,8 +46,8 @@ def main() -> None:
         report[model] = {"seeds": seeds, "gain_per_seed": gains,
                          "error_n": [short[model][s] for s in seeds], "error_2n": [long[model][s] for s in seeds],
                          "converged": all(g < CONVERGED for g in gains)}
-        print(f"| {model} | {', '.join(map(str, seeds))} | {mean_std(report[model]['error_n'])} | "
-              f"{mean_std(report[model]['error_2n'])} | {', '.join(f'{100 * g:+.1f} %' for g in gains)} | "
+        print(f"| {model} | {', '.join(map(str, seeds))} | {format_mean_std(report[model]['error_n'])} | "
+              f"{format_mean_std(report[model]['error_2n'])} | {', '.join(f'{100 * g:+.1f} %' for g in gains)} | "
               f"{'yes' if report[model]['converged'] else 'no'} |")
     args.out.write_text(json.dumps({"budget": str(args.budget.parent.name), "doubled": str(args.doubled.parent.name),
                                     "converged_below": CONVERGED, "models": report}, indent=1))

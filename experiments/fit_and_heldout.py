@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from geounet.analysis.paired import format_difference, paired_by_seed
+from geounet.analysis.paired import format_difference, format_mean_std, paired_by_seed
 
 
 def training_loss_tail(metrics: dict, last: int) -> float:
@@ -29,10 +29,6 @@ def training_loss_tail(metrics: dict, last: int) -> float:
     if not losses:
         raise SystemExit(f"no training loss logged in the last {last} of {end} steps")
     return statistics.fmean(losses)
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
 def main() -> None:
@@ -54,8 +50,8 @@ def main() -> None:
         else:
             paired = (format_difference(paired_by_seed(fit, first[0])),
                       format_difference(paired_by_seed(heldout, first[1])))
-        print(f"| {label} | {len(runs)} | {mean_std(list(fit.values()))} | {mean_std(list(heldout.values()))} | "
-              f"{paired[0]} | {paired[1]} |")
+        print(f"| {label} | {len(runs)} | {format_mean_std(list(fit.values()))} | "
+              f"{format_mean_std(list(heldout.values()))} | {paired[0]} | {paired[1]} |")
 
 
 if __name__ == "__main__":

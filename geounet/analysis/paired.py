@@ -46,6 +46,13 @@ def paired_by_seed(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
     return {"seeds": shared, **paired_difference([a[s] for s in shared], [b[s] for s in shared])}
 
 
+def format_mean_std(values: Sequence[float]) -> str:
+    """``0.3010 ± 0.0038``: the mean of per-seed scores and their sample standard deviation (0 for
+    one seed)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ± {spread:.4f}"
+
+
 def format_difference(result: dict) -> str:
     """``+0.0123 [+0.0040, +0.0206]`` (and ``, Wilcoxon p = 0.031`` for n >= 5)."""
     low, high = result["ci95"]
@@ -53,4 +60,4 @@ def format_difference(result: dict) -> str:
     return text + (f", Wilcoxon p = {result['wilcoxon_p']:.3g}" if result["wilcoxon_p"] is not None else "")
 
 
-__all__ = ["WILCOXON_MIN_SEEDS", "format_difference", "paired_by_seed", "paired_difference"]
+__all__ = ["WILCOXON_MIN_SEEDS", "format_difference", "format_mean_std", "paired_by_seed", "paired_difference"]

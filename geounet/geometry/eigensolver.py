@@ -228,6 +228,22 @@ def componentwise_eigenpairs(stiffness: sp.spmatrix, mass: np.ndarray, num: int)
     return values[order], vectors
 
 
+def eigenspaces(values: np.ndarray, complete: float = np.inf) -> list[tuple[int, int]]:
+    """``(start, stop)`` column ranges of the eigenspaces of ascending ``values``: runs in which each
+    eigenvalue is within ``DEGENERATE_RTOL`` times the largest magnitude of ``values`` of the one
+    before, up to ``complete`` (the eigenspaces above it may be missing vectors)."""
+    k = len(values)
+    scale = float(np.abs(values).max()) if k else 0.0
+    spaces, start = [], 0
+    while start < k and values[start] <= complete:
+        stop = start + 1
+        while stop < k and values[stop] - values[stop - 1] <= DEGENERATE_RTOL * scale:
+            stop += 1
+        spaces.append((start, stop))
+        start = stop
+    return spaces
+
+
 def canonical_eigenvectors(values: np.ndarray, vectors: np.ndarray, mass: np.ndarray,
                            complete: float = np.inf) -> np.ndarray:
     """``Φ [n, k]`` with every eigenspace's basis fixed by the pencil (module docstring).
@@ -239,15 +255,7 @@ def canonical_eigenvectors(values: np.ndarray, vectors: np.ndarray, mass: np.nda
         complete: eigenspaces above this eigenvalue may be missing vectors (a solve cut inside
             them); they are left as they are.
     """
-    k = len(values)
-    scale = float(np.abs(values).max()) if k else 0.0
-    spaces, start = [], 0  # (start, stop) of each eigenspace up to ``complete``
-    while start < k and values[start] <= complete:
-        stop = start + 1
-        while stop < k and values[stop] - values[stop - 1] <= DEGENERATE_RTOL * scale:
-            stop += 1
-        spaces.append((start, stop))
-        start = stop
+    spaces = eigenspaces(values, complete)
     largest = max((stop - start for start, stop in spaces), default=0)
     # probe j is row j of one draw, so it is the same for any k and any eigenspace: g_1 .. g_m [n]
     probes = np.random.default_rng(PROBE_SEED).random((largest, len(mass))).T - 0.5  # [n, m_max]

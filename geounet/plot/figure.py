@@ -31,7 +31,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100, tight: bool = True) -> Figure:
     """Write ``fig`` to ``path`` (the format from its suffix), laid out tightly unless ``tight`` is
-    false (figures whose panels place themselves); returns ``fig``."""
+    false (a figure with a caption below its panels, which the tight layout would cover); returns
+    ``fig``."""
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=dpi)

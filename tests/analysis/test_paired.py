@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats
 
-from geounet.analysis.paired import format_difference, paired_by_seed, paired_difference
+from geounet.analysis.paired import format_difference, format_mean_std, paired_by_seed, paired_difference
 
 
 def test_t_interval_on_known_numbers():
@@ -43,3 +43,8 @@ def test_refuses_what_cannot_be_paired():
         paired_difference([0.1, 0.2], [0.1])
     with pytest.raises(ValueError, match="share 1 seed"):
         paired_by_seed({0: 0.1, 1: 0.2}, {1: 0.3, 2: 0.4})
+
+
+def test_mean_std_is_the_sample_standard_deviation_and_zero_for_one_seed():
+    assert format_mean_std([0.30, 0.31, 0.32]) == "0.3100 ± 0.0100"  # sample std: sqrt(2e-4 / 2)
+    assert format_mean_std([0.25]) == "0.2500 ± 0.0000"

@@ -7,9 +7,9 @@ import scipy.sparse as sp
 import trimesh
 
 from geounet.geometry.eigensolver import (
-    DEGENERATE_RTOL,
     SymmetricFactor,
     canonical_eigenvectors,
+    eigenspaces,
     smallest_eigenpairs,
 )
 from geounet.geometry.laplacian import (
@@ -134,13 +134,6 @@ def test_graph_laplacian_is_networkx_combinatorial_laplacian():
     assert np.array_equal(np.diag(ours), np.array([len(ico.vertex_neighbors[v]) for v in range(len(ico.vertices))]))
 
 
-def _eigenspaces(values: np.ndarray) -> list[slice]:
-    """Runs of equal eigenvalues (within DEGENERATE_RTOL of the largest), as column slices."""
-    edges = np.flatnonzero(np.diff(values) > DEGENERATE_RTOL * np.abs(values).max()) + 1
-    bounds = [0, *edges.tolist(), len(values)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 @pytest.mark.parametrize("boundary", ["neumann", "dirichlet"])
 def test_eigenbasis_does_not_depend_on_the_basis_the_solver_returns(boundary):
     """On an icosphere (Neumann: eigenspaces of dimension 3 to 5) and on its half about a 5-fold
@@ -149,7 +142,7 @@ def test_eigenbasis_does_not_depend_on_the_basis_the_solver_returns(boundary):
     solver may, changes nothing."""
     mesh = _sphere(2) if boundary == "neumann" else _hemisphere()
     values, vectors = laplacian_eigenbasis(mesh, 40, boundary, use_cache=False)
-    spaces = _eigenspaces(values)
+    spaces = [slice(start, stop) for start, stop in eigenspaces(values)]
     sizes = [space.stop - space.start for space in spaces]
     assert max(sizes) >= (3 if boundary == "neumann" else 2), sizes  # the test needs degenerate eigenvalues
     free = np.abs(vectors).sum(axis=1) > 0  # [V]: Dirichlet vectors vanish on the boundary
