@@ -204,6 +204,11 @@ def nest_of_face(nside: int, layout: str = "face") -> Tensor:
 def face_node_of_nest(nside: int, layout: str = "face") -> Tensor:
     """The inverse of :func:`nest_of_face`: ``face_node_of_nest[p]`` = position ``f n² + h n + w``
     of NEST pixel ``p`` in the flattened face images, ``[12 n²]``."""
+    return _face_node_of_nest(nside, layout).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _face_node_of_nest(nside: int, layout: str) -> Tensor:
     return torch.argsort(_nest_of_face(nside, layout).reshape(-1))
 
 
@@ -267,7 +272,7 @@ def to_nest(x: Tensor, ordering: str, channels_last: bool = False) -> Tensor:
     if is_face_layout(ordering):
         lead = x.shape[: x.dim() - 3 - offset]
         flat = x.reshape(*lead, npix(nside), *x.shape[x.dim() - offset:])  # face images row-major
-        index = face_node_of_nest(nside, ordering).to(x.device)
+        index = _face_node_of_nest(nside, ordering).to(x.device)
         return flat.index_select(flat.dim() - 1 - offset, index)
     if ordering == "ring":
         return x.index_select(x.dim() - 1 - offset, _ring_of_nest(nside).to(x.device))
