@@ -1,36 +1,38 @@
 #!/bin/sh
 # Darcy flow on the 300 random domains, Dirichlet Laplacian eigenbases (exact zero boundary): the
-# three U-Nets, 5 seeds, each trained twice under the config's cosine schedule, for 1200 and for
-# 2400 steps at batch 8 (40 and 80 epochs of the 240 training domains), the held-out domains'
-# error every 120 steps. The gain of doubling the budget is 1 - L(2400) / L(1200) per seed
-# (experiments/budget_gains.py). At a constant learning rate, as on the square, the error here
-# swings by up to 20 % from one evaluation to the next and by 24-47 % over a run's second half
-# (seed 0, converged/constant_rate/), too much for one run's curve to tell the gain of a
-# doubling, so the budgets are separate runs.
+# three U-Nets, 5 seeds, each trained under the config's cosine schedule for 1200 and for 2400 steps
+# at batch 8 (40 and 80 epochs of the 240 training domains), the held-out domains' error every 120
+# steps. The gain of doubling the budget is 1 - L(2N) / L(N) per seed (experiments/budget_gains.py).
+# At a constant learning rate, as on the square, the error here swings by up to 20 % from one
+# evaluation to the next and by 24-47 % over a run's second half (seed 0, converged/constant_rate/),
+# too much for one run's curve to tell the gain of a doubling, so the budgets are separate runs.
 # Run from the repository root with OMP_NUM_THREADS=1.
 #   sh converge.sh run MODEL SEED STEPS   one run into runs/darcy_converge/steps<STEPS>
-#   sh converge.sh table                  both budgets' tables, the gains, every run's metrics (the
-#                                         loss of every 10th step and every evaluation)
-#   sh converge.sh                        every run, seed after seed, then the tables
+#   sh converge.sh table [STEPS...]       the tables of these budgets (default: every budget) from
+#                                         the finished runs, every run's metrics (the loss of every
+#                                         10th step and every evaluation), then the gains of every
+#                                         doubling whose two tables are in place
+#   sh converge.sh                        every run, budget after budget, then the tables
 SETTINGS="--set task.hierarchy='spectral' --set task.band_limits=[8,32,64] --set task.resolution_transfer=false
  --set train.eval_every=120 --set train.checkpoint_every=1200"
 COMPARE="python experiments/compare.py --config experiments/darcy_mesh/config.toml"
 MODELS="unet:residual unet:multiresnet unet:multiresnet_matched"
 BUDGETS="1200 2400"
+. experiments/budgets.sh  # finished, gains_of_doublings
+RUNS=runs/darcy_converge
 OUT=experiments/darcy_mesh/converged
 case "$1" in
-  run) PYTHONPATH=$PWD $COMPARE --runs runs/darcy_converge/steps"$4" --results runs/darcy_converge/partial-"$2"-"$3"-"$4" \
+  run) PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps"$4" --results $RUNS/partial-"$2"-"$3"-"$4" \
          --models "$2" --seeds "$3" $SETTINGS --set train.steps="$4" ;;
   table)
-    for steps in $BUDGETS; do
-      PYTHONPATH=$PWD $COMPARE --runs runs/darcy_converge/steps$steps --results $OUT/steps$steps --finished-only \
+    shift; for steps in ${*:-$BUDGETS}; do
+      PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps$steps --results $OUT/steps$steps --finished-only \
         --models $MODELS --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps
-      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs runs/darcy_converge/steps$steps/darcy_mesh/*/
+      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $(finished $RUNS/steps$steps/darcy_mesh/*)
     done
-    PYTHONPATH=$PWD python experiments/budget_gains.py $OUT/steps1200/results.json $OUT/steps2400/results.json \
-      --out $OUT/budget_gains.json ;;
+    gains_of_doublings $OUT $BUDGETS ;;
   *)
-    for seed in 0 1 2 3 4; do for model in $MODELS; do for steps in $BUDGETS; do
+    for steps in $BUDGETS; do for seed in 0 1 2 3 4; do for model in $MODELS; do
       sh "$0" run $model $seed $steps; done; done; done
     sh "$0" table ;;
 esac

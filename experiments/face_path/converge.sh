@@ -21,7 +21,7 @@ MODELS="unet:residual unet:multiresnet unet:multiresnet_matched sfno dlwp"
 BUDGETS="900 1800 3600"
 DLWP_UP_TO=1800  # DLWP's largest budget
 models_at() { for m in $MODELS; do [ "$m" = dlwp ] && [ "$1" -gt $DLWP_UP_TO ] || printf '%s ' $m; done; }
-finished() { for run in "$@"; do [ -f "$run/metrics.json" ] && printf '%s ' "$run"; done; }  # runs with metrics
+. experiments/budgets.sh  # finished, gains_of_doublings
 RUNS=runs/sphere_converge
 OUT=experiments/face_path/converged
 case "$1" in
@@ -44,14 +44,7 @@ case "$1" in
         --model SFNO $(finished $runs/sfno-seed*) \
         $dlwp --out $OUT/steps$steps/paired_scores.json
     done
-    set -- $BUDGETS
-    while [ $# -ge 2 ]; do
-      if [ -f $OUT/steps$1/results.json ] && [ -f $OUT/steps$2/results.json ]; then
-        PYTHONPATH=$PWD python experiments/budget_gains.py $OUT/steps$1/results.json $OUT/steps$2/results.json \
-          --out $OUT/budget_gains_$1_$2.json
-      fi
-      shift
-    done ;;
+    gains_of_doublings $OUT $BUDGETS ;;
   *)
     for steps in $BUDGETS; do for seed in 0 1 2 3 4; do for model in $(models_at $steps); do
       sh "$0" run $model $seed $steps; done; done; done
