@@ -6,7 +6,9 @@ columns of RESULTS §5 (one-step relative L2 error of the increments, RMSE of h 
 ACC of the vorticity at 1 h and 24 h) and of the training cost (CPU seconds of the training,
 ``seconds.train_cpu``, and its wall seconds), then every model's paired differences (model minus
 the first model, same seeds; mean [95 % t-interval], :mod:`geounet.analysis.paired`). Writes the
-table as Markdown and every per-seed value as JSON.
+table as Markdown and every per-seed value as JSON. With ``--reference-from TABLE NAME`` the
+reference is row NAME of a table this script wrote before (its stored per-seed values), for runs
+made later in another folder.
 
     python experiments/face_path/main_job_table.py --runs runs/face_main/shallow_water_healpix \\
         --models nest=unet-multiresnet conv3x3_w12=... --seeds 0 1 2 --out experiments/face_path/main_job
@@ -48,6 +50,18 @@ def per_seed(runs: Path, folder: str, seeds: list[int]) -> dict[str, dict[int, f
     return values
 
 
+def stored_row(table: Path, name: str, seeds: list[int]) -> dict[str, dict[int, float]]:
+    """Row ``name`` of a JSON table written by this script, restricted to ``seeds``."""
+    rows = json.loads(table.read_text())["per_seed"]
+    if name not in rows:
+        raise SystemExit(f"{table} has no row {name!r}; its rows: {', '.join(rows)}")
+    values = {column: {int(seed): value for seed, value in by_seed.items()} for column, by_seed in rows[name].items()}
+    missing = [seed for seed in seeds if seed not in values["steps"]]
+    if missing:
+        raise SystemExit(f"row {name!r} of {table} has no seed {missing}; pass --seeds among {sorted(values['steps'])}")
+    return {column: {seed: by_seed[seed] for seed in seeds} for column, by_seed in values.items()}
+
+
 def mean_std(values: dict[int, float]) -> str:
     numbers = list(values.values())
     spread = statistics.stdev(numbers) if len(numbers) > 1 else 0.0
@@ -78,17 +92,22 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True, help="the folder holding <model>-seed<s> run folders")
     parser.add_argument("--models", nargs="+", required=True, metavar="NAME=FOLDER",
                         help="table name and run-folder prefix of each model; the first is the reference")
+    parser.add_argument("--reference-from", nargs=2, metavar=("TABLE_JSON", "NAME"),
+                        help="the reference is row NAME of a JSON table written by this script (before --models)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.md and OUT.json")
     args = parser.parse_args()
-    rows = {}
+    rows, folders = {}, {}
+    if args.reference_from:
+        table, name = args.reference_from
+        rows[name], folders[name] = stored_row(Path(table), name, args.seeds), table
     for spec in args.models:
         name, folder = spec.split("=", 1)
-        rows[name] = per_seed(args.runs, folder, args.seeds)
+        rows[name], folders[name] = per_seed(args.runs, folder, args.seeds), folder
     lines = markdown(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"models": dict(m.split("=", 1) for m in args.models),
+    args.out.with_suffix(".json").write_text(json.dumps({"models": folders,
                                                          "seeds": args.seeds, "per_seed": rows}, indent=2))
     print("\n".join(lines))
 
