@@ -1,0 +1,68 @@
+"""experiments/face_path/main_job_table.py pairs runs made later in another folder against a row
+of a table it wrote before (``--reference-from``), with the same numbers as when both are runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _table_module():
+    path = ROOT / "experiments" / "face_path" / "main_job_table.py"
+    spec = importlib.util.spec_from_file_location("main_job_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, one_step: float, rmse_24h: float, cpu: float) -> None:
+    """A finished run's metrics.json with the fields the table reads."""
+    folder.mkdir(parents=True)
+    test = {"rel_l2_mean": one_step, "lead_hours": [1.0, 24.0], "model_rmse_h": [9.5, rmse_24h],
+            "model_acc_vorticity": [0.998, 0.78]}
+    (folder / "metrics.json").write_text(json.dumps({
+        "test": test, "seconds": {"train_cpu": cpu, "train": 2 * cpu}, "parameters": {"total": 1000}, "steps": 900}))
+
+
+def _main(module, monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr("sys.argv", ["main_job_table.py", *argv])
+    module.main()
+
+
+def test_reference_from_a_stored_table_gives_the_pairs_of_the_runs(tmp_path, monkeypatch, capsys):
+    table = _table_module()
+    first, later = tmp_path / "first", tmp_path / "later"
+    for seed, (error, rmse) in enumerate([(0.43, 330.0), (0.44, 318.0), (0.42, 325.0)]):
+        _run(first / f"default-seed{seed}", error, rmse, cpu=300.0)
+        _run(later / f"face-seed{seed}", error + 0.01 * (seed + 1), rmse + 30.0, cpu=150.0 + seed)
+        _run(first / f"face-seed{seed}", error + 0.01 * (seed + 1), rmse + 30.0, cpu=150.0 + seed)
+    seeds = ["--seeds", "0", "1", "2"]
+    _main(table, monkeypatch, "--runs", str(first), "--models", "default=default", "face=face", *seeds,
+          "--out", str(tmp_path / "both_runs"))
+    _main(table, monkeypatch, "--runs", str(later), "--reference-from", str(tmp_path / "both_runs.json"), "default",
+          "--models", "face=face", *seeds, "--out", str(tmp_path / "later"))
+    capsys.readouterr()
+    assert (tmp_path / "later.md").read_text() == (tmp_path / "both_runs.md").read_text()
+    stored = json.loads((tmp_path / "later.json").read_text())
+    assert stored["models"] == {"default": str(tmp_path / "both_runs.json"), "face": "face"}
+    assert "+0.0200 [" in (tmp_path / "later.md").read_text()  # one-step: mean of +0.01, +0.02, +0.03
+    assert "| 2.00, 1.99, 1.97 |" in (tmp_path / "later.md").read_text()  # CPU ratios 300 / (150 + seed)
+
+
+def test_reference_from_refuses_a_missing_row_or_seed(tmp_path, monkeypatch):
+    table = _table_module()
+    for seed in (0, 1):
+        _run(tmp_path / "runs" / f"default-seed{seed}", 0.43, 330.0, cpu=300.0)
+        _run(tmp_path / "runs" / f"face-seed{seed}", 0.44, 340.0, cpu=150.0)
+    _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--models", "default=default", "--seeds", "0", "1",
+          "--out", str(tmp_path / "stored"))
+    stored = str(tmp_path / "stored.json")
+    with pytest.raises(SystemExit, match="no row 'nest'; its rows: default"):
+        _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--reference-from", stored, "nest",
+              "--models", "face=face", "--seeds", "0", "1", "--out", str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match=r"has no seed \[2\]"):
+        _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--reference-from", stored, "default",
+              "--models", "face=face", "--seeds", "0", "1", "2", "--out", str(tmp_path / "x"))
