@@ -2,7 +2,8 @@
 # Is DLWP-HEALPix behind on the main job because of the learning rate? RESULTS §2a trains every model
 # at the config's lr 2e-3, tuned for none of them. physicsnemo's DLWP-HEALPix U-Net, seed 0, 900 steps
 # (the protocol of converge.sh's 900-step budget), at lr 5e-4, 1e-3, 2e-3 and 4e-3 under the same
-# cosine schedule.
+# cosine schedule. DLWP needs the `dlwp` extra (.venv/bin/pip install -e '.[dlwp]'), which `make` does
+# not install.
 # Run from the repository root with OMP_NUM_THREADS=1.
 #   sh dlwp_lr.sh run LR    one run into runs/dlwp_lr
 #   sh dlwp_lr.sh table     the table of the finished runs and their metrics into face_path/dlwp_lr/
