@@ -8,7 +8,8 @@ experiments/RESULTS.md). Prints one row per model (mean ± std of both errors, t
 seed) and writes them as JSON.
 
     python experiments/budget_gains.py experiments/darcy_mesh/converged/steps1200/results.json \\
-        experiments/darcy_mesh/converged/steps2400/results.json --out experiments/darcy_mesh/converged/budget_gains_1200_2400.json
+        experiments/darcy_mesh/converged/steps2400/results.json \\
+        --out experiments/darcy_mesh/converged/budget_gains_1200_2400.json
 """
 
 from __future__ import annotations
