@@ -51,7 +51,7 @@ def build_model(cfg: ExperimentConfig, task: TaskStructure) -> nn.Module:
     levels = {"depth": task.hierarchy.num_levels}  # the ChebConv and DLWP U-Nets use the same levels as the U-Net
     baseline, options = {
         "cheb_unet": (ChebUNet, levels),
-        "dlwp": (DLWPHealpixUNet, levels),
+        "dlwp": (DLWPHealpixUNet, levels | {"block": cfg.model.dlwp_block}),
         "graph_unet": (GraphUNetBaseline, {}),
         "flat_resnet": (FlatResNet, {}),
         # on the task's solver grid where it has one (shallow water), else 2 nside x 4 nside

@@ -242,11 +242,18 @@ class SFNOBaseline(nn.Module):
         return self.sfno(image).flatten(2).transpose(1, 2)  # [B, N, C_out]
 
 
-def _physicsnemo_unet(in_channels: int, out_channels: int, channels: list[int], layers_per_level: int) -> nn.Module:
-    """physicsnemo's ``HEALPixUNet`` built from its Hydra configs: per level ``layers_per_level``
-    padded 3x3 convolutions with CappedGELU (cap 10, DLWP's activation), 2x2 average pooling
-    down, a 2x2 stride-2 transposed convolution up, and a 1x1 convolution head; one input and
-    one output time step, no constants or decoder inputs."""
+#: physicsnemo's convolution blocks a :class:`DLWPHealpixUNet` can be built from
+DLWP_BLOCKS = ("basic", "convnext")
+
+
+def _physicsnemo_unet(in_channels: int, out_channels: int, channels: list[int], block: str,
+                      layers_per_level: int) -> nn.Module:
+    """physicsnemo's ``HEALPixUNet`` built from its Hydra configs: per level either
+    ``layers_per_level`` padded 3x3 convolutions with CappedGELU (``block="basic"``; cap 10,
+    DLWP's activation) or one modified ConvNeXt block (``"convnext"``: x -> skip(x) + 1x1(g(3x3(g(3x3 x))))
+    with 4x the level's channels inside, g the CappedGELU, skip a 1x1 convolution where the
+    channels change), 2x2 average pooling down, a 2x2 stride-2 transposed convolution up, and a
+    1x1 convolution head; one input and one output time step, no constants or decoder inputs."""
     try:
         from physicsnemo.models.dlwp_healpix import HEALPixUNet
     except ImportError as error:
@@ -254,9 +261,12 @@ def _physicsnemo_unet(in_channels: int, out_channels: int, channels: list[int], 
                            "pip install 'geounet[dlwp]'") from None
     blocks = "physicsnemo.models.dlwp_healpix.layers"
     activation = {"_target_": "physicsnemo.nn.CappedGELU", "cap_value": 10}
-    conv = {"_target_": f"{blocks}.BasicConvBlock", "kernel_size": 3, "activation": activation}
+    conv = {"basic": {"_target_": f"{blocks}.BasicConvBlock", "kernel_size": 3, "activation": activation},
+            "convnext": {"_target_": f"{blocks}.ConvNeXtBlock", "kernel_size": 3, "upscale_factor": 4,
+                         "activation": activation}}[block]
     depth = len(channels)
-    # the encoder and decoder instantiate their blocks themselves, once per level
+    # the encoder and decoder instantiate their blocks themselves, once per level; a ConvNeXt block
+    # ignores n_layers
     encoder = {
         "_target_": f"{blocks}.UNetEncoder", "_recursive_": False, "conv_block": conv, "n_channels": channels,
         "n_layers": [layers_per_level] * depth,
@@ -285,26 +295,33 @@ class DLWPHealpixUNet(nn.Module):
         y = to_nest(HEALPixUNet(from_nest(x, "face"))),
 
     and on a face-ordered hierarchy (``HealpixFaceHierarchy``) a reshape, with one time step
-    in and out. Level ``i`` (finest first) has ``width * 2**i`` channels
-    and ``layers_per_level`` convolutions in the encoder and the decoder; ``depth`` levels
+    in and out. Level ``i`` (finest first) has ``width * 2**i`` channels; ``depth`` levels
     need ``nside`` divisible by ``2**(depth - 1)`` (the coarsest faces are
     ``nside / 2**(depth - 1)`` pixels wide).
 
     Args:
         hierarchy: a HEALPix hierarchy; its finest level's nside is the model's.
         width: channels of the finest level.
+        block: ``"basic"``: ``layers_per_level`` (default 2) plain 3x3 convolutions per level in
+            the encoder and the decoder; ``"convnext"``: one residual ConvNeXt block per level, the
+            block of Karlbauer et al.'s DLWP-HEALPix models (``layers_per_level`` does not apply).
     """
 
     def __init__(self, hierarchy: Hierarchy, in_channels: int, out_channels: int, width: int = 13,
-                 depth: int = 4, layers_per_level: int = 2):
+                 depth: int = 4, block: str = "basic", layers_per_level: int | None = None):
         super().__init__()
         nside, self.layout = healpix_model_grid(hierarchy, "DLWPHealpixUNet")
         if not isinstance(depth, int) or depth < 1 or nside % 2 ** (depth - 1):
             raise GeounetError(f"DLWPHealpixUNet depth {depth!r} needs nside divisible by 2**(depth - 1); nside is "
                                f"{nside}: choose depth <= {nside.bit_length()}")
+        if block not in DLWP_BLOCKS:
+            raise GeounetError(f"DLWPHealpixUNet block must be one of {DLWP_BLOCKS}, got {block!r}")
+        if block == "convnext" and layers_per_level is not None:
+            raise GeounetError("DLWPHealpixUNet layers_per_level sets the basic block's convolutions; a ConvNeXt "
+                               "block has its own two: leave layers_per_level out with block='convnext'")
         self.nside, self.num_pixels, self.in_channels = nside, 12 * nside**2, in_channels
-        self.unet = _physicsnemo_unet(in_channels, out_channels, [width * 2**i for i in range(depth)],
-                                      layers_per_level)
+        self.unet = _physicsnemo_unet(in_channels, out_channels, [width * 2**i for i in range(depth)], block,
+                                      2 if layers_per_level is None else layers_per_level)
 
     def forward(self, x: Tensor, hierarchy: Hierarchy | None = None) -> Tensor:  # [B, N, C_in]
         """``hierarchy``, when given, must have the model's nside (the faces' size is fixed)."""

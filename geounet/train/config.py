@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geounet.errors import GeounetError
+from geounet.models.baselines import DLWP_BLOCKS
 from geounet.models.unet import OPERATORS, VARIANTS
 
 
@@ -48,6 +49,9 @@ class ModelConfig:
     3 x 3 convolution on HEALPix levels (:class:`~geounet.nn.healpix_face.HealpixConv3x3`), fast on
     face-ordered ones (e.g. the shallow-water task's ``node_order = "face"``). Baselines are sized to
     the U-Net built with it.
+    ``dlwp_block``: the convolution block of the ``"dlwp"`` baseline
+    (:class:`~geounet.models.baselines.DLWPHealpixUNet`): ``"basic"`` plain 3 x 3 convolutions,
+    ``"convnext"`` the residual ConvNeXt block of the DLWP-HEALPix models.
     """
 
     architecture: str = "unet"
@@ -62,6 +66,7 @@ class ModelConfig:
     zero_init: bool = False
     checkpoint: bool = False
     operator: str = "message_passing"
+    dlwp_block: str = "basic"
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -70,6 +75,8 @@ class ModelConfig:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.operator not in OPERATORS:
             raise ConfigError(f"model.operator must be one of {OPERATORS}, got {self.operator!r}")
+        if self.dlwp_block not in DLWP_BLOCKS:
+            raise ConfigError(f"model.dlwp_block must be one of {DLWP_BLOCKS}, got {self.dlwp_block!r}")
         _positive(self, "width", "num_levels", "encoder_blocks")
         _non_negative(self, "decoder_blocks", "bottleneck_blocks")
         for name in ("channel_mult", "encoder_channel_mult"):

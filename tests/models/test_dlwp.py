@@ -109,7 +109,27 @@ def test_issue_configuration_has_the_matched_parameter_count():
     assert count_parameters(model) == encoder + decoder + head
 
 
-def test_forward_backward_and_learns_a_neighbourhood_average():
+def test_convnext_configuration_counts_its_residual_blocks():
+    """Channels [4, 8, 16, 32]; per level one ConvNeXt block x -> skip(x) + 1x1(3x3(3x3 x)) with
+    4x the level's channels inside and a 1x1 skip where the channels change; the decoder's
+    blocks read the skip-concatenated 2c channels. Counted by hand (weights + biases)."""
+    conv = lambda c_in, c_out, k=3: c_in * c_out * k * k + c_out  # noqa: E731
+
+    def convnext(c_in, latent, c_out):
+        skip = conv(c_in, c_out, 1) if c_in != c_out else 0
+        return skip + conv(c_in, 4 * latent) + conv(4 * latent, 4 * latent) + conv(4 * latent, c_out, 1)
+
+    c = [4, 8, 16, 32]
+    encoder = convnext(3, c[0], c[0]) + sum(convnext(c[i - 1], c[i], c[i]) for i in range(1, 4))
+    decoder = convnext(c[3], c[3], c[2])
+    decoder += sum(conv(c[i], c[i], 2) + convnext(2 * c[i], c[i], c[i - 1] if i else c[0]) for i in range(3))
+    head = conv(c[0], 3, 1)
+    model = DLWPHealpixUNet(HealpixHaarHierarchy(32, 4), 3, 3, width=4, block="convnext")
+    assert count_parameters(model) == encoder + decoder + head
+
+
+@pytest.mark.parametrize("block", ["basic", "convnext"])
+def test_forward_backward_and_learns_a_neighbourhood_average(block):
     """Fits y = mean of x over each pixel and its 8 (or 7) healpy neighbours, a local operator
     the padded 3x3 convolutions can represent; the loss must fall well below its start."""
     torch.manual_seed(0)
@@ -123,7 +143,7 @@ def test_forward_backward_and_learns_a_neighbourhood_average():
         gathered = x[:, stencil.clamp(min=0), 0] * valid  # [B, N, 9]
         return (gathered.sum(-1) / valid.sum(-1))[..., None].float()
 
-    model = DLWPHealpixUNet(hierarchy, 1, 1, width=8, depth=2)
+    model = DLWPHealpixUNet(hierarchy, 1, 1, width=8, depth=2, block=block)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     data = torch.randn(16, 12 * nside**2, 1)
     labels = target(data.double())
@@ -147,3 +167,7 @@ def test_refuses_a_mismatched_hierarchy_and_too_many_levels():
         model(torch.randn(1, 767, 1))
     with pytest.raises(ValueError, match="depth 5 needs nside divisible by 2\\*\\*\\(depth - 1\\); nside is 8"):
         DLWPHealpixUNet(hierarchy, 1, 1, depth=5)
+    with pytest.raises(ValueError, match=r"block must be one of \('basic', 'convnext'\), got 'convnet'"):
+        DLWPHealpixUNet(hierarchy, 1, 1, block="convnet")
+    with pytest.raises(ValueError, match="a ConvNeXt block has its own two: leave layers_per_level out"):
+        DLWPHealpixUNet(hierarchy, 1, 1, block="convnext", layers_per_level=3)
