@@ -1,5 +1,6 @@
 """experiments/face_path/main_job_table.py pairs runs made later in another folder against a row
-of a table it wrote before (``--reference-from``), with the same numbers as when both are runs."""
+of a table it wrote before (``--reference-from``), with the same numbers as when both are runs, and
+reads a run's thinned copy (``<run>.json``, as stored under experiments/) like its folder."""
 
 import importlib.util
 import json
@@ -66,3 +67,25 @@ def test_reference_from_refuses_a_missing_row_or_seed(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"has no seed \[2\]"):
         _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--reference-from", stored, "default",
               "--models", "face=face", "--seeds", "0", "1", "2", "--out", str(tmp_path / "x"))
+
+
+def test_a_thinned_copy_reads_like_the_run_folder_and_a_missing_run_is_named(tmp_path, monkeypatch, capsys):
+    table = _table_module()
+    for seed, error in enumerate([0.43, 0.44]):
+        _run(tmp_path / "runs" / f"default-seed{seed}", error, 330.0, cpu=300.0)
+        _run(tmp_path / "runs" / f"face-seed{seed}", error + 0.02, 340.0, cpu=150.0)
+        stored = tmp_path / "stored" / "runs"
+        stored.mkdir(parents=True, exist_ok=True)
+        metrics = tmp_path / "runs" / f"face-seed{seed}" / "metrics.json"
+        (stored / f"face-seed{seed}.json").write_text(metrics.read_text())
+    seeds = ["--seeds", "0", "1"]
+    _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--models", "default=default", "face=face", *seeds,
+          "--out", str(tmp_path / "folders"))
+    _main(table, monkeypatch, "--runs", str(tmp_path), "--models", "default=runs/default",
+          "face=stored/runs/face", *seeds, "--out", str(tmp_path / "mixed"))
+    capsys.readouterr()
+    assert (tmp_path / "mixed.md").read_text() == (tmp_path / "folders.md").read_text()
+    missing = r"no run .*sfno-seed0: neither .*sfno-seed0/metrics.json nor .*sfno-seed0.json"
+    with pytest.raises(SystemExit, match=missing):
+        _main(table, monkeypatch, "--runs", str(tmp_path / "runs"), "--models", "sfno=sfno", *seeds,
+              "--out", str(tmp_path / "x"))

@@ -1,7 +1,8 @@
 """The main job's scores and training cost per model over seeds, with paired differences.
 
 Reads the ``metrics.json`` of run folders written by ``experiments/compare.py`` (one folder per
-model and seed, ``<runs>/<model>-seed<s>``) and prints, per model, mean ± std over seeds of the
+model and seed, ``<runs>/<model>-seed<s>``), or their thinned copies ``<runs>/<model>-seed<s>.json``
+(``experiments/thin_metrics.py``, as stored under ``experiments/``), and prints, per model, mean ± std over seeds of the
 columns of RESULTS §5 (one-step relative L2 error of the increments, RMSE of h at 1 h and 24 h,
 ACC of the vorticity at 1 h and 24 h) and of the training cost (CPU seconds of the training,
 ``seconds.train_cpu``, and its wall seconds), then every model's paired differences (model minus
@@ -41,9 +42,18 @@ COLUMNS = {
 }
 
 
+def run_metrics(runs: Path, folder: str, seed: int) -> dict:
+    """The metrics of run ``<runs>/<folder>-seed<seed>``: its folder's metrics.json, else its thinned copy."""
+    run = runs / f"{folder}-seed{seed}"
+    for path in (run / "metrics.json", run.with_name(run.name + ".json")):
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise SystemExit(f"no run {run}: neither {run}/metrics.json nor {run}.json exists")
+
+
 def per_seed(runs: Path, folder: str, seeds: list[int]) -> dict[str, dict[int, float]]:
     """``{column: {seed: value}}`` of the runs ``<runs>/<folder>-seed<s>``."""
-    metrics = {seed: json.loads((runs / f"{folder}-seed{seed}" / "metrics.json").read_text()) for seed in seeds}
+    metrics = {seed: run_metrics(runs, folder, seed) for seed in seeds}
     values = {column: {seed: read(m) for seed, m in metrics.items()} for column, read in COLUMNS.items()}
     values["parameters"] = {seed: m["parameters"]["total"] for seed, m in metrics.items()}
     values["steps"] = {seed: m["steps"] for seed, m in metrics.items()}
