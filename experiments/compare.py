@@ -53,6 +53,11 @@ LABELS = {
 }
 
 
+def table_label(model: str) -> str:
+    """The model's name in a Markdown table: its label, a spec's ``|`` escaped so the row keeps its cells."""
+    return LABELS.get(model, model).replace("|", "\\|")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -147,7 +152,7 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
         gains = ", ".join("-" if g is None else f"{100 * g:+.1f} %" for g in row.get("second_half_gain", []))
         encoder = f"{p['encoder']:,}" if model.startswith("unet") else "–"  # a baseline has no U-Net encoder
         line = (
-            f"| {LABELS.get(model, model)} | {encoder} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
+            f"| {table_label(model)} | {encoder} | {p['total']:,} | {', '.join(map(str, row['seeds']))} | "
             f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | {gains} | "
             f"{row['train_seconds_mean']:.0f} |"
         )
@@ -174,7 +179,7 @@ def transfer_table(rows: dict[str, dict]) -> list[str]:
     lines = ["| model | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
     for model, row in rows.items():
         cells = " | ".join(f"{statistics.mean(row['transfer'][n]):.4f}" for n in names)
-        lines.append(f"| {LABELS.get(model, model)} | {cells} |")
+        lines.append(f"| {table_label(model)} | {cells} |")
     return ["", "Per geometry (relative L2, mean over seeds):", "", *lines]
 
 
@@ -195,16 +200,16 @@ def paired_table(rows: dict[str, dict]) -> list[str]:
     def by_seed(row: dict) -> dict[int, float]:
         return dict(zip(row["seeds"], row["rel_l2_per_seed"], strict=True))
 
-    lines = ["", f"Paired differences against {LABELS.get(reference, reference)} (test rel. L2 of the model minus "
+    lines = ["", f"Paired differences against {table_label(reference)} (test rel. L2 of the model minus "
              "the reference's, same seeds; mean [95 % t-interval]; an interval excluding 0 is a difference):", "",
              "| model | seeds | difference |", "|---|---|---|"]
     for model in others:
         shared = sorted(set(rows[model]["seeds"]) & set(rows[reference]["seeds"]))
         if len(shared) < 2:
-            lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, shared))} | (needs >= 2 shared seeds) |")
+            lines.append(f"| {table_label(model)} | {', '.join(map(str, shared))} | (needs >= 2 shared seeds) |")
             continue
         result = paired_by_seed(by_seed(rows[model]), by_seed(rows[reference]))
-        lines.append(f"| {LABELS.get(model, model)} | {', '.join(map(str, result['seeds']))} | "
+        lines.append(f"| {table_label(model)} | {', '.join(map(str, result['seeds']))} | "
                      f"{format_difference(result)} |")
     return lines
 

@@ -1,5 +1,6 @@
-"""experiments/compare.py reads a finished run's metrics only when they are for the same config, and
-prints paired differences against the model asked for."""
+"""experiments/compare.py reads a finished run's metrics only when they are for the same config,
+prints paired differences against the model asked for, and keeps a model spec's ``|`` out of the
+Markdown tables' cell separators."""
 
 import importlib.util
 import json
@@ -59,3 +60,20 @@ def test_paired_differences_against_another_model(tmp_path, capsys, monkeypatch)
     with pytest.raises(SystemExit):
         compare.main()
     assert "--against sfno is not a model of" in capsys.readouterr().err
+
+
+def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(tmp_path, capsys, monkeypatch):
+    """``dlwp|train.lr=1e-3`` names a model with an override; in a Markdown row its ``|`` is escaped,
+    so the row has as many cells as the header."""
+    compare = _compare_module()
+    rows = {"dlwp": [0.68, 0.70], "dlwp|train.lr=1e-3": [0.70, 0.71]}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"command": "compare.py --seeds 0 1",
+                                   "rows": {m: {"rel_l2_per_seed": v} for m, v in rows.items()}}))
+    monkeypatch.setattr("sys.argv", ["compare.py", "--paired", str(results), "--against", "dlwp"])
+    compare.main()
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("| model |"))
+    row = next(line for line in table if line.startswith("| dlwp"))
+    assert row.startswith("| dlwp\\|train.lr=1e-3 | 0, 1 | +0.0150 [")
+    assert row.replace("\\|", "").count("|") == header.count("|")
