@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from geounet.configs import resolve
+from geounet.experiment.config import load_config
+from geounet.experiment.runner import build_model
 from geounet.geometry.healpix import from_nest, to_nest
 from geounet.hierarchy.healpix import HealpixHaarHierarchy
 from geounet.hierarchy.healpix_face import HealpixFaceHierarchy, face_nodes_from_nest, nest_from_face_nodes
 from geounet.models.baselines import DLWPHealpixUNet
 from geounet.models.sizing import count_parameters
+from geounet.tasks import task_structure
 
 physicsnemo = pytest.importorskip("physicsnemo", reason="the dlwp extra (physicsnemo) is not installed")
 
@@ -126,6 +130,19 @@ def test_convnext_configuration_counts_its_residual_blocks():
     head = conv(c[0], 3, 1)
     model = DLWPHealpixUNet(HealpixHaarHierarchy(32, 4), 3, 3, width=4, block="convnext")
     assert count_parameters(model) == encoder + decoder + head
+
+
+@pytest.mark.parametrize(("block", "convnext_blocks", "basic_blocks"), [("basic", 0, 9), ("convnext", 8, 1)])
+def test_the_config_key_picks_the_block(block, convnext_blocks, basic_blocks):
+    """``model.dlwp_block`` reaches the model the trainer builds: one block of that kind on each of
+    the 4 encoder and 4 decoder levels, plus the 1x1 head, a basic block in both."""
+    from physicsnemo.models.dlwp_healpix.layers import BasicConvBlock, ConvNeXtBlock
+
+    cfg = load_config(resolve("shallow_water_face"), ["model.architecture='dlwp'", f"model.dlwp_block='{block}'",
+                                                      "task.nside=8", "model.width=4"])
+    model = build_model(cfg, task_structure(cfg.task, cfg.model.num_levels))
+    assert sum(isinstance(m, ConvNeXtBlock) for m in model.modules()) == convnext_blocks
+    assert sum(isinstance(m, BasicConvBlock) for m in model.modules()) == basic_blocks
 
 
 @pytest.mark.parametrize("block", ["basic", "convnext"])
