@@ -2,9 +2,9 @@
 
 Reads the ``metrics.json`` of run folders written by ``experiments/compare.py`` (one folder per
 model and seed, ``<runs>/<model>-seed<s>``), or their thinned copies ``<runs>/<model>-seed<s>.json``
-(``experiments/thin_metrics.py``, as stored under ``experiments/``), and prints, per model, mean ± std over seeds of the
-columns of RESULTS §5 (one-step relative L2 error of the increments, RMSE of h at 1 h and 24 h,
-ACC of the vorticity at 1 h and 24 h) and of the training cost (CPU seconds of the training,
+(``experiments/thin_metrics.py``, as stored under ``experiments/``), and prints, per model, mean ±
+std over seeds of the columns of RESULTS §5 (one-step relative L2 error of the increments, RMSE of
+h at 1 h and 24 h, ACC of the vorticity at 1 h and 24 h) and of the training cost (CPU seconds of the training,
 ``seconds.train_cpu``, and its wall seconds), then every model's paired differences (model minus
 the first model, same seeds; mean [95 % t-interval], :mod:`geounet.analysis.paired`). Writes the
 table as Markdown and every per-seed value as JSON. With ``--reference-from TABLE NAME`` the
