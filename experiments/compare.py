@@ -132,13 +132,14 @@ def summarise(runs: list[dict], seeds: list[int]) -> dict:
     return row
 
 
-def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
+def table(rows: dict[str, dict], lead_scores: list[str]) -> list[str]:
+    """The comparison table; ``lead_scores`` (forecasting tasks, e.g. ``rmse_h``) add their value at
+    the last lead of the rollout, and a persistence row."""
     head = ("| model | encoder params | total params | seeds | test rel. L2 | per seed | plateaued (per seed) | "
             "gain N/2 → N (per seed) | train s/run |")
     rule = "|---|---:|---:|---|---:|---|---|---|---:|"
-    if forecasting:
-        head += " RMSE h, last lead [m] | ACC vorticity, last lead |"
-        rule += "---:|---:|"
+    head += "".join(f" {score.replace('_', ' ')}, last lead |" for score in lead_scores)
+    rule += "---:|" * len(lead_scores)
     first = next(iter(rows.values()))
     extras, groups = list(first["extras"]), list(first["transfer_groups"])
     head += "".join(f" {group} (mean of geometries) |" for group in groups)
@@ -156,19 +157,29 @@ def table(rows: dict[str, dict], forecasting: bool) -> list[str]:
             f"{row['rel_l2_mean']:.4f} ± {row['rel_l2_std']:.4f} | {per_seed} | {plateau} | {gains} | "
             f"{row['train_seconds_mean']:.0f} |"
         )
-        if forecasting:
-            (rmse, rmse_sd), (acc, acc_sd) = row["model_rmse_h_final"], row["model_acc_vorticity_final"]
-            line += f" {rmse:.1f} ± {rmse_sd:.1f} | {acc:.3f} ± {acc_sd:.3f} |"
+        line += "".join(" {} ± {} |".format(*map(lead_format, row[f"model_{score}_final"])) for score in lead_scores)
         line += "".join(" {:.4f} ± {:.4f} |".format(*row["transfer_groups"][group]) for group in groups)
         line += "".join(f" {row['extras'][key]:.3g} |" for key in extras)
         lines.append(line)
-    if forecasting:
+    if lead_scores:
         first = next(iter(rows.values()))
-        lines.append(
-            f"| Persistence (x(t+k) = x(t)) | 0 | 0 | | 1 (by definition) | | | | | "
-            f"{first['persistence_rmse_h_final'][0]:.1f} | {first['persistence_acc_vorticity_final'][0]:.3f} |"
-        )
+        cells = " | ".join(lead_format(first[f"persistence_{score}_final"][0]) for score in lead_scores)
+        lines.append(f"| Persistence (x(t+k) = x(t)) | 0 | 0 | | 1 (by definition) | | | | | {cells} |")
     return lines
+
+
+def lead_format(value: float) -> str:
+    """A rollout score in a table: 4 significant digits (RMSEs in m and in 1/s, ACCs near 1)."""
+    return f"{value:.4g}"
+
+
+def check_lead_scores(scores: list[str], row: dict, parser: argparse.ArgumentParser) -> None:
+    """Every ``--lead-scores`` metric is one the forecasting runs recorded."""
+    recorded = sorted(key[len("model_"):-len("_final")] for key in row if key.startswith("model_")
+                      and key.endswith("_final"))
+    missing = [score for score in scores if score not in recorded]
+    if missing:
+        parser.error(f"--lead-scores {' '.join(missing)}: not recorded by these runs; they have {', '.join(recorded)}")
 
 
 def transfer_table(rows: dict[str, dict]) -> list[str]:
@@ -256,6 +267,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
     parser.add_argument("--finished-only", action="store_true",
                         help="tabulate the finished runs with the same config, train none (the others are listed)")
+    parser.add_argument("--lead-scores", nargs="+", default=["rmse_h", "acc_vorticity"], metavar="METRIC",
+                        help="forecasting tasks: the rollout scores tabulated at the last lead, e.g. rmse_z500 "
+                        "acc_vo (default: the shallow-water main job's rmse_h acc_vorticity); the first rmse_* "
+                        "one is drawn in rollout.png")
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=ERROR",
                         help="a horizontal line on the evaluation curves, e.g. persistence's test error")
     args = parser.parse_args()
@@ -294,9 +309,12 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     references = parse_references(args.reference, parser)
     forecasting = "lead_hours" in next(iter(rows.values()))
+    lead_scores = args.lead_scores if forecasting else []
+    check_lead_scores(lead_scores, next(iter(rows.values())), parser)
     command = f"python experiments/compare.py --config {args.config} --results {args.results} " + " ".join(
         [f"--models {' '.join(args.models)}", f"--seeds {' '.join(map(str, args.seeds))}"]
         + [f'--set "{o}"' for o in args.overrides] + [f'--reference "{r}"' for r in args.reference]
+        + ([f"--lead-scores {' '.join(lead_scores)}"] if lead_scores else [])
     )
     lines = [
         f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
@@ -311,7 +329,7 @@ def main() -> None:
         "",
         f"Reproduce: `{command}`",
         "",
-        *table(rows, forecasting),
+        *table(rows, lead_scores),
         *transfer_table(rows),
         *paired_table(rows),
         *([] if not unfinished else ["", f"Not finished (no metrics under {args.runs}): {', '.join(unfinished)}."]),
@@ -322,11 +340,12 @@ def main() -> None:
     plot_loss_curves(histories, str(args.results / "loss_curves.png"))
     plot_evaluation_bands({LABELS.get(m, m): r["evaluation_curves"] for m, r in rows.items()}, references,
                           "test relative L2", str(args.results / "evaluation_curves.png"))
-    if forecasting:
-        curves = {LABELS.get(m, m): (r["lead_hours"], r["model_rmse_h_curve"]) for m, r in rows.items()}
+    rmse = next((score for score in lead_scores if score.startswith("rmse_")), None)
+    if rmse is not None:
+        curves = {LABELS.get(m, m): (r["lead_hours"], r[f"model_{rmse}_curve"]) for m, r in rows.items()}
         first = next(iter(rows.values()))
-        curves["Persistence"] = (first["lead_hours"], first["persistence_rmse_h_curve"])
-        plot_rollout_curves(curves, "RMSE of h [m]", str(args.results / "rollout.png"))
+        curves["Persistence"] = (first["lead_hours"], first[f"persistence_{rmse}_curve"])
+        plot_rollout_curves(curves, f"RMSE of {rmse[len('rmse_'):]}", str(args.results / "rollout.png"))
     print("\n".join(lines))
 
 

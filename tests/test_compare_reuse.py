@@ -1,6 +1,6 @@
 """experiments/compare.py reads a finished run's metrics only when they are for the same config,
-prints paired differences against the model asked for, and keeps a model spec's ``|`` out of the
-Markdown tables' cell separators."""
+prints paired differences against the model asked for, keeps a model spec's ``|`` out of the
+Markdown tables' cell separators, and tabulates the rollout scores a forecasting task recorded."""
 
 import importlib.util
 import json
@@ -77,3 +77,31 @@ def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(tmp_path, capsys,
     row = next(line for line in table if line.startswith("| dlwp"))
     assert row.startswith("| dlwp\\|train.lr=1e-3 | 0, 1 | +0.0150 [")
     assert row.replace("\\|", "").count("|") == header.count("|")
+
+
+def _forecast_run(rmse_z500: list[float], acc_vo: list[float]) -> dict:
+    """The metrics of a finished run of the ``forecast`` task, as far as the table reads them."""
+    test = {"rel_l2_mean": 0.2, "lead_hours": [6.0, 12.0], "model_rmse_z500": rmse_z500, "model_acc_vo": acc_vo,
+            "persistence_rmse_z500": [1480.0, 2712.0], "persistence_acc_vo": [0.79, 0.33]}
+    return {"test": test, "history": [], "parameters": {"encoder": 0, "total": 62920},
+            "seconds": {"train": 20.0}}
+
+
+def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(monkeypatch, capsys):
+    """``--lead-scores rmse_z500 acc_vo``: one column each, the last lead's mean ± std over the seeds
+    and a persistence row; a score the runs did not record is refused naming the recorded ones."""
+    compare = _compare_module()
+    row = compare.summarise([_forecast_run([480.0, 1000.0], [0.99, 0.90]),
+                             _forecast_run([500.0, 1040.0], [0.98, 0.88])], [0, 1])
+    lines = compare.table({"unet:multiresnet": row}, ["rmse_z500", "acc_vo"])
+    assert lines[0].endswith("| rmse z500, last lead | acc vo, last lead |")
+    assert lines[2].endswith("| 1020 ± 28.28 | 0.89 ± 0.01414 |")  # std of (1000, 1040) = 28.28
+    assert lines[3].startswith("| Persistence") and lines[3].endswith("| 2712 | 0.33 |")
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+    import argparse
+    parser = argparse.ArgumentParser(prog="compare.py")
+    compare.check_lead_scores(["rmse_z500"], row, parser)
+    with pytest.raises(SystemExit):
+        compare.check_lead_scores(["rmse_h", "acc_vo"], row, parser)
+    assert "--lead-scores rmse_h: not recorded by these runs; they have acc_vo, rmse_z500" in capsys.readouterr().err

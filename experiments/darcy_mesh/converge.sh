@@ -20,18 +20,13 @@ SETTINGS="--set task.hierarchy='spectral' --set task.band_limits=[8,32,64] --set
 COMPARE="python experiments/compare.py --config experiments/darcy_mesh/config.toml"
 MODELS="unet:residual unet:multiresnet unet:multiresnet_matched flat_resnet"
 BUDGETS="1200 2400 4800"
-. experiments/budgets.sh  # finished, gains_of_doublings
 RUNS=runs/darcy_converge
 OUT=experiments/darcy_mesh/converged
+. experiments/budgets.sh  # run_budget, table_of_budget, gains_of_doublings
 case "$1" in
-  run) PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps"$4" --results $RUNS/partial-"$2"-"$3"-"$4" \
-         --models "$2" --seeds "$3" $SETTINGS --set train.steps="$4" ;;
+  run) run_budget "$2" "$3" "$4" ;;
   table)
-    shift; for steps in ${*:-$BUDGETS}; do
-      PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps$steps --results $OUT/steps$steps --finished-only \
-        --models $MODELS --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps
-      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $(finished $RUNS/steps$steps/darcy_mesh/*)
-    done
+    shift; for steps in ${*:-$BUDGETS}; do table_of_budget $steps --models $MODELS; done
     gains_of_doublings $OUT $BUDGETS ;;
   *)
     for steps in $BUDGETS; do for seed in 0 1 2 3 4; do for model in $MODELS; do

@@ -21,18 +21,15 @@ MODELS="unet:residual unet:multiresnet unet:multiresnet_matched sfno dlwp"
 BUDGETS="900 1800 3600"
 DLWP_UP_TO=1800  # DLWP's largest budget
 models_at() { for m in $MODELS; do [ "$m" = dlwp ] && [ "$1" -gt $DLWP_UP_TO ] || printf '%s ' $m; done; }
-. experiments/budgets.sh  # finished, gains_of_doublings
 RUNS=runs/sphere_converge
 OUT=experiments/face_path/converged
+. experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
 case "$1" in
-  run) PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps"$4" --results $RUNS/partial-"$2"-"$3"-"$4" \
-         --models "$2" --seeds "$3" $SETTINGS --set train.steps="$4" --reuse ;;
+  run) run_budget "$2" "$3" "$4" --reuse ;;
   table)
     shift; for steps in ${*:-$BUDGETS}; do
-      PYTHONPATH=$PWD $COMPARE --runs $RUNS/steps$steps --results $OUT/steps$steps --finished-only \
-        --models $(models_at $steps) --seeds 0 1 2 3 4 $SETTINGS --set train.steps=$steps --reference "persistence=1"
+      table_of_budget $steps --models $(models_at $steps) --reference "persistence=1"
       runs=$RUNS/steps$steps/shallow_water_healpix
-      python experiments/thin_metrics.py --every 10 --out $OUT/steps$steps/runs $(finished $runs/*)
       # one-step error, 1-h and 24-h RMSE of h (m), 24-h ACC of vorticity, paired against the residual
       # U-Net (the reference of compare.py's table)
       dlwp=""; [ $steps -le $DLWP_UP_TO ] && dlwp="--model DLWP $(finished $runs/dlwp-seed*)"

@@ -63,8 +63,8 @@ def doubling_gain(steps: Sequence[int], losses: Sequence[float], smooth: int = 3
     if len(steps) != len(losses) or smooth < 1:
         raise GeounetError(f"need matching steps and losses and smooth >= 1, got {len(steps)}, {len(losses)} "
                            f"and {smooth}")
-    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-        raise GeounetError(f"need evaluations at increasing steps, got steps {list(steps)}")
+    if not steps or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise GeounetError(f"need evaluations at increasing steps, got steps {list(steps)}; evaluate more often")
     half = [loss for step, loss in zip(steps, losses, strict=True) if step <= steps[-1] / 2]
     if len(half) < smooth or len(steps) - len(half) < smooth:
         raise GeounetError(f"need >= {smooth} evaluations in each half of the run, got {len(half)} up to step "

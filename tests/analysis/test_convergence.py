@@ -47,5 +47,7 @@ def test_doubling_gain_separates_converged_from_learning_runs():
 def test_doubling_gain_needs_evaluations_in_both_halves():
     with pytest.raises(ValueError, match="evaluate more often"):
         doubling_gain([100, 600, 800, 1000], [1.0, 0.5, 0.4, 0.3], smooth=2)  # one evaluation up to step 500
+    with pytest.raises(ValueError, match="got steps \\[\\]; evaluate more often"):
+        doubling_gain([], [])  # a run that never evaluated
     with pytest.raises(ValueError, match="increasing steps"):
         doubling_gain([100, 100, 200], [1.0, 0.5, 0.4], smooth=1)
