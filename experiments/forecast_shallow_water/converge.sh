@@ -2,7 +2,8 @@
 # The `forecast` task (forecast.toml, RESULTS §4b) trained to a plateau: the Multi-ResNet, SFNO and
 # physicsnemo's DLWP-HEALPix U-Net with its plain blocks and with its ConvNeXt blocks (each baseline
 # sized to the Multi-ResNet's parameter count), one-step training (k = 1), 5 seeds, each under the
-# config's cosine schedule for 400, 800 and 1600 steps at batch 8, the test error every 40 steps.
+# config's cosine schedule for 400, 800 and 1600 steps at batch 8, the test error every 40 steps;
+# at 1600 steps also the ConvNeXt DLWP U-Net sized to a width-32 Multi-ResNet (4.4x the parameters).
 # The gain of doubling the budget is 1 - L(2N) / L(N) per seed (experiments/budget_gains.py).
 # A DLWP step costs 2.0-2.1x a Multi-ResNet step (dlwp/step_cost_converge.json), so a DLWP run of
 # N steps has the CPU time of a Multi-ResNet run of 2N: `table` pairs the rollout scores at equal
@@ -18,26 +19,31 @@ SETTINGS="--set task.train_rollout=1 --set train.eval_every=40 --set train.check
 COMPARE="python experiments/compare.py --config experiments/forecast_shallow_water/forecast.toml
  --lead-scores rmse_z500 acc_z500 acc_vo"
 MODELS="unet:multiresnet sfno dlwp dlwp|model.dlwp_block=convnext"
+WIDE="dlwp|model.dlwp_block=convnext|model.width=32"  # 275,450 parameters, 1600 steps only
 BUDGETS="400 800 1600"
+models_at() { printf '%s ' $MODELS; [ "$1" = 1600 ] && printf '%s' "$WIDE"; }
 RUNS=runs/forecast_converge
 OUT=experiments/forecast_shallow_water/converged
 . experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
 # one-step error, z500 RMSE at 24 h and at 48 h (the longest lead), ACC of z500 and vorticity at 48 h,
 # each model paired with the Multi-ResNet (the first group): paired_with_multiresnet OUT MR_STEPS DLWP_STEPS
 paired_with_multiresnet() {
-  runs=$RUNS/steps$2/forecast dlwp=$RUNS/steps$3/forecast
-  sfno=""; [ "$2" = "$3" ] && sfno="--model SFNO $(finished $runs/sfno-seed*)"  # SFNO: equal steps only
+  out=$1 runs=$RUNS/steps$2/forecast dlwp=$RUNS/steps$3/forecast equal_steps=$([ "$2" = "$3" ] && echo yes)
+  set -- --model "Multi-ResNet" $(finished $runs/unet-multiresnet-seed*)
+  [ -n "$equal_steps" ] && set -- "$@" --model SFNO $(finished $runs/sfno-seed*)  # SFNO: equal steps only
+  set -- "$@" --model "DLWP, plain blocks" $(finished $dlwp/dlwp-seed*) \
+    --model "DLWP, ConvNeXt blocks" $(finished $dlwp/dlwp-model.dlwp_block-convnext-seed*)
+  wide=$(finished $dlwp/dlwp-model.dlwp_block-convnext-model.width-32-seed*)
+  [ -n "$wide" ] && set -- "$@" --model "DLWP, ConvNeXt blocks, 4.4x params" $wide
   PYTHONPATH=$PWD python experiments/paired_scores.py \
     --scores rel_l2_mean model_rmse_z500@24 model_rmse_z500@last model_acc_z500@last model_acc_vo@last \
-    --model "Multi-ResNet" $(finished $runs/unet-multiresnet-seed*) $sfno \
-    --model "DLWP, plain blocks" $(finished $dlwp/dlwp-seed*) \
-    --model "DLWP, ConvNeXt blocks" $(finished $dlwp/dlwp-model.dlwp_block-convnext-seed*) --out "$1"
+    "$@" --out "$out"
 }
 case "$1" in
   run) run_budget "$2" "$3" "$4" ;;
   table)
     shift; for steps in ${*:-$BUDGETS}; do
-      table_of_budget $steps --models $MODELS
+      table_of_budget $steps --models $(models_at $steps)
       paired_with_multiresnet $OUT/steps$steps/paired_scores.json $steps $steps
     done
     gains_of_doublings $OUT $BUDGETS
@@ -47,7 +53,7 @@ case "$1" in
       shift
     done ;;
   *)
-    for steps in 1600 800 400; do for seed in 0 1 2 3 4; do for model in $MODELS; do
+    for steps in 1600 800 400; do for seed in 0 1 2 3 4; do for model in $(models_at $steps); do
       sh "$0" run $model $seed $steps; done; done; done
     sh "$0" table ;;
 esac
