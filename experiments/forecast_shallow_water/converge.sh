@@ -27,13 +27,16 @@ OUT=experiments/forecast_shallow_water/converged
 . experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
 # one-step error, z500 RMSE at 24 h and at 48 h (the longest lead), ACC of z500 and vorticity at 48 h,
 # each model paired with the Multi-ResNet (the first group): paired_with_multiresnet OUT MR_STEPS DLWP_STEPS
-paired_with_multiresnet() {
-  out=$1 runs=$RUNS/steps$2/forecast dlwp=$RUNS/steps$3/forecast equal_steps=$([ "$2" = "$3" ] && echo yes)
-  set -- --model "Multi-ResNet" $(finished $runs/unet-multiresnet-seed*)
-  [ -n "$equal_steps" ] && set -- "$@" --model SFNO $(finished $runs/sfno-seed*)  # SFNO: equal steps only
-  set -- "$@" --model "DLWP, plain blocks" $(finished $dlwp/dlwp-seed*) \
-    --model "DLWP, ConvNeXt blocks" $(finished $dlwp/dlwp-model.dlwp_block-convnext-seed*)
+paired_with_multiresnet() {  # a model without finished runs is left out
+  out=$1 runs=$RUNS/steps$2/forecast dlwp=$RUNS/steps$3/forecast
+  sfno=$([ "$2" = "$3" ] && finished $runs/sfno-seed*)  # SFNO: equal steps only
+  plain=$(finished $dlwp/dlwp-seed*)
+  convnext=$(finished $dlwp/dlwp-model.dlwp_block-convnext-seed*)
   wide=$(finished $dlwp/dlwp-model.dlwp_block-convnext-model.width-32-seed*)
+  set -- --model "Multi-ResNet" $(finished $runs/unet-multiresnet-seed*)
+  [ -n "$sfno" ] && set -- "$@" --model SFNO $sfno
+  [ -n "$plain" ] && set -- "$@" --model "DLWP, plain blocks" $plain
+  [ -n "$convnext" ] && set -- "$@" --model "DLWP, ConvNeXt blocks" $convnext
   [ -n "$wide" ] && set -- "$@" --model "DLWP, ConvNeXt blocks, 4.4x params" $wide
   PYTHONPATH=$PWD python experiments/paired_scores.py \
     --scores rel_l2_mean model_rmse_z500@24 model_rmse_z500@last model_acc_z500@last model_acc_vo@last \
