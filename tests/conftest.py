@@ -8,13 +8,17 @@
 - ``assert_drawn_png``: a file is a decodable PNG of the expected size with a drawing in it.
 - ``isolated_cache``: hierarchies cache their operators under the test's own folder
   (``pytestmark = pytest.mark.usefixtures("isolated_cache")`` in a module).
+- ``experiment_script``: a script under ``experiments/`` loaded as a module, e.g.
+  ``experiment_script("compare.py").table(...)``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 GOLDEN = Path(__file__).parent / "golden"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def pytest_report_header(config):
@@ -89,3 +94,22 @@ def _assert_drawn_png(path: Path, min_size: tuple[int, int] = (200, 200)) -> np.
     drawn = np.abs(image - background).max(axis=-1) > 0.05
     assert drawn.mean() > 0.02, f"{path} is almost blank ({drawn.mean():.1%} drawn pixels)"
     return image
+
+
+def load_experiment_script(relative: str):
+    """The script ``experiments/<relative>`` as a module; its folder is on ``sys.path`` while it loads,
+    so a script that imports its neighbours by name (the benchmarks) finds them."""
+    path = EXPERIMENTS / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+@pytest.fixture(scope="session")
+def experiment_script():
+    return load_experiment_script

@@ -1,24 +1,11 @@
 """experiments/bench/bench_healpix_unets.py: the issue's targets are computed and judged right."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))  # the script imports its neighbours by name
-    try:
-        spec = importlib.util.spec_from_file_location("bench_healpix_unets", BENCH / "bench_healpix_unets.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
+def bench(experiment_script):
+    return experiment_script("bench/bench_healpix_unets.py")
 
 
 def _row(model, nside, seconds, peak_mb, nodes=None):

@@ -2,7 +2,6 @@
 prints paired differences against the model asked for, keeps a model spec's ``|`` out of the
 Markdown tables' cell separators, and tabulates the rollout scores a forecasting task recorded."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,11 +12,9 @@ from geounet.experiment.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _compare_module():
-    spec = importlib.util.spec_from_file_location("compare", ROOT / "experiments" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def compare(experiment_script):
+    return experiment_script("compare.py")
 
 
 def _finished_run(folder: Path, config: dict, steps: int) -> Path:
@@ -26,8 +23,7 @@ def _finished_run(folder: Path, config: dict, steps: int) -> Path:
     return folder
 
 
-def test_a_run_from_before_a_key_was_added_is_still_the_same_run(tmp_path):
-    compare = _compare_module()
+def test_a_run_from_before_a_key_was_added_is_still_the_same_run(compare, tmp_path):
     cfg = load_config(ROOT / "experiments" / "square_forced_turbulence" / "config.toml", ["train.steps=4"])
     stored = json.loads(json.dumps(cfg.to_dict()))
     del stored["train"]["retain_freed_memory"]  # written before the key existed; its default is the same run
@@ -41,10 +37,9 @@ def test_a_run_from_before_a_key_was_added_is_still_the_same_run(tmp_path):
         assert compare.run_or_reuse(cfg, run, reuse=False, finished_only=True) is None
 
 
-def test_paired_differences_against_another_model(tmp_path, capsys, monkeypatch):
+def test_paired_differences_against_another_model(compare, tmp_path, capsys, monkeypatch):
     """``--paired RESULTS --against MODEL``: every other model minus MODEL on the shared seeds; an
     unknown model is refused naming the models there."""
-    compare = _compare_module()
     rows = {"unet:residual": [0.30, 0.32, 0.31], "unet:multiresnet": [0.33, 0.36, 0.33],
             "unet:multiresnet_matched": [0.31, 0.33, 0.32]}
     results = tmp_path / "results.json"
@@ -62,10 +57,9 @@ def test_paired_differences_against_another_model(tmp_path, capsys, monkeypatch)
     assert "--against sfno is not a model of" in capsys.readouterr().err
 
 
-def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(tmp_path, capsys, monkeypatch):
+def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(compare, tmp_path, capsys, monkeypatch):
     """``dlwp|train.lr=1e-3`` names a model with an override; in a Markdown row its ``|`` is escaped,
     so the row has as many cells as the header."""
-    compare = _compare_module()
     rows = {"dlwp": [0.68, 0.70], "dlwp|train.lr=1e-3": [0.70, 0.71]}
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"command": "compare.py --seeds 0 1",
@@ -87,10 +81,9 @@ def _forecast_run(rmse_z500: list[float], acc_vo: list[float]) -> dict:
             "seconds": {"train": 20.0}}
 
 
-def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(monkeypatch, capsys):
+def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(compare, monkeypatch, capsys):
     """``--lead-scores rmse_z500 acc_vo``: one column each, the last lead's mean ± std over the seeds
     and a persistence row; a score the runs did not record is refused naming the recorded ones."""
-    compare = _compare_module()
     row = compare.summarise([_forecast_run([480.0, 1000.0], [0.99, 0.90]),
                              _forecast_run([500.0, 1040.0], [0.98, 0.88])], [0, 1])
     lines = compare.table({"unet:multiresnet": row}, ["rmse_z500", "acc_vo"])

@@ -2,21 +2,15 @@
 of a table it wrote before (``--reference-from``), with the same numbers as when both are runs, and
 reads a run's thinned copy (``<run>.json``, as stored under experiments/) like its folder."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _table_module():
-    path = ROOT / "experiments" / "face_path" / "main_job_table.py"
-    spec = importlib.util.spec_from_file_location("main_job_table", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def table(experiment_script):
+    return experiment_script("face_path/main_job_table.py")
 
 
 def _run(folder: Path, one_step: float, rmse_24h: float, cpu: float) -> None:
@@ -33,8 +27,7 @@ def _main(module, monkeypatch, *argv: str) -> None:
     module.main()
 
 
-def test_reference_from_a_stored_table_gives_the_pairs_of_the_runs(tmp_path, monkeypatch, capsys):
-    table = _table_module()
+def test_reference_from_a_stored_table_gives_the_pairs_of_the_runs(table, tmp_path, monkeypatch, capsys):
     first, later = tmp_path / "first", tmp_path / "later"
     for seed, (error, rmse) in enumerate([(0.43, 330.0), (0.44, 318.0), (0.42, 325.0)]):
         _run(first / f"default-seed{seed}", error, rmse, cpu=300.0)
@@ -53,8 +46,7 @@ def test_reference_from_a_stored_table_gives_the_pairs_of_the_runs(tmp_path, mon
     assert "| 2.00, 1.99, 1.97 |" in (tmp_path / "later.md").read_text()  # CPU ratios 300 / (150 + seed)
 
 
-def test_reference_from_refuses_a_missing_row_or_seed(tmp_path, monkeypatch):
-    table = _table_module()
+def test_reference_from_refuses_a_missing_row_or_seed(table, tmp_path, monkeypatch):
     for seed in (0, 1):
         _run(tmp_path / "runs" / f"default-seed{seed}", 0.43, 330.0, cpu=300.0)
         _run(tmp_path / "runs" / f"face-seed{seed}", 0.44, 340.0, cpu=150.0)
@@ -69,8 +61,7 @@ def test_reference_from_refuses_a_missing_row_or_seed(tmp_path, monkeypatch):
               "--models", "face=face", "--seeds", "0", "1", "2", "--out", str(tmp_path / "x"))
 
 
-def test_a_thinned_copy_reads_like_the_run_folder_and_a_missing_run_is_named(tmp_path, monkeypatch, capsys):
-    table = _table_module()
+def test_a_thinned_copy_reads_like_the_run_folder_and_a_missing_run_is_named(table, tmp_path, monkeypatch, capsys):
     for seed, error in enumerate([0.43, 0.44]):
         _run(tmp_path / "runs" / f"default-seed{seed}", error, 330.0, cpu=300.0)
         _run(tmp_path / "runs" / f"face-seed{seed}", error + 0.02, 340.0, cpu=150.0)

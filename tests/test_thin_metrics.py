@@ -1,7 +1,6 @@
 """experiments/thin_metrics.py: the stored copy of a run keeps every evaluation and every N-th
 loss row, and names its data files relative to the repository root, not by a machine's folders."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,16 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _thin_module():
-    spec = importlib.util.spec_from_file_location("thin_metrics", ROOT / "experiments" / "thin_metrics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_thinned_keeps_every_evaluation_and_every_nth_loss():
+def test_thinned_keeps_every_evaluation_and_every_nth_loss(experiment_script):
     history = [{"step": s, "loss": 1.0 / s} | ({"test_rel_l2_mean": 0.5} if s % 7 == 0 else {}) for s in range(1, 31)]
-    kept = _thin_module().thinned({"history": history, "test": {"rel_l2_mean": 0.4}}, every=10)
+    kept = experiment_script("thin_metrics.py").thinned({"history": history, "test": {"rel_l2_mean": 0.4}}, every=10)
     assert [row["step"] for row in kept["history"]] == [7, 10, 14, 20, 21, 28, 30]
     assert kept["test"] == {"rel_l2_mean": 0.4}
 

@@ -18,26 +18,18 @@ in addition, that the paired 95 % interval lies above 0.3 (measured [0.50, 1.09]
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from geounet.analysis.paired import paired_difference
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "preconditioning" / "zero_init.py"
+
+@pytest.fixture
+def experiment(experiment_script):
+    return experiment_script("preconditioning/zero_init.py")
 
 
-def _experiment():
-    spec = importlib.util.spec_from_file_location("zero_init_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def log_loss_gaps(seeds) -> list[float]:
+def log_loss_gaps(experiment, seeds) -> list[float]:
     """Per seed: mean log MSE of the default init minus that of the zero-initialised start."""
-    experiment = _experiment()
     return [experiment.mean_log_loss(experiment.training_curve(False, seed, STEPS))
             - experiment.mean_log_loss(experiment.training_curve(True, seed, STEPS)) for seed in seeds]
 
@@ -47,13 +39,13 @@ STEPS = 40
 PER_SEED = 0.1
 
 
-def test_zero_initialised_start_trains_faster():
-    gaps = log_loss_gaps([0, 1])
+def test_zero_initialised_start_trains_faster(experiment):
+    gaps = log_loss_gaps(experiment, [0, 1])
     assert min(gaps) > PER_SEED, gaps
 
 
 @pytest.mark.slow
-def test_zero_initialised_start_trains_faster_over_six_seeds():
-    gaps = log_loss_gaps(range(6))
+def test_zero_initialised_start_trains_faster_over_six_seeds(experiment):
+    gaps = log_loss_gaps(experiment, range(6))
     assert min(gaps) > PER_SEED, gaps
     assert paired_difference(gaps, [0.0] * len(gaps))["ci95"][0] > 0.3, gaps
