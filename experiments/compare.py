@@ -53,9 +53,21 @@ LABELS = {
 }
 
 
+#: the rollout scores a shallow-water table shows at the last lead (``--lead-scores``' default)
+MAIN_JOB_LEAD_SCORES = ["rmse_h", "acc_vorticity"]
+
+
+def model_label(model: str) -> str:
+    """A model spec's name: its label, then the overrides a spec carries after ``|``
+    (``"dlwp|model.dlwp_block=convnext"``: "DLWP-HEALPix U-Net (physicsnemo), model.dlwp_block=convnext")."""
+    name, *overrides = model.split("|")
+    return ", ".join([LABELS.get(name, name), *overrides])
+
+
 def table_label(model: str) -> str:
-    """The model's name in a Markdown table: its label, a spec's ``|`` escaped so the row keeps its cells."""
-    return LABELS.get(model, model).replace("|", "\\|")
+    """The model's name in a Markdown table: a ``|`` (none of geounet's labels has one) escaped so
+    the row keeps its cells."""
+    return model_label(model).replace("|", "\\|")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -267,7 +279,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
     parser.add_argument("--finished-only", action="store_true",
                         help="tabulate the finished runs with the same config, train none (the others are listed)")
-    parser.add_argument("--lead-scores", nargs="+", default=["rmse_h", "acc_vorticity"], metavar="METRIC",
+    parser.add_argument("--lead-scores", nargs="+", default=MAIN_JOB_LEAD_SCORES, metavar="METRIC",
                         help="forecasting tasks: the rollout scores tabulated at the last lead, e.g. rmse_z500 "
                         "acc_vo (default: the shallow-water main job's rmse_h acc_vorticity); the first rmse_* "
                         "one is drawn in rollout.png")
@@ -302,7 +314,7 @@ def main() -> None:
             print(f"{model} seed {seed}: rel L2 {metrics['test']['rel_l2_mean']:.4f}", flush=True)
         if runs:
             rows[model] = summarise(runs, seeds)
-            histories[LABELS.get(model, model)] = runs[0]["history"]
+            histories[model_label(model)] = runs[0]["history"]
     if not rows:
         parser.error(f"no finished run under {args.runs} for these models, seeds and settings")
 
@@ -338,11 +350,11 @@ def main() -> None:
     atomic_write_text(args.results / "results.md", "\n".join(lines) + "\n")
     atomic_write_text(args.results / "results.json", json.dumps({"command": command, "rows": rows}, indent=2))
     plot_loss_curves(histories, str(args.results / "loss_curves.png"))
-    plot_evaluation_bands({LABELS.get(m, m): r["evaluation_curves"] for m, r in rows.items()}, references,
+    plot_evaluation_bands({model_label(m): r["evaluation_curves"] for m, r in rows.items()}, references,
                           "test relative L2", str(args.results / "evaluation_curves.png"))
     rmse = next((score for score in lead_scores if score.startswith("rmse_")), None)
     if rmse is not None:
-        curves = {LABELS.get(m, m): (r["lead_hours"], r[f"model_{rmse}_curve"]) for m, r in rows.items()}
+        curves = {model_label(m): (r["lead_hours"], r[f"model_{rmse}_curve"]) for m, r in rows.items()}
         first = next(iter(rows.values()))
         curves["Persistence"] = (first["lead_hours"], first[f"persistence_{rmse}_curve"])
         plot_rollout_curves(curves, f"RMSE of {rmse[len('rmse_'):]}", str(args.results / "rollout.png"))

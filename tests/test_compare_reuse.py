@@ -57,9 +57,10 @@ def test_paired_differences_against_another_model(compare, tmp_path, capsys, mon
     assert "--against sfno is not a model of" in capsys.readouterr().err
 
 
-def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(compare, tmp_path, capsys, monkeypatch):
-    """``dlwp|train.lr=1e-3`` names a model with an override; in a Markdown row its ``|`` is escaped,
-    so the row has as many cells as the header."""
+def test_a_spec_with_overrides_is_named_by_its_label_and_overrides_in_one_cell(compare, tmp_path, capsys,
+                                                                               monkeypatch):
+    """``dlwp|train.lr=1e-3`` names a model with an override: its row reads "<DLWP's label>,
+    train.lr=1e-3" and has as many cells as the header; a ``|`` of an unknown name is escaped."""
     rows = {"dlwp": [0.68, 0.70], "dlwp|train.lr=1e-3": [0.70, 0.71]}
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"command": "compare.py --seeds 0 1",
@@ -68,9 +69,12 @@ def test_a_spec_with_overrides_keeps_its_table_row_in_one_cell(compare, tmp_path
     compare.main()
     table = capsys.readouterr().out.splitlines()
     header = next(line for line in table if line.startswith("| model |"))
-    row = next(line for line in table if line.startswith("| dlwp"))
-    assert row.startswith("| dlwp\\|train.lr=1e-3 | 0, 1 | +0.0150 [")
-    assert row.replace("\\|", "").count("|") == header.count("|")
+    row = next(line for line in table if line.startswith("| DLWP"))
+    assert row.startswith("| DLWP-HEALPix U-Net (physicsnemo), train.lr=1e-3 | 0, 1 | +0.0150 [")
+    assert row.count("|") == header.count("|")
+    assert compare.table_label("a|b") == "a, b" and compare.table_label("x") == "x"
+    monkeypatch.setitem(compare.LABELS, "odd", "odd | name")
+    assert compare.table_label("odd") == "odd \\| name"
 
 
 def _forecast_run(rmse_z500: list[float], acc_vo: list[float]) -> dict:

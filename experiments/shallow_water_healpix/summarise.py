@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from compare import LABELS, summarise, table  # noqa: E402
+from compare import MAIN_JOB_LEAD_SCORES, model_label, summarise, table  # noqa: E402
 
 from geounet.plot.fields import plot_rollout_curves  # noqa: E402
 
@@ -81,7 +81,7 @@ def galewsky_table(runs: dict[str, list[dict]], leads: list[int]) -> list[str]:
     for model, tests in scored.items():
         cells = [_cell([t[f"galewsky_model_{key}"][lead - 1] * scale for t in tests], fmt)
                  for key, _, fmt, scale, lead in columns]
-        lines.append(f"| {LABELS.get(model, model)} | {len(tests)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {model_label(model)} | {len(tests)} | " + " | ".join(cells) + " |")
     first = next(iter(scored.values()))[0]
     persistence = [f"{first[f'galewsky_persistence_{key}'][lead - 1] * scale:{fmt}}"
                    for key, _, fmt, scale, lead in columns]
@@ -97,7 +97,7 @@ def plot_galewsky(runs: dict[str, list[dict]], path: Path) -> None:
         if tests:
             leads = tests[0]["lead_hours"]
             mean = [statistics.mean(c) for c in zip(*(t["galewsky_model_rmse_h"] for t in tests), strict=True)]
-            curves[LABELS.get(model, model)] = (leads, mean)
+            curves[model_label(model)] = (leads, mean)
             persistence["Persistence"] = (leads, tests[0]["galewsky_persistence_rmse_h"])
     if curves:
         plot_rollout_curves({**curves, **persistence}, "Galewsky: RMSE of h [m]", str(path))
@@ -110,13 +110,14 @@ def main() -> None:
     parser.add_argument("--leads", type=int, nargs="+", default=[6, 24], help="Galewsky leads to show (hours)")
     args = parser.parse_args()
     runs = read_runs(args.run_dirs)
-    rows = {model: summarise(ms) for model, ms in runs.items()}
+    rows = {model: summarise(ms, [m["config"]["train"]["seed"] for m in ms]) for model, ms in runs.items()}
+    forecasting = "lead_hours" in next(iter(rows.values()))
     lines = [
-        *table({LABELS.get(m, m): row for m, row in rows.items()}, "lead_hours" in next(iter(rows.values()))),
+        *table(rows, MAIN_JOB_LEAD_SCORES if forecasting else []),
         "",
         "Training seconds per run (seed: s; 2 shared CPU cores, so contention varies):",
         "",
-        *(f"- {LABELS.get(model, model)}: " + ", ".join(f"{m['config']['train']['seed']}: {m['seconds']['train']:.0f}"
+        *(f"- {model_label(model)}: " + ", ".join(f"{m['config']['train']['seed']}: {m['seconds']['train']:.0f}"
                                                           for m in ms) for model, ms in runs.items()),
         "",
         "Galewsky out-of-distribution rollout (trained on random balanced ICs; mean ± std over seeds):",
