@@ -2,12 +2,12 @@
 # The `forecast` task (forecast.toml, RESULTS §4b) trained to a plateau: the Multi-ResNet, SFNO and
 # physicsnemo's DLWP-HEALPix U-Net with its plain blocks and with its ConvNeXt blocks (each baseline
 # sized to the Multi-ResNet's parameter count), one-step training (k = 1), 5 seeds, each under the
-# config's cosine schedule for 400, 800 and 1600 steps at batch 8, the test error every 40 steps;
-# at 1600 steps also the ConvNeXt DLWP U-Net sized to a width-32 Multi-ResNet (4.4x the parameters).
-# The gain of doubling the budget is 1 - L(2N) / L(N) per seed (experiments/budget_gains.py).
-# A DLWP step costs 2.0-2.1x a Multi-ResNet step (dlwp/step_cost_converge.json), so a DLWP run of
-# N steps has the CPU time of a Multi-ResNet run of 2N: `table` pairs the rollout scores at equal
-# steps (paired_scores.json of each budget) and at equal CPU time (equal_time_<2N>.json).
+# config's cosine schedule for 800 and 1600 steps at batch 8 (the Multi-ResNet and SFNO also for
+# 3200), the test error every 40 steps. The gain of doubling the budget is 1 - L(2N) / L(N) per
+# seed (experiments/budget_gains.py). A DLWP step costs 2.0-2.1x a Multi-ResNet step
+# (dlwp/step_cost_converge.json), so a DLWP run of N steps has the CPU time of a Multi-ResNet run
+# of 2N: `table` pairs the rollout scores at equal steps (paired_scores.json of each budget) and at
+# equal CPU time (equal_time_<2N>.json).
 # Run from the repository root with OMP_NUM_THREADS=1 and the data made (COMMANDS.md step 0).
 #   sh converge.sh run MODEL SEED STEPS   one run into runs/forecast_converge/steps<STEPS>
 #   sh converge.sh table [STEPS...]       the tables and paired scores of these budgets (default: every
@@ -19,9 +19,9 @@ SETTINGS="--set task.train_rollout=1 --set train.eval_every=40 --set train.check
 COMPARE="python experiments/compare.py --config experiments/forecast_shallow_water/forecast.toml
  --lead-scores rmse_z500 acc_z500 acc_vo"
 MODELS="unet:multiresnet sfno dlwp dlwp|model.dlwp_block=convnext"
-WIDE="dlwp|model.dlwp_block=convnext|model.width=32"  # 275,450 parameters, 1600 steps only
-BUDGETS="400 800 1600"
-models_at() { printf '%s ' $MODELS; [ "$1" = 1600 ] && printf '%s' "$WIDE"; }
+BUDGETS="800 1600 3200"
+DLWP_UP_TO=1600  # the DLWP U-Nets' largest budget (its CPU time: the Multi-ResNet's 3200 steps)
+models_at() { for m in $MODELS; do case $m in dlwp*) [ "$1" -gt $DLWP_UP_TO ] && continue ;; esac; printf '%s ' $m; done; }
 RUNS=runs/forecast_converge
 OUT=experiments/forecast_shallow_water/converged
 . experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
@@ -32,12 +32,10 @@ paired_with_multiresnet() {  # a model without finished runs is left out
   sfno=$([ "$2" = "$3" ] && finished $runs/sfno-seed*)  # SFNO: equal steps only
   plain=$(finished $dlwp/dlwp-seed*)
   convnext=$(finished $dlwp/dlwp-model.dlwp_block-convnext-seed*)
-  wide=$(finished $dlwp/dlwp-model.dlwp_block-convnext-model.width-32-seed*)
   set -- --model "Multi-ResNet" $(finished $runs/unet-multiresnet-seed*)
   [ -n "$sfno" ] && set -- "$@" --model SFNO $sfno
   [ -n "$plain" ] && set -- "$@" --model "DLWP, plain blocks" $plain
   [ -n "$convnext" ] && set -- "$@" --model "DLWP, ConvNeXt blocks" $convnext
-  [ -n "$wide" ] && set -- "$@" --model "DLWP, ConvNeXt blocks, 4.4x params" $wide
   PYTHONPATH=$PWD python experiments/paired_scores.py \
     --scores rel_l2_mean model_rmse_z500@24 model_rmse_z500@last model_acc_z500@last model_acc_vo@last \
     "$@" --out "$out"
@@ -56,7 +54,7 @@ case "$1" in
       shift
     done ;;
   *)
-    for steps in 1600 800 400; do for seed in 0 1 2 3 4; do for model in $(models_at $steps); do
+    for steps in 1600 800 3200; do for seed in 0 1 2 3 4; do for model in $(models_at $steps); do
       sh "$0" run $model $seed $steps; done; done; done
     sh "$0" table ;;
 esac
