@@ -2,6 +2,7 @@
 prints paired differences against the model asked for, keeps a model spec's ``|`` out of the
 Markdown tables' cell separators, and tabulates the rollout scores a forecasting task recorded."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -96,7 +97,6 @@ def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(compare, m
     assert lines[3].startswith("| Persistence") and lines[3].endswith("| 2712 | 0.33 |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
 
-    import argparse
     parser = argparse.ArgumentParser(prog="compare.py")
     compare.check_lead_scores(["rmse_z500"], row, parser)
     with pytest.raises(SystemExit):
