@@ -8,6 +8,8 @@
 #                               compare.py's table of the finished runs of STEPS steps (seeds 0-4; the
 #                               OPTIONs name the --models) into OUT/steps<STEPS>, then every run's
 #                               metrics thinned to the loss of every 10th step into OUT/steps<STEPS>/runs
+# models_at STEPS               MODELS without the DLWP ones (dlwp*) when STEPS exceeds DLWP_UP_TO
+#                               (the scripts that set it train DLWP on fewer budgets)
 # finished RUN...               the runs that have their metrics.json (a run still training has not)
 # gains_of_doublings OUT N...   experiments/budget_gains.py for every consecutive pair of budgets
 #                               whose two tables OUT/steps<N>/results.json are in place, into
@@ -24,6 +26,13 @@ table_of_budget() {
   PYTHONPATH=$PWD $COMPARE --runs "$RUNS/steps$steps" --results "$OUT/steps$steps" --finished-only \
     --seeds 0 1 2 3 4 $SETTINGS --set train.steps="$steps" "$@"
   python experiments/thin_metrics.py --every 10 --out "$OUT/steps$steps/runs" $(finished "$RUNS/steps$steps"/*/*)
+}
+
+models_at() {
+  for m in $MODELS; do
+    case $m in dlwp*) [ -n "$DLWP_UP_TO" ] && [ "$1" -gt "$DLWP_UP_TO" ] && continue ;; esac
+    printf '%s ' "$m"
+  done
 }
 
 finished() { for run in "$@"; do [ -f "$run/metrics.json" ] && printf '%s ' "$run"; done; }

@@ -20,10 +20,9 @@ COMPARE="python experiments/compare.py --config experiments/face_path/config.tom
 MODELS="unet:residual unet:multiresnet unet:multiresnet_matched sfno dlwp"
 BUDGETS="900 1800 3600"
 DLWP_UP_TO=1800  # DLWP's largest budget
-models_at() { for m in $MODELS; do [ "$m" = dlwp ] && [ "$1" -gt $DLWP_UP_TO ] || printf '%s ' $m; done; }
 RUNS=runs/sphere_converge
 OUT=experiments/face_path/converged
-. experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
+. experiments/budgets.sh  # run_budget, table_of_budget, models_at, finished, gains_of_doublings
 case "$1" in
   run) run_budget "$2" "$3" "$4" --reuse ;;
   table)

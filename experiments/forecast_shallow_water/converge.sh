@@ -21,10 +21,9 @@ COMPARE="python experiments/compare.py --config experiments/forecast_shallow_wat
 MODELS="unet:multiresnet sfno dlwp dlwp|model.dlwp_block=convnext"
 BUDGETS="800 1600 3200"
 DLWP_UP_TO=1600  # the DLWP U-Nets' largest budget (its CPU time: the Multi-ResNet's 3200 steps)
-models_at() { for m in $MODELS; do case $m in dlwp*) [ "$1" -gt $DLWP_UP_TO ] && continue ;; esac; printf '%s ' $m; done; }
 RUNS=runs/forecast_converge
 OUT=experiments/forecast_shallow_water/converged
-. experiments/budgets.sh  # run_budget, table_of_budget, finished, gains_of_doublings
+. experiments/budgets.sh  # run_budget, table_of_budget, models_at, finished, gains_of_doublings
 # one-step error, z500 RMSE at 24 h and at 48 h (the longest lead), ACC of z500 and vorticity at 48 h,
 # each model paired with the Multi-ResNet (the first group): paired_with_multiresnet OUT MR_STEPS DLWP_STEPS
 paired_with_multiresnet() {  # a model without finished runs is left out
