@@ -3,7 +3,8 @@
 # (the runs' folder) and OUT (the tables' folder under experiments/) before calling them.
 # run_budget MODEL SEED STEPS [OPTION...]
 #                               one compare.py run of MODEL and SEED for STEPS steps into
-#                               RUNS/steps<STEPS> (its own table into RUNS/partial-*)
+#                               RUNS/steps<STEPS> (its own table into RUNS/partial-*); a run that
+#                               was stopped continues from its last checkpoint, a finished one is read
 # table_of_budget STEPS OPTION...
 #                               compare.py's table of the finished runs of STEPS steps (seeds 0-4; the
 #                               OPTIONs name the --models) into OUT/steps<STEPS>, then every run's
@@ -18,7 +19,7 @@
 run_budget() {
   model=$1 seed=$2 steps=$3; shift 3
   PYTHONPATH=$PWD $COMPARE --runs "$RUNS/steps$steps" --results "$RUNS/partial-$model-$seed-$steps" \
-    --models "$model" --seeds "$seed" $SETTINGS --set train.steps="$steps" "$@"
+    --models "$model" --seeds "$seed" --resume $SETTINGS --set train.steps="$steps" "$@"
 }
 
 table_of_budget() {

@@ -9,7 +9,9 @@ parameter count. Writes ``results.md``, ``results.json`` and ``loss_curves.png``
 (held-out or refined meshes) get one column per group of them (the mean over the group's
 geometries, then mean ± std over seeds) and a per-geometry table. With ``--reuse`` a run
 whose directory already holds metrics for the same config is read, not retrained (to add
-seeds or models to a table).
+seeds or models to a table); ``--resume`` also continues a run that was stopped before it
+finished (its folder holds a checkpoint and no metrics) from its last checkpoint, to the same
+numbers as an uninterrupted run.
 
 Models run on the same seeds share their initial draws' seed and data order, so the table is
 followed by paired differences against the first model (mean difference of the per-seed
@@ -40,6 +42,7 @@ from geounet.experiment.config import load_config, model_overrides
 from geounet.experiment.runner import run_experiment, with_defaults
 from geounet.plot.fields import plot_evaluation_bands, plot_loss_curves, plot_rollout_curves
 from geounet.train.checkpoint import atomic_write_text
+from geounet.train.run_folder import stored_config
 
 LABELS = {
     "unet:residual": "Residual U-Net (learned encoder)",
@@ -249,17 +252,27 @@ def parse_references(values: list[str], parser: argparse.ArgumentParser) -> dict
     return references
 
 
-def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False) -> dict | None:
+def run_or_reuse(cfg, out: Path, reuse: bool, finished_only: bool = False, resume: bool = False) -> dict | None:
     """Train ``cfg`` into ``out``, or with ``reuse`` read ``out``'s metrics if they are for ``cfg``;
-    with ``finished_only`` read them or return None (the run did not finish), never train."""
+    with ``finished_only`` read them or return None (the run did not finish), never train; with
+    ``resume`` read them like ``reuse``, and continue a run of ``cfg`` stopped before its metrics
+    were written from its checkpoint (a checkpoint of another config, [train] included, is refused
+    by the run folder's claim)."""
     path = out / "metrics.json"
-    if (reuse or finished_only) and path.is_file():
+    if (reuse or resume or finished_only) and path.is_file():
         metrics = json.loads(path.read_text())
-        # the stored config with today's defaults filled in: a key added since (left at its default) is no difference
-        stored = json.loads(json.dumps(with_defaults(metrics["config"])))
-        if stored == json.loads(json.dumps(cfg.to_dict())) and metrics["steps"] == cfg.train.steps:
+        if same_config(metrics["config"], cfg) and metrics["steps"] == cfg.train.steps:
             return metrics
-    return None if finished_only else run_experiment(cfg, out, progress=False)
+    if finished_only:
+        return None
+    stopped = resume and not path.is_file() and (out / "checkpoint.pt").is_file()
+    return run_experiment(cfg, out, resume=stopped and same_config(stored_config(out), cfg), progress=False)
+
+
+def same_config(stored: dict, cfg) -> bool:
+    """Whether a run's stored config is ``cfg``, with today's defaults filled in (a key added
+    since, left at its default, is no difference)."""
+    return json.loads(json.dumps(with_defaults(stored))) == json.loads(json.dumps(cfg.to_dict()))
 
 
 def main() -> None:
@@ -277,6 +290,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     parser.add_argument("--results", type=Path)
     parser.add_argument("--reuse", action="store_true", help="read finished runs with the same config")
+    parser.add_argument("--resume", action="store_true",
+                        help="as --reuse, and continue runs stopped before they finished from their checkpoints")
     parser.add_argument("--finished-only", action="store_true",
                         help="tabulate the finished runs with the same config, train none (the others are listed)")
     parser.add_argument("--lead-scores", nargs="+", default=MAIN_JOB_LEAD_SCORES, metavar="METRIC",
@@ -305,7 +320,7 @@ def main() -> None:
             cfg = load_config(args.config, [*args.overrides, *model_overrides(model), f"train.seed={seed}"])
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model)  # a folder name for "unet:x|task.k=2"
             metrics = run_or_reuse(cfg, args.runs / cfg.task.name / f"{name}-seed{seed}", args.reuse,
-                                   args.finished_only)
+                                   args.finished_only, args.resume)
             if metrics is None:
                 unfinished.append(f"{model} seed {seed}")
                 continue

@@ -1,6 +1,7 @@
 """experiments/compare.py reads a finished run's metrics only when they are for the same config,
 prints paired differences against the model asked for, keeps a model spec's ``|`` out of the
-Markdown tables' cell separators, and tabulates the rollout scores a forecasting task recorded."""
+Markdown tables' cell separators, tabulates the rollout scores a forecasting task recorded, and
+continues a stopped run with --resume."""
 
 import argparse
 import json
@@ -102,3 +103,54 @@ def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(compare, m
     with pytest.raises(SystemExit):
         compare.check_lead_scores(["rmse_h", "acc_vo"], row, parser)
     assert "--lead-scores rmse_h: not recorded by these runs; they have acc_vo, rmse_z500" in capsys.readouterr().err
+
+
+def _stopped_run(compare, cfg, folder: Path, monkeypatch, stop_at_step: int) -> None:
+    """A run of ``cfg`` killed while taking step ``stop_at_step`` (its last checkpoint before it, no metrics)."""
+    import torch
+
+    class Killed(Exception):
+        pass
+
+    calls, original_step = {"n": 0}, torch.optim.AdamW.step
+
+    def dies(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == stop_at_step:
+            raise Killed
+        return original_step(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", dies)
+        with pytest.raises(Killed):
+            compare.run_or_reuse(cfg, folder, reuse=False)
+    assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
+
+
+def test_resume_continues_a_stopped_run_to_the_uninterrupted_numbers(compare, tmp_path, monkeypatch):
+    """``--resume``: a run stopped after its step-2 checkpoint continues to the losses and test error of
+    a run that was never stopped; without --resume the folder is refused, and a stopped run of
+    another [train] config is not continued under this one."""
+    from geounet.errors import GeounetError
+    from geounet.experiment.config import config_from_dict
+
+    raw = {"task": {"name": "triangle_poisson", "mesh_level": 3, "band_limits": [4, 8], "num_train": 8,
+                    "num_test": 4, "cache_dir": str(tmp_path / "data")},
+           "model": {"width": 4, "num_levels": 3, "channel_mult": [1]},
+           "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "eval_every": 4, "checkpoint_every": 2}}
+    cfg = config_from_dict(raw)
+    full = compare.run_or_reuse(cfg, tmp_path / "full", reuse=False)
+
+    _stopped_run(compare, cfg, tmp_path / "stopped", monkeypatch, stop_at_step=3)
+    with pytest.raises(GeounetError, match="pass --resume to continue it"):
+        compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False)
+    resumed = compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False, resume=True)
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
+    assert resumed["test"] == full["test"]
+    # finished now: --resume reads it like --reuse
+    assert compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False, resume=True)["test"] == full["test"]
+
+    faster = config_from_dict({**raw, "train": {**raw["train"], "lr": 2 * cfg.train.lr}})
+    _stopped_run(compare, faster, tmp_path / "other", monkeypatch, stop_at_step=3)
+    with pytest.raises(GeounetError, match="holds a different run .*train.lr"):
+        compare.run_or_reuse(cfg, tmp_path / "other", reuse=False, resume=True)
