@@ -31,10 +31,18 @@ def training_loss_tail(metrics: dict, last: int) -> float:
     return statistics.fmean(losses)
 
 
+def read_metrics(path: Path) -> dict:
+    """The metrics of a run: a metrics JSON, or a run folder's metrics.json."""
+    file = path / "metrics.json" if path.is_dir() else path
+    if not file.is_file():
+        raise SystemExit(f"{file} does not exist: pass a run's metrics JSON or its folder, of a finished run")
+    return json.loads(file.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", action="append", required=True, metavar=("LABEL", "RUN_JSON"),
-                        help="a label, then the metrics JSON of each of its seeds")
+    parser.add_argument("--model", nargs="+", action="append", required=True, metavar=("LABEL", "RUN"),
+                        help="a label, then each of its seeds' metrics JSON or run folder (its metrics.json)")
     parser.add_argument("--last", type=int, required=True, help="steps at the end of each run to average the loss over")
     args = parser.parse_args()
     print(f"| model | seeds | training loss, last {args.last} steps | held-out MSE | "
@@ -42,7 +50,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     first = None  # the first model's ({seed: loss}, {seed: held-out MSE})
     for label, *paths in args.model:
-        runs = [json.loads(Path(path).read_text()) for path in paths]
+        runs = [read_metrics(Path(path)) for path in paths]
         fit = {m["config"]["train"]["seed"]: training_loss_tail(m, args.last) for m in runs}  # {seed: loss}
         heldout = {m["config"]["train"]["seed"]: m["test"]["mse"] for m in runs}
         if first is None:
