@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 from pathlib import Path
 
@@ -275,6 +276,16 @@ def same_config(stored: dict, cfg) -> bool:
     return json.loads(json.dumps(with_defaults(stored))) == json.loads(json.dumps(cfg.to_dict()))
 
 
+def reproduce_command(args: argparse.Namespace, lead_scores: list[str]) -> str:
+    """The shell command that makes this table again; a model spec with overrides is quoted (its
+    ``|`` would pipe)."""
+    return f"python experiments/compare.py --config {args.config} --results {args.results} " + " ".join(
+        [f"--models {' '.join(map(shlex.quote, args.models))}", f"--seeds {' '.join(map(str, args.seeds))}"]
+        + [f'--set "{o}"' for o in args.overrides] + [f'--reference "{r}"' for r in args.reference]
+        + ([f"--lead-scores {' '.join(lead_scores)}"] if lead_scores else [])
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path)
@@ -338,11 +349,7 @@ def main() -> None:
     forecasting = "lead_hours" in next(iter(rows.values()))
     lead_scores = args.lead_scores if forecasting else []
     check_lead_scores(lead_scores, next(iter(rows.values())), parser)
-    command = f"python experiments/compare.py --config {args.config} --results {args.results} " + " ".join(
-        [f"--models {' '.join(args.models)}", f"--seeds {' '.join(map(str, args.seeds))}"]
-        + [f'--set "{o}"' for o in args.overrides] + [f'--reference "{r}"' for r in args.reference]
-        + ([f"--lead-scores {' '.join(lead_scores)}"] if lead_scores else [])
-    )
+    command = reproduce_command(args, lead_scores)
     lines = [
         f"Task `{cfg.task.name}` ({args.config}); {cfg.train.steps} AdamW steps, batch {cfg.train.batch_size}, "
         f"lr {cfg.train.lr}, {cfg.model.num_levels} levels, width {cfg.model.width}, device {cfg.train.device}; "

@@ -5,6 +5,7 @@ continues a stopped run with --resume."""
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,19 @@ def test_a_spec_with_overrides_is_named_by_its_label_and_overrides_in_one_cell(c
     assert compare.table_label("a|b") == "a, b" and compare.table_label("x") == "x"
     monkeypatch.setitem(compare.LABELS, "odd", "odd | name")
     assert compare.table_label("odd") == "odd \\| name"
+
+
+def test_the_reproduce_command_gives_the_shell_the_specs_and_settings_as_they_were(compare):
+    """A spec's ``|`` and ``[1]`` are quoted in the table's command, so a shell passes them on intact."""
+    models = ["unet:multiresnet", "unet:residual|model.width=32|model.channel_mult=[1]"]
+    args = argparse.Namespace(config="c.toml", results="out", models=models, seeds=[0, 1],
+                              overrides=["task.hierarchy='spectral'", "task.band_limits=[8,32,64]"], reference=[])
+    # tokenised as a shell does: an unquoted | or ; would end the word (and the command)
+    lexer = shlex.shlex(compare.reproduce_command(args, []), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = list(lexer)
+    assert words[words.index("--models") + 1:words.index("--seeds")] == models
+    assert [words[i + 1] for i, word in enumerate(words) if word == "--set"] == args.overrides
 
 
 def _forecast_run(rmse_z500: list[float], acc_vo: list[float]) -> dict:
