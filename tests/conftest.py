@@ -113,3 +113,32 @@ def load_experiment_script(relative: str):
 @pytest.fixture(scope="session")
 def experiment_script():
     return load_experiment_script
+
+
+class StoppedRun(Exception):
+    """Raised in place of an optimiser step by :func:`optimiser_stops_at`: the run is killed there."""
+
+
+@pytest.fixture
+def optimiser_stops_at(monkeypatch):
+    """``with optimiser_stops_at(n):`` makes the n-th AdamW step raise :class:`StoppedRun`
+    (``optimiser_stops_at.StoppedRun``), so a run is killed after its last checkpoint before step n;
+    the real step is back after the block."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def stops_at(step: int):
+        calls, original_step = {"n": 0}, torch.optim.AdamW.step
+
+        def step_or_stop(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == step:
+                raise StoppedRun
+            return original_step(self, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.optim.AdamW, "step", step_or_stop)
+            yield
+
+    stops_at.StoppedRun = StoppedRun
+    return stops_at

@@ -119,29 +119,14 @@ def test_a_forecasting_table_shows_the_chosen_scores_at_the_last_lead(compare, m
     assert "--lead-scores rmse_h: not recorded by these runs; they have acc_vo, rmse_z500" in capsys.readouterr().err
 
 
-def _stopped_run(compare, cfg, folder: Path, monkeypatch, stop_at_step: int) -> None:
+def _stopped_run(compare, cfg, folder: Path, optimiser_stops_at, stop_at_step: int) -> None:
     """A run of ``cfg`` killed while taking step ``stop_at_step`` (its last checkpoint before it, no metrics)."""
-    import torch
-
-    class Killed(Exception):
-        pass
-
-    calls, original_step = {"n": 0}, torch.optim.AdamW.step
-
-    def dies(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == stop_at_step:
-            raise Killed
-        return original_step(self, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(torch.optim.AdamW, "step", dies)
-        with pytest.raises(Killed):
-            compare.run_or_reuse(cfg, folder, reuse=False)
+    with optimiser_stops_at(stop_at_step), pytest.raises(optimiser_stops_at.StoppedRun):
+        compare.run_or_reuse(cfg, folder, reuse=False)
     assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
 
 
-def test_resume_continues_a_stopped_run_to_the_uninterrupted_numbers(compare, tmp_path, monkeypatch):
+def test_resume_continues_a_stopped_run_to_the_uninterrupted_numbers(compare, tmp_path, optimiser_stops_at):
     """``--resume``: a run stopped after its step-2 checkpoint continues to the losses and test error of
     a run that was never stopped; without --resume the folder is refused, and a stopped run of
     another [train] config is not continued under this one."""
@@ -155,7 +140,7 @@ def test_resume_continues_a_stopped_run_to_the_uninterrupted_numbers(compare, tm
     cfg = config_from_dict(raw)
     full = compare.run_or_reuse(cfg, tmp_path / "full", reuse=False)
 
-    _stopped_run(compare, cfg, tmp_path / "stopped", monkeypatch, stop_at_step=3)
+    _stopped_run(compare, cfg, tmp_path / "stopped", optimiser_stops_at, stop_at_step=3)
     with pytest.raises(GeounetError, match="pass --resume to continue it"):
         compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False)
     resumed = compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False, resume=True)
@@ -165,6 +150,6 @@ def test_resume_continues_a_stopped_run_to_the_uninterrupted_numbers(compare, tm
     assert compare.run_or_reuse(cfg, tmp_path / "stopped", reuse=False, resume=True)["test"] == full["test"]
 
     faster = config_from_dict({**raw, "train": {**raw["train"], "lr": 2 * cfg.train.lr}})
-    _stopped_run(compare, faster, tmp_path / "other", monkeypatch, stop_at_step=3)
+    _stopped_run(compare, faster, tmp_path / "other", optimiser_stops_at, stop_at_step=3)
     with pytest.raises(GeounetError, match="holds a different run .*train.lr"):
         compare.run_or_reuse(cfg, tmp_path / "other", reuse=False, resume=True)

@@ -27,9 +27,9 @@ FINEST="|model.width=32|model.channel_mult=[1]|model.decoder_blocks=1"
 BUDGETS="1200 2400 4800"
 RUNS=runs/darcy_converge
 OUT=experiments/darcy_mesh/converged
-. experiments/budgets.sh  # run_budget, table_of_budget, gains_of_doublings
-models_of() {  # MODELS, and at 2400 steps the U-Nets in the FINEST layout
-  printf "%s " $MODELS
+. experiments/budgets.sh  # run_budget, table_of_budget, models_at, gains_of_doublings
+models_of() {  # models_at STEPS, and at 2400 steps the U-Nets in the FINEST layout
+  models_at "$1"
   [ "$1" = 2400 ] && for variant in residual multiresnet multiresnet_matched; do printf "%s " "unet:$variant$FINEST"; done
 }
 case "$1" in

@@ -24,7 +24,7 @@ RUNS=runs/sphere_converge
 OUT=experiments/face_path/converged
 . experiments/budgets.sh  # run_budget, table_of_budget, models_at, finished, gains_of_doublings
 case "$1" in
-  run) run_budget "$2" "$3" "$4" --reuse ;;
+  run) run_budget "$2" "$3" "$4" ;;
   table)
     shift; for steps in ${*:-$BUDGETS}; do
       table_of_budget $steps --models $(models_at $steps) --reference "persistence=1"

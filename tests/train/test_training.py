@@ -80,7 +80,7 @@ def _toy_data(n=16):
     return Dataset(x, x.sum(-1, keepdim=True), GRID)
 
 
-def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_matches_uninterrupted_run(tmp_path, optimiser_stops_at):
     """Kill a run after its step-5 checkpoint; resuming reproduces the uninterrupted losses."""
     cfg = TrainConfig(steps=12, batch_size=4, checkpoint_every=5, eval_every=100, warmup_steps=2)
     data = _toy_data()
@@ -91,23 +91,9 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     full = fit(model(), data, cfg, progress=False).history
 
-    class Killed(Exception):
-        pass
-
-    calls = {"n": 0}
-    original_step = torch.optim.AdamW.step
-
-    def dies_at_step_eight(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise Killed
-        return original_step(self, *args, **kwargs)
-
     ckpt = tmp_path / "c.pt"
-    monkeypatch.setattr(torch.optim.AdamW, "step", dies_at_step_eight)
-    with pytest.raises(Killed):
+    with optimiser_stops_at(8), pytest.raises(optimiser_stops_at.StoppedRun):
         fit(model(), data, cfg, checkpoint_path=ckpt, progress=False)
-    monkeypatch.setattr(torch.optim.AdamW, "step", original_step)
     assert load_checkpoint(ckpt)["step"] == 5
 
     resumed = fit(model(), data, cfg, checkpoint_path=ckpt, resume=True, progress=False).history
