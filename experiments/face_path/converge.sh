@@ -7,7 +7,7 @@
 # 1 - L(2N) / L(N) per seed (experiments/budget_gains.py); under a cosine schedule a run's own curve
 # cannot tell it, so the budgets are separate runs (as for Darcy, experiments/darcy_mesh/converge.sh).
 # The Multi-ResNet's 900-step runs are the main job's (RESULTS §5): `run` reuses them when their
-# metrics are in place (`--reuse` reads a run whose stored config is this one).
+# metrics are in place (run_budget's `--resume` reads a run whose stored config is this one).
 # Run from the repository root with OMP_NUM_THREADS=1.
 #   sh converge.sh run MODEL SEED STEPS   one run into runs/sphere_converge/steps<STEPS>
 #   sh converge.sh table [STEPS...]       the tables of these budgets (default: every budget), the
